@@ -1,0 +1,51 @@
+//! File dialogs behind a small trait, always called off the UI thread.
+//!
+//! rfd's portal dialogs can block (or hang on a broken desktop), so the app runs every dialog
+//! on its own thread and reads the answer from a channel. Tests substitute a scripted
+//! implementation.
+
+use std::path::PathBuf;
+
+/// What the app asks the person to pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogRequest {
+    OpenProject,
+    NewProject,
+    ImportFolder,
+    ImportImages,
+}
+
+/// Something that can show file dialogs; `None` when the person cancels.
+pub trait Dialogs: Send + Sync {
+    fn pick(&self, request: DialogRequest) -> Option<Vec<PathBuf>>;
+}
+
+/// Native dialogs through rfd.
+pub struct NativeDialogs;
+
+impl Dialogs for NativeDialogs {
+    fn pick(&self, request: DialogRequest) -> Option<Vec<PathBuf>> {
+        let dialog = rfd::FileDialog::new();
+        match request {
+            DialogRequest::OpenProject => dialog
+                .set_title("Open project")
+                .add_filter("thyme-studio project", &["thyme"])
+                .pick_file()
+                .map(|p| vec![p]),
+            DialogRequest::NewProject => dialog
+                .set_title("New project")
+                .add_filter("thyme-studio project", &["thyme"])
+                .set_file_name("project.thyme")
+                .save_file()
+                .map(|p| vec![p]),
+            DialogRequest::ImportFolder => dialog
+                .set_title("Import a folder of images")
+                .pick_folder()
+                .map(|p| vec![p]),
+            DialogRequest::ImportImages => dialog
+                .set_title("Import images")
+                .add_filter("Images", &crate::imagery::format::EXTENSIONS)
+                .pick_files(),
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! The eframe app: workspaces, menus, background jobs, and the glue between them.
+//!
+//! Owns the UI's state and nothing else: it reads a [`project::ProjectView`] snapshot each
+//! frame, and every job (import, thumbnails, the first-run demo, file dialogs) runs on another
+//! thread and reports through a channel, so the UI thread never waits on disk or compute.
+
+pub mod dialogs;
+pub mod import_job;
+pub mod project;
+pub mod settings;
+pub mod thumbnails;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use egui::{ColorImage, TextureHandle, TextureOptions, ThemePreference};
+
+use crate::dataset::{ImageId, QuestionId};
+use crate::imagery::PixelBudget;
+use crate::import::{ImportOptions, ImportReport};
+use crate::paths::AppDirs;
+use crate::store::SqliteStore;
+use crate::ui;
+use dialogs::{DialogRequest, Dialogs, NativeDialogs};
+use import_job::ImportJob;
+use project::{ImageDetail, ProjectView};
+use settings::Settings;
+use thumbnails::{Kind, Thumbnailer};
+
+/// The three workspaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workspace {
+    Annotate,
+    Inspect,
+    Run,
+}
+
+impl Workspace {
+    pub const ALL: [Workspace; 3] = [Workspace::Annotate, Workspace::Inspect, Workspace::Run];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Workspace::Annotate => "Annotate",
+            Workspace::Inspect => "Inspect",
+            Workspace::Run => "Run",
+        }
+    }
+}
+
+/// How the app starts.
+pub struct AppConfig {
+    /// The project to open; `None` opens (and on first run creates) the demo project.
+    pub project: Option<PathBuf>,
+    pub dirs: AppDirs,
+    pub dialogs: Arc<dyn Dialogs>,
+    pub budget: PixelBudget,
+    /// Size divisor of the demo scenes when the demo has to be created (1 = full size).
+    pub demo_scale: u32,
+}
+
+impl AppConfig {
+    pub fn for_user(project: Option<PathBuf>) -> Self {
+        Self {
+            project,
+            dirs: AppDirs::for_user(),
+            dialogs: Arc::new(NativeDialogs),
+            budget: PixelBudget::DEFAULT,
+            demo_scale: 1,
+        }
+    }
+}
+
+enum Picture {
+    Loading,
+    Ready(TextureHandle),
+    Failed(String),
+}
+
+/// A message for the person, shown until dismissed.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+/// The whole app's UI state.
+pub struct StudioApp {
+    config: AppConfig,
+    settings: Settings,
+    pub project: Option<ProjectView>,
+    pub workspace: Workspace,
+    pub selected: Option<ImageId>,
+    detail: ImageDetail,
+    highlighted: Option<QuestionId>,
+    thumbnailer: Thumbnailer,
+    pictures: HashMap<(ImageId, Kind), Picture>,
+    import: Option<ImportJob>,
+    pub last_report: Option<ImportReport>,
+    pub notices: Vec<Notice>,
+    dialog: Option<(DialogRequest, Receiver<Option<Vec<PathBuf>>>)>,
+    demo: Option<Receiver<Result<PathBuf, String>>>,
+}
+
+/// Run the app in a window until it is closed.
+pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = AppConfig::for_user(project);
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("thyme-studio")
+            .with_inner_size([1400.0, 900.0])
+            .with_drag_and_drop(true),
+        renderer: renderer_from_env(),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "thyme-studio",
+        options,
+        Box::new(move |_cc| Ok(Box::new(StudioApp::new(config)))),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+}
+
+/// `THYME_STUDIO_RENDERER=wgpu|glow` picks the renderer; glow is the default because it is
+/// much lighter on software-rendered desktops and virtual machines.
+fn renderer_from_env() -> eframe::Renderer {
+    match std::env::var("THYME_STUDIO_RENDERER").as_deref() {
+        Ok("wgpu") => eframe::Renderer::Wgpu,
+        _ => eframe::Renderer::Glow,
+    }
+}
+
+impl eframe::App for StudioApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl StudioApp {
+    pub fn new(config: AppConfig) -> Self {
+        let settings = Settings::load(&config.dirs.settings_file());
+        let thumbnailer = Thumbnailer::new(config.dirs.thumbnail_dir(), config.budget, 2);
+        let mut app = Self {
+            settings,
+            project: None,
+            workspace: Workspace::Annotate,
+            selected: None,
+            detail: ImageDetail::default(),
+            highlighted: None,
+            thumbnailer,
+            pictures: HashMap::new(),
+            import: None,
+            last_report: None,
+            notices: Vec::new(),
+            dialog: None,
+            demo: None,
+            config,
+        };
+        match app.config.project.clone() {
+            Some(path) => app.open_project(path),
+            None => app.open_demo(),
+        }
+        app
+    }
+
+    /// Is any background work still running?
+    pub fn busy(&self) -> bool {
+        self.import.is_some()
+            || self.demo.is_some()
+            || self.dialog.is_some()
+            || self.thumbnailer.pending() > 0
+            || self
+                .pictures
+                .values()
+                .any(|p| matches!(p, Picture::Loading))
+    }
+
+    /// Open the demo project, creating it in the background on first run.
+    fn open_demo(&mut self) {
+        let dir = self.config.dirs.demo_dir();
+        let project = dir.join(crate::demo::PROJECT_FILE);
+        if project.is_file() {
+            self.open_project(project);
+            return;
+        }
+        let (tx, rx) = channel();
+        let scale = self.config.demo_scale;
+        let spawned = std::thread::Builder::new()
+            .name("demo".into())
+            .spawn(move || {
+                let result =
+                    crate::demo::write_demo(&dir, scale, &|_| {}).map_err(|e| e.to_string());
+                let _ = tx.send(result);
+            });
+        match spawned {
+            Ok(_) => self.demo = Some(rx),
+            Err(e) => self.notify_error(format!("cannot create the demo project: {e}")),
+        }
+    }
+
+    pub fn open_project(&mut self, path: PathBuf) {
+        match ProjectView::open(&path) {
+            Ok(view) => {
+                self.thumbnailer.clear();
+                self.pictures.clear();
+                self.selected = None;
+                self.detail = ImageDetail::default();
+                self.highlighted = None;
+                for image in &view.images {
+                    if !view.missing.contains(&image.id) {
+                        self.thumbnailer
+                            .request(image.id.clone(), image.path.clone(), Kind::Thumb);
+                        self.pictures
+                            .insert((image.id.clone(), Kind::Thumb), Picture::Loading);
+                    }
+                }
+                self.settings.remember(&path);
+                if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+                    tracing::warn!("settings not saved: {e}");
+                }
+                self.project = Some(view);
+            }
+            Err(e) => self.notify_error(e.to_string()),
+        }
+    }
+
+    fn new_project(&mut self, path: PathBuf) {
+        let path = if path.extension().is_none() {
+            path.with_extension(crate::store::PROJECT_EXTENSION)
+        } else {
+            path
+        };
+        match SqliteStore::create(&path) {
+            Ok(store) => {
+                drop(store);
+                self.open_project(path);
+            }
+            Err(e) => self.notify_error(e.to_string()),
+        }
+    }
+
+    pub fn select(&mut self, id: ImageId) {
+        let Some(project) = &self.project else {
+            return;
+        };
+        match project.detail(&id) {
+            Ok(detail) => self.detail = detail,
+            Err(e) => {
+                self.notify_error(e.to_string());
+                return;
+            }
+        }
+        if let Some(image) = project.image(&id) {
+            if !project.missing.contains(&id)
+                && !self.pictures.contains_key(&(id.clone(), Kind::Preview))
+            {
+                self.thumbnailer
+                    .request(id.clone(), image.path.clone(), Kind::Preview);
+                self.pictures
+                    .insert((id.clone(), Kind::Preview), Picture::Loading);
+            }
+        }
+        self.highlighted = None;
+        self.selected = Some(id);
+    }
+
+    /// Start importing files or folders into the open project.
+    pub fn start_import(&mut self, inputs: Vec<PathBuf>) {
+        let Some(project) = &self.project else {
+            self.notify_error("open or create a project before importing images".to_owned());
+            return;
+        };
+        if self.import.is_some() {
+            self.notify_error("an import is already running".to_owned());
+            return;
+        }
+        let options = ImportOptions {
+            budget: self.config.budget,
+            ..ImportOptions::default()
+        };
+        self.import = Some(ImportJob::start(project.path.clone(), inputs, options));
+    }
+
+    fn notify_error(&mut self, text: String) {
+        tracing::warn!("{text}");
+        self.notices.push(Notice {
+            text,
+            is_error: true,
+        });
+    }
+
+    fn ask(&mut self, request: DialogRequest) {
+        if self.dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let dialogs = self.config.dialogs.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dialog".into())
+            .spawn(move || {
+                let _ = tx.send(dialogs.pick(request));
+            });
+        match spawned {
+            Ok(_) => self.dialog = Some((request, rx)),
+            Err(e) => self.notify_error(format!("cannot show the dialog: {e}")),
+        }
+    }
+
+    /// Collect what background work has finished since the last frame.
+    fn poll_jobs(&mut self, ctx: &egui::Context) {
+        if let Some(rx) = &self.demo {
+            if let Ok(result) = rx.try_recv() {
+                self.demo = None;
+                match result {
+                    Ok(path) => self.open_project(path),
+                    Err(e) => {
+                        self.notify_error(format!("the demo project could not be created: {e}"))
+                    }
+                }
+            }
+        }
+        if let Some((request, rx)) = &self.dialog {
+            if let Ok(answer) = rx.try_recv() {
+                let request = *request;
+                self.dialog = None;
+                if let Some(paths) = answer.filter(|p| !p.is_empty()) {
+                    match request {
+                        DialogRequest::OpenProject => self.open_project(paths[0].clone()),
+                        DialogRequest::NewProject => self.new_project(paths[0].clone()),
+                        DialogRequest::ImportFolder | DialogRequest::ImportImages => {
+                            self.start_import(paths)
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(job) = &self.import {
+            if let Some(result) = job.finished() {
+                self.import = None;
+                match result {
+                    Ok(report) => {
+                        let selected = self.selected.clone();
+                        if let Some(project) = &mut self.project {
+                            if let Err(e) = project.reload() {
+                                self.notices.push(Notice {
+                                    text: e.to_string(),
+                                    is_error: true,
+                                });
+                            }
+                        }
+                        self.request_missing_thumbnails();
+                        if let Some(id) = selected {
+                            self.select(id);
+                        }
+                        self.last_report = Some(report);
+                    }
+                    Err(e) => self.notify_error(format!("import failed: {e}")),
+                }
+            }
+        }
+        for done in self.thumbnailer.poll() {
+            let picture = match done.result {
+                Ok(rgba) => {
+                    let size = [rgba.width() as usize, rgba.height() as usize];
+                    let color = ColorImage::from_rgba_unmultiplied(size, rgba.as_raw());
+                    let name = format!("{}-{:?}", done.id.short(), done.kind);
+                    Picture::Ready(ctx.load_texture(name, color, TextureOptions::LINEAR))
+                }
+                Err(e) => Picture::Failed(e),
+            };
+            self.pictures.insert((done.id, done.kind), picture);
+        }
+        if self.busy() {
+            ctx.request_repaint_after(Duration::from_millis(50));
+        }
+    }
+
+    fn request_missing_thumbnails(&mut self) {
+        let Some(project) = &self.project else {
+            return;
+        };
+        for image in &project.images {
+            let key = (image.id.clone(), Kind::Thumb);
+            if !project.missing.contains(&image.id) && !self.pictures.contains_key(&key) {
+                self.thumbnailer
+                    .request(image.id.clone(), image.path.clone(), Kind::Thumb);
+                self.pictures.insert(key, Picture::Loading);
+            }
+        }
+    }
+
+    /// Draw one frame.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.poll_jobs(&ctx);
+        self.handle_dropped_files(&ctx);
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        match self.workspace {
+            Workspace::Annotate => self.annotate(ui),
+            Workspace::Inspect => placeholder(
+                ui,
+                "Inspect",
+                "Open agent traces (ours, Thyme SFT and RL logs, DeepEyes, Mini-o3, PyVision), step through every generate, execute and answer step, and see every crop placed on the original image. Coming next.",
+            ),
+            Workspace::Run => placeholder(
+                ui,
+                "Run",
+                "Run a vision-language model agent step by step on an image and a question: each generated code cell, the sandbox's output and every intermediate image, with editing and continuing. Coming next.",
+            ),
+        }
+        self.windows(&ctx);
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_owned())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            self.start_import(dropped);
+        }
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("New project...").clicked() {
+                    self.ask(DialogRequest::NewProject);
+                }
+                if ui.button("Open project...").clicked() {
+                    self.ask(DialogRequest::OpenProject);
+                }
+                ui.menu_button("Open recent", |ui| {
+                    if self.settings.recent.is_empty() {
+                        ui.weak("nothing yet");
+                    }
+                    for path in self.settings.recent.clone() {
+                        if ui.button(path.display().to_string()).clicked() {
+                            self.open_project(path);
+                        }
+                    }
+                });
+                if ui.button("Open demo project").clicked() {
+                    self.open_demo();
+                }
+                ui.separator();
+                let can_import = self.project.is_some() && self.import.is_none();
+                if ui
+                    .add_enabled(can_import, egui::Button::new("Import folder..."))
+                    .clicked()
+                {
+                    self.ask(DialogRequest::ImportFolder);
+                }
+                if ui
+                    .add_enabled(can_import, egui::Button::new("Import images..."))
+                    .clicked()
+                {
+                    self.ask(DialogRequest::ImportImages);
+                }
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                for (label, pref) in [
+                    ("Follow the system theme", ThemePreference::System),
+                    ("Light theme", ThemePreference::Light),
+                    ("Dark theme", ThemePreference::Dark),
+                ] {
+                    if ui.button(label).clicked() {
+                        ui.ctx().set_theme(pref);
+                    }
+                }
+            });
+            ui.separator();
+            for w in Workspace::ALL {
+                if ui
+                    .selectable_label(self.workspace == w, w.title())
+                    .clicked()
+                {
+                    self.workspace = w;
+                }
+            }
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            match &self.project {
+                Some(p) => {
+                    ui.label(p.path.display().to_string());
+                    ui.separator();
+                    ui.label(format!(
+                        "{} images · {} boxes · {} questions",
+                        p.stats.images, p.stats.regions, p.stats.questions
+                    ));
+                    if p.stats.images_missing > 0 {
+                        ui.colored_label(
+                            ui::WARNING,
+                            format!("{} image file(s) not found", p.stats.images_missing),
+                        );
+                    }
+                }
+                None if self.demo.is_some() => {
+                    ui.label("Preparing the demo project...");
+                }
+                None => {
+                    ui.label("No project open");
+                }
+            }
+            if let Some(job) = &self.import {
+                let p = job.progress();
+                ui.separator();
+                let fraction = if p.total == 0 {
+                    0.0
+                } else {
+                    p.done as f32 / p.total as f32
+                };
+                ui.add(
+                    egui::ProgressBar::new(fraction)
+                        .desired_width(200.0)
+                        .text(format!("importing {}/{} {}", p.done, p.total, p.current)),
+                );
+                if ui.button("Cancel import").clicked() {
+                    job.cancel();
+                }
+            }
+            let pending = self.thumbnailer.pending();
+            if pending > 0 {
+                ui.separator();
+                ui.label(format!("thumbnails: {pending} to go"));
+            }
+        });
+    }
+
+    fn annotate(&mut self, ui: &mut egui::Ui) {
+        let Some(project) = &self.project else {
+            let text = if self.demo.is_some() {
+                "Drawing the demo scenes (a few seconds, only on the first run)..."
+            } else {
+                "No project is open. Use File > New project or File > Open project."
+            };
+            placeholder(ui, "Annotate", text);
+            return;
+        };
+        let mut clicked_image = None;
+        egui::Panel::left("images")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                ui.heading(format!("Images ({})", project.images.len()));
+                if project.images.is_empty() {
+                    ui.label("No images yet: drop image files or folders here, or use File > Import folder.");
+                }
+                let rows: Vec<ui::image_list::ImageRow<'_>> = project
+                    .images
+                    .iter()
+                    .map(|image| {
+                        let (regions, questions) =
+                            project.counts.get(&image.id).copied().unwrap_or((0, 0));
+                        ui::image_list::ImageRow {
+                            image,
+                            thumbnail: match self.pictures.get(&(image.id.clone(), Kind::Thumb)) {
+                                Some(Picture::Ready(t)) => Some(t),
+                                _ => None,
+                            },
+                            regions,
+                            questions,
+                            missing: project.missing.contains(&image.id),
+                        }
+                    })
+                    .collect();
+                clicked_image = ui::image_list::image_list(ui, &rows, self.selected.as_ref());
+            });
+        let selected = self
+            .selected
+            .as_ref()
+            .and_then(|id| project.image(id))
+            .cloned();
+        let mut clicked_question = None;
+        if let Some(image) = &selected {
+            egui::Panel::right("qa")
+                .resizable(true)
+                .default_size(340.0)
+                .show(ui, |ui| {
+                    clicked_question = ui::qa_panel::qa_panel(
+                        ui,
+                        image.size,
+                        &self.detail.regions,
+                        &self.detail.questions,
+                        self.highlighted,
+                    );
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| match &selected {
+            None => {
+                ui.centered_and_justified(|ui| {
+                    ui.label("Select an image on the left.");
+                });
+            }
+            Some(image) => {
+                ui.horizontal(|ui| {
+                    ui.strong(image.file_name());
+                    ui.label(format!("{} · {}", image.size, image.id.short()));
+                    if let Some(w) = crate::dataset::rules::check_image_size(image.size) {
+                        ui.colored_label(ui::WARNING, w.to_string());
+                    }
+                });
+                let emphasised: Vec<_> = self
+                    .highlighted
+                    .and_then(|q| self.detail.questions.iter().find(|x| x.id == q))
+                    .map(|q| q.regions.clone())
+                    .unwrap_or_default();
+                let preview = self.pictures.get(&(image.id.clone(), Kind::Preview));
+                let thumb = self.pictures.get(&(image.id.clone(), Kind::Thumb));
+                let texture = match (preview, thumb) {
+                    (Some(Picture::Ready(t)), _) | (_, Some(Picture::Ready(t))) => Some(t),
+                    _ => None,
+                };
+                if project.missing.contains(&image.id) {
+                    ui.colored_label(
+                        ui::WARNING,
+                        format!("The file is not at {} any more.", image.path.display()),
+                    );
+                } else if let Some(Picture::Failed(e)) = preview {
+                    ui.colored_label(ui::WARNING, e.as_str());
+                } else if !matches!(preview, Some(Picture::Ready(_))) {
+                    ui.weak("Loading the full view...");
+                }
+                if let Some(texture) = texture {
+                    ui::fitted_view::fitted_view(
+                        ui,
+                        texture,
+                        image.size,
+                        &self.detail.regions,
+                        &emphasised,
+                        &format!("image {}", image.file_name()),
+                    );
+                }
+            }
+        });
+        if let Some(q) = clicked_question {
+            self.highlighted = if self.highlighted == Some(q) {
+                None
+            } else {
+                Some(q)
+            };
+        }
+        if let Some(id) = clicked_image {
+            self.select(id);
+        }
+    }
+
+    fn windows(&mut self, ctx: &egui::Context) {
+        let mut dismiss = None;
+        if !self.notices.is_empty() {
+            egui::Window::new("Messages")
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    for (i, n) in self.notices.iter().enumerate() {
+                        ui.horizontal(|ui| {
+                            if n.is_error {
+                                ui.colored_label(ui::WARNING, &n.text);
+                            } else {
+                                ui.label(&n.text);
+                            }
+                            if ui.button("Dismiss").clicked() {
+                                dismiss = Some(i);
+                            }
+                        });
+                    }
+                });
+        }
+        if let Some(i) = dismiss {
+            self.notices.remove(i);
+        }
+        let mut close_report = false;
+        if let Some(report) = &self.last_report {
+            egui::Window::new("Import report")
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    ui.label(format!(
+                        "Added {} image(s), skipped {}, ignored {} other file(s){}.",
+                        report.added(),
+                        report.skipped().count(),
+                        report.ignored_other_files,
+                        if report.cancelled { " (cancelled)" } else { "" }
+                    ));
+                    egui::ScrollArea::vertical()
+                        .max_height(300.0)
+                        .show(ui, |ui| {
+                            for (_, reason, message) in report.skipped() {
+                                ui.colored_label(
+                                    ui::WARNING,
+                                    format!("{}: {message}", reason.as_str()),
+                                );
+                            }
+                            for (path, warning) in report.warnings() {
+                                ui.label(format!("{}: {warning}", path.display()));
+                            }
+                        });
+                    if ui.button("Close").clicked() {
+                        close_report = true;
+                    }
+                });
+        }
+        if close_report {
+            self.last_report = None;
+        }
+        let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
+        if hovering {
+            egui::Area::new(egui::Id::unique("drop-hint"))
+                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+                .show(ctx, |ui| {
+                    ui.heading("Drop images or folders to import them");
+                });
+        }
+    }
+}
+
+fn placeholder(ui: &mut egui::Ui, title: &str, text: &str) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.heading(title);
+        ui.label(text);
+    });
+}

@@ -1,0 +1,78 @@
+//! The open project as the UI sees it: a snapshot re-read after every change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::dataset::{ImageId, ImageRecord, Question, Region};
+use crate::store::{ProjectStats, SqliteStore, Store, StoreError};
+
+/// What the UI reads each frame; rebuilt by [`ProjectView::reload`], never during drawing.
+pub struct ProjectView {
+    pub path: PathBuf,
+    store: SqliteStore,
+    pub images: Vec<ImageRecord>,
+    pub missing: BTreeSet<ImageId>,
+    pub stats: ProjectStats,
+    /// Boxes and questions per image, for the list.
+    pub counts: BTreeMap<ImageId, (usize, usize)>,
+}
+
+/// The selected image's annotations.
+#[derive(Debug, Clone, Default)]
+pub struct ImageDetail {
+    pub regions: Vec<Region>,
+    pub questions: Vec<Question>,
+}
+
+impl ProjectView {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(path)?;
+        let mut view = Self {
+            path: path.to_owned(),
+            store,
+            images: Vec::new(),
+            missing: BTreeSet::new(),
+            stats: ProjectStats::default(),
+            counts: BTreeMap::new(),
+        };
+        view.reload()?;
+        Ok(view)
+    }
+
+    /// Re-read the lists after an edit or an import.
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.images = self.store.images()?;
+        self.missing = self
+            .store
+            .missing_files()?
+            .into_iter()
+            .map(|m| m.image)
+            .collect();
+        self.stats = self.store.stats()?;
+        self.counts.clear();
+        for image in &self.images {
+            let regions = self.store.regions(&image.id)?.len();
+            let questions = self.store.questions(&image.id)?.len();
+            self.counts.insert(image.id.clone(), (regions, questions));
+        }
+        Ok(())
+    }
+
+    pub fn detail(&self, id: &ImageId) -> Result<ImageDetail, StoreError> {
+        Ok(ImageDetail {
+            regions: self.store.regions(id)?,
+            questions: self.store.questions(id)?,
+        })
+    }
+
+    pub fn image(&self, id: &ImageId) -> Option<&ImageRecord> {
+        self.images.iter().find(|i| i.id == *id)
+    }
+
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}

@@ -1,0 +1,17 @@
+//! The annotation domain: images, regions (boxes), questions, categories and review status.
+//!
+//! Owns the plain data types that the store persists and every workspace shows, and (in
+//! [`rules`]) the rules that decide whether a piece of data is acceptable. Nothing here does
+//! I/O except [`ImageId::of_file`], which hashes a file's bytes.
+
+pub mod category;
+pub mod image;
+pub mod question;
+pub mod region;
+pub mod rules;
+
+pub use category::Category;
+pub use image::{ImageId, ImageRecord};
+pub use question::{Answer, Question, QuestionId, ReviewStatus};
+pub use region::{Region, RegionId};
+pub use rules::{RuleError, RuleWarning};

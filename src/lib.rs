@@ -1,0 +1,15 @@
+//! thyme-studio: a workbench for "thinking with images" vision agents.
+//!
+//! The core modules ([`geometry`], [`dataset`], [`store`], [`imagery`], [`import`], [`demo`])
+//! know nothing of the UI; [`app`] and [`ui`] are a thin egui layer over them, and every job
+//! also has a headless CLI subcommand (see `main.rs`).
+
+pub mod app;
+pub mod dataset;
+pub mod demo;
+pub mod geometry;
+pub mod imagery;
+pub mod import;
+pub mod paths;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,203 @@
+//! The `thyme-studio` command: the GUI when given nothing, a subcommand for every headless job.
+//!
+//! Exit codes: 0 ok, 1 a user error (one-line message naming the file), 2 an internal error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use thyme_studio::imagery::PixelBudget;
+use thyme_studio::import::{ImportOptions, ImportReport};
+use thyme_studio::store::{SqliteStore, Store, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "thyme-studio",
+    version,
+    about = "Annotate small objects on huge images, inspect and run code-as-tool vision agents",
+    long_about = "With no subcommand, opens the app on the built-in demo project (created on first run)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Open a project in the app.
+    Open { file: PathBuf },
+    /// Create a new, empty project file.
+    New { file: PathBuf },
+    /// Add images (files or folders, searched recursively) to a project.
+    Import {
+        file: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Refuse images with more pixels than this (default: one gigapixel).
+        #[arg(long, default_value_t = PixelBudget::DEFAULT.0)]
+        max_pixels: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count images, boxes and questions of a project.
+    Stats {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the demo project into a folder.
+    Demo {
+        dir: PathBuf,
+        /// Divide every scene's size by this (1 = full size; smaller scenes are quicker to make).
+        #[arg(long, default_value_t = 1, hide = true)]
+        scale: u32,
+    },
+}
+
+/// A failure, sorted by whose it is.
+enum Failure {
+    User(anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Sqlite(_) | StoreError::Io { .. } => Failure::Internal(e.into()),
+            other => Failure::User(other.into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::User(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Internal(e)) => {
+            eprintln!("internal error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        None => thyme_studio::app::run(None).map_err(Failure::Internal),
+        Some(Cmd::Open { file }) => {
+            // Check the file here so a bad path is a one-line error, not a window.
+            SqliteStore::open(&file)?;
+            thyme_studio::app::run(Some(file)).map_err(Failure::Internal)
+        }
+        Some(Cmd::New { file }) => {
+            SqliteStore::create(&file)?;
+            println!("created {}", file.display());
+            Ok(())
+        }
+        Some(Cmd::Import {
+            file,
+            paths,
+            max_pixels,
+            json,
+        }) => import(file, paths, max_pixels, json),
+        Some(Cmd::Stats { file, json }) => {
+            let store = SqliteStore::open(&file)?;
+            let stats = store.stats()?;
+            if json {
+                let text = serde_json::to_string_pretty(&stats)
+                    .context("writing JSON")
+                    .map_err(Failure::Internal)?;
+                println!("{text}");
+            } else {
+                println!("{}", file.display());
+                println!("{stats}");
+            }
+            Ok(())
+        }
+        Some(Cmd::Demo { dir, scale }) => {
+            if scale == 0 {
+                return Err(Failure::User(anyhow::anyhow!("--scale must be at least 1")));
+            }
+            let started = Instant::now();
+            let project = thyme_studio::demo::write_demo(&dir, scale, &|step| {
+                tracing::info!("{step}");
+            })
+            .map_err(|e| match e {
+                thyme_studio::demo::DemoError::Store(s) => Failure::from(s),
+                other => Failure::Internal(other.into()),
+            })?;
+            println!(
+                "wrote {} in {:.1} s",
+                project.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Result<(), Failure> {
+    let mut store = SqliteStore::open(&file)?;
+    let options = ImportOptions {
+        budget: PixelBudget(max_pixels),
+        ..ImportOptions::default()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let cancel = AtomicBool::new(false);
+    let report = thyme_studio::import::import(&mut store, &paths, &options, &cancel, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(p.current.display().to_string());
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .context("writing JSON")
+            .map_err(Failure::Internal)?;
+        println!("{text}");
+    } else {
+        print_report(&report, seconds);
+    }
+    Ok(())
+}
+
+fn print_report(report: &ImportReport, seconds: f64) {
+    for (path, reason, message) in report.skipped() {
+        println!("skipped ({}): {message}", reason.as_str());
+        tracing::debug!(path = %path.display(), "skipped");
+    }
+    for (path, warning) in report.warnings() {
+        println!("warning: {}: {warning}", path.display());
+    }
+    let added = report.added();
+    let skipped = report.skipped().count();
+    let rate = if seconds > 0.0 {
+        added as f64 / seconds
+    } else {
+        0.0
+    };
+    println!(
+        "added {added}, skipped {skipped}, ignored {} other file(s), in {seconds:.2} s ({rate:.1} images/s)",
+        report.ignored_other_files
+    );
+}

@@ -1,0 +1,223 @@
+//! The command line: new, import (with a report of what was skipped and why), stats, demo,
+//! and exit codes (0 ok, 1 user error with a one-line message).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_thyme-studio"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, seed])
+    })
+    .save(path)
+    .unwrap();
+}
+
+fn write_jpeg(path: &Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 200) as u8, (y % 200) as u8, 9])
+    })
+    .save(path)
+    .unwrap();
+}
+
+#[test]
+fn new_then_stats_of_an_empty_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.thyme");
+    let o = run(&["new", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(&["stats", p.to_str().unwrap(), "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 0);
+    assert_eq!(v["questions"], 0);
+}
+
+#[test]
+fn new_over_an_existing_file_is_a_user_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.thyme");
+    std::fs::write(&p, "precious").unwrap();
+    let o = run(&["new", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("p.thyme"));
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
+}
+
+#[test]
+fn import_reports_every_skipped_file_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(imgs.join("sub")).unwrap();
+    write_png(&imgs.join("big.png"), 2600, 300, 1);
+    write_png(&imgs.join("sub/small.png"), 300, 200, 2);
+    // The same bytes under another name.
+    std::fs::copy(imgs.join("big.png"), imgs.join("sub/copy.png")).unwrap();
+    // A truncated JPEG.
+    write_jpeg(&imgs.join("cut.jpg"), 400, 300);
+    let bytes = std::fs::read(imgs.join("cut.jpg")).unwrap();
+    std::fs::write(imgs.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    // Text wearing an image extension.
+    std::fs::write(imgs.join("notes.jpg"), "not an image at all").unwrap();
+    // A file the importer should not even look at.
+    std::fs::write(imgs.join("readme.txt"), "hello").unwrap();
+    // Over the pixel budget given on the command line.
+    write_png(&imgs.join("huge.png"), 3000, 1000, 3);
+
+    let p = dir.path().join("p.thyme");
+    assert!(run(&["new", p.to_str().unwrap()]).status.success());
+    let o = run(&[
+        "import",
+        p.to_str().unwrap(),
+        imgs.to_str().unwrap(),
+        "--max-pixels",
+        "2000000",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    let outcome = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not in report"))
+            .clone()
+    };
+    assert_eq!(outcome("big.png")["outcome"], "added");
+    assert_eq!(outcome("small.png")["outcome"], "added");
+    assert!(
+        outcome("small.png")["warning"]
+            .as_str()
+            .unwrap()
+            .contains("2048")
+    );
+    assert_eq!(outcome("copy.png")["reason"], "duplicate");
+    assert_eq!(outcome("cut.jpg")["reason"], "truncated");
+    assert_eq!(outcome("notes.jpg")["reason"], "not_an_image");
+    assert_eq!(outcome("huge.png")["reason"], "too_large");
+    for name in ["copy.png", "cut.jpg", "notes.jpg", "huge.png"] {
+        assert!(
+            outcome(name)["message"].as_str().unwrap().contains(name),
+            "{name}"
+        );
+    }
+    assert_eq!(report["ignored_other_files"], 1);
+
+    let o = run(&["stats", p.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 2);
+    assert_eq!(v["images_low_resolution"], 1);
+}
+
+#[test]
+fn importing_again_skips_duplicates_and_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.png");
+    write_png(&img, 2100, 100, 5);
+    let p = dir.path().join("p.thyme");
+    assert!(run(&["new", p.to_str().unwrap()]).status.success());
+    let first = run(&["import", p.to_str().unwrap(), img.to_str().unwrap()]);
+    assert!(
+        text(&first).0.contains("added 1, skipped 0"),
+        "{:?}",
+        text(&first)
+    );
+    let second = run(&["import", p.to_str().unwrap(), img.to_str().unwrap()]);
+    let (out, _) = text(&second);
+    assert!(out.contains("skipped (duplicate)"), "{out}");
+    assert!(out.contains("added 0, skipped 1"), "{out}");
+}
+
+#[test]
+fn a_missing_input_path_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.thyme");
+    assert!(run(&["new", p.to_str().unwrap()]).status.success());
+    let o = run(&["import", p.to_str().unwrap(), "/no/such/folder", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"][0]["reason"], "unreadable");
+}
+
+#[test]
+fn stats_of_a_non_project_is_a_one_line_user_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("junk.thyme");
+    std::fs::write(&p, vec![b'x'; 4096]).unwrap();
+    let o = run(&["stats", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("junk.thyme") && err.contains("not a thyme-studio project"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1);
+}
+
+#[test]
+fn open_of_a_missing_file_fails_before_any_window() {
+    let o = run(&["open", "/no/such/project.thyme"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("no such project file"));
+}
+
+#[test]
+fn demo_writes_a_project_with_known_answers_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let o = run(&["demo", d.to_str().unwrap(), "--scale", "16"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let project = d.join("demo.thyme");
+    let o = run(&["stats", project.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["images"], 3);
+    assert_eq!(v["images_missing"], 0);
+    assert!(v["regions"].as_u64().unwrap() >= 3 * 10);
+    assert_eq!(v["regions_over_area_limit"], 0);
+    for cat in [
+        "ocr",
+        "attribute",
+        "position",
+        "quantity",
+        "recognition",
+        "chart",
+    ] {
+        assert!(
+            v["questions_by_category"][cat].as_u64().unwrap() >= 3,
+            "{cat}"
+        );
+    }
+    let again = run(&["demo", d.to_str().unwrap(), "--scale", "16"]);
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn version_and_help_work() {
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    assert!(text(&o).0.starts_with("thyme-studio "));
+    let o = run(&["--help"]);
+    for sub in ["open", "new", "import", "stats", "demo"] {
+        assert!(text(&o).0.contains(sub), "{sub}");
+    }
+}

@@ -1,0 +1,570 @@
+//! The SQLite store: edits, rules, undo/redo across restarts, journal, bad files.
+
+use thyme_studio::dataset::{Answer, Category, ImageId, ImageRecord, Question, Region};
+use thyme_studio::geometry::{ImageRect, ImageSize};
+use thyme_studio::store::{Command, JournalAction, SqliteStore, Store, StoreError};
+
+fn image(name: &str, w: u32, h: u32) -> ImageRecord {
+    ImageRecord {
+        id: ImageId::of_bytes(name.as_bytes()),
+        path: format!("/nowhere/{name}.jpg").into(),
+        size: ImageSize::new(w, h),
+        bytes: 100,
+        added_at_ms: 1,
+    }
+}
+
+fn add_image(store: &mut SqliteStore, img: &ImageRecord) {
+    store
+        .apply(
+            "ann",
+            Command::AddImage {
+                image: img.clone(),
+                regions: vec![],
+                questions: vec![],
+            },
+        )
+        .unwrap();
+}
+
+fn new_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::create(&dir.path().join("p.thyme")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_new_project_has_the_builtin_categories_and_wal_mode() {
+    let (dir, store) = new_store();
+    let names: Vec<String> = store
+        .categories()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    for c in [
+        "ocr",
+        "attribute",
+        "position",
+        "quantity",
+        "recognition",
+        "chart",
+    ] {
+        assert!(names.contains(&c.to_owned()), "{c} missing");
+    }
+    assert_eq!(store.integrity_check(), Ok(()));
+    drop(store);
+    // WAL mode is persistent in the file: a plain connection sees it.
+    let conn = rusqlite::Connection::open(dir.path().join("p.thyme")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn regions_and_questions_round_trip() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r = Region::new(
+        img.id.clone(),
+        ImageRect::new(10.0, 20.0, 110.0, 70.0),
+        "sign",
+    );
+    store
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let q = Question::new(
+        img.id.clone(),
+        vec![r.id],
+        "What does the sign say?",
+        Answer::Choice {
+            options: vec!["STOP".into(), "GO".into()],
+            correct: 1,
+        },
+        "ocr",
+    );
+    store
+        .apply(
+            "ann",
+            Command::AddQuestion {
+                question: q.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(store.regions(&img.id).unwrap(), vec![r]);
+    assert_eq!(store.questions(&img.id).unwrap(), vec![q]);
+}
+
+#[test]
+fn a_box_outside_the_image_is_refused_and_nothing_changes() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let before = store.journal(0, 100).unwrap().len();
+    let r = Region::new(
+        img.id.clone(),
+        ImageRect::new(3990.0, 0.0, 4001.0, 10.0),
+        "x",
+    );
+    let err = store
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: r,
+                links: vec![],
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Rule(_)), "{err}");
+    assert!(store.regions(&img.id).unwrap().is_empty());
+    assert_eq!(store.journal(0, 100).unwrap().len(), before);
+}
+
+#[test]
+fn a_question_cannot_link_a_box_of_another_image() {
+    let (_d, mut store) = new_store();
+    let (a, b) = (image("a", 4000, 3000), image("b", 4000, 3000));
+    add_image(&mut store, &a);
+    add_image(&mut store, &b);
+    let r = Region::new(b.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
+    store
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let q = Question::new(
+        a.id.clone(),
+        vec![r.id],
+        "q",
+        Answer::Open { text: "a".into() },
+        "ocr",
+    );
+    let err = store
+        .apply("ann", Command::AddQuestion { question: q })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ForeignRegion { .. }), "{err}");
+}
+
+#[test]
+fn unknown_categories_are_refused_and_custom_ones_can_be_added() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
+    store
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let q = Question::new(
+        img.id.clone(),
+        vec![r.id],
+        "q",
+        Answer::Open { text: "a".into() },
+        "counting",
+    );
+    assert!(matches!(
+        store.apply(
+            "ann",
+            Command::AddQuestion {
+                question: q.clone()
+            }
+        ),
+        Err(StoreError::UnknownCategory(_))
+    ));
+    store
+        .apply(
+            "ann",
+            Command::AddCategory {
+                category: Category::custom("Counting"),
+            },
+        )
+        .unwrap();
+    store
+        .apply("ann", Command::AddQuestion { question: q })
+        .unwrap();
+    let err = store
+        .apply(
+            "ann",
+            Command::RemoveCategory {
+                category: Category::custom("counting"),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::CategoryInUse { count: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn undo_and_redo_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.thyme");
+    let img = image("a", 4000, 3000);
+    let r = Region::new(img.id.clone(), ImageRect::new(10.0, 10.0, 20.0, 20.0), "r");
+    let mut moved = r.clone();
+    moved.rect = ImageRect::new(30.0, 30.0, 40.0, 40.0);
+    {
+        let mut store = SqliteStore::create(&path).unwrap();
+        add_image(&mut store, &img);
+        store
+            .apply(
+                "ann",
+                Command::AddRegion {
+                    region: r.clone(),
+                    links: vec![],
+                },
+            )
+            .unwrap();
+        store
+            .apply(
+                "ann",
+                Command::UpdateRegion {
+                    before: r.clone(),
+                    after: moved.clone(),
+                },
+            )
+            .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(moved.clone()));
+    store.undo("rev").unwrap().unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(r.clone()));
+    drop(store);
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.undo("rev").unwrap().unwrap();
+    assert_eq!(store.region(r.id).unwrap(), None);
+    store.redo("rev").unwrap().unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(r.clone()));
+    drop(store);
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.redo("rev").unwrap().unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(moved));
+    assert!(store.redo("rev").unwrap().is_none());
+}
+
+#[test]
+fn a_new_edit_discards_the_redo_history() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r1 = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
+    let r2 = Region::new(img.id.clone(), ImageRect::new(10.0, 0.0, 15.0, 5.0), "2");
+    store
+        .apply(
+            "a",
+            Command::AddRegion {
+                region: r1,
+                links: vec![],
+            },
+        )
+        .unwrap();
+    store.undo("a").unwrap();
+    assert!(store.redo_candidate().unwrap().is_some());
+    store
+        .apply(
+            "a",
+            Command::AddRegion {
+                region: r2,
+                links: vec![],
+            },
+        )
+        .unwrap();
+    assert!(store.redo_candidate().unwrap().is_none());
+}
+
+#[test]
+fn undo_walks_back_to_an_empty_project() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
+    store
+        .apply(
+            "a",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let q = Question::new(
+        img.id.clone(),
+        vec![r.id],
+        "q",
+        Answer::Open { text: "a".into() },
+        "ocr",
+    );
+    store
+        .apply("a", Command::AddQuestion { question: q })
+        .unwrap();
+    let del = store.delete_region_command(r.id).unwrap();
+    store.apply("a", del).unwrap();
+    // The question lost its only box.
+    assert!(store.questions(&img.id).unwrap()[0].regions.is_empty());
+    // Undoing the deletion restores the link in place.
+    store.undo("a").unwrap();
+    assert_eq!(store.questions(&img.id).unwrap()[0].regions, vec![r.id]);
+    while store.undo("a").unwrap().is_some() {}
+    assert!(store.images().unwrap().is_empty());
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.images, stats.regions, stats.questions), (0, 0, 0));
+}
+
+#[test]
+fn removing_an_image_takes_its_annotations_and_undo_brings_them_back() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
+    store
+        .apply(
+            "a",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let q = Question::new(
+        img.id.clone(),
+        vec![r.id],
+        "q",
+        Answer::Open { text: "a".into() },
+        "ocr",
+    );
+    store
+        .apply(
+            "a",
+            Command::AddQuestion {
+                question: q.clone(),
+            },
+        )
+        .unwrap();
+    let cmd = store.remove_image_command(&img.id).unwrap();
+    store.apply("a", cmd).unwrap();
+    assert!(store.images().unwrap().is_empty());
+    store.undo("a").unwrap();
+    assert_eq!(store.questions(&img.id).unwrap(), vec![q]);
+    assert_eq!(store.regions(&img.id).unwrap(), vec![r]);
+}
+
+#[test]
+fn a_stale_update_is_a_conflict_not_an_overwrite() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
+    store
+        .apply(
+            "a",
+            Command::AddRegion {
+                region: r.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    let mut first = r.clone();
+    first.label = "first".into();
+    let mut second = r.clone();
+    second.label = "second".into();
+    store
+        .apply(
+            "a",
+            Command::UpdateRegion {
+                before: r.clone(),
+                after: first.clone(),
+            },
+        )
+        .unwrap();
+    let err = store
+        .apply(
+            "b",
+            Command::UpdateRegion {
+                before: r.clone(),
+                after: second,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.region(r.id).unwrap(), Some(first));
+}
+
+#[test]
+fn the_journal_records_who_did_what() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    store.undo("reviewer").unwrap();
+    let journal = store.journal(0, 10).unwrap();
+    assert_eq!(journal.len(), 2);
+    assert_eq!(journal[0].actor, "ann");
+    assert_eq!(journal[0].action, JournalAction::Edit);
+    assert_eq!(journal[1].actor, "reviewer");
+    assert_eq!(journal[1].action, JournalAction::Undo);
+    assert_eq!(journal[1].target, Some(journal[0].seq));
+    assert!(matches!(journal[1].command, Command::RemoveImage { .. }));
+}
+
+#[test]
+fn the_same_image_cannot_be_added_twice() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    let mut again = img.clone();
+    again.path = "/elsewhere/a.jpg".into();
+    let err = store
+        .apply(
+            "a",
+            Command::AddImage {
+                image: again,
+                regions: vec![],
+                questions: vec![],
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateImage { .. }), "{err}");
+}
+
+#[test]
+fn stats_count_per_category_status_and_area_limit() {
+    let (_d, mut store) = new_store();
+    let img = image("a", 1000, 1000);
+    add_image(&mut store, &img);
+    let small = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 10.0, 10.0), "s");
+    let big = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 500.0, 500.0), "b");
+    for r in [&small, &big] {
+        store
+            .apply(
+                "a",
+                Command::AddRegion {
+                    region: r.clone(),
+                    links: vec![],
+                },
+            )
+            .unwrap();
+    }
+    for (cat, text) in [("ocr", "q1"), ("ocr", "q2"), ("chart", "q3")] {
+        let q = Question::new(
+            img.id.clone(),
+            vec![small.id],
+            text,
+            Answer::Open { text: "x".into() },
+            cat,
+        );
+        store
+            .apply("a", Command::AddQuestion { question: q })
+            .unwrap();
+    }
+    let s = store.stats().unwrap();
+    assert_eq!(s.images, 1);
+    assert_eq!(s.images_missing, 1);
+    assert_eq!(s.images_low_resolution, 1);
+    assert_eq!(s.regions, 2);
+    assert_eq!(s.regions_over_area_limit, 1);
+    assert_eq!(s.questions_by_category.get("ocr"), Some(&2));
+    assert_eq!(s.questions_by_category.get("chart"), Some(&1));
+    assert_eq!(s.questions_by_status.get("draft"), Some(&3));
+    assert_eq!(s.questions_by_kind.get("open"), Some(&3));
+}
+
+#[test]
+fn missing_files_are_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let present = dir.path().join("here.jpg");
+    std::fs::write(&present, b"x").unwrap();
+    let mut store = SqliteStore::create(&dir.path().join("p.thyme")).unwrap();
+    let mut a = image("a", 4000, 3000);
+    a.path = present;
+    let b = image("b", 4000, 3000);
+    add_image(&mut store, &a);
+    add_image(&mut store, &b);
+    let missing = store.missing_files().unwrap();
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].image, b.id);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.thyme");
+    std::fs::write(
+        &path,
+        "this is a text file, not a project, and it is long enough to fill a header block."
+            .repeat(10),
+    )
+    .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::NotAProject { .. }), "{err}");
+    assert!(err.to_string().contains("notes.thyme"));
+    // Nothing was written to the file.
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("this is a text file")
+    );
+}
+
+#[test]
+fn a_foreign_sqlite_database_is_not_a_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::NotAProject { .. }), "{err}");
+}
+
+#[test]
+fn a_project_from_a_newer_schema_is_refused_with_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.thyme");
+    {
+        drop(SqliteStore::create(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err();
+    match &err {
+        StoreError::NewerSchema {
+            found, supported, ..
+        } => {
+            assert_eq!(*found, 99);
+            assert!(*supported < 99);
+        }
+        other => panic!("expected NewerSchema, got {other}"),
+    }
+    assert!(err.to_string().contains("future.thyme"));
+}
+
+#[test]
+fn creating_over_an_existing_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.thyme");
+    std::fs::write(&path, b"keep me").unwrap();
+    assert!(matches!(
+        SqliteStore::create(&path),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+}

@@ -1,0 +1,146 @@
+//! The app shell driven through its accessibility tree: tabs, image list, QA pairs, import.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use thyme_studio::app::dialogs::{DialogRequest, Dialogs};
+use thyme_studio::app::{AppConfig, StudioApp, Workspace};
+use thyme_studio::imagery::PixelBudget;
+use thyme_studio::paths::AppDirs;
+
+/// Dialog answers scripted by the test.
+struct Scripted(Mutex<Vec<Vec<PathBuf>>>);
+
+impl Dialogs for Scripted {
+    fn pick(&self, _request: DialogRequest) -> Option<Vec<PathBuf>> {
+        self.0.lock().unwrap().pop()
+    }
+}
+
+fn app_with(
+    project: Option<PathBuf>,
+    root: &std::path::Path,
+    answers: Vec<Vec<PathBuf>>,
+) -> StudioApp {
+    StudioApp::new(AppConfig {
+        project,
+        dirs: AppDirs::under(root.to_owned()),
+        dialogs: Arc::new(Scripted(Mutex::new(answers))),
+        budget: PixelBudget::DEFAULT,
+        demo_scale: 16,
+    })
+}
+
+fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app)
+}
+
+/// Step frames until `done` holds (background threads need real time).
+fn step_until(
+    h: &mut Harness<'static, StudioApp>,
+    what: &str,
+    done: impl Fn(&Harness<'static, StudioApp>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(h) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn first_run_builds_the_demo_and_shows_an_image_with_its_questions() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    // Switch tabs and back.
+    h.get_by_label("Inspect").click();
+    h.run_steps(2);
+    assert_eq!(h.state().workspace, Workspace::Inspect);
+    assert!(
+        h.query_by_label_contains("step through every generate")
+            .is_some()
+    );
+    h.get_by_label("Annotate").click();
+    h.run_steps(2);
+    assert_eq!(h.state().workspace, Workspace::Annotate);
+
+    // Select the plaza image and see its questions and answers.
+    h.get_by_label("plaza-375x250.jpg").click();
+    h.run_steps(2);
+    assert!(h.state().selected.is_some());
+    assert!(
+        h.query_by_label("What is written on the small sign with the red border?")
+            .is_some()
+    );
+    assert!(h.query_all_by_label_contains("Answer: ").next().is_some());
+    assert!(
+        h.query_by_label("How many small magenta diamonds are there in the image?")
+            .is_some()
+    );
+    assert!(h.query_all_by_label_contains("(correct)").count() >= 4);
+    // The fitted view arrives from the background thread.
+    step_until(&mut h, "the preview", |h| !h.state().busy());
+    assert!(h.query_by_label("image plaza-375x250.jpg").is_some());
+}
+
+#[test]
+fn import_folder_from_the_menu_runs_in_the_background_and_reports() {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("p.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let images = root.path().join("in");
+    std::fs::create_dir_all(&images).unwrap();
+    image::RgbImage::from_fn(2500, 400, |x, y| image::Rgb([x as u8, y as u8, 1]))
+        .save(images.join("wide.png"))
+        .unwrap();
+    std::fs::write(images.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+
+    let mut h = harness(app_with(Some(project), root.path(), vec![vec![images]]));
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("No images yet").is_some());
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Import folder...").click();
+    step_until(&mut h, "the import", |h| h.state().last_report.is_some());
+    let report = h.state().last_report.clone().unwrap();
+    assert_eq!(report.added(), 1);
+    assert_eq!(report.skipped().count(), 1);
+    assert!(h.query_by_label("wide.png").is_some());
+    assert!(
+        h.query_by_label_contains("Added 1 image(s), skipped 1")
+            .is_some()
+    );
+    h.get_by_label("Close").click();
+    h.run_steps(2);
+    assert!(h.state().last_report.is_none());
+}
+
+#[test]
+fn a_bad_project_file_gives_a_message_and_no_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let bad = root.path().join("bad.thyme");
+    std::fs::write(&bad, vec![0u8; 2048]).unwrap();
+    let mut h = harness(app_with(Some(bad), root.path(), vec![]));
+    h.run_steps(2);
+    assert!(h.state().project.is_none());
+    assert!(h.query_by_label_contains("bad.thyme").is_some());
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert!(h.state().notices.is_empty());
+}
