@@ -144,3 +144,16 @@ fn a_bad_project_file_gives_a_message_and_no_crash() {
     h.run_steps(2);
     assert!(h.state().notices.is_empty());
 }
+
+#[test]
+fn annotate_workspace_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| h.state().project.is_some());
+    h.get_by_label("harbour-375x250.jpg").click();
+    h.run_steps(2);
+    h.get_by_label("What is written on the small sign with the red border?")
+        .click();
+    step_until(&mut h, "the preview", |h| !h.state().busy());
+    h.snapshot("annotate_harbour");
+}

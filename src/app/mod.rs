@@ -496,7 +496,8 @@ impl StudioApp {
         ui.horizontal(|ui| {
             match &self.project {
                 Some(p) => {
-                    ui.label(p.path.display().to_string());
+                    ui.label(p.name())
+                        .on_hover_text(p.path.display().to_string());
                     ui.separator();
                     ui.label(format!(
                         "{} images · {} boxes · {} questions",
