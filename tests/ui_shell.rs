@@ -157,3 +157,35 @@ fn annotate_workspace_snapshot() {
     step_until(&mut h, "the preview", |h| !h.state().busy());
     h.snapshot("annotate_harbour");
 }
+
+/// A file dropped on the window, as the windowing layer would report it.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn dropping_a_folder_on_the_window_imports_it() {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("p.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let folder = root.path().join("dropped");
+    std::fs::create_dir_all(&folder).unwrap();
+    image::RgbImage::from_fn(3000, 500, |x, _| image::Rgb([x as u8, 0, 0]))
+        .save(folder.join("drop.png"))
+        .unwrap();
+    let mut h = harness(app_with(Some(project), root.path(), vec![]));
+    h.run_steps(1);
+    h.input_mut().dropped_files.push(Arc::new(Dropped(folder)));
+    step_until(&mut h, "the import", |h| h.state().last_report.is_some());
+    assert_eq!(h.state().last_report.as_ref().unwrap().added(), 1);
+    assert!(h.query_by_label("drop.png").is_some());
+}

@@ -391,6 +391,19 @@ impl StudioApp {
         }
     }
 
+    /// Thumbnails still loading, and thumbnails asked for in all.
+    fn thumbnail_progress(&self) -> (usize, usize) {
+        let thumbs = self.pictures.iter().filter(|((_, k), _)| *k == Kind::Thumb);
+        let (mut loading, mut total) = (0, 0);
+        for (_, p) in thumbs {
+            total += 1;
+            if matches!(p, Picture::Loading) {
+                loading += 1;
+            }
+        }
+        (loading, total)
+    }
+
     /// Draw one frame.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -534,10 +547,14 @@ impl StudioApp {
                     job.cancel();
                 }
             }
-            let pending = self.thumbnailer.pending();
-            if pending > 0 {
+            let (loading, total) = self.thumbnail_progress();
+            if loading > 0 {
                 ui.separator();
-                ui.label(format!("thumbnails: {pending} to go"));
+                ui.add(
+                    egui::ProgressBar::new((total - loading) as f32 / total as f32)
+                        .desired_width(160.0)
+                        .text(format!("thumbnails {}/{total}", total - loading)),
+                );
             }
         });
     }

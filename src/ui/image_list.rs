@@ -40,6 +40,13 @@ pub fn image_list(
                         None => {
                             ui.painter()
                                 .rect_filled(rect, 2.0, ui.visuals().faint_bg_color);
+                            ui.painter().text(
+                                rect.center(),
+                                egui::Align2::CENTER_CENTER,
+                                if row.missing { "missing" } else { "..." },
+                                egui::FontId::proportional(11.0),
+                                ui.visuals().weak_text_color(),
+                            );
                         }
                     }
                     if response.clicked() {
