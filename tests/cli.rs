@@ -194,14 +194,7 @@ fn demo_writes_a_project_with_known_answers_and_refuses_to_overwrite() {
     assert_eq!(v["images_missing"], 0);
     assert!(v["regions"].as_u64().unwrap() >= 3 * 10);
     assert_eq!(v["regions_over_area_limit"], 0);
-    for cat in [
-        "ocr",
-        "attribute",
-        "position",
-        "quantity",
-        "recognition",
-        "chart",
-    ] {
+    for cat in thyme_studio::dataset::category::BUILTIN {
         assert!(
             v["questions_by_category"][cat].as_u64().unwrap() >= 3,
             "{cat}"

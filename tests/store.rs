@@ -27,6 +27,47 @@ fn add_image(store: &mut SqliteStore, img: &ImageRecord) {
         .unwrap();
 }
 
+fn add_region(store: &mut SqliteStore, region: &Region) {
+    store
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: region.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+}
+
+fn add_question(store: &mut SqliteStore, question: &Question) {
+    store
+        .apply(
+            "ann",
+            Command::AddQuestion {
+                question: question.clone(),
+            },
+        )
+        .unwrap();
+}
+
+fn open_question(
+    img: &ImageRecord,
+    region: &Region,
+    text: &str,
+    answer: &str,
+    category: &str,
+) -> Question {
+    Question::new(
+        img.id.clone(),
+        vec![region.id],
+        text,
+        Answer::Open {
+            text: answer.into(),
+        },
+        category,
+    )
+}
+
 fn new_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::create(&dir.path().join("p.thyme")).unwrap();
@@ -42,14 +83,7 @@ fn a_new_project_has_the_builtin_categories_and_wal_mode() {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    for c in [
-        "ocr",
-        "attribute",
-        "position",
-        "quantity",
-        "recognition",
-        "chart",
-    ] {
+    for c in thyme_studio::dataset::category::BUILTIN {
         assert!(names.contains(&c.to_owned()), "{c} missing");
     }
     assert_eq!(store.integrity_check(), Ok(()));
@@ -72,15 +106,7 @@ fn regions_and_questions_round_trip() {
         ImageRect::new(10.0, 20.0, 110.0, 70.0),
         "sign",
     );
-    store
-        .apply(
-            "ann",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
+    add_region(&mut store, &r);
     let q = Question::new(
         img.id.clone(),
         vec![r.id],
@@ -91,14 +117,7 @@ fn regions_and_questions_round_trip() {
         },
         "ocr",
     );
-    store
-        .apply(
-            "ann",
-            Command::AddQuestion {
-                question: q.clone(),
-            },
-        )
-        .unwrap();
+    add_question(&mut store, &q);
     assert_eq!(store.regions(&img.id).unwrap(), vec![r]);
     assert_eq!(store.questions(&img.id).unwrap(), vec![q]);
 }
@@ -135,22 +154,8 @@ fn a_question_cannot_link_a_box_of_another_image() {
     add_image(&mut store, &a);
     add_image(&mut store, &b);
     let r = Region::new(b.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
-    store
-        .apply(
-            "ann",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
-    let q = Question::new(
-        a.id.clone(),
-        vec![r.id],
-        "q",
-        Answer::Open { text: "a".into() },
-        "ocr",
-    );
+    add_region(&mut store, &r);
+    let q = open_question(&a, &r, "q", "a", "ocr");
     let err = store
         .apply("ann", Command::AddQuestion { question: q })
         .unwrap_err();
@@ -163,22 +168,8 @@ fn unknown_categories_are_refused_and_custom_ones_can_be_added() {
     let img = image("a", 4000, 3000);
     add_image(&mut store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
-    store
-        .apply(
-            "ann",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
-    let q = Question::new(
-        img.id.clone(),
-        vec![r.id],
-        "q",
-        Answer::Open { text: "a".into() },
-        "counting",
-    );
+    add_region(&mut store, &r);
+    let q = open_question(&img, &r, "q", "a", "counting");
     assert!(matches!(
         store.apply(
             "ann",
@@ -196,9 +187,7 @@ fn unknown_categories_are_refused_and_custom_ones_can_be_added() {
             },
         )
         .unwrap();
-    store
-        .apply("ann", Command::AddQuestion { question: q })
-        .unwrap();
+    add_question(&mut store, &q);
     let err = store
         .apply(
             "ann",
@@ -224,15 +213,7 @@ fn undo_and_redo_survive_a_restart() {
     {
         let mut store = SqliteStore::create(&path).unwrap();
         add_image(&mut store, &img);
-        store
-            .apply(
-                "ann",
-                Command::AddRegion {
-                    region: r.clone(),
-                    links: vec![],
-                },
-            )
-            .unwrap();
+        add_region(&mut store, &r);
         store
             .apply(
                 "ann",
@@ -267,26 +248,10 @@ fn a_new_edit_discards_the_redo_history() {
     add_image(&mut store, &img);
     let r1 = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
     let r2 = Region::new(img.id.clone(), ImageRect::new(10.0, 0.0, 15.0, 5.0), "2");
-    store
-        .apply(
-            "a",
-            Command::AddRegion {
-                region: r1,
-                links: vec![],
-            },
-        )
-        .unwrap();
+    add_region(&mut store, &r1);
     store.undo("a").unwrap();
     assert!(store.redo_candidate().unwrap().is_some());
-    store
-        .apply(
-            "a",
-            Command::AddRegion {
-                region: r2,
-                links: vec![],
-            },
-        )
-        .unwrap();
+    add_region(&mut store, &r2);
     assert!(store.redo_candidate().unwrap().is_none());
 }
 
@@ -296,25 +261,9 @@ fn undo_walks_back_to_an_empty_project() {
     let img = image("a", 4000, 3000);
     add_image(&mut store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    store
-        .apply(
-            "a",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
-    let q = Question::new(
-        img.id.clone(),
-        vec![r.id],
-        "q",
-        Answer::Open { text: "a".into() },
-        "ocr",
-    );
-    store
-        .apply("a", Command::AddQuestion { question: q })
-        .unwrap();
+    add_region(&mut store, &r);
+    let q = open_question(&img, &r, "q", "a", "ocr");
+    add_question(&mut store, &q);
     let del = store.delete_region_command(r.id).unwrap();
     store.apply("a", del).unwrap();
     // The question lost its only box.
@@ -334,30 +283,9 @@ fn removing_an_image_takes_its_annotations_and_undo_brings_them_back() {
     let img = image("a", 4000, 3000);
     add_image(&mut store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    store
-        .apply(
-            "a",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
-    let q = Question::new(
-        img.id.clone(),
-        vec![r.id],
-        "q",
-        Answer::Open { text: "a".into() },
-        "ocr",
-    );
-    store
-        .apply(
-            "a",
-            Command::AddQuestion {
-                question: q.clone(),
-            },
-        )
-        .unwrap();
+    add_region(&mut store, &r);
+    let q = open_question(&img, &r, "q", "a", "ocr");
+    add_question(&mut store, &q);
     let cmd = store.remove_image_command(&img.id).unwrap();
     store.apply("a", cmd).unwrap();
     assert!(store.images().unwrap().is_empty());
@@ -372,15 +300,7 @@ fn a_stale_update_is_a_conflict_not_an_overwrite() {
     let img = image("a", 4000, 3000);
     add_image(&mut store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    store
-        .apply(
-            "a",
-            Command::AddRegion {
-                region: r.clone(),
-                links: vec![],
-            },
-        )
-        .unwrap();
+    add_region(&mut store, &r);
     let mut first = r.clone();
     first.label = "first".into();
     let mut second = r.clone();
@@ -451,27 +371,11 @@ fn stats_count_per_category_status_and_area_limit() {
     let small = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 10.0, 10.0), "s");
     let big = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 500.0, 500.0), "b");
     for r in [&small, &big] {
-        store
-            .apply(
-                "a",
-                Command::AddRegion {
-                    region: r.clone(),
-                    links: vec![],
-                },
-            )
-            .unwrap();
+        add_region(&mut store, r);
     }
     for (cat, text) in [("ocr", "q1"), ("ocr", "q2"), ("chart", "q3")] {
-        let q = Question::new(
-            img.id.clone(),
-            vec![small.id],
-            text,
-            Answer::Open { text: "x".into() },
-            cat,
-        );
-        store
-            .apply("a", Command::AddQuestion { question: q })
-            .unwrap();
+        let q = open_question(&img, &small, text, "x", cat);
+        add_question(&mut store, &q);
     }
     let s = store.stats().unwrap();
     assert_eq!(s.images, 1);

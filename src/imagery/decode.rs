@@ -82,20 +82,19 @@ mod tests {
     use super::*;
     use crate::geometry::ImageSize;
 
-    fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+    fn encoded(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
         let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-            .unwrap();
+        img.write_to(&mut Cursor::new(&mut out), format).unwrap();
         out
     }
 
+    fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+        encoded(w, h, image::ImageFormat::Png)
+    }
+
     fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
-            .unwrap();
-        out
+        encoded(w, h, image::ImageFormat::Jpeg)
     }
 
     /// A small PNG file whose header claims `w` x `h` pixels: a decompression bomb's shape

@@ -517,11 +517,12 @@ fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
             if before.id != after.id || before.image != after.image {
                 return Err(StoreError::Conflict(format!("box {}", before.id)));
             }
-            let current =
-                read_region(tx, before.id)?.ok_or(StoreError::UnknownRegion(before.id))?;
-            if current != *before {
-                return Err(StoreError::Conflict(format!("box '{}'", before.label)));
-            }
+            expect_current(
+                read_region(tx, before.id)?,
+                before,
+                StoreError::UnknownRegion(before.id),
+                || format!("box '{}'", before.label),
+            )?;
             check_region_geometry(tx, after)?;
             tx.execute(
                 "UPDATE regions SET x0 = ?1, y0 = ?2, x1 = ?3, y1 = ?4, label = ?5 WHERE id = ?6",
@@ -541,11 +542,12 @@ fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
             if before.id != after.id || before.image != after.image {
                 return Err(StoreError::Conflict(format!("question {}", before.id)));
             }
-            let current =
-                read_question(tx, before.id)?.ok_or(StoreError::UnknownQuestion(before.id))?;
-            if current != *before {
-                return Err(StoreError::Conflict(format!("question '{}'", before.text)));
-            }
+            expect_current(
+                read_question(tx, before.id)?,
+                before,
+                StoreError::UnknownQuestion(before.id),
+                || format!("question '{}'", before.text),
+            )?;
             check_question_refs(tx, after)?;
             tx.execute(
                 "UPDATE questions SET text = ?1, answer = ?2, category = ?3, status = ?4 WHERE id = ?5",
@@ -603,6 +605,21 @@ fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An update or deletion must find the row as it expects it: otherwise someone else changed
+/// it (a conflict) or it is gone.
+fn expect_current<T: PartialEq>(
+    current: Option<T>,
+    expected: &T,
+    unknown: StoreError,
+    what: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    match current {
+        None => Err(unknown),
+        Some(c) if c == *expected => Ok(()),
+        Some(_) => Err(StoreError::Conflict(what())),
+    }
+}
+
 fn check_region_geometry(conn: &Connection, region: &Region) -> Result<(), StoreError> {
     let image = read_image(conn, &region.image)?
         .ok_or_else(|| StoreError::UnknownImage(region.image.clone()))?;
@@ -635,10 +652,12 @@ fn delete_region(
     region: &Region,
     links: &[RegionLink],
 ) -> Result<(), StoreError> {
-    let current = read_region(conn, region.id)?.ok_or(StoreError::UnknownRegion(region.id))?;
-    if current != *region {
-        return Err(StoreError::Conflict(format!("box '{}'", region.label)));
-    }
+    expect_current(
+        read_region(conn, region.id)?,
+        region,
+        StoreError::UnknownRegion(region.id),
+        || format!("box '{}'", region.label),
+    )?;
     let current_links = read_links(conn, region.id)?;
     if !links.is_empty() && current_links != links {
         return Err(StoreError::Conflict(format!(
@@ -709,10 +728,12 @@ fn insert_question(conn: &Connection, q: &Question) -> Result<(), StoreError> {
 }
 
 fn delete_question(conn: &Connection, q: &Question) -> Result<(), StoreError> {
-    let current = read_question(conn, q.id)?.ok_or(StoreError::UnknownQuestion(q.id))?;
-    if current != *q {
-        return Err(StoreError::Conflict(format!("question '{}'", q.text)));
-    }
+    expect_current(
+        read_question(conn, q.id)?,
+        q,
+        StoreError::UnknownQuestion(q.id),
+        || format!("question '{}'", q.text),
+    )?;
     let id = q.id.0.to_string();
     conn.execute(
         "DELETE FROM question_regions WHERE question_id = ?1",
