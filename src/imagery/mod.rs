@@ -5,11 +5,16 @@
 //! decompression bomb costs a few bytes of reading, not gigabytes of memory.
 
 pub mod decode;
+pub mod disk_cache;
 pub mod format;
 pub mod integrity;
 pub mod limits;
+pub mod lru;
+pub mod preview;
 pub mod probe;
+pub mod pyramid;
 pub mod thumbnail;
+pub mod tiles;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,210 @@
+//! The tile pyramid: level 0 is full resolution, each next level halves (2x2 box filter) down to
+//! a level that fits in one tile. Tiles are 512 px squares (smaller at the right and bottom edges).
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::geometry::ImageSize;
+
+/// Side of a tile in pixels.
+pub const TILE: u32 = 512;
+
+/// Which tile: level, column, row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TileKey {
+    pub level: u32,
+    pub col: u32,
+    pub row: u32,
+}
+
+/// The sizes of every level of an image's pyramid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyramidLayout {
+    pub levels: Vec<ImageSize>,
+}
+
+impl PyramidLayout {
+    pub fn new(size: ImageSize) -> Self {
+        let mut levels = vec![size];
+        let mut s = size;
+        while s.width > TILE || s.height > TILE {
+            s = half(s);
+            levels.push(s);
+        }
+        Self { levels }
+    }
+
+    /// The full-resolution size.
+    pub fn size(&self) -> ImageSize {
+        self.levels[0]
+    }
+
+    /// The coarsest level (one tile).
+    pub fn top(&self) -> u32 {
+        self.levels.len() as u32 - 1
+    }
+
+    pub fn level_size(&self, level: u32) -> ImageSize {
+        self.levels[level.min(self.top()) as usize]
+    }
+
+    /// Columns and rows of tiles at a level.
+    pub fn grid(&self, level: u32) -> (u32, u32) {
+        let s = self.level_size(level);
+        (s.width.div_ceil(TILE), s.height.div_ceil(TILE))
+    }
+
+    /// The tile's pixel rectangle within its level: x, y, width, height.
+    pub fn tile_rect(&self, key: TileKey) -> (u32, u32, u32, u32) {
+        let s = self.level_size(key.level);
+        let x = key.col * TILE;
+        let y = key.row * TILE;
+        (
+            x,
+            y,
+            TILE.min(s.width.saturating_sub(x)),
+            TILE.min(s.height.saturating_sub(y)),
+        )
+    }
+
+    /// Every tile of a level, row by row.
+    pub fn tiles(&self, level: u32) -> impl Iterator<Item = TileKey> {
+        let (cols, rows) = self.grid(level);
+        (0..rows).flat_map(move |row| (0..cols).map(move |col| TileKey { level, col, row }))
+    }
+
+    /// Number of tiles over all levels.
+    pub fn tile_count(&self) -> usize {
+        (0..=self.top())
+            .map(|l| {
+                let (c, r) = self.grid(l);
+                (c * r) as usize
+            })
+            .sum()
+    }
+
+    /// How many original pixels one pixel of `level` spans.
+    pub fn scale(level: u32) -> f64 {
+        f64::from(1u32 << level.min(31))
+    }
+}
+
+/// The size of the next level: halved, rounded up.
+pub fn half(s: ImageSize) -> ImageSize {
+    ImageSize::new(s.width.div_ceil(2).max(1), s.height.div_ceil(2).max(1))
+}
+
+/// Halve an image with a 2x2 box filter, rounding to nearest. At an odd right or bottom edge
+/// the last column or row averages the pixels it has (no padding, no bleed).
+pub fn reduce_half(src: &RgbImage) -> RgbImage {
+    let (w, h) = src.dimensions();
+    let out = half(ImageSize::new(w, h));
+    let (ow, oh) = (out.width as usize, out.height as usize);
+    let (w, h) = (w as usize, h as usize);
+    let raw = src.as_raw();
+    let mut dst = vec![0u8; ow * oh * 3];
+    dst.par_chunks_mut(ow * 3)
+        .enumerate()
+        .for_each(|(oy, row)| {
+            let y0 = oy * 2;
+            let y1 = (y0 + 1).min(h - 1);
+            let rows_used = if y1 == y0 { 1 } else { 2 };
+            let top = &raw[y0 * w * 3..(y0 + 1) * w * 3];
+            let bottom = &raw[y1 * w * 3..(y1 + 1) * w * 3];
+            for ox in 0..ow {
+                let x0 = ox * 2;
+                let x1 = (x0 + 1).min(w - 1);
+                let cols_used = if x1 == x0 { 1 } else { 2 };
+                let n = (rows_used * cols_used) as u32;
+                for c in 0..3 {
+                    let mut sum = u32::from(top[x0 * 3 + c]);
+                    if cols_used == 2 {
+                        sum += u32::from(top[x1 * 3 + c]);
+                    }
+                    if rows_used == 2 {
+                        sum += u32::from(bottom[x0 * 3 + c]);
+                        if cols_used == 2 {
+                            sum += u32::from(bottom[x1 * 3 + c]);
+                        }
+                    }
+                    row[ox * 3 + c] = ((sum + n / 2) / n) as u8;
+                }
+            }
+        });
+    RgbImage::from_raw(out.width, out.height, dst).unwrap_or_else(|| RgbImage::new(1, 1)) // safe: sized above
+}
+
+/// Copy one tile out of a level image.
+pub fn cut_tile(level_image: &RgbImage, layout: &PyramidLayout, key: TileKey) -> RgbImage {
+    let (x, y, w, h) = layout.tile_rect(key);
+    image::imageops::crop_imm(level_image, x, y, w, h).to_image()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_halve_down_to_one_tile() {
+        let l = PyramidLayout::new(ImageSize::new(5000, 3001));
+        let sizes: Vec<(u32, u32)> = l.levels.iter().map(|s| (s.width, s.height)).collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (5000, 3001),
+                (2500, 1501),
+                (1250, 751),
+                (625, 376),
+                (313, 188)
+            ]
+        );
+        assert_eq!(l.grid(0), (10, 6));
+        assert_eq!(l.grid(l.top()), (1, 1));
+        let small = PyramidLayout::new(ImageSize::new(300, 200));
+        assert_eq!(small.top(), 0);
+    }
+
+    #[test]
+    fn edge_tiles_have_the_remaining_size() {
+        let l = PyramidLayout::new(ImageSize::new(1100, 600));
+        assert_eq!(
+            l.tile_rect(TileKey {
+                level: 0,
+                col: 0,
+                row: 0
+            }),
+            (0, 0, 512, 512)
+        );
+        assert_eq!(
+            l.tile_rect(TileKey {
+                level: 0,
+                col: 2,
+                row: 0
+            }),
+            (1024, 0, 76, 512)
+        );
+        assert_eq!(
+            l.tile_rect(TileKey {
+                level: 0,
+                col: 2,
+                row: 1
+            }),
+            (1024, 512, 76, 88)
+        );
+        assert_eq!(l.tiles(0).count(), 6);
+        assert_eq!(l.tile_count(), 6 + 2 + 1);
+    }
+
+    #[test]
+    fn reduce_half_averages_2x2_blocks_and_odd_edges() {
+        let src = RgbImage::from_fn(3, 3, |x, y| image::Rgb([(x * 10 + y * 100) as u8, 0, 255]));
+        let d = reduce_half(&src);
+        assert_eq!(d.dimensions(), (2, 2));
+        // (0,0): mean of 0, 10, 100, 110 = 55.
+        assert_eq!(d.get_pixel(0, 0).0, [55, 0, 255]);
+        // Right edge column: mean of 20 and 120 = 70.
+        assert_eq!(d.get_pixel(1, 0).0, [70, 0, 255]);
+        // Bottom-right corner: the single pixel 220.
+        assert_eq!(d.get_pixel(1, 1).0, [220, 0, 255]);
+    }
+}

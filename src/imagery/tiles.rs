@@ -1,0 +1,551 @@
+//! The tile service: builds pyramids on background threads and serves tiles from RAM, then
+//! disk, so the canvas never waits.
+//!
+//! Opening an image queues its build (unless its pyramid is already on disk); opening another
+//! cancels a build that is no longer wanted; prefetches build the next images' pyramids at low
+//! priority. Tiles are handed out as `Arc`s from a RAM cache bounded in bytes; a tile that is on
+//! disk but not in RAM is loaded by a worker and shows up a frame later. The UI polls
+//! [`TileService::generation`] to know when something new is ready.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use image::RgbImage;
+
+use super::disk_cache::DiskTileCache;
+use super::lru::ByteLru;
+use super::pyramid::{PyramidLayout, TileKey, cut_tile, reduce_half};
+use super::{PixelBudget, decode, preview};
+use crate::dataset::ImageId;
+use crate::geometry::ImageSize;
+
+/// Where an image's pyramid stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildStatus {
+    Queued,
+    Decoding,
+    /// Tiles written so far, of all.
+    Tiling {
+        done: usize,
+        total: usize,
+    },
+    Complete,
+    Failed(String),
+    Cancelled,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Priority {
+    Load = 0,
+    Open = 1,
+    Prefetch = 2,
+}
+
+enum Job {
+    Load {
+        id: ImageId,
+        key: TileKey,
+    },
+    Build {
+        id: ImageId,
+        path: PathBuf,
+        size: ImageSize,
+        cancel: Arc<AtomicBool>,
+    },
+}
+
+struct State {
+    /// Jobs by (priority, sequence): loads first, then opened images, then prefetches.
+    queue: BTreeMap<(Priority, u64), Job>,
+    seq: u64,
+    loading: HashSet<(ImageId, TileKey)>,
+    status: BTreeMap<ImageId, BuildStatus>,
+    cancels: BTreeMap<ImageId, (Arc<AtomicBool>, Priority)>,
+    previews: BTreeMap<ImageId, Arc<RgbImage>>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    ram: Mutex<ByteLru<(ImageId, TileKey), Arc<RgbImage>>>,
+    disk: DiskTileCache,
+    budget: PixelBudget,
+    generation: AtomicU64,
+}
+
+/// Builds and serves tiles for any number of images.
+pub struct TileService {
+    shared: Arc<Shared>,
+}
+
+impl TileService {
+    /// `ram_bytes` bounds the RAM tile cache; `workers` threads build and load.
+    pub fn new(
+        cache_dir: &std::path::Path,
+        ram_bytes: usize,
+        budget: PixelBudget,
+        workers: usize,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: BTreeMap::new(),
+                seq: 0,
+                loading: HashSet::new(),
+                status: BTreeMap::new(),
+                cancels: BTreeMap::new(),
+                previews: BTreeMap::new(),
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            ram: Mutex::new(ByteLru::new(ram_bytes)),
+            disk: DiskTileCache::new(cache_dir),
+            budget,
+            generation: AtomicU64::new(0),
+        });
+        for n in 0..workers.max(1) {
+            let shared = shared.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name(format!("tiles-{n}"))
+                .spawn(move || worker(&shared))
+            {
+                tracing::error!("cannot start a tile worker: {e}");
+            }
+        }
+        Self { shared }
+    }
+
+    /// Changes whenever a tile, a preview or a status becomes available.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Show this image: build its pyramid now (unless it is on disk), and cancel the builds of
+    /// other opened images that are not finished.
+    pub fn open(&self, id: &ImageId, path: PathBuf, size: ImageSize) {
+        self.enqueue_build(id, path, size, Priority::Open);
+    }
+
+    /// Build this image's pyramid in the background, after anything the person is looking at.
+    pub fn prefetch(&self, id: &ImageId, path: PathBuf, size: ImageSize) {
+        self.enqueue_build(id, path, size, Priority::Prefetch);
+    }
+
+    fn enqueue_build(&self, id: &ImageId, path: PathBuf, size: ImageSize, priority: Priority) {
+        if self.shared.disk.is_complete(id) {
+            self.set_status(id, BuildStatus::Complete);
+            return;
+        }
+        let Ok(mut st) = self.shared.state.lock() else {
+            return;
+        };
+        if priority == Priority::Open {
+            // The person moved on: stop other opened builds that are not done.
+            for (other, (flag, p)) in &st.cancels {
+                if other != id && *p == Priority::Open {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        match st.status.get(id) {
+            Some(BuildStatus::Complete) => return,
+            Some(BuildStatus::Queued | BuildStatus::Decoding | BuildStatus::Tiling { .. })
+                if st
+                    .cancels
+                    .get(id)
+                    .is_some_and(|(f, _)| !f.load(Ordering::Relaxed)) =>
+            {
+                if let Some(entry) = st.cancels.get_mut(id) {
+                    entry.1 = entry.1.min(priority);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        st.cancels.insert(id.clone(), (cancel.clone(), priority));
+        st.status.insert(id.clone(), BuildStatus::Queued);
+        st.seq += 1;
+        let seq = st.seq;
+        st.queue.insert(
+            (priority, seq),
+            Job::Build {
+                id: id.clone(),
+                path,
+                size,
+                cancel,
+            },
+        );
+        drop(st);
+        self.shared.wake.notify_one();
+    }
+
+    fn set_status(&self, id: &ImageId, status: BuildStatus) {
+        set_status(&self.shared, id, status);
+    }
+
+    pub fn status(&self, id: &ImageId) -> Option<BuildStatus> {
+        self.shared.state.lock().ok()?.status.get(id).cloned()
+    }
+
+    /// The quick coarse picture of the whole image, when one was made.
+    pub fn preview(&self, id: &ImageId) -> Option<Arc<RgbImage>> {
+        self.shared.state.lock().ok()?.previews.get(id).cloned()
+    }
+
+    /// A tile if it is in RAM now; otherwise asks for it to be loaded from disk (when it is
+    /// there) and returns `None`.
+    pub fn tile(&self, id: &ImageId, key: TileKey) -> Option<Arc<RgbImage>> {
+        let k = (id.clone(), key);
+        if let Some(t) = self.shared.ram.lock().ok()?.get(&k) {
+            return Some(t.clone());
+        }
+        if self.shared.disk.tile_path(id, key).is_file() {
+            let Ok(mut st) = self.shared.state.lock() else {
+                return None;
+            };
+            if st.loading.insert(k) {
+                st.seq += 1;
+                let seq = st.seq;
+                st.queue.insert(
+                    (Priority::Load, seq),
+                    Job::Load {
+                        id: id.clone(),
+                        key,
+                    },
+                );
+                drop(st);
+                self.shared.wake.notify_one();
+            }
+        }
+        None
+    }
+
+    /// Bytes of tiles held in RAM, and the bound.
+    pub fn ram_usage(&self) -> (usize, usize) {
+        self.shared
+            .ram
+            .lock()
+            .map(|r| (r.used(), r.budget()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Forget queued loads (the view moved); builds go on.
+    pub fn drop_pending_loads(&self) {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.queue.retain(|(p, _), _| *p != Priority::Load);
+            st.loading.clear();
+        }
+    }
+}
+
+impl Drop for TileService {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.shutdown = true;
+            st.queue.clear();
+            for (flag, _) in st.cancels.values() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        self.shared.wake.notify_all();
+    }
+}
+
+fn set_status(shared: &Shared, id: &ImageId, status: BuildStatus) {
+    if let Ok(mut st) = shared.state.lock() {
+        st.status.insert(id.clone(), status);
+    }
+    shared.generation.fetch_add(1, Ordering::AcqRel);
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let job = {
+            let Ok(mut st) = shared.state.lock() else {
+                return;
+            };
+            loop {
+                if st.shutdown {
+                    return;
+                }
+                if let Some((_, job)) = st.queue.pop_first() {
+                    break job;
+                }
+                st = match shared.wake.wait(st) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+            }
+        };
+        match job {
+            Job::Load { id, key } => {
+                if let Some(tile) = shared.disk.read(&id, key) {
+                    insert_ram(shared, &id, key, Arc::new(tile));
+                }
+                if let Ok(mut st) = shared.state.lock() {
+                    st.loading.remove(&(id, key));
+                }
+                shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Job::Build {
+                id,
+                path,
+                size,
+                cancel,
+            } => {
+                let status = build(shared, &id, &path, size, &cancel);
+                set_status(shared, &id, status);
+            }
+        }
+    }
+}
+
+fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<RgbImage>) {
+    let bytes = tile.as_raw().len();
+    if let Ok(mut ram) = shared.ram.lock() {
+        ram.insert((id.clone(), key), tile, bytes);
+    }
+}
+
+/// Smallest side of the quick preview: enough to fill a screen at fit zoom.
+const PREVIEW_MIN_SIDE: u32 = 1024;
+
+fn build(
+    shared: &Shared,
+    id: &ImageId,
+    path: &std::path::Path,
+    size: ImageSize,
+    cancel: &AtomicBool,
+) -> BuildStatus {
+    set_status(shared, id, BuildStatus::Decoding);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return BuildStatus::Failed(format!("{}: {e}", path.display())),
+    };
+    if let Some(Ok(p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+        if let Ok(mut st) = shared.state.lock() {
+            st.previews.insert(id.clone(), Arc::new(p));
+        }
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return BuildStatus::Cancelled;
+    }
+    let full = match decode::decode_bytes(path, &bytes, shared.budget) {
+        Ok(img) => img.into_rgb8(),
+        Err(e) => return BuildStatus::Failed(e.to_string()),
+    };
+    drop(bytes);
+    if full.width() != size.width || full.height() != size.height {
+        tracing::warn!(
+            "{}: decoded {}x{}, the project says {size}",
+            path.display(),
+            full.width(),
+            full.height()
+        );
+    }
+    match tile_pyramid(shared, id, full, cancel) {
+        Some(()) => {
+            if let Err(e) = shared.disk.mark_complete(id) {
+                tracing::warn!("tile cache not marked complete: {e}");
+            }
+            BuildStatus::Complete
+        }
+        None => BuildStatus::Cancelled,
+    }
+}
+
+/// Cut every level into tiles, coarsest level first so the view sharpens progressively.
+fn tile_pyramid(shared: &Shared, id: &ImageId, full: RgbImage, cancel: &AtomicBool) -> Option<()> {
+    let layout = PyramidLayout::new(ImageSize::new(full.width(), full.height()));
+    let mut levels = vec![full];
+    for _ in 0..layout.top() {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        let next = reduce_half(levels.last()?);
+        levels.push(next);
+    }
+    let total = layout.tile_count();
+    let mut done = 0;
+    for level in (0..=layout.top()).rev() {
+        let image = &levels[level as usize];
+        for key in layout.tiles(level) {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            let tile = cut_tile(image, &layout, key);
+            if let Err(e) = shared.disk.write(id, key, &tile) {
+                tracing::warn!("tile not cached on disk: {e}");
+            }
+            insert_ram(shared, id, key, Arc::new(tile));
+            done += 1;
+            if done % 16 == 0 || done == total {
+                set_status(shared, id, BuildStatus::Tiling { done, total });
+            }
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for(
+        service: &TileService,
+        id: &ImageId,
+        want: impl Fn(&BuildStatus) -> bool,
+    ) -> BuildStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(s) = service.status(id) {
+                if want(&s) {
+                    return s;
+                }
+            }
+            assert!(start.elapsed().as_secs() < 60, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn builds_every_tile_then_serves_from_disk_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.png");
+        let img = RgbImage::from_fn(1300, 700, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 3])
+        });
+        img.save(&src).unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let size = ImageSize::new(1300, 700);
+        {
+            let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 2);
+            s.open(&id, src.clone(), size);
+            assert_eq!(
+                wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete)),
+                BuildStatus::Complete
+            );
+            let t = s
+                .tile(
+                    &id,
+                    TileKey {
+                        level: 0,
+                        col: 2,
+                        row: 1,
+                    },
+                )
+                .unwrap();
+            assert_eq!(t.dimensions(), (276, 188));
+            assert_eq!(t.get_pixel(0, 0), img.get_pixel(1024, 512));
+        }
+        // A new service (a restart): nothing to build, tiles come from disk.
+        std::fs::remove_file(&src).unwrap();
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, size);
+        assert_eq!(s.status(&id), Some(BuildStatus::Complete));
+        let key = TileKey {
+            level: 1,
+            col: 0,
+            row: 0,
+        };
+        assert!(s.tile(&id, key).is_none());
+        let start = std::time::Instant::now();
+        let tile = loop {
+            if let Some(t) = s.tile(&id, key) {
+                break t;
+            }
+            assert!(start.elapsed().as_secs() < 30);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(tile.dimensions(), (512, 350));
+    }
+
+    #[test]
+    fn a_corrupt_file_fails_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("bad.jpg");
+        std::fs::write(&src, b"\xFF\xD8\xFF\xE0 definitely not a jpeg").unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let s = TileService::new(dir.path(), 1 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, ImageSize::new(10, 10));
+        match wait_for(&s, &id, |st| matches!(st, BuildStatus::Failed(_))) {
+            BuildStatus::Failed(msg) => assert!(msg.contains("bad.jpg"), "{msg}"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn ram_use_stays_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("big.png");
+        RgbImage::from_fn(2600, 2100, |x, y| image::Rgb([x as u8, y as u8, 0]))
+            .save(&src)
+            .unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let bound = 3 * 512 * 512 * 3; // three full tiles
+        let s = TileService::new(dir.path(), bound, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, ImageSize::new(2600, 2100));
+        wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+        let (used, budget) = s.ram_usage();
+        assert!(used <= budget && used > 0, "{used} of {budget}");
+    }
+    /// An independent, plain reference of the 2x2 box reduction (edges average what they have).
+    fn reference_half(src: &RgbImage) -> RgbImage {
+        let (w, h) = src.dimensions();
+        RgbImage::from_fn(w.div_ceil(2), h.div_ceil(2), |x, y| {
+            let mut sum = [0u32; 3];
+            let mut n = 0;
+            for dy in 0..2 {
+                for dx in 0..2 {
+                    let (sx, sy) = (2 * x + dx, 2 * y + dy);
+                    if sx < w && sy < h {
+                        let p = src.get_pixel(sx, sy).0;
+                        for c in 0..3 {
+                            sum[c] += u32::from(p[c]);
+                        }
+                        n += 1;
+                    }
+                }
+            }
+            image::Rgb(sum.map(|v| ((v + n / 2) / n) as u8))
+        })
+    }
+
+    #[test]
+    fn every_level_stitched_from_tiles_equals_the_reference_downscale() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("noise.png");
+        let img = RgbImage::from_fn(1537, 1029, |x, y| {
+            let h = crate::demo::rng::mix(u64::from(x) << 32 | u64::from(y));
+            image::Rgb([h as u8, (h >> 8) as u8, (h >> 16) as u8])
+        });
+        img.save(&src).unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let s = TileService::new(dir.path(), 256 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, ImageSize::new(1537, 1029));
+        wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+        let layout = PyramidLayout::new(ImageSize::new(1537, 1029));
+        let disk = DiskTileCache::new(dir.path());
+        let mut reference = img;
+        for level in 0..=layout.top() {
+            let size = layout.level_size(level);
+            assert_eq!(reference.dimensions(), (size.width, size.height));
+            let mut stitched = RgbImage::new(size.width, size.height);
+            for key in layout.tiles(level) {
+                let tile = disk.read(&id, key).unwrap();
+                let (x, y, w, h) = layout.tile_rect(key);
+                assert_eq!(tile.dimensions(), (w, h), "{key:?}");
+                image::imageops::replace(&mut stitched, &tile, i64::from(x), i64::from(y));
+            }
+            assert!(
+                stitched == reference,
+                "level {level} differs from the reference"
+            );
+            reference = reference_half(&reference);
+        }
+    }
+}
