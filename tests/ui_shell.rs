@@ -96,7 +96,7 @@ fn first_run_builds_the_demo_and_shows_an_image_with_its_questions() {
     assert!(h.query_all_by_label_contains("(correct)").count() >= 4);
     // The fitted view arrives from the background thread.
     step_until(&mut h, "the preview", |h| !h.state().busy());
-    assert!(h.query_by_label("image plaza-375x250.jpg").is_some());
+    assert!(h.query_by_label("image canvas").is_some());
 }
 
 #[test]
@@ -188,4 +188,86 @@ fn dropping_a_folder_on_the_window_imports_it() {
     step_until(&mut h, "the import", |h| h.state().last_report.is_some());
     assert_eq!(h.state().last_report.as_ref().unwrap().added(), 1);
     assert!(h.query_by_label("drop.png").is_some());
+}
+
+#[test]
+fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| h.state().project.is_some());
+    h.get_by_label("metropolis-750x500.jpg").click();
+    step_until(&mut h, "the tiles", |h| !h.state().busy());
+    // Fitted: the whole image is visible.
+    let vis = h.state().canvas.visible().unwrap();
+    assert_eq!((vis.x0, vis.y0), (0.0, 0.0));
+    assert!(
+        (vis.x1 - 750.0).abs() < 1e-3 && (vis.y1 - 500.0).abs() < 1e-3,
+        "{vis:?}"
+    );
+
+    let canvas = h.get_by_label("image canvas").rect();
+    let center = canvas.center();
+    // "1" = 100 %: one image pixel per screen point, centred where it was.
+    h.hover_at(center);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num1);
+    h.run_steps(2);
+    let view = h.state().canvas.view().unwrap();
+    assert!((view.zoom - 1.0).abs() < 1e-9);
+    let vis = h.state().canvas.visible().unwrap();
+    assert!(
+        (vis.width() - f64::from(canvas.width())).abs() < 1.0,
+        "{vis:?} in {canvas:?}"
+    );
+
+    // The wheel zooms about the pointer: the image point under it stays put.
+    let anchor = center + egui::vec2(120.0, -80.0);
+    h.hover_at(anchor);
+    h.run_steps(1);
+    let before = image_point(&h, canvas, anchor);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, 3.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(2);
+    let zoom = h.state().canvas.view().unwrap().zoom;
+    assert!((zoom - 1.25f64.powi(3)).abs() < 1e-6, "zoom {zoom}");
+    let after = image_point(&h, canvas, anchor);
+    assert!((before.0 - after.0).abs() < 0.01 && (before.1 - after.1).abs() < 0.01);
+
+    // Dragging pans: the content follows the pointer.
+    let center_before = h.state().canvas.view().unwrap().center;
+    h.drag_at(anchor);
+    h.run_steps(1);
+    h.hover_at(anchor + egui::vec2(-100.0, -50.0));
+    h.run_steps(1);
+    h.drop_at(anchor + egui::vec2(-100.0, -50.0));
+    h.run_steps(2);
+    let center_after = h.state().canvas.view().unwrap().center;
+    assert!(
+        (center_after.0 - center_before.0 - 100.0 / zoom).abs() < 0.5,
+        "{center_before:?} -> {center_after:?}"
+    );
+    assert!((center_after.1 - center_before.1 - 50.0 / zoom).abs() < 0.5);
+
+    // "0" fits again (the pointer is back over the canvas).
+    h.hover_at(center);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num0);
+    h.run_steps(2);
+    let vis = h.state().canvas.visible().unwrap();
+    assert!(
+        (vis.x1 - 750.0).abs() < 1e-3 && vis.x0 == 0.0,
+        "{vis:?} {:?}",
+        h.state().canvas.view()
+    );
+    // The pixel grid and native pixels need tiles; everything was drawn at its level.
+    step_until(&mut h, "settled tiles", |h| h.state().canvas.settled());
+}
+
+fn image_point(h: &Harness<'static, StudioApp>, canvas: egui::Rect, p: egui::Pos2) -> (f64, f64) {
+    h.state().canvas.view().unwrap().to_image(canvas, p)
 }

@@ -20,15 +20,20 @@ use egui::{ColorImage, TextureHandle, TextureOptions, ThemePreference};
 
 use crate::dataset::{ImageId, QuestionId};
 use crate::imagery::PixelBudget;
+use crate::imagery::tiles::{BuildStatus, TileService};
 use crate::import::{ImportOptions, ImportReport};
 use crate::paths::AppDirs;
 use crate::store::SqliteStore;
 use crate::ui;
+use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
 use dialogs::{DialogRequest, Dialogs, NativeDialogs};
 use import_job::ImportJob;
 use project::{ImageDetail, ProjectView};
 use settings::Settings;
 use thumbnails::{Kind, Thumbnailer};
+
+/// RAM for decoded tiles (the GPU side is bounded separately by the canvas).
+const TILE_RAM_BUDGET: usize = 768 << 20;
 
 /// The three workspaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +102,8 @@ pub struct StudioApp {
     highlighted: Option<QuestionId>,
     thumbnailer: Thumbnailer,
     pictures: HashMap<(ImageId, Kind), Picture>,
+    tiles: TileService,
+    pub canvas: Canvas,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -141,7 +148,8 @@ impl eframe::App for StudioApp {
 impl StudioApp {
     pub fn new(config: AppConfig) -> Self {
         let settings = Settings::load(&config.dirs.settings_file());
-        let thumbnailer = Thumbnailer::new(config.dirs.thumbnail_dir(), config.budget, 2);
+        let thumbnailer = Thumbnailer::new(config.dirs.thumbnail_dir(), config.budget, 1);
+        let tiles = TileService::new(&config.dirs.cache, TILE_RAM_BUDGET, config.budget, 2);
         let mut app = Self {
             settings,
             project: None,
@@ -151,6 +159,8 @@ impl StudioApp {
             highlighted: None,
             thumbnailer,
             pictures: HashMap::new(),
+            tiles,
+            canvas: Canvas::new(),
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -175,6 +185,13 @@ impl StudioApp {
                 .pictures
                 .values()
                 .any(|p| matches!(p, Picture::Loading))
+            || self.selected.as_ref().is_some_and(|id| {
+                !self.canvas.settled()
+                    && !matches!(
+                        self.tiles.status(id),
+                        Some(BuildStatus::Failed(_) | BuildStatus::Cancelled)
+                    )
+            })
     }
 
     /// Open the demo project, creating it in the background on first run.
@@ -253,13 +270,17 @@ impl StudioApp {
             }
         }
         if let Some(image) = project.image(&id) {
-            if !project.missing.contains(&id)
-                && !self.pictures.contains_key(&(id.clone(), Kind::Preview))
-            {
-                self.thumbnailer
-                    .request(id.clone(), image.path.clone(), Kind::Preview);
-                self.pictures
-                    .insert((id.clone(), Kind::Preview), Picture::Loading);
+            self.canvas.set_image(id.clone(), image.size);
+            if !project.missing.contains(&id) {
+                self.tiles.open(&id, image.path.clone(), image.size);
+            }
+            // Build the next images' pyramids in the background, so paging on is instant.
+            if let Some(pos) = project.images.iter().position(|i| i.id == id) {
+                for next in project.images.iter().skip(pos + 1).take(2) {
+                    if !project.missing.contains(&next.id) {
+                        self.tiles.prefetch(&next.id, next.path.clone(), next.size);
+                    }
+                }
             }
         }
         self.highlighted = None;
@@ -483,6 +504,9 @@ impl StudioApp {
                 }
             });
             ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.canvas.show_minimap, "Minimap");
+                ui.checkbox(&mut self.canvas.show_loupe, "Loupe (when zoomed out)");
+                ui.separator();
                 for (label, pref) in [
                     ("Follow the system theme", ThemePreference::System),
                     ("Light theme", ThemePreference::Light),
@@ -547,6 +571,10 @@ impl StudioApp {
                     job.cancel();
                 }
             }
+            if self.workspace == Workspace::Annotate && self.selected.is_some() {
+                ui.separator();
+                ui.monospace(self.canvas.status_line(&self.tiles));
+            }
             let (loading, total) = self.thumbnail_progress();
             if loading > 0 {
                 ui.separator();
@@ -590,6 +618,10 @@ impl StudioApp {
                                 Some(Picture::Ready(t)) => Some(t),
                                 _ => None,
                             },
+                            error: match self.pictures.get(&(image.id.clone(), Kind::Thumb)) {
+                                Some(Picture::Failed(e)) => Some(e.as_str()),
+                                _ => None,
+                            },
                             regions,
                             questions,
                             missing: project.missing.contains(&image.id),
@@ -629,7 +661,13 @@ impl StudioApp {
                     ui.strong(image.file_name());
                     ui.label(format!("{} · {}", image.size, image.id.short()));
                     if let Some(w) = crate::dataset::rules::check_image_size(image.size) {
-                        ui.colored_label(ui::WARNING, w.to_string());
+                        ui.add(
+                            egui::Label::new(
+                                egui::RichText::new("low resolution").color(ui::WARNING),
+                            )
+                            .truncate(),
+                        )
+                        .on_hover_text(w.to_string());
                     }
                 });
                 let emphasised: Vec<_> = self
@@ -637,32 +675,30 @@ impl StudioApp {
                     .and_then(|q| self.detail.questions.iter().find(|x| x.id == q))
                     .map(|q| q.regions.clone())
                     .unwrap_or_default();
-                let preview = self.pictures.get(&(image.id.clone(), Kind::Preview));
-                let thumb = self.pictures.get(&(image.id.clone(), Kind::Thumb));
-                let texture = match (preview, thumb) {
-                    (Some(Picture::Ready(t)), _) | (_, Some(Picture::Ready(t))) => Some(t),
-                    _ => None,
-                };
                 if project.missing.contains(&image.id) {
                     ui.colored_label(
                         ui::WARNING,
                         format!("The file is not at {} any more.", image.path.display()),
                     );
-                } else if let Some(Picture::Failed(e)) = preview {
-                    ui.colored_label(ui::WARNING, e.as_str());
-                } else if !matches!(preview, Some(Picture::Ready(_))) {
-                    ui.weak("Loading the full view...");
+                    return;
                 }
-                if let Some(texture) = texture {
-                    ui::fitted_view::fitted_view(
-                        ui,
-                        texture,
-                        image.size,
-                        &self.detail.regions,
-                        &emphasised,
-                        &format!("image {}", image.file_name()),
-                    );
-                }
+                let overlays: Vec<Overlay> = self
+                    .detail
+                    .regions
+                    .iter()
+                    .enumerate()
+                    .map(|(n, r)| {
+                        let over = crate::dataset::rules::check_area(&r.rect, image.size).is_err();
+                        Overlay {
+                            rect: r.rect,
+                            color: if over { ui::WARNING } else { ui::box_color(n) },
+                            label: Some(format!("#{} {}", n + 1, r.label)),
+                            emphasis: emphasised.contains(&r.id),
+                            style: OverlayStyle::Box,
+                        }
+                    })
+                    .collect();
+                self.canvas.show(ui, &self.tiles, &overlays);
             }
         });
         if let Some(q) = clicked_question {
@@ -671,9 +707,38 @@ impl StudioApp {
             } else {
                 Some(q)
             };
+            self.focus_highlighted();
         }
         if let Some(id) = clicked_image {
             self.select(id);
+        }
+    }
+
+    /// Centre the canvas on the boxes of the highlighted question.
+    fn focus_highlighted(&mut self) {
+        let Some(q) = self
+            .highlighted
+            .and_then(|q| self.detail.questions.iter().find(|x| x.id == q))
+        else {
+            return;
+        };
+        let rects: Vec<_> = self
+            .detail
+            .regions
+            .iter()
+            .filter(|r| q.regions.contains(&r.id))
+            .map(|r| r.rect)
+            .collect();
+        if let Some(first) = rects.first() {
+            let union = rects.iter().fold(*first, |a, b| {
+                crate::geometry::ImageRect::new(
+                    a.x0.min(b.x0),
+                    a.y0.min(b.y0),
+                    a.x1.max(b.x1),
+                    a.y1.max(b.y1),
+                )
+            });
+            self.canvas.focus(&union);
         }
     }
 

@@ -1,8 +1,8 @@
-//! Thumbnails and fitted previews, made on background threads and cached on disk by image hash.
+//! List thumbnails, made on background threads and cached on disk by image hash.
 //!
-//! One full decode makes both sizes, so opening an image after its thumbnail was made costs a
-//! small cached read. The UI asks with [`Thumbnailer::request`] and collects finished pictures
-//! with [`Thumbnailer::poll`] once a frame; it never waits.
+//! JPEGs are decoded at a reduced DCT scale, so a thumbnail of a huge photo costs a fraction of
+//! a full decode. The UI asks with [`Thumbnailer::request`] and collects finished pictures with
+//! [`Thumbnailer::poll`] once a frame; it never waits.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -12,33 +12,24 @@ use std::sync::{Arc, Condvar, Mutex};
 use image::RgbaImage;
 
 use crate::dataset::ImageId;
-use crate::imagery::{PixelBudget, decode, thumbnail};
+use crate::imagery::{PixelBudget, decode, preview, thumbnail};
 
 /// Longest side of a list thumbnail.
 pub const THUMB_SIDE: u32 = 192;
-/// Longest side of the fitted preview shown in the Annotate view.
-pub const PREVIEW_SIDE: u32 = 2048;
 
-/// Which picture of an image.
+/// Which picture of an image (only list thumbnails for now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Thumb,
-    Preview,
 }
 
 impl Kind {
     fn side(self) -> u32 {
-        match self {
-            Kind::Thumb => THUMB_SIDE,
-            Kind::Preview => PREVIEW_SIDE,
-        }
+        THUMB_SIDE
     }
 
     fn file_name(self, id: &ImageId) -> String {
-        match self {
-            Kind::Thumb => format!("{id}-{THUMB_SIDE}.png"),
-            Kind::Preview => format!("{id}-{PREVIEW_SIDE}.jpg"),
-        }
+        format!("{id}-{}.png", self.side())
     }
 }
 
@@ -92,16 +83,12 @@ impl Thumbnailer {
         }
     }
 
-    /// Ask for a picture. Previews jump the queue: the person is waiting for them.
+    /// Ask for a picture.
     pub fn request(&self, id: ImageId, path: PathBuf, kind: Kind) {
         let Ok(mut guard) = self.queue.jobs.lock() else {
             return;
         };
-        let job = Job { id, path, kind };
-        match kind {
-            Kind::Preview => guard.0.push_front(job),
-            Kind::Thumb => guard.0.push_back(job),
-        }
+        guard.0.push_back(Job { id, path, kind });
         self.queue.ready.notify_one();
     }
 
@@ -170,41 +157,31 @@ fn worker(queue: &Queue, tx: &Sender<Done>, cache_dir: &Path, budget: PixelBudge
     }
 }
 
-/// Read the picture from the cache, or decode the image once and cache both sizes.
+/// Read the picture from the cache, or make it (from a reduced JPEG decode where possible).
 fn make(job: &Job, cache_dir: &Path, budget: PixelBudget) -> Result<RgbaImage, String> {
     let cached = cache_dir.join(job.kind.file_name(&job.id));
     if let Ok(img) = image::open(&cached) {
         return Ok(img.to_rgba8());
     }
-    let full = decode::decode_file(&job.path, budget).map_err(|e| e.to_string())?;
-    let mut wanted = None;
-    for kind in [Kind::Thumb, Kind::Preview] {
-        let pic = thumbnail::thumbnail(&full, kind.side());
-        if let Err(e) = store(cache_dir, &kind.file_name(&job.id), &pic) {
-            tracing::warn!("thumbnail cache not written: {e}");
-        }
-        if kind == job.kind {
-            wanted = Some(pic);
-        }
+    let side = job.kind.side();
+    let bytes = std::fs::read(&job.path).map_err(|e| format!("{}: {e}", job.path.display()))?;
+    let full = match preview::scaled_jpeg(&job.path, &bytes, side) {
+        Some(Ok(rgb)) => image::DynamicImage::ImageRgb8(rgb),
+        Some(Err(e)) => return Err(e.to_string()),
+        None => decode::decode_bytes(&job.path, &bytes, budget).map_err(|e| e.to_string())?,
+    };
+    let pic = thumbnail::thumbnail(&full, side);
+    if let Err(e) = store(cache_dir, &job.kind.file_name(&job.id), &pic) {
+        tracing::warn!("thumbnail cache not written: {e}");
     }
-    wanted.ok_or_else(|| "no picture was made".to_owned())
+    Ok(pic)
 }
 
 fn store(dir: &Path, name: &str, pic: &RgbaImage) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let tmp = dir.join(format!("{name}.tmp"));
-    let format = if name.ends_with(".png") {
-        image::ImageFormat::Png
-    } else {
-        image::ImageFormat::Jpeg
-    };
-    let rgb = image::DynamicImage::ImageRgba8(pic.clone()).to_rgb8();
-    let result = if format == image::ImageFormat::Png {
-        pic.save_with_format(&tmp, format)
-    } else {
-        rgb.save_with_format(&tmp, format)
-    };
-    result.map_err(|e| e.to_string())?;
+    pic.save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, dir.join(name)).map_err(|e| e.to_string())
 }
 
@@ -212,8 +189,17 @@ fn store(dir: &Path, name: &str, pic: &RgbaImage) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn next(t: &Thumbnailer) -> Done {
+        loop {
+            if let Some(d) = t.poll().pop() {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     #[test]
-    fn makes_both_sizes_from_one_decode_and_reads_the_cache_after() {
+    fn makes_a_thumbnail_and_reads_the_cache_after() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("a.png");
         image::RgbImage::from_fn(3000, 1000, |x, _| image::Rgb([(x % 256) as u8, 0, 0]))
@@ -223,24 +209,23 @@ mod tests {
         let cache = dir.path().join("cache");
         let t = Thumbnailer::new(cache.clone(), PixelBudget::DEFAULT, 1);
         t.request(id.clone(), src.clone(), Kind::Thumb);
-        let done = loop {
-            if let Some(d) = t.poll().pop() {
-                break d;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert_eq!(done.result.unwrap().dimensions(), (192, 64));
-        assert!(cache.join(Kind::Preview.file_name(&id)).is_file());
-        // With the source gone, the preview still comes from the cache.
+        assert_eq!(next(&t).result.unwrap().dimensions(), (192, 64));
+        // With the source gone, the thumbnail still comes from the cache.
         std::fs::remove_file(&src).unwrap();
-        t.request(id, src, Kind::Preview);
-        let done = loop {
-            if let Some(d) = t.poll().pop() {
-                break d;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert_eq!(done.result.unwrap().dimensions(), (2048, 683));
+        t.request(id, src, Kind::Thumb);
+        assert_eq!(next(&t).result.unwrap().dimensions(), (192, 64));
+    }
+
+    #[test]
+    fn a_jpeg_thumbnail_comes_from_a_reduced_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.jpg");
+        image::RgbImage::from_fn(4000, 2000, |x, _| image::Rgb([(x % 256) as u8, 50, 0]))
+            .save(&src)
+            .unwrap();
+        let t = Thumbnailer::new(dir.path().join("c"), PixelBudget::DEFAULT, 1);
+        t.request(ImageId::of_file(&src).unwrap(), src, Kind::Thumb);
+        assert_eq!(next(&t).result.unwrap().dimensions(), (192, 96));
     }
 
     #[test]

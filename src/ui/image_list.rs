@@ -11,6 +11,8 @@ pub struct ImageRow<'a> {
     pub regions: usize,
     pub questions: usize,
     pub missing: bool,
+    /// Why the image could not be read, when it could not.
+    pub error: Option<&'a str>,
 }
 
 /// Draw the list; returns the image the person clicked, if any.
@@ -65,6 +67,9 @@ pub fn image_list(
                         ));
                         if row.missing {
                             ui.colored_label(super::WARNING, "file not found");
+                        } else if let Some(e) = row.error {
+                            ui.colored_label(super::WARNING, "cannot be read")
+                                .on_hover_text(e);
                         } else if rules::check_image_size(row.image.size).is_some() {
                             ui.colored_label(super::WARNING, "longest side <= 2048 px");
                         }

@@ -1,6 +1,6 @@
 //! Widgets: each file shows one thing and reads plain data; none of them touches the store.
 
-pub mod fitted_view;
+pub mod canvas;
 pub mod image_list;
 pub mod qa_panel;
 
