@@ -5,6 +5,7 @@
 //! also has a headless CLI subcommand (see `main.rs`).
 
 pub mod app;
+pub mod bench;
 pub mod dataset;
 pub mod demo;
 pub mod geometry;

@@ -49,12 +49,43 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Measure against named peers (see the README's performance section).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
     /// Write the demo project into a folder.
     Demo {
         dir: PathBuf,
         /// Divide every scene's size by this (1 = full size; smaller scenes are quicker to make).
         #[arg(long, default_value_t = 1, hide = true)]
         scale: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The canvas: first pixels and full pyramid against libvips and Pillow, frame times,
+    /// memory. Uses ../shared/fixtures when present and generated 100 MP and 400 MP JPEGs.
+    Canvas {
+        /// Where generated images are kept between runs.
+        #[arg(long, default_value = "target/bench-images")]
+        dir: PathBuf,
+        /// Also the 400 MP image (about a minute more, 3 GB of RAM).
+        #[arg(long)]
+        large: bool,
+        /// Frames of the pan-and-zoom session per image.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// Extra images to measure.
+        files: Vec<PathBuf>,
+    },
+    /// One image, in this process (the canvas benchmark runs this as a child).
+    #[command(hide = true)]
+    CanvasOne {
+        file: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
     },
 }
 
@@ -128,6 +159,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Some(Cmd::Bench { which }) => bench(which).map_err(Failure::Internal),
         Some(Cmd::Demo { dir, scale }) => {
             if scale == 0 {
                 return Err(Failure::User(anyhow::anyhow!("--scale must be at least 1")));
@@ -148,6 +180,47 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn bench(which: BenchCmd) -> anyhow::Result<()> {
+    use thyme_studio::bench::{canvas, images};
+    match which {
+        BenchCmd::CanvasOne { file, frames } => {
+            let one = canvas::measure_one(&file, frames)?;
+            println!("{}", serde_json::to_string(&one)?);
+        }
+        BenchCmd::Canvas {
+            dir,
+            large,
+            frames,
+            files,
+        } => {
+            let mut all = Vec::new();
+            let fixtures = PathBuf::from("../shared/fixtures");
+            for name in [
+                "safe-landing-5120x2880.jpg",
+                "elephants-5640x3172.jpg",
+                "patak-5120x2880.png",
+                "pixels-4096x4096.webp",
+            ] {
+                let p = fixtures.join(name);
+                if p.is_file() {
+                    all.push(p);
+                }
+            }
+            all.push(images::generated_jpeg(&dir, 12000, 8400)?);
+            if large {
+                all.push(images::generated_jpeg(&dir, 24000, 16800)?);
+            }
+            all.extend(files);
+            let exe = std::env::current_exe()?;
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
+            let rows = canvas::run(&exe, &all, &script, frames)?;
+            println!("{}", canvas::markdown(&rows));
+        }
+    }
+    Ok(())
 }
 
 fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Result<(), Failure> {

@@ -212,4 +212,87 @@ mod tests {
         let d = decode_bytes(Path::new("g16.png"), &out, PixelBudget::DEFAULT).unwrap();
         assert_eq!((d.width(), d.height()), (20, 10));
     }
+    /// A JPEG with an EXIF APP1 segment whose orientation tag says `orientation`.
+    fn jpeg_with_orientation(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+        let plain = jpeg_bytes(w, h);
+        // TIFF header (big-endian), one IFD entry: 0x0112 SHORT 1 = orientation.
+        let mut tiff = b"MM\0*".to_vec();
+        tiff.extend_from_slice(&8u32.to_be_bytes());
+        tiff.extend_from_slice(&1u16.to_be_bytes());
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes());
+        tiff.extend_from_slice(&3u16.to_be_bytes());
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_be_bytes());
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&plain[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_to_size_and_pixels() {
+        let bytes = jpeg_with_orientation(64, 32, 6);
+        let probe = probe_bytes(Path::new("r.jpg"), &bytes, PixelBudget::DEFAULT).unwrap();
+        assert_eq!(probe.stored_size, ImageSize::new(64, 32));
+        assert_eq!(probe.size, ImageSize::new(32, 64));
+        let img = decode_bytes(Path::new("r.jpg"), &bytes, PixelBudget::DEFAULT).unwrap();
+        assert_eq!((img.width(), img.height()), (32, 64));
+        let upright = decode_bytes(
+            Path::new("u.jpg"),
+            &jpeg_with_orientation(64, 32, 1),
+            PixelBudget::DEFAULT,
+        )
+        .unwrap();
+        assert_eq!((upright.width(), upright.height()), (64, 32));
+    }
+
+    #[test]
+    fn tiff_in_8_and_16_bit_grey_rgb_and_rgba_decodes() {
+        fn tiff<P: image::Pixel>(img: image::ImageBuffer<P, Vec<P::Subpixel>>) -> Vec<u8>
+        where
+            image::DynamicImage: From<image::ImageBuffer<P, Vec<P::Subpixel>>>,
+        {
+            let mut out = Vec::new();
+            image::DynamicImage::from(img)
+                .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Tiff)
+                .unwrap();
+            out
+        }
+        let files = [
+            tiff(image::GrayImage::from_fn(40, 30, |x, _| {
+                image::Luma([x as u8])
+            })),
+            tiff(image::ImageBuffer::<image::Luma<u16>, _>::from_fn(
+                40,
+                30,
+                |x, _| image::Luma([x as u16 * 1000]),
+            )),
+            tiff(image::RgbImage::from_fn(40, 30, |x, y| {
+                image::Rgb([x as u8, y as u8, 0])
+            })),
+            tiff(image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(
+                40,
+                30,
+                |x, _| image::Rgb([x as u16 * 900, 0, 65535]),
+            )),
+            tiff(image::RgbaImage::from_fn(40, 30, |x, _| {
+                image::Rgba([x as u8, 0, 0, 128])
+            })),
+        ];
+        for (i, bytes) in files.iter().enumerate() {
+            let img = decode_bytes(Path::new("t.tif"), bytes, PixelBudget::DEFAULT)
+                .unwrap_or_else(|e| panic!("file {i}: {e}"));
+            assert_eq!((img.width(), img.height()), (40, 30), "file {i}");
+            let rgb = img.to_rgb8();
+            assert!(
+                rgb.get_pixel(39, 0).0[0] > rgb.get_pixel(0, 0).0[0],
+                "file {i}"
+            );
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 use super::disk_cache::DiskTileCache;
 use super::lru::ByteLru;
@@ -370,22 +371,28 @@ fn tile_pyramid(shared: &Shared, id: &ImageId, full: RgbImage, cancel: &AtomicBo
         levels.push(next);
     }
     let total = layout.tile_count();
-    let mut done = 0;
+    let done = std::sync::atomic::AtomicUsize::new(0);
     for level in (0..=layout.top()).rev() {
         let image = &levels[level as usize];
-        for key in layout.tiles(level) {
+        let keys: Vec<TileKey> = layout.tiles(level).collect();
+        // Tiles of a level are independent: cut, encode and write them on all cores.
+        let finished = keys.par_iter().try_for_each(|&key| {
             if cancel.load(Ordering::Relaxed) {
-                return None;
+                return Err(());
             }
             let tile = cut_tile(image, &layout, key);
             if let Err(e) = shared.disk.write(id, key, &tile) {
                 tracing::warn!("tile not cached on disk: {e}");
             }
             insert_ram(shared, id, key, Arc::new(tile));
-            done += 1;
-            if done % 16 == 0 || done == total {
-                set_status(shared, id, BuildStatus::Tiling { done, total });
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 16 == 0 || n == total {
+                set_status(shared, id, BuildStatus::Tiling { done: n, total });
             }
+            Ok(())
+        });
+        if finished.is_err() {
+            return None;
         }
     }
     Some(())

@@ -1,0 +1,5 @@
+//! Benchmarks that measure thyme-studio against named peers in the same run
+//! (`thyme-studio bench ...`); the figures go into the README's performance section.
+
+pub mod canvas;
+pub mod images;
