@@ -555,4 +555,44 @@ mod tests {
             reference = reference_half(&reference);
         }
     }
+    #[test]
+    fn opening_another_image_cancels_the_unfinished_build_and_prefetch_builds_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.png");
+        RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+        })
+        .save(&big)
+        .unwrap();
+        let small = dir.path().join("small.png");
+        RgbImage::from_fn(600, 400, |x, _| image::Rgb([x as u8, 0, 0]))
+            .save(&small)
+            .unwrap();
+        let next = dir.path().join("next.png");
+        RgbImage::from_fn(700, 300, |_, y| image::Rgb([0, y as u8, 0]))
+            .save(&next)
+            .unwrap();
+        let (a, b, c) = (
+            ImageId::of_file(&big).unwrap(),
+            ImageId::of_file(&small).unwrap(),
+            ImageId::of_file(&next).unwrap(),
+        );
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&a, big, ImageSize::new(4000, 3000));
+        // Decoding 12 MP takes far longer than this call: the person moved on at once.
+        s.open(&b, small, ImageSize::new(600, 400));
+        s.prefetch(&c, next, ImageSize::new(700, 300));
+        assert_eq!(
+            wait_for(&s, &a, |st| matches!(
+                st,
+                BuildStatus::Cancelled | BuildStatus::Complete
+            )),
+            BuildStatus::Cancelled
+        );
+        wait_for(&s, &b, |st| matches!(st, BuildStatus::Complete));
+        wait_for(&s, &c, |st| matches!(st, BuildStatus::Complete));
+        let disk = DiskTileCache::new(dir.path());
+        assert!(!disk.is_complete(&a));
+        assert!(disk.is_complete(&b) && disk.is_complete(&c));
+    }
 }
