@@ -326,16 +326,24 @@ fn build(
         Ok(b) => b,
         Err(e) => return BuildStatus::Failed(format!("{}: {e}", path.display())),
     };
-    if let Some(Ok(p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
-        if let Ok(mut st) = shared.state.lock() {
-            st.previews.insert(id.clone(), Arc::new(p));
-        }
-        shared.generation.fetch_add(1, Ordering::AcqRel);
-    }
+    // The quick preview and the full decode run side by side: the full decode is one thread,
+    // so the preview costs the full pyramid almost nothing.
+    let started = std::time::Instant::now();
+    let full = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Some(Ok(p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+                if let Ok(mut st) = shared.state.lock() {
+                    st.previews.insert(id.clone(), Arc::new(p));
+                }
+                shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        decode::decode_bytes(path, &bytes, shared.budget)
+    });
     if cancel.load(Ordering::Relaxed) {
         return BuildStatus::Cancelled;
     }
-    let full = match decode::decode_bytes(path, &bytes, shared.budget) {
+    let full = match full {
         Ok(img) => img.into_rgb8(),
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
@@ -348,7 +356,19 @@ fn build(
             full.height()
         );
     }
-    match tile_pyramid(shared, id, full, cancel) {
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "decoded {}",
+        path.display()
+    );
+    let started = std::time::Instant::now();
+    let tiled = tile_pyramid(shared, id, full, cancel);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "tiled {}",
+        path.display()
+    );
+    match tiled {
         Some(()) => {
             if let Err(e) = shared.disk.mark_complete(id) {
                 tracing::warn!("tile cache not marked complete: {e}");
