@@ -203,23 +203,29 @@ impl TileService {
         if let Some(t) = self.shared.ram.lock().ok()?.get(&k) {
             return Some(t.clone());
         }
-        if self.shared.disk.tile_path(id, key).is_file() {
-            let Ok(mut st) = self.shared.state.lock() else {
-                return None;
-            };
-            if st.loading.insert(k) {
-                st.seq += 1;
-                let seq = st.seq;
-                st.queue.insert(
-                    (Priority::Load, seq),
-                    Job::Load {
-                        id: id.clone(),
-                        key,
-                    },
-                );
-                drop(st);
-                self.shared.wake.notify_one();
-            }
+        let Ok(mut st) = self.shared.state.lock() else {
+            return None;
+        };
+        if st.loading.contains(&k) {
+            return None;
+        }
+        // A complete pyramid has every tile on disk: no need to ask the file system (this
+        // runs on the UI thread, many times a frame).
+        let on_disk = matches!(st.status.get(id), Some(BuildStatus::Complete))
+            || self.shared.disk.tile_path(id, key).is_file();
+        if on_disk {
+            st.loading.insert(k);
+            st.seq += 1;
+            let seq = st.seq;
+            st.queue.insert(
+                (Priority::Load, seq),
+                Job::Load {
+                    id: id.clone(),
+                    key,
+                },
+            );
+            drop(st);
+            self.shared.wake.notify_one();
         }
         None
     }

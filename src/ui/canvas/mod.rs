@@ -27,7 +27,7 @@ pub use view::View;
 /// GPU memory the canvas may hold in tile textures.
 pub const GPU_BUDGET: usize = 128 << 20;
 /// Tiles uploaded per frame at most (each is up to 1 MiB of RGBA).
-const UPLOADS_PER_FRAME: usize = 6;
+const UPLOADS_PER_FRAME: usize = 3;
 /// Zoom (screen points per image pixel) from which a pixel grid is drawn.
 const GRID_FROM_ZOOM: f64 = 8.0;
 
