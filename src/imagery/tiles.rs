@@ -65,6 +65,8 @@ struct State {
     status: BTreeMap<ImageId, BuildStatus>,
     cancels: BTreeMap<ImageId, (Arc<AtomicBool>, Priority)>,
     previews: BTreeMap<ImageId, Arc<RgbImage>>,
+    /// Where each image asked for lives, to rebuild it if its cache turns out damaged.
+    sources: BTreeMap<ImageId, (PathBuf, ImageSize)>,
     shutdown: bool,
 }
 
@@ -98,6 +100,7 @@ impl TileService {
                 status: BTreeMap::new(),
                 cancels: BTreeMap::new(),
                 previews: BTreeMap::new(),
+                sources: BTreeMap::new(),
                 shutdown: false,
             }),
             wake: Condvar::new(),
@@ -135,6 +138,9 @@ impl TileService {
     }
 
     fn enqueue_build(&self, id: &ImageId, path: PathBuf, size: ImageSize, priority: Priority) {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.sources.insert(id.clone(), (path.clone(), size));
+        }
         if self.shared.disk.is_complete(id) {
             self.set_status(id, BuildStatus::Complete);
             return;
@@ -289,11 +295,16 @@ fn worker(shared: &Shared) {
         };
         match job {
             Job::Load { id, key } => {
-                if let Some(tile) = shared.disk.read(&id, key) {
+                let loaded = shared.disk.read(&id, key);
+                let ok = loaded.is_some();
+                if let Some(tile) = loaded {
                     insert_ram(shared, &id, key, Arc::new(tile));
                 }
                 if let Ok(mut st) = shared.state.lock() {
-                    st.loading.remove(&(id, key));
+                    st.loading.remove(&(id.clone(), key));
+                    if !ok {
+                        rebuild_damaged(shared, &mut st, &id);
+                    }
                 }
                 shared.generation.fetch_add(1, Ordering::AcqRel);
             }
@@ -310,6 +321,40 @@ fn worker(shared: &Shared) {
     }
 }
 
+/// A tile of a "complete" pyramid could not be read: the cache is damaged. Forget that it is
+/// complete and build the pyramid again (once; the build rewrites every tile).
+fn rebuild_damaged(shared: &Shared, st: &mut State, id: &ImageId) {
+    if !matches!(st.status.get(id), Some(BuildStatus::Complete)) {
+        return;
+    }
+    let Some((path, size)) = st.sources.get(id).cloned() else {
+        return;
+    };
+    tracing::warn!(
+        "the tile cache of {} is damaged; rebuilding it",
+        path.display()
+    );
+    if let Err(e) = std::fs::remove_file(shared.disk.image_dir(id).join("complete")) {
+        tracing::warn!("cannot reset the tile cache: {e}");
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    st.cancels
+        .insert(id.clone(), (cancel.clone(), Priority::Open));
+    st.status.insert(id.clone(), BuildStatus::Queued);
+    st.seq += 1;
+    let seq = st.seq;
+    st.queue.insert(
+        (Priority::Open, seq),
+        Job::Build {
+            id: id.clone(),
+            path,
+            size,
+            cancel,
+        },
+    );
+    shared.wake.notify_one();
+}
+
 fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<RgbImage>) {
     let bytes = tile.as_raw().len();
     if let Ok(mut ram) = shared.ram.lock() {
@@ -319,6 +364,8 @@ fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<RgbImage>) 
 
 /// Smallest side of the quick preview: enough to fill a screen at fit zoom.
 const PREVIEW_MIN_SIDE: u32 = 1024;
+/// Largest side of the quick preview.
+const PREVIEW_MAX_SIDE: u32 = 4096;
 
 fn build(
     shared: &Shared,
@@ -337,7 +384,15 @@ fn build(
     let started = std::time::Instant::now();
     let full = std::thread::scope(|scope| {
         scope.spawn(|| {
-            if let Some(Ok(p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+            if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+                // GPUs cap texture sides (egui-wgpu at 8192): keep the preview well inside.
+                if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
+                    let fit = super::thumbnail::fit_within(
+                        ImageSize::new(p.width(), p.height()),
+                        PREVIEW_MAX_SIDE,
+                    );
+                    p = image::imageops::thumbnail(&p, fit.width, fit.height);
+                }
                 if let Ok(mut st) = shared.state.lock() {
                     st.previews.insert(id.clone(), Arc::new(p));
                 }
@@ -620,5 +675,42 @@ mod tests {
         let disk = DiskTileCache::new(dir.path());
         assert!(!disk.is_complete(&a));
         assert!(disk.is_complete(&b) && disk.is_complete(&c));
+    }
+    #[test]
+    fn a_damaged_cached_tile_triggers_a_rebuild_instead_of_endless_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.png");
+        RgbImage::from_fn(900, 700, |x, y| image::Rgb([x as u8, y as u8, 9]))
+            .save(&src)
+            .unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let size = ImageSize::new(900, 700);
+        {
+            let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+            s.open(&id, src.clone(), size);
+            wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+        }
+        let key = TileKey {
+            level: 0,
+            col: 1,
+            row: 1,
+        };
+        let disk = DiskTileCache::new(dir.path());
+        std::fs::write(disk.tile_path(&id, key), b"damaged").unwrap();
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, size);
+        let start = std::time::Instant::now();
+        let tile = loop {
+            if let Some(t) = s.tile(&id, key) {
+                break t;
+            }
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "the damaged tile never came back"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(tile.dimensions(), (388, 188));
+        assert!(disk.read(&id, key).is_some(), "the cache was repaired");
     }
 }
