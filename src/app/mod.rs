@@ -233,11 +233,20 @@ impl StudioApp {
                             .insert((image.id.clone(), Kind::Thumb), Picture::Loading);
                     }
                 }
+                let first = view
+                    .images
+                    .iter()
+                    .find(|i| !view.missing.contains(&i.id))
+                    .map(|i| i.id.clone());
                 self.settings.remember(&path);
                 if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
                     tracing::warn!("settings not saved: {e}");
                 }
                 self.project = Some(view);
+                // Show something at once: the first image whose file is there.
+                if let Some(id) = first {
+                    self.select(id);
+                }
             }
             Err(e) => self.notify_error(e.to_string()),
         }

@@ -276,7 +276,11 @@ impl Canvas {
                 );
             }
         }
-        if self.show_minimap {
+        // The minimap helps only when part of the image is off screen.
+        let vis = view.visible(rect, size);
+        let all_visible = vis.width() >= f64::from(size.width) - 0.5
+            && vis.height() >= f64::from(size.height) - 0.5;
+        if self.show_minimap && !all_visible {
             if let Some(jump) = self.minimap(ui, rect, size, &view, overlays) {
                 if let Some(v) = self.view.as_mut() {
                     v.center = jump;
