@@ -208,7 +208,10 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
                     all.push(p);
                 }
             }
-            all.push(images::generated_jpeg(&dir, 12000, 8400)?);
+            let hundred = images::generated_jpeg(&dir, 12000, 8400)?;
+            all.push(hundred.clone());
+            // The same photo as a camera would write it: with an EXIF thumbnail.
+            all.push(images::with_exif_thumbnail(&hundred)?);
             if large {
                 all.push(images::generated_jpeg(&dir, 24000, 16800)?);
             }

@@ -42,7 +42,10 @@ fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
 
 /// Click an image in the list (its name also heads the canvas when it is selected).
 fn click_image(h: &Harness<'static, StudioApp>, name: &str) {
-    h.query_all_by_label(name).next().unwrap_or_else(|| panic!("{name} not shown")).click();
+    h.query_all_by_label(name)
+        .next()
+        .unwrap_or_else(|| panic!("{name} not shown"))
+        .click();
 }
 
 /// Step frames until `done` holds (background threads need real time).

@@ -280,6 +280,9 @@ impl StudioApp {
         }
         if let Some(image) = project.image(&id) {
             self.canvas.set_image(id.clone(), image.size);
+            if let Some(Picture::Ready(t)) = self.pictures.get(&(id.clone(), Kind::Thumb)) {
+                self.canvas.set_placeholder(Some(t.clone()));
+            }
             if !project.missing.contains(&id) {
                 self.tiles.open(&id, image.path.clone(), image.size);
             }

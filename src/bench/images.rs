@@ -24,3 +24,31 @@ pub fn generated_jpeg(dir: &Path, width: u32, height: u32) -> anyhow::Result<Pat
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
+
+/// A copy of `source` (a JPEG) with a camera-style 160x120 EXIF thumbnail, made if missing.
+pub fn with_exif_thumbnail(source: &Path) -> anyhow::Result<PathBuf> {
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = source.with_file_name(format!("{stem}-exif.jpg"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let bytes = std::fs::read(source)?;
+    let small = crate::imagery::preview::scaled_jpeg(source, &bytes, 160)
+        .ok_or_else(|| anyhow::anyhow!("{} is not a JPEG", source.display()))??;
+    let thumb = image::imageops::thumbnail(&small, 160, 112);
+    let mut thumb_bytes = Vec::new();
+    thumb.write_to(
+        &mut std::io::Cursor::new(&mut thumb_bytes),
+        image::ImageFormat::Jpeg,
+    )?;
+    let tmp = path.with_extension("jpg.tmp");
+    std::fs::write(
+        &tmp,
+        crate::imagery::exif_thumb::embed_thumbnail(&bytes, &thumb_bytes),
+    )?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}

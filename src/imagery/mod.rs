@@ -6,6 +6,7 @@
 
 pub mod decode;
 pub mod disk_cache;
+pub mod exif_thumb;
 pub mod format;
 pub mod integrity;
 pub mod limits;

@@ -67,7 +67,8 @@ fn decode_scaled(path: &Path, bytes: &[u8], min_side: u32) -> Result<RgbImage, I
     Ok(img.to_rgb8())
 }
 
-fn orientation(bytes: &[u8]) -> Orientation {
+/// The EXIF orientation of a JPEG (upright when there is none).
+pub fn orientation(bytes: &[u8]) -> Orientation {
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
     reader.limits(image::Limits::no_limits());
     reader

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::disk_cache::DiskTileCache;
 use super::lru::ByteLru;
 use super::pyramid::{PyramidLayout, TileKey, cut_tile, reduce_half};
-use super::{PixelBudget, decode, preview};
+use super::{PixelBudget, decode, exif_thumb, preview};
 use crate::dataset::ImageId;
 use crate::geometry::ImageSize;
 
@@ -379,6 +379,15 @@ fn build(
         Ok(b) => b,
         Err(e) => return BuildStatus::Failed(format!("{}: {e}", path.display())),
     };
+    // A camera's embedded thumbnail is the very first picture (milliseconds).
+    if let Some(thumb) = exif_thumb::exif_thumbnail(&bytes) {
+        let mut img = image::DynamicImage::ImageRgb8(thumb);
+        img.apply_orientation(preview::orientation(&bytes));
+        if let Ok(mut st) = shared.state.lock() {
+            st.previews.insert(id.clone(), Arc::new(img.to_rgb8()));
+        }
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
     // The quick preview and the full decode run side by side: the full decode is one thread,
     // so the preview costs the full pyramid almost nothing.
     let started = std::time::Instant::now();

@@ -48,6 +48,8 @@ pub struct Canvas {
     viewport: Rect,
     textures: ByteLru<TileKey, TextureHandle>,
     preview: Option<TextureHandle>,
+    /// A picture the caller already has (the list thumbnail), shown until a better one exists.
+    placeholder: Option<TextureHandle>,
     pub show_minimap: bool,
     pub show_loupe: bool,
     hover: Option<(f64, f64)>,
@@ -71,6 +73,7 @@ impl Canvas {
             viewport: Rect::NOTHING,
             textures: ByteLru::new(GPU_BUDGET),
             preview: None,
+            placeholder: None,
             show_minimap: true,
             show_loupe: false,
             hover: None,
@@ -90,8 +93,14 @@ impl Canvas {
         self.view = None;
         self.textures = ByteLru::new(GPU_BUDGET);
         self.preview = None;
+        self.placeholder = None;
         self.generation = u64::MAX;
         self.settled = false;
+    }
+
+    /// A picture of the whole image to show until the pyramid's own first picture arrives.
+    pub fn set_placeholder(&mut self, texture: Option<TextureHandle>) {
+        self.placeholder = texture;
     }
 
     /// Did the last frame draw every visible tile at its proper level?
@@ -210,7 +219,7 @@ impl Canvas {
             self.refresh_preview(&ctx, tiles, &id, &layout);
         }
         let image_rect = view.rect_to_screen(rect, &size.full_rect());
-        if let Some(p) = &self.preview {
+        if let Some(p) = self.preview.as_ref().or(self.placeholder.as_ref()) {
             painter.image(
                 p.id(),
                 image_rect,
@@ -570,7 +579,7 @@ impl Canvas {
         view: &View,
         overlays: &[Overlay],
     ) -> Option<(f64, f64)> {
-        let preview = self.preview.as_ref()?;
+        let preview = self.preview.as_ref().or(self.placeholder.as_ref())?;
         let max = 180.0f32;
         let scale = max / (size.width.max(size.height) as f32);
         let mini = Vec2::new(size.width as f32 * scale, size.height as f32 * scale);
