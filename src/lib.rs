@@ -4,6 +4,7 @@
 //! know nothing of the UI; [`app`] and [`ui`] are a thin egui layer over them, and every job
 //! also has a headless CLI subcommand (see `main.rs`).
 
+pub mod annotate;
 pub mod app;
 pub mod bench;
 pub mod dataset;

@@ -246,13 +246,16 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
     let after = image_point(&h, canvas, anchor);
     assert!((before.0 - after.0).abs() < 0.01 && (before.1 - after.1).abs() < 0.01);
 
-    // Dragging pans: the content follows the pointer.
+    // Dragging with the middle button pans (the primary button draws boxes in Annotate).
     let center_before = h.state().canvas.view().unwrap().center;
-    h.drag_at(anchor);
+    let to = anchor + egui::vec2(-100.0, -50.0);
+    h.event(button(anchor, egui::PointerButton::Middle, true));
     h.run_steps(1);
-    h.hover_at(anchor + egui::vec2(-100.0, -50.0));
+    h.hover_at(anchor + egui::vec2(-50.0, -25.0));
     h.run_steps(1);
-    h.drop_at(anchor + egui::vec2(-100.0, -50.0));
+    h.hover_at(to);
+    h.run_steps(1);
+    h.event(button(to, egui::PointerButton::Middle, false));
     h.run_steps(2);
     let center_after = h.state().canvas.view().unwrap().center;
     assert!(
@@ -278,4 +281,118 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
 
 fn image_point(h: &Harness<'static, StudioApp>, canvas: egui::Rect, p: egui::Pos2) -> (f64, f64) {
     h.state().canvas.view().unwrap().to_image(canvas, p)
+}
+
+fn button(pos: egui::Pos2, button: egui::PointerButton, pressed: bool) -> egui::Event {
+    egui::Event::PointerButton {
+        pos,
+        button,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    }
+}
+
+/// The boxes of the project's only image, read through a second connection.
+fn stored_boxes(project: &std::path::Path) -> Vec<thyme_studio::geometry::ImageRect> {
+    use thyme_studio::store::Store;
+    let store = thyme_studio::store::SqliteStore::open(project).unwrap();
+    let image = store.images().unwrap().remove(0);
+    store
+        .regions(&image.id)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.rect)
+        .collect()
+}
+
+#[test]
+fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("p.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let src = root.path().join("street.png");
+    image::RgbImage::from_fn(3000, 2000, |x, y| {
+        image::Rgb([(x / 12) as u8, (y / 8) as u8, 90])
+    })
+    .save(&src)
+    .unwrap();
+    {
+        let mut store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        thyme_studio::import::import(
+            &mut store,
+            &[src],
+            &Default::default(),
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap();
+    }
+    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
+    step_until(&mut h, "the image", |h| {
+        !h.state().busy() && h.state().canvas.view().is_some()
+    });
+    let canvas = h.get_by_label("image canvas").rect();
+    let view = h.state().canvas.view().unwrap();
+    let a = view.to_screen(canvas, (500.0, 400.0));
+    let b = view.to_screen(canvas, (800.0, 600.0));
+
+    // Draw by dragging.
+    h.hover_at(a);
+    h.run_steps(1);
+    h.event(button(a, egui::PointerButton::Primary, true));
+    h.run_steps(1);
+    h.hover_at(a + (b - a) * 0.5);
+    h.run_steps(1);
+    h.hover_at(b);
+    h.run_steps(1);
+    h.event(button(b, egui::PointerButton::Primary, false));
+    h.run_steps(2);
+    let boxes = stored_boxes(&project);
+    assert_eq!(boxes.len(), 1, "the drawn box is in the project file");
+    let r = boxes[0];
+    let tol = 1.0 / view.zoom + 1.0;
+    assert!(
+        (r.x0 - 500.0).abs() <= tol && (r.y0 - 400.0).abs() <= tol,
+        "{r:?}"
+    );
+    assert!(
+        (r.x1 - 800.0).abs() <= tol && (r.y1 - 600.0).abs() <= tol,
+        "{r:?}"
+    );
+    assert_eq!(r, r.snapped(), "edges snap to whole pixels");
+    assert!(
+        h.state().editor.selected.is_some(),
+        "the new box is selected"
+    );
+    assert!(h.query_by_label_contains("edit(s) saved").is_some());
+
+    // The arrow key moves it by one pixel, Shift+arrow by ten.
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(1);
+    assert_eq!(stored_boxes(&project)[0].x0, r.x0 + 1.0);
+    h.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::ArrowDown);
+    h.run_steps(1);
+    assert_eq!(stored_boxes(&project)[0].y0, r.y0 + 10.0);
+
+    // Undo twice, redo once.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(stored_boxes(&project)[0], r);
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run_steps(1);
+    assert_eq!(stored_boxes(&project)[0].x0, r.x0 + 1.0);
+
+    // Delete removes it; undo brings it back.
+    h.key_press(egui::Key::Delete);
+    h.run_steps(1);
+    assert!(stored_boxes(&project).is_empty());
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(stored_boxes(&project).len(), 1);
 }

@@ -5,6 +5,7 @@
 //! thread and reports through a channel, so the UI thread never waits on disk or compute.
 
 pub mod dialogs;
+pub mod editor;
 pub mod import_job;
 pub mod project;
 pub mod settings;
@@ -23,7 +24,7 @@ use crate::imagery::PixelBudget;
 use crate::imagery::tiles::{BuildStatus, TileService};
 use crate::import::{ImportOptions, ImportReport};
 use crate::paths::AppDirs;
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, Store as _};
 use crate::ui;
 use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
 use dialogs::{DialogRequest, Dialogs, NativeDialogs};
@@ -104,6 +105,10 @@ pub struct StudioApp {
     pictures: HashMap<(ImageId, Kind), Picture>,
     tiles: TileService,
     pub canvas: Canvas,
+    pub editor: editor::BoxEditor,
+    actor: String,
+    /// Edits saved in this session (each one durable when counted).
+    pub saved_edits: u64,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -161,6 +166,9 @@ impl StudioApp {
             pictures: HashMap::new(),
             tiles,
             canvas: Canvas::new(),
+            editor: editor::BoxEditor::default(),
+            actor: crate::store::default_actor(),
+            saved_edits: 0,
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -296,6 +304,9 @@ impl StudioApp {
             }
         }
         self.highlighted = None;
+        if self.selected.as_ref() != Some(&id) {
+            self.editor.reset();
+        }
         self.selected = Some(id);
     }
 
@@ -583,6 +594,11 @@ impl StudioApp {
                     job.cancel();
                 }
             }
+            if self.saved_edits > 0 {
+                ui.separator();
+                ui.label(format!("all {} edit(s) saved", self.saved_edits))
+                    .on_hover_text("Every edit is written to the project file before it is shown.");
+            }
             if self.workspace == Workspace::Annotate && self.selected.is_some() {
                 ui.separator();
                 ui.monospace(self.canvas.status_line(&self.tiles));
@@ -648,6 +664,7 @@ impl StudioApp {
             .and_then(|id| project.image(id))
             .cloned();
         let mut clicked_question = None;
+        let mut edit = None;
         if let Some(image) = &selected {
             egui::Panel::right("qa")
                 .resizable(true)
@@ -694,7 +711,7 @@ impl StudioApp {
                     );
                     return;
                 }
-                let overlays: Vec<Overlay> = self
+                let mut overlays: Vec<Overlay> = self
                     .detail
                     .regions
                     .iter()
@@ -705,14 +722,45 @@ impl StudioApp {
                             rect: r.rect,
                             color: if over { ui::WARNING } else { ui::box_color(n) },
                             label: Some(format!("#{} {}", n + 1, r.label)),
-                            emphasis: emphasised.contains(&r.id),
+                            emphasis: emphasised.contains(&r.id)
+                                || self.editor.selected == Some(r.id),
                             style: OverlayStyle::Box,
                         }
                     })
                     .collect();
-                self.canvas.show(ui, &self.tiles, &overlays);
+                if let Some(preview) = self.editor.preview {
+                    // Live rule feedback while drawing or editing.
+                    let (text, over) = editor::BoxEditor::feedback(&preview, image.size);
+                    overlays.push(Overlay {
+                        rect: preview,
+                        color: if over {
+                            ui::WARNING
+                        } else {
+                            egui::Color32::WHITE
+                        },
+                        label: Some(text),
+                        emphasis: true,
+                        style: OverlayStyle::Box,
+                    });
+                }
+                self.canvas.edit_mode = true;
+                self.canvas.arrow_keys_pan = self.editor.selected.is_none();
+                let out = self.canvas.show(ui, &self.tiles, &overlays);
+                let zoom = self.canvas.view().map(|v| v.zoom).unwrap_or(1.0);
+                let mut action =
+                    self.editor
+                        .on_canvas(&out, &image.id, &self.detail.regions, image.size, zoom);
+                if action == editor::EditorAction::None && !self.editor.busy() {
+                    action = self
+                        .editor
+                        .on_keys(ui.ctx(), &self.detail.regions, image.size);
+                }
+                edit = Some(action);
             }
         });
+        if let Some(action) = edit {
+            self.run_edit(action);
+        }
         if let Some(q) = clicked_question {
             self.highlighted = if self.highlighted == Some(q) {
                 None
@@ -723,6 +771,39 @@ impl StudioApp {
         }
         if let Some(id) = clicked_image {
             self.select(id);
+        }
+    }
+
+    /// Carry out what the box editor asked for, through the store.
+    fn run_edit(&mut self, action: editor::EditorAction) {
+        let Some(project) = &mut self.project else {
+            return;
+        };
+        let result = match action {
+            editor::EditorAction::None => return,
+            editor::EditorAction::Apply(command) => project.apply(&self.actor, *command),
+            editor::EditorAction::Delete(id) => project
+                .store()
+                .delete_region_command(id)
+                .and_then(|command| project.apply(&self.actor, command)),
+            editor::EditorAction::Undo => project.undo(&self.actor).map(|_| ()),
+            editor::EditorAction::Redo => project.redo(&self.actor).map(|_| ()),
+        };
+        let detail = self.selected.as_ref().map(|id| project.detail(id));
+        match (result, detail) {
+            (Ok(()), Some(Ok(detail))) => {
+                if let Some(sel) = self.editor.selected {
+                    if !detail.regions.iter().any(|r| r.id == sel) {
+                        self.editor.selected = None;
+                    }
+                }
+                self.detail = detail;
+                self.saved_edits += 1;
+            }
+            (Err(e), _) | (_, Some(Err(e))) => {
+                self.notify_error(format!("the edit was not saved: {e}"))
+            }
+            (Ok(()), None) => {}
         }
     }
 

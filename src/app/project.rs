@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::dataset::{ImageId, ImageRecord, Question, Region};
-use crate::store::{ProjectStats, SqliteStore, Store, StoreError};
+use crate::store::{Command, ProjectStats, SqliteStore, Store, StoreError};
 
 /// What the UI reads each frame; rebuilt by [`ProjectView::reload`], never during drawing.
 pub struct ProjectView {
@@ -50,6 +50,41 @@ impl ProjectView {
             .collect();
         self.stats = self.store.stats()?;
         self.counts.clear();
+        for image in &self.images {
+            let regions = self.store.regions(&image.id)?.len();
+            let questions = self.store.questions(&image.id)?.len();
+            self.counts.insert(image.id.clone(), (regions, questions));
+        }
+        Ok(())
+    }
+
+    /// Apply one edit (durable when this returns) and refresh the counts.
+    pub fn apply(&mut self, actor: &str, command: Command) -> Result<(), StoreError> {
+        self.store.apply(actor, command)?;
+        self.refresh_counts()
+    }
+
+    /// Undo the latest edit; returns it.
+    pub fn undo(&mut self, actor: &str) -> Result<Option<Command>, StoreError> {
+        let undone = self.store.undo(actor)?;
+        self.refresh_counts()?;
+        Ok(undone)
+    }
+
+    /// Redo the earliest undone edit; returns it.
+    pub fn redo(&mut self, actor: &str) -> Result<Option<Command>, StoreError> {
+        let redone = self.store.redo(actor)?;
+        self.refresh_counts()?;
+        Ok(redone)
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// Re-read counts after an edit (the image list itself only changes by import).
+    fn refresh_counts(&mut self) -> Result<(), StoreError> {
+        self.stats = self.store.stats()?;
         for image in &self.images {
             let regions = self.store.regions(&image.id)?.len();
             let questions = self.store.questions(&image.id)?.len();

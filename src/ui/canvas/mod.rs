@@ -38,6 +38,12 @@ pub struct CanvasOutput {
     pub hover: Option<(f64, f64)>,
     /// The image point clicked (without dragging).
     pub clicked: Option<(f64, f64)>,
+    /// In edit mode: where a primary-button drag began (image point), on its first frame.
+    pub drag_started: Option<(f64, f64)>,
+    /// In edit mode: the pointer's image point while a primary-button drag goes on.
+    pub dragging: Option<(f64, f64)>,
+    /// In edit mode: the image point where a primary-button drag ended.
+    pub drag_released: Option<(f64, f64)>,
 }
 
 /// The canvas's state; one per workspace view.
@@ -52,6 +58,11 @@ pub struct Canvas {
     placeholder: Option<TextureHandle>,
     pub show_minimap: bool,
     pub show_loupe: bool,
+    /// When on, a primary-button drag edits (reported in [`CanvasOutput`]) and panning takes
+    /// the middle or secondary button, or Space held with the primary one.
+    pub edit_mode: bool,
+    /// When on, the arrow keys pan; callers turn it off while they use arrows to move a box.
+    pub arrow_keys_pan: bool,
     hover: Option<(f64, f64)>,
     hover_rgb: Option<[u8; 3]>,
     generation: u64,
@@ -76,6 +87,8 @@ impl Canvas {
             placeholder: None,
             show_minimap: true,
             show_loupe: false,
+            edit_mode: false,
+            arrow_keys_pan: true,
             hover: None,
             hover_rgb: None,
             generation: u64::MAX,
@@ -191,8 +204,27 @@ impl Canvas {
                 view.zoom_about(rect, anchor, f64::from(pinch), size);
             }
         }
-        if response.dragged() {
+        let space = ui.input(|i| i.key_down(Key::Space));
+        let primary_pans = !self.edit_mode || space;
+        let panning = response.dragged_by(egui::PointerButton::Middle)
+            || response.dragged_by(egui::PointerButton::Secondary)
+            || (primary_pans && response.dragged_by(egui::PointerButton::Primary));
+        if panning {
             view.pan(response.drag_delta(), size);
+        } else if self.edit_mode {
+            let pointer = response
+                .interact_pointer_pos()
+                .map(|p| view.to_image(rect, p));
+            if response.drag_started_by(egui::PointerButton::Primary) {
+                let origin = ui.input(|i| i.pointer.press_origin());
+                out.drag_started = origin.map(|p| view.to_image(rect, p)).or(pointer);
+            }
+            if response.dragged_by(egui::PointerButton::Primary) {
+                out.dragging = pointer;
+            }
+            if response.drag_stopped_by(egui::PointerButton::Primary) {
+                out.drag_released = pointer.or(self.hover);
+            }
         }
         if response.clicked() {
             if let Some(p) = response.interact_pointer_pos() {
@@ -363,6 +395,9 @@ impl Canvas {
         }
         if one {
             view.zoom_about(rect, rect.center(), 1.0 / view.zoom, size);
+        }
+        if !self.arrow_keys_pan {
+            return;
         }
         let step = rect.size() * 0.1;
         let pan = Vec2::new(

@@ -1,0 +1,242 @@
+//! Box editing in the Annotate workspace: turns canvas drags, clicks and keys into store
+//! commands. Every finished gesture is one journaled edit, durable before it is drawn as saved.
+
+use egui::{Key, Modifiers};
+
+use crate::annotate::{Handle, drag, hit_smallest, nudge};
+use crate::dataset::{Region, RegionId, rules};
+use crate::geometry::{ImageRect, ImageSize};
+use crate::store::Command;
+
+/// Screen points within which a handle can be grabbed.
+const HANDLE_GRAB: f64 = 8.0;
+
+/// A gesture in progress.
+#[derive(Debug, Clone)]
+enum Op {
+    Draw {
+        start: (f64, f64),
+    },
+    Edit {
+        original: Region,
+        handle: Handle,
+        start: (f64, f64),
+    },
+}
+
+/// What the editor wants done after a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EditorAction {
+    None,
+    Apply(Box<Command>),
+    /// Delete this box (the caller asks the store for its question links, so undo restores them).
+    Delete(RegionId),
+    Undo,
+    Redo,
+}
+
+/// The box editor's state for the selected image.
+#[derive(Debug, Default)]
+pub struct BoxEditor {
+    pub selected: Option<RegionId>,
+    op: Option<Op>,
+    /// The box as it looks mid-gesture, for drawing.
+    pub preview: Option<ImageRect>,
+}
+
+impl BoxEditor {
+    /// Forget the gesture and selection (another image was opened).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Is a drag in progress?
+    pub fn busy(&self) -> bool {
+        self.op.is_some()
+    }
+
+    /// Handle this frame's canvas output. `zoom` (screen points per image pixel) sizes the
+    /// handle grab area.
+    pub fn on_canvas(
+        &mut self,
+        out: &crate::ui::canvas::CanvasOutput,
+        image: &crate::dataset::ImageId,
+        regions: &[Region],
+        size: ImageSize,
+        zoom: f64,
+    ) -> EditorAction {
+        let rects: Vec<ImageRect> = regions.iter().map(|r| r.rect).collect();
+        if let Some(p) = out.drag_started {
+            self.op = Some(self.begin(p, regions, &rects, zoom));
+        }
+        let current = out.dragging.or(out.drag_released);
+        if let (Some(op), Some(cur)) = (&self.op, current) {
+            self.preview = Some(match op {
+                Op::Draw { start } => ImageRect::from_corners(*start, cur).clamped(size).snapped(),
+                Op::Edit {
+                    original,
+                    handle,
+                    start,
+                } => drag(
+                    &original.rect,
+                    *handle,
+                    (cur.0 - start.0, cur.1 - start.1),
+                    size,
+                    true,
+                ),
+            });
+        }
+        if out.drag_released.is_some() {
+            let op = self.op.take();
+            let preview = self.preview.take();
+            return match (op, preview) {
+                (Some(Op::Draw { .. }), Some(rect)) if rules::check_rect(&rect, size).is_ok() => {
+                    let region = Region::new(image.clone(), rect, "");
+                    self.selected = Some(region.id);
+                    EditorAction::Apply(Box::new(Command::AddRegion {
+                        region,
+                        links: vec![],
+                    }))
+                }
+                (Some(Op::Edit { original, .. }), Some(rect)) if rect != original.rect => {
+                    let mut after = original.clone();
+                    after.rect = rect;
+                    EditorAction::Apply(Box::new(Command::UpdateRegion {
+                        before: original,
+                        after,
+                    }))
+                }
+                _ => EditorAction::None,
+            };
+        }
+        if let Some(p) = out.clicked {
+            self.selected = hit_smallest(&rects, p).map(|i| regions[i].id);
+        }
+        EditorAction::None
+    }
+
+    fn begin(&mut self, p: (f64, f64), regions: &[Region], rects: &[ImageRect], zoom: f64) -> Op {
+        let grab = HANDLE_GRAB / zoom.max(1e-6);
+        if let Some(sel) = self
+            .selected
+            .and_then(|id| regions.iter().find(|r| r.id == id))
+        {
+            for handle in Handle::RESIZE {
+                let hp = handle.point(&sel.rect);
+                if (hp.0 - p.0).abs() <= grab && (hp.1 - p.1).abs() <= grab {
+                    return Op::Edit {
+                        original: sel.clone(),
+                        handle,
+                        start: p,
+                    };
+                }
+            }
+        }
+        match hit_smallest(rects, p) {
+            Some(i) => {
+                self.selected = Some(regions[i].id);
+                Op::Edit {
+                    original: regions[i].clone(),
+                    handle: Handle::Move,
+                    start: p,
+                }
+            }
+            None => {
+                self.selected = None;
+                Op::Draw { start: p }
+            }
+        }
+    }
+
+    /// Keys: Delete removes the selected box, Escape deselects, arrows move it 1 px (Shift: 10),
+    /// Tab / Shift+Tab cycle boxes, Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes.
+    pub fn on_keys(
+        &mut self,
+        ctx: &egui::Context,
+        regions: &[Region],
+        size: ImageSize,
+    ) -> EditorAction {
+        let pressed = |key: Key, mods: Modifiers| ctx.input_mut(|i| i.consume_key(mods, key));
+        if pressed(Key::Z, Modifiers::COMMAND | Modifiers::SHIFT)
+            || pressed(Key::Y, Modifiers::COMMAND)
+        {
+            return EditorAction::Redo;
+        }
+        if pressed(Key::Z, Modifiers::COMMAND) {
+            return EditorAction::Undo;
+        }
+        if !regions.is_empty() {
+            let forward = pressed(Key::Tab, Modifiers::NONE);
+            let backward = pressed(Key::Tab, Modifiers::SHIFT);
+            if forward || backward {
+                let n = regions.len();
+                let at = self
+                    .selected
+                    .and_then(|id| regions.iter().position(|r| r.id == id));
+                let next = match (at, forward) {
+                    (None, true) => 0,
+                    (None, false) => n - 1,
+                    (Some(i), true) => (i + 1) % n,
+                    (Some(i), false) => (i + n - 1) % n,
+                };
+                self.selected = Some(regions[next].id);
+                return EditorAction::None;
+            }
+        }
+        let Some(sel) = self
+            .selected
+            .and_then(|id| regions.iter().find(|r| r.id == id))
+        else {
+            return EditorAction::None;
+        };
+        if pressed(Key::Escape, Modifiers::NONE) {
+            self.selected = None;
+            return EditorAction::None;
+        }
+        if pressed(Key::Delete, Modifiers::NONE) || pressed(Key::Backspace, Modifiers::NONE) {
+            self.selected = None;
+            return EditorAction::Delete(sel.id);
+        }
+        for (key, dx, dy) in [
+            (Key::ArrowLeft, -1.0, 0.0),
+            (Key::ArrowRight, 1.0, 0.0),
+            (Key::ArrowUp, 0.0, -1.0),
+            (Key::ArrowDown, 0.0, 1.0),
+        ] {
+            let step = if pressed(key, Modifiers::SHIFT) {
+                10.0
+            } else if pressed(key, Modifiers::NONE) {
+                1.0
+            } else {
+                continue;
+            };
+            let moved = nudge(&sel.rect, dx * step, dy * step, size);
+            if moved != sel.rect {
+                let mut after = sel.clone();
+                after.rect = moved;
+                return EditorAction::Apply(Box::new(Command::UpdateRegion {
+                    before: sel.clone(),
+                    after,
+                }));
+            }
+        }
+        EditorAction::None
+    }
+
+    /// The live feedback for a box: "W x H px, a.aaa %", and whether it breaks the 5 % rule.
+    pub fn feedback(rect: &ImageRect, size: ImageSize) -> (String, bool) {
+        let over = rules::check_area(rect, size).is_err();
+        let text = format!(
+            "{:.0} x {:.0} px, {:.3} %{}",
+            rect.width(),
+            rect.height(),
+            rect.area_ratio(size) * 100.0,
+            if over {
+                " - over 5 %: not a small-object target"
+            } else {
+                ""
+            }
+        );
+        (text, over)
+    }
+}
