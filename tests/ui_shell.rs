@@ -396,3 +396,63 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
     h.run_steps(1);
     assert_eq!(stored_boxes(&project).len(), 1);
 }
+
+#[test]
+fn duplicate_edge_keys_tab_paging_and_help() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    let first = h.state().selected.clone().unwrap();
+    let project = h.state().project.as_ref().unwrap().path.clone();
+    let boxes_of = |id: &thyme_studio::dataset::ImageId| {
+        use thyme_studio::store::Store;
+        thyme_studio::store::SqliteStore::open(&project)
+            .unwrap()
+            .regions(id)
+            .unwrap()
+    };
+    let before = boxes_of(&first).len();
+
+    // Tab selects the first box; Ctrl+D duplicates it; Alt+Right grows the copy's right edge.
+    h.key_press(egui::Key::Tab);
+    h.run_steps(1);
+    let picked = h.state().editor.selected.unwrap();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::D);
+    h.run_steps(1);
+    let after = boxes_of(&first);
+    assert_eq!(after.len(), before + 1);
+    let copy_id = h.state().editor.selected.unwrap();
+    assert_ne!(copy_id, picked);
+    let copy = after.iter().find(|r| r.id == copy_id).unwrap().rect;
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowRight);
+    h.run_steps(1);
+    let grown = boxes_of(&first)
+        .into_iter()
+        .find(|r| r.id == copy_id)
+        .unwrap()
+        .rect;
+    assert_eq!((grown.x0, grown.x1), (copy.x0, copy.x1 + 1.0));
+    // Shift+Tab goes back to the previous box.
+    h.key_press(egui::Key::Escape);
+    h.run_steps(1);
+    assert!(h.state().editor.selected.is_none());
+
+    // PageDown opens the next image; PageUp comes back.
+    h.key_press(egui::Key::PageDown);
+    h.run_steps(1);
+    assert_ne!(h.state().selected.as_ref(), Some(&first));
+    h.key_press(egui::Key::PageUp);
+    h.run_steps(1);
+    assert_eq!(h.state().selected.as_ref(), Some(&first));
+
+    // "?" shows the shortcuts.
+    h.key_press(egui::Key::Questionmark);
+    h.run_steps(2);
+    assert!(h.query_by_label("Ctrl+D").is_some());
+}

@@ -6,6 +6,7 @@ use egui::{Key, Modifiers};
 use crate::annotate::{Handle, drag, hit_smallest, nudge};
 use crate::dataset::{Region, RegionId, rules};
 use crate::geometry::{ImageRect, ImageSize};
+use crate::imagery::model_eye;
 use crate::store::Command;
 
 /// Screen points within which a handle can be grabbed.
@@ -42,6 +43,8 @@ pub struct BoxEditor {
     op: Option<Op>,
     /// The box as it looks mid-gesture, for drawing.
     pub preview: Option<ImageRect>,
+    /// A box the view should centre on (set when Tab selects one).
+    pub focus_request: Option<ImageRect>,
 }
 
 impl BoxEditor {
@@ -166,8 +169,9 @@ impl BoxEditor {
             return EditorAction::Undo;
         }
         if !regions.is_empty() {
-            let forward = pressed(Key::Tab, Modifiers::NONE);
+            // Shift+Tab first: the plain pattern would also match it.
             let backward = pressed(Key::Tab, Modifiers::SHIFT);
+            let forward = !backward && pressed(Key::Tab, Modifiers::NONE);
             if forward || backward {
                 let n = regions.len();
                 let at = self
@@ -180,6 +184,7 @@ impl BoxEditor {
                     (Some(i), false) => (i + n - 1) % n,
                 };
                 self.selected = Some(regions[next].id);
+                self.focus_request = Some(regions[next].rect);
                 return EditorAction::None;
             }
         }
@@ -192,6 +197,50 @@ impl BoxEditor {
         if pressed(Key::Escape, Modifiers::NONE) {
             self.selected = None;
             return EditorAction::None;
+        }
+        if pressed(Key::D, Modifiers::COMMAND) {
+            // Duplicate beside the original (10 px right and down, kept on the image).
+            let mut copy = Region::new(
+                sel.image.clone(),
+                nudge(&sel.rect, 10.0, 10.0, size),
+                sel.label.clone(),
+            );
+            if copy.rect == sel.rect {
+                copy.rect = nudge(&sel.rect, -10.0, -10.0, size);
+            }
+            self.selected = Some(copy.id);
+            return EditorAction::Apply(Box::new(Command::AddRegion {
+                region: copy,
+                links: vec![],
+            }));
+        }
+        // Alt+arrows move the right or bottom edge, Ctrl+arrows the left or top edge.
+        for (key, dx, dy) in [
+            (Key::ArrowLeft, -1.0, 0.0),
+            (Key::ArrowRight, 1.0, 0.0),
+            (Key::ArrowUp, 0.0, -1.0),
+            (Key::ArrowDown, 0.0, 1.0),
+        ] {
+            let handle = if pressed(key, Modifiers::ALT) {
+                if dx != 0.0 {
+                    Handle::Right
+                } else {
+                    Handle::Bottom
+                }
+            } else if pressed(key, Modifiers::COMMAND) {
+                if dx != 0.0 { Handle::Left } else { Handle::Top }
+            } else {
+                continue;
+            };
+            let resized = drag(&sel.rect, handle, (dx, dy), size, false);
+            if resized != sel.rect && rules::check_rect(&resized, size).is_ok() {
+                let mut after = sel.clone();
+                after.rect = resized;
+                return EditorAction::Apply(Box::new(Command::UpdateRegion {
+                    before: sel.clone(),
+                    after,
+                }));
+            }
         }
         if pressed(Key::Delete, Modifiers::NONE) || pressed(Key::Backspace, Modifiers::NONE) {
             self.selected = None;
@@ -226,7 +275,7 @@ impl BoxEditor {
     /// The live feedback for a box: "W x H px, a.aaa %", and whether it breaks the 5 % rule.
     pub fn feedback(rect: &ImageRect, size: ImageSize) -> (String, bool) {
         let over = rules::check_area(rect, size).is_err();
-        let text = format!(
+        let mut text = format!(
             "{:.0} x {:.0} px, {:.3} %{}",
             rect.width(),
             rect.height(),
@@ -237,6 +286,20 @@ impl BoxEditor {
                 ""
             }
         );
+        if let Ok(m) = model_eye::smart_resize(
+            size,
+            model_eye::DEFAULT_MIN_PIXELS,
+            model_eye::DEFAULT_MAX_PIXELS,
+        ) {
+            let seen = model_eye::box_in_model_eye(rect, size, m);
+            text.push_str(&format!(
+                ", model sees {:.0} x {:.0}",
+                seen.width, seen.height
+            ));
+            if seen.below_one_patch {
+                text.push_str(" (below one patch)");
+            }
+        }
         (text, over)
     }
 }

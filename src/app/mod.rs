@@ -33,6 +33,36 @@ use project::{ImageDetail, ProjectView};
 use settings::Settings;
 use thumbnails::{Kind, Thumbnailer};
 
+/// The keyboard and pointer shortcuts, as the help window lists them.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    (
+        "drag on the image",
+        "draw a box (on a box: move it; on a handle: resize)",
+    ),
+    ("click", "select the smallest box under the pointer"),
+    ("middle or right drag, Space+drag", "pan"),
+    ("wheel", "zoom about the pointer"),
+    ("+ / -", "zoom in / out"),
+    ("0 / 1", "fit / 100 %"),
+    (
+        "arrows",
+        "move the selected box 1 px (pan when none is selected)",
+    ),
+    ("Shift+arrows", "move the selected box 10 px"),
+    ("Alt+arrows", "move its right or bottom edge"),
+    ("Ctrl+arrows", "move its left or top edge"),
+    ("Tab / Shift+Tab", "next / previous box, centred"),
+    ("Ctrl+D", "duplicate the selected box"),
+    ("Delete", "delete the selected box"),
+    ("Escape", "deselect"),
+    (
+        "Ctrl+Z / Ctrl+Shift+Z",
+        "undo / redo (also after a restart)",
+    ),
+    ("PageDown / PageUp", "next / previous image"),
+    ("? or F1", "this help"),
+];
+
 /// RAM for decoded tiles (the GPU side is bounded separately by the canvas).
 const TILE_RAM_BUDGET: usize = 768 << 20;
 
@@ -109,6 +139,7 @@ pub struct StudioApp {
     actor: String,
     /// Edits saved in this session (each one durable when counted).
     pub saved_edits: u64,
+    pub show_help: bool,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -169,6 +200,7 @@ impl StudioApp {
             editor: editor::BoxEditor::default(),
             actor: crate::store::default_actor(),
             saved_edits: 0,
+            show_help: false,
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -529,6 +561,7 @@ impl StudioApp {
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.canvas.show_minimap, "Minimap");
                 ui.checkbox(&mut self.canvas.show_loupe, "Loupe (when zoomed out)");
+                ui.checkbox(&mut self.show_help, "Shortcuts (? or F1)");
                 ui.separator();
                 for (label, pref) in [
                     ("Follow the system theme", ThemePreference::System),
@@ -615,7 +648,44 @@ impl StudioApp {
         });
     }
 
+    /// PageDown / PageUp: the next or previous image; `?` or F1: the shortcut help.
+    fn annotate_keys(&mut self, ctx: &egui::Context) {
+        let (next, prev, help) = ctx.input_mut(|i| {
+            (
+                i.consume_key(egui::Modifiers::NONE, egui::Key::PageDown),
+                i.consume_key(egui::Modifiers::NONE, egui::Key::PageUp),
+                i.consume_key(egui::Modifiers::NONE, egui::Key::Questionmark)
+                    || i.consume_key(egui::Modifiers::NONE, egui::Key::F1),
+            )
+        });
+        if help {
+            self.show_help = !self.show_help;
+        }
+        if !(next || prev) || self.editor.busy() {
+            return;
+        }
+        let Some(project) = &self.project else {
+            return;
+        };
+        let n = project.images.len();
+        if n == 0 {
+            return;
+        }
+        let at = self
+            .selected
+            .as_ref()
+            .and_then(|id| project.images.iter().position(|i| i.id == *id));
+        let target = match (at, next) {
+            (None, _) => 0,
+            (Some(i), true) => (i + 1).min(n - 1),
+            (Some(i), false) => i.saturating_sub(1),
+        };
+        let id = project.images[target].id.clone();
+        self.select(id);
+    }
+
     fn annotate(&mut self, ui: &mut egui::Ui) {
+        self.annotate_keys(&ui.ctx().clone());
         let Some(project) = &self.project else {
             let text = if self.demo.is_some() {
                 "Drawing the demo scenes (a few seconds, only on the first run)..."
@@ -755,6 +825,9 @@ impl StudioApp {
                         .editor
                         .on_keys(ui.ctx(), &self.detail.regions, image.size);
                 }
+                if let Some(r) = self.editor.focus_request.take() {
+                    self.canvas.focus(&r);
+                }
                 edit = Some(action);
             }
         });
@@ -890,6 +963,22 @@ impl StudioApp {
         }
         if close_report {
             self.last_report = None;
+        }
+        if self.show_help {
+            let mut open = true;
+            egui::Window::new("Shortcuts")
+                .open(&mut open)
+                .collapsible(false)
+                .show(ctx, |ui| {
+                    egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                        for (keys, what) in SHORTCUTS {
+                            ui.monospace(*keys);
+                            ui.label(*what);
+                            ui.end_row();
+                        }
+                    });
+                });
+            self.show_help = open;
         }
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
         if hovering {

@@ -11,6 +11,7 @@ pub mod format;
 pub mod integrity;
 pub mod limits;
 pub mod lru;
+pub mod model_eye;
 pub mod preview;
 pub mod probe;
 pub mod pyramid;

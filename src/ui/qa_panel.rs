@@ -4,6 +4,7 @@ use egui::RichText;
 
 use crate::dataset::{Answer, Question, Region, RegionId, category, rules};
 use crate::geometry::ImageSize;
+use crate::imagery::model_eye;
 
 /// Draw the boxes and questions; returns the question the person clicked, if any.
 pub fn qa_panel(
@@ -65,6 +66,17 @@ pub fn qa_panel(
             }
             ui.add_space(12.0);
             ui.heading(format!("Boxes ({})", regions.len()));
+            let resized = model_eye::smart_resize(
+                size,
+                model_eye::DEFAULT_MIN_PIXELS,
+                model_eye::DEFAULT_MAX_PIXELS,
+            )
+            .ok();
+            if let Some(m) = resized {
+                ui.small(format!(
+                    "The model sees this image at {m} (max_pixels 12,845,056)."
+                ));
+            }
             for (n, r) in regions.iter().enumerate() {
                 let ratio = r.rect.area_ratio(size) * 100.0;
                 let text = format!(
@@ -79,6 +91,18 @@ pub fn qa_panel(
                     ui.colored_label(super::WARNING, format!("{text} (over 5 %)"));
                 } else {
                     ui.colored_label(super::box_color(n), text);
+                }
+                if let Some(m) = resized {
+                    let seen = model_eye::box_in_model_eye(&r.rect, size, m);
+                    let line = format!("    model sees {:.0}x{:.0} px", seen.width, seen.height);
+                    if seen.below_one_patch {
+                        ui.colored_label(
+                            super::WARNING,
+                            format!("{line}: smaller than one 28 px patch"),
+                        );
+                    } else {
+                        ui.small(line);
+                    }
                 }
             }
         });
