@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use thyme_studio::app::dialogs::{DialogRequest, Dialogs};
 use thyme_studio::app::{AppConfig, StudioApp, Workspace};
 use thyme_studio::imagery::PixelBudget;
@@ -455,4 +455,95 @@ fn duplicate_edge_keys_tab_paging_and_help() {
     h.key_press(egui::Key::Questionmark);
     h.run_steps(2);
     assert!(h.query_by_label("Ctrl+D").is_some());
+}
+
+/// The text field labelled `label` (the label itself is a node with the same name).
+fn text_field<'a>(h: &'a Harness<'static, StudioApp>, label: &'a str) -> egui_kittest::Node<'a> {
+    use egui::accesskit::Role;
+    h.query_all_by_label(label)
+        .find(|n| {
+            matches!(
+                n.accesskit_node().role(),
+                Role::TextInput | Role::MultilineTextInput
+            )
+        })
+        .unwrap_or_else(|| panic!("no text field labelled {label}"))
+}
+
+#[test]
+fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
+    use thyme_studio::store::Store;
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    let project = h.state().project.as_ref().unwrap().path.clone();
+    let image = h.state().selected.clone().unwrap();
+    let questions = |p: &std::path::Path| {
+        thyme_studio::store::SqliteStore::open(p)
+            .unwrap()
+            .questions(&image)
+            .unwrap()
+    };
+    let before = questions(&project).len();
+
+    // Select a box, add a question linked to it.
+    h.key_press(egui::Key::Tab);
+    h.run_steps(1);
+    let the_box = h.state().editor.selected.unwrap();
+    h.get_by_label("Add question").click();
+    h.run_steps(2);
+    let added = questions(&project);
+    assert_eq!(added.len(), before + 1);
+    let new = added.iter().find(|q| q.text.is_empty()).unwrap().clone();
+    assert_eq!(new.regions, vec![the_box]);
+
+    // Type the question; it is saved when the field is left.
+    let field = text_field(&h, "Question");
+    field.focus();
+    h.run_steps(1);
+    text_field(&h, "Question").type_text("What is written on the tiny sign?");
+    h.run_steps(1);
+    assert!(
+        questions(&project)
+            .iter()
+            .any(|q| q.id == new.id && q.text.is_empty()),
+        "not saved mid-typing"
+    );
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    let saved = questions(&project)
+        .into_iter()
+        .find(|q| q.id == new.id)
+        .unwrap();
+    assert_eq!(saved.text, "What is written on the tiny sign?");
+
+    // The answer, then the inline rule check disappears.
+    assert!(h.query_by_label("the answer is empty").is_some());
+    text_field(&h, "Answer").focus();
+    h.run_steps(1);
+    text_field(&h, "Answer").type_text("K7Q");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    let saved = questions(&project)
+        .into_iter()
+        .find(|q| q.id == new.id)
+        .unwrap();
+    assert_eq!(saved.answer.solution(), "K7Q");
+    assert!(h.query_by_label("the answer is empty").is_none());
+
+    // Undo takes the answer back.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    let undone = questions(&project)
+        .into_iter()
+        .find(|q| q.id == new.id)
+        .unwrap();
+    assert_eq!(undone.answer.solution(), "");
+    assert_eq!(undone.text, "What is written on the tiny sign?");
 }

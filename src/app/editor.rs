@@ -185,6 +185,12 @@ impl BoxEditor {
                 };
                 self.selected = Some(regions[next].id);
                 self.focus_request = Some(regions[next].rect);
+                // Tab is ours here: undo egui's own move of keyboard focus to a button.
+                ctx.memory_mut(|m| {
+                    if let Some(id) = m.focused() {
+                        m.surrender_focus(id);
+                    }
+                });
                 return EditorAction::None;
             }
         }

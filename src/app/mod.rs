@@ -136,6 +136,9 @@ pub struct StudioApp {
     tiles: TileService,
     pub canvas: Canvas,
     pub editor: editor::BoxEditor,
+    /// The highlighted question as being edited.
+    pub draft: Option<crate::dataset::Question>,
+    categories: Vec<crate::dataset::Category>,
     actor: String,
     /// Edits saved in this session (each one durable when counted).
     pub saved_edits: u64,
@@ -198,6 +201,8 @@ impl StudioApp {
             tiles,
             canvas: Canvas::new(),
             editor: editor::BoxEditor::default(),
+            draft: None,
+            categories: Vec::new(),
             actor: crate::store::default_actor(),
             saved_edits: 0,
             show_help: false,
@@ -273,6 +278,7 @@ impl StudioApp {
                             .insert((image.id.clone(), Kind::Thumb), Picture::Loading);
                     }
                 }
+                self.categories = view.store().categories().unwrap_or_default();
                 let first = view
                     .images
                     .iter()
@@ -336,6 +342,7 @@ impl StudioApp {
             }
         }
         self.highlighted = None;
+        self.draft = None;
         if self.selected.as_ref() != Some(&id) {
             self.editor.reset();
         }
@@ -650,6 +657,9 @@ impl StudioApp {
 
     /// PageDown / PageUp: the next or previous image; `?` or F1: the shortcut help.
     fn annotate_keys(&mut self, ctx: &egui::Context) {
+        if ctx.text_edit_focused() {
+            return;
+        }
         let (next, prev, help) = ctx.input_mut(|i| {
             (
                 i.consume_key(egui::Modifiers::NONE, egui::Key::PageDown),
@@ -734,19 +744,30 @@ impl StudioApp {
             .and_then(|id| project.image(id))
             .cloned();
         let mut clicked_question = None;
+        let mut qa_form = None;
+        let mut add_question = false;
         let mut edit = None;
         if let Some(image) = &selected {
             egui::Panel::right("qa")
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| {
-                    clicked_question = ui::qa_panel::qa_panel(
+                    let edit = self.draft.as_mut().map(|draft| ui::qa_panel::QaEdit {
+                        draft,
+                        categories: &self.categories,
+                        selected_box: self.editor.selected,
+                    });
+                    let out = ui::qa_panel::qa_panel(
                         ui,
                         image.size,
                         &self.detail.regions,
                         &self.detail.questions,
                         self.highlighted,
+                        edit,
                     );
+                    clicked_question = out.clicked;
+                    qa_form = out.form;
+                    add_question = out.add;
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| match &selected {
@@ -820,7 +841,11 @@ impl StudioApp {
                 let mut action =
                     self.editor
                         .on_canvas(&out, &image.id, &self.detail.regions, image.size, zoom);
-                if action == editor::EditorAction::None && !self.editor.busy() {
+                // Keys belong to a text field while one is being typed in.
+                if action == editor::EditorAction::None
+                    && !self.editor.busy()
+                    && !ui.ctx().text_edit_focused()
+                {
                     action = self
                         .editor
                         .on_keys(ui.ctx(), &self.detail.regions, image.size);
@@ -834,17 +859,78 @@ impl StudioApp {
         if let Some(action) = edit {
             self.run_edit(action);
         }
+        if let Some(action) = qa_form {
+            self.run_form(action);
+        }
+        if add_question {
+            self.add_question();
+        }
         if let Some(q) = clicked_question {
             self.highlighted = if self.highlighted == Some(q) {
                 None
             } else {
                 Some(q)
             };
+            self.draft = self
+                .highlighted
+                .and_then(|id| self.detail.questions.iter().find(|x| x.id == id))
+                .cloned();
             self.focus_highlighted();
         }
         if let Some(id) = clicked_image {
             self.select(id);
         }
+    }
+
+    /// Save or delete the question being edited.
+    fn run_form(&mut self, action: ui::qa_editor::FormAction) {
+        let Some(draft) = self.draft.clone() else {
+            return;
+        };
+        let Some(stored) = self
+            .detail
+            .questions
+            .iter()
+            .find(|q| q.id == draft.id)
+            .cloned()
+        else {
+            return;
+        };
+        let command = match action {
+            ui::qa_editor::FormAction::None => return,
+            ui::qa_editor::FormAction::Save => crate::store::Command::UpdateQuestion {
+                before: stored,
+                after: draft,
+            },
+            ui::qa_editor::FormAction::Delete => {
+                self.highlighted = None;
+                self.draft = None;
+                crate::store::Command::DeleteQuestion { question: stored }
+            }
+        };
+        self.run_edit(editor::EditorAction::Apply(Box::new(command)));
+    }
+
+    /// A new question on the selected image, linked to the selected box, opened for editing.
+    fn add_question(&mut self) {
+        let Some(image) = self.selected.clone() else {
+            return;
+        };
+        let question = crate::dataset::Question::new(
+            image,
+            self.editor.selected.into_iter().collect(),
+            "",
+            crate::dataset::Answer::Open {
+                text: String::new(),
+            },
+            "ocr",
+        );
+        let id = question.id;
+        self.run_edit(editor::EditorAction::Apply(Box::new(
+            crate::store::Command::AddQuestion { question },
+        )));
+        self.highlighted = Some(id);
+        self.draft = self.detail.questions.iter().find(|q| q.id == id).cloned();
     }
 
     /// Carry out what the box editor asked for, through the store.
@@ -872,6 +958,13 @@ impl StudioApp {
                 }
                 self.detail = detail;
                 self.saved_edits += 1;
+                // Keep the open form on the saved question (undo may have changed it).
+                if let Some(d) = &self.draft {
+                    self.draft = self.detail.questions.iter().find(|q| q.id == d.id).cloned();
+                    if self.draft.is_none() {
+                        self.highlighted = None;
+                    }
+                }
             }
             (Err(e), _) | (_, Some(Err(e))) => {
                 self.notify_error(format!("the edit was not saved: {e}"))

@@ -2,6 +2,7 @@
 
 pub mod canvas;
 pub mod image_list;
+pub mod qa_editor;
 pub mod qa_panel;
 
 use egui::Color32;

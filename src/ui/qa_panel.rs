@@ -1,34 +1,75 @@
-//! The selected image's boxes and question/answer pairs, read-only.
+//! The selected image's question/answer pairs and boxes; the highlighted question is edited
+//! in place (see [`super::qa_editor`]).
 
 use egui::RichText;
 
-use crate::dataset::{Answer, Question, Region, RegionId, category, rules};
+use super::qa_editor::{FormAction, question_form};
+use crate::dataset::{Answer, Category, Question, Region, RegionId, category, rules};
 use crate::geometry::ImageSize;
 use crate::imagery::model_eye;
 
-/// Draw the boxes and questions; returns the question the person clicked, if any.
+/// The editing side of the panel: the draft of the highlighted question and what it needs.
+pub struct QaEdit<'a> {
+    pub draft: &'a mut Question,
+    pub categories: &'a [Category],
+    pub selected_box: Option<RegionId>,
+}
+
+/// What the person did in the panel this frame.
+#[derive(Debug, Default)]
+pub struct QaOutput {
+    pub clicked: Option<crate::dataset::QuestionId>,
+    pub form: Option<FormAction>,
+    pub add: bool,
+}
+
+/// Draw the questions and boxes.
 pub fn qa_panel(
     ui: &mut egui::Ui,
     size: ImageSize,
     regions: &[Region],
     questions: &[Question],
     highlighted: Option<crate::dataset::QuestionId>,
-) -> Option<crate::dataset::QuestionId> {
-    let mut clicked = None;
+    mut edit: Option<QaEdit<'_>>,
+) -> QaOutput {
+    let mut out = QaOutput::default();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            ui.heading(format!("Questions ({})", questions.len()));
+            ui.horizontal(|ui| {
+                ui.heading(format!("Questions ({})", questions.len()));
+                if ui.button("Add question").clicked() {
+                    out.add = true;
+                }
+            });
             if questions.is_empty() {
                 ui.weak("No questions on this image yet.");
             }
             for (n, q) in questions.iter().enumerate() {
                 let selected = highlighted == Some(q.id);
+                let title = if q.text.trim().is_empty() {
+                    "(new question)"
+                } else {
+                    q.text.as_str()
+                };
                 if ui
-                    .selectable_label(selected, RichText::new(&q.text).strong())
+                    .selectable_label(selected, RichText::new(title).strong())
                     .clicked()
                 {
-                    clicked = Some(q.id);
+                    out.clicked = Some(q.id);
+                }
+                if selected {
+                    if let Some(e) = edit.as_mut().filter(|e| e.draft.id == q.id) {
+                        let action =
+                            question_form(ui, e.draft, q, regions, e.categories, e.selected_box);
+                        if action != FormAction::None {
+                            out.form = Some(action);
+                        }
+                        if n + 1 < questions.len() {
+                            ui.separator();
+                        }
+                        continue;
+                    }
                 }
                 ui.horizontal_wrapped(|ui| {
                     ui.small(category::display_name(&q.category));
@@ -106,7 +147,7 @@ pub fn qa_panel(
                 }
             }
         });
-    clicked
+    out
 }
 
 /// "1, 3" for the boxes a question links, numbered as in the box list.

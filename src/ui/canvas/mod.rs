@@ -231,7 +231,8 @@ impl Canvas {
                 out.clicked = Some(view.to_image(rect, p));
             }
         }
-        if ui.rect_contains_pointer(rect) || response.has_focus() {
+        let typing = ui.ctx().text_edit_focused();
+        if !typing && (ui.rect_contains_pointer(rect) || response.has_focus()) {
             self.keyboard(ui, &mut view, size, rect);
         }
         if response.clicked() {
