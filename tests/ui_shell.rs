@@ -547,3 +547,53 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     assert_eq!(undone.answer.solution(), "");
     assert_eq!(undone.text, "What is written on the tiny sign?");
 }
+
+#[test]
+fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
+    use thyme_studio::store::Store;
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    let project = h.state().project.as_ref().unwrap().path.clone();
+    h.key_press(egui::Key::Tab);
+    h.run_steps(1);
+    let the_box = h.state().editor.selected.unwrap();
+    // The crop the sandbox would make, at 2x, appears once its tiles are loaded.
+    step_until(&mut h, "the crop preview", |h| {
+        h.query_by_label("crop preview").is_some()
+    });
+    assert!(h.query_by_label_contains("sandbox crop").is_some());
+
+    // Rename the box.
+    text_field(&h, "Box label").focus();
+    h.run_steps(1);
+    text_field(&h, "Box label").type_text(" (checked)");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    let stored = thyme_studio::store::SqliteStore::open(&project)
+        .unwrap()
+        .region(the_box)
+        .unwrap()
+        .unwrap();
+    assert!(stored.label.ends_with(" (checked)"), "{}", stored.label);
+
+    // Enter opens the question about the box, with the keyboard in its text.
+    h.hover_at(h.get_by_label("image canvas").rect().center());
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().editor.selected,
+        Some(the_box),
+        "Escape in a field keeps the box"
+    );
+    let draft = h.state().draft.clone().expect("a question is open");
+    assert!(draft.regions.contains(&the_box));
+    assert!(h.query_all_by_label("Question").any(|n| n.is_focused()));
+}

@@ -3,5 +3,6 @@
 //! input into these calls and the results into store commands; nothing here knows egui.
 
 pub mod boxes;
+pub mod crop;
 
 pub use boxes::{Handle, clamp_into, drag, hit_smallest, nudge};

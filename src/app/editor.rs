@@ -34,11 +34,15 @@ pub enum EditorAction {
     Delete(RegionId),
     Undo,
     Redo,
+    /// Open (or start) the question about this box.
+    EditQuestionOf(RegionId),
 }
 
 /// The box editor's state for the selected image.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BoxEditor {
+    /// Edges land on whole pixels (off: sub-pixel boxes).
+    pub snap: bool,
     pub selected: Option<RegionId>,
     op: Option<Op>,
     /// The box as it looks mid-gesture, for drawing.
@@ -47,10 +51,25 @@ pub struct BoxEditor {
     pub focus_request: Option<ImageRect>,
 }
 
+impl Default for BoxEditor {
+    fn default() -> Self {
+        Self {
+            snap: true,
+            selected: None,
+            op: None,
+            preview: None,
+            focus_request: None,
+        }
+    }
+}
+
 impl BoxEditor {
-    /// Forget the gesture and selection (another image was opened).
+    /// Forget the gesture and selection (another image was opened); settings stay.
     pub fn reset(&mut self) {
-        *self = Self::default();
+        *self = Self {
+            snap: self.snap,
+            ..Self::default()
+        };
     }
 
     /// Is a drag in progress?
@@ -75,7 +94,10 @@ impl BoxEditor {
         let current = out.dragging.or(out.drag_released);
         if let (Some(op), Some(cur)) = (&self.op, current) {
             self.preview = Some(match op {
-                Op::Draw { start } => ImageRect::from_corners(*start, cur).clamped(size).snapped(),
+                Op::Draw { start } => {
+                    let r = ImageRect::from_corners(*start, cur).clamped(size);
+                    if self.snap { r.snapped() } else { r }
+                }
                 Op::Edit {
                     original,
                     handle,
@@ -85,7 +107,7 @@ impl BoxEditor {
                     *handle,
                     (cur.0 - start.0, cur.1 - start.1),
                     size,
-                    true,
+                    self.snap,
                 ),
             });
         }
@@ -200,6 +222,9 @@ impl BoxEditor {
         else {
             return EditorAction::None;
         };
+        if pressed(Key::Enter, Modifiers::NONE) {
+            return EditorAction::EditQuestionOf(sel.id);
+        }
         if pressed(Key::Escape, Modifiers::NONE) {
             self.selected = None;
             return EditorAction::None;

@@ -63,6 +63,105 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("? or F1", "this help"),
 ];
 
+/// The selected-box panel's own state.
+struct BoxPanel {
+    /// The selected box's label as being edited.
+    box_label: Option<(crate::dataset::RegionId, String)>,
+    crop_zoom: u32,
+    #[allow(clippy::type_complexity)]
+    crop_preview: Option<(
+        (crate::dataset::RegionId, u32, u32, u32, u32, u32),
+        TextureHandle,
+    )>,
+}
+
+/// The selected box: its label, the crop the agent's sandbox would make of it, and what
+/// the model sees of it. Returns an edit when the label was changed.
+fn selected_box_panel(
+    ui: &mut egui::Ui,
+    state: &mut BoxPanel,
+    tiles: &TileService,
+    detail: &ImageDetail,
+    selected: Option<crate::dataset::RegionId>,
+    image: &crate::dataset::ImageRecord,
+) -> Option<editor::EditorAction> {
+    let sel = selected?;
+    let n = detail.regions.iter().position(|r| r.id == sel)?;
+    let region = detail.regions[n].clone();
+    let mut action = None;
+    ui.heading(format!("Box #{}", n + 1));
+    let label_id = ui.label("Box label").id;
+    if state.box_label.as_ref().is_none_or(|(id, _)| *id != sel) {
+        state.box_label = Some((sel, region.label.clone()));
+    }
+    if let Some((_, text)) = state.box_label.as_mut() {
+        let r = ui
+            .add(egui::TextEdit::singleline(text).desired_width(f32::INFINITY))
+            .labelled_by(label_id);
+        if r.lost_focus() && *text != region.label {
+            let mut after = region.clone();
+            after.label = text.clone();
+            action = Some(editor::EditorAction::Apply(Box::new(
+                crate::store::Command::UpdateRegion {
+                    before: region.clone(),
+                    after,
+                },
+            )));
+        }
+    }
+    let crop = crate::annotate::crop::sandbox_crop(&region.rect, image.size);
+    ui.horizontal(|ui| {
+        let zoom_label = ui.label("Crop zoom");
+        egui::ComboBox::from_id_salt("crop-zoom")
+            .selected_text(format!("{}x", state.crop_zoom))
+            .show_ui(ui, |ui| {
+                for z in [1u32, 2, 3, 4] {
+                    ui.selectable_value(&mut state.crop_zoom, z, format!("{z}x"));
+                }
+            })
+            .response
+            .labelled_by(zoom_label.id);
+    });
+    let (zw, zh) = crate::annotate::crop::zoomed_size(&crop, f64::from(state.crop_zoom));
+    ui.small(format!(
+        "sandbox crop {:.0}x{:.0} px (sides of at least 64), {zw}x{zh} after zoom",
+        crop.width(),
+        crop.height()
+    ));
+    let key = (
+        sel,
+        crop.x0 as u32,
+        crop.y0 as u32,
+        crop.x1 as u32,
+        crop.y1 as u32,
+        state.crop_zoom,
+    );
+    if state.crop_preview.as_ref().is_none_or(|(k, _)| *k != key) {
+        if let Some(pixels) = tiles.crop(&image.id, image.size, &crop) {
+            let zoomed =
+                image::imageops::resize(&pixels, zw, zh, image::imageops::FilterType::CatmullRom);
+            let color = egui::ColorImage::from_rgb([zw as usize, zh as usize], zoomed.as_raw());
+            let tex = ui
+                .ctx()
+                .load_texture("crop-preview", color, TextureOptions::NEAREST);
+            state.crop_preview = Some((key, tex));
+        }
+    }
+    match &state.crop_preview {
+        Some((k, tex)) if *k == key => {
+            let avail = ui.available_width().min(320.0);
+            let size = tex.size_vec2();
+            let scale = (avail / size.x).min(1.0);
+            ui.add(egui::Image::from_texture((tex.id(), size * scale)).alt_text("crop preview"));
+        }
+        _ => {
+            ui.weak("making the crop preview...");
+        }
+    }
+    ui.separator();
+    action
+}
+
 /// RAM for decoded tiles (the GPU side is bounded separately by the canvas).
 const TILE_RAM_BUDGET: usize = 768 << 20;
 
@@ -138,6 +237,11 @@ pub struct StudioApp {
     pub editor: editor::BoxEditor,
     /// The highlighted question as being edited.
     pub draft: Option<crate::dataset::Question>,
+    box_panel: BoxPanel,
+    /// A text field had the keyboard at the end of the last frame.
+    typing: bool,
+    /// Put the keyboard into this question's text on the next frame.
+    focus_question_text: Option<crate::dataset::QuestionId>,
     categories: Vec<crate::dataset::Category>,
     actor: String,
     /// Edits saved in this session (each one durable when counted).
@@ -202,6 +306,13 @@ impl StudioApp {
             canvas: Canvas::new(),
             editor: editor::BoxEditor::default(),
             draft: None,
+            focus_question_text: None,
+            typing: false,
+            box_panel: BoxPanel {
+                box_label: None,
+                crop_zoom: 2,
+                crop_preview: None,
+            },
             categories: Vec::new(),
             actor: crate::store::default_actor(),
             saved_edits: 0,
@@ -508,6 +619,9 @@ impl StudioApp {
             ),
         }
         self.windows(&ctx);
+        // A key that ends typing (Escape, Enter) belongs to the text field, not to the editor:
+        // remember whether one had the keyboard at the end of this frame.
+        self.typing = ctx.text_edit_focused();
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
@@ -569,6 +683,7 @@ impl StudioApp {
                 ui.checkbox(&mut self.canvas.show_minimap, "Minimap");
                 ui.checkbox(&mut self.canvas.show_loupe, "Loupe (when zoomed out)");
                 ui.checkbox(&mut self.show_help, "Shortcuts (? or F1)");
+                ui.checkbox(&mut self.editor.snap, "Snap box edges to whole pixels");
                 ui.separator();
                 for (label, pref) in [
                     ("Follow the system theme", ThemePreference::System),
@@ -657,7 +772,7 @@ impl StudioApp {
 
     /// PageDown / PageUp: the next or previous image; `?` or F1: the shortcut help.
     fn annotate_keys(&mut self, ctx: &egui::Context) {
-        if ctx.text_edit_focused() {
+        if self.typing || ctx.text_edit_focused() {
             return;
         }
         let (next, prev, help) = ctx.input_mut(|i| {
@@ -744,6 +859,7 @@ impl StudioApp {
             .and_then(|id| project.image(id))
             .cloned();
         let mut clicked_question = None;
+        let mut box_edit = None;
         let mut qa_form = None;
         let mut add_question = false;
         let mut edit = None;
@@ -752,6 +868,16 @@ impl StudioApp {
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| {
+                    if let Some(action) = selected_box_panel(
+                        ui,
+                        &mut self.box_panel,
+                        &self.tiles,
+                        &self.detail,
+                        self.editor.selected,
+                        image,
+                    ) {
+                        box_edit = Some(action);
+                    }
                     let edit = self.draft.as_mut().map(|draft| ui::qa_panel::QaEdit {
                         draft,
                         categories: &self.categories,
@@ -844,6 +970,7 @@ impl StudioApp {
                 // Keys belong to a text field while one is being typed in.
                 if action == editor::EditorAction::None
                     && !self.editor.busy()
+                    && !self.typing
                     && !ui.ctx().text_edit_focused()
                 {
                     action = self
@@ -857,6 +984,13 @@ impl StudioApp {
             }
         });
         if let Some(action) = edit {
+            self.run_edit(action);
+        }
+        if let Some(q) = self.focus_question_text.take() {
+            ui.ctx()
+                .memory_mut(|m| m.request_focus(ui::qa_editor::question_text_id(q)));
+        }
+        if let Some(action) = box_edit {
             self.run_edit(action);
         }
         if let Some(action) = qa_form {
@@ -911,6 +1045,26 @@ impl StudioApp {
         self.run_edit(editor::EditorAction::Apply(Box::new(command)));
     }
 
+    /// Enter on a box: open its first question for editing, or start one linked to it.
+    fn open_question_of(&mut self, region: crate::dataset::RegionId) {
+        let existing = self
+            .detail
+            .questions
+            .iter()
+            .find(|q| q.regions.contains(&region))
+            .cloned();
+        match existing {
+            Some(q) => {
+                self.highlighted = Some(q.id);
+                self.draft = Some(q);
+            }
+            None => self.add_question(),
+        }
+        if let Some(d) = &self.draft {
+            self.focus_question_text = Some(d.id);
+        }
+    }
+
     /// A new question on the selected image, linked to the selected box, opened for editing.
     fn add_question(&mut self) {
         let Some(image) = self.selected.clone() else {
@@ -945,6 +1099,10 @@ impl StudioApp {
                 .store()
                 .delete_region_command(id)
                 .and_then(|command| project.apply(&self.actor, command)),
+            editor::EditorAction::EditQuestionOf(region) => {
+                self.open_question_of(region);
+                return;
+            }
             editor::EditorAction::Undo => project.undo(&self.actor).map(|_| ()),
             editor::EditorAction::Redo => project.redo(&self.actor).map(|_| ()),
         };

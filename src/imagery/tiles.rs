@@ -236,6 +236,46 @@ impl TileService {
         None
     }
 
+    /// The pixels of `rect` (whole pixels, inside the image) at full resolution, assembled from
+    /// level-0 tiles; `None` until every tile it needs is in RAM (missing ones are asked for).
+    pub fn crop(
+        &self,
+        id: &ImageId,
+        size: ImageSize,
+        rect: &crate::geometry::ImageRect,
+    ) -> Option<RgbImage> {
+        let layout = PyramidLayout::new(size);
+        let (x0, y0) = (rect.x0.max(0.0) as u32, rect.y0.max(0.0) as u32);
+        let (x1, y1) = (
+            (rect.x1.min(f64::from(size.width))) as u32,
+            (rect.y1.min(f64::from(size.height))) as u32,
+        );
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        let tile = super::pyramid::TILE;
+        let mut out = RgbImage::new(x1 - x0, y1 - y0);
+        let mut complete = true;
+        for row in y0 / tile..=(y1 - 1) / tile {
+            for col in x0 / tile..=(x1 - 1) / tile {
+                let key = TileKey { level: 0, col, row };
+                match self.tile(id, key) {
+                    Some(t) => {
+                        let (tx, ty, _, _) = layout.tile_rect(key);
+                        image::imageops::replace(
+                            &mut out,
+                            t.as_ref(),
+                            i64::from(tx) - i64::from(x0),
+                            i64::from(ty) - i64::from(y0),
+                        );
+                    }
+                    None => complete = false,
+                }
+            }
+        }
+        complete.then_some(out)
+    }
+
     /// Bytes of tiles held in RAM, and the bound.
     pub fn ram_usage(&self) -> (usize, usize) {
         self.shared

@@ -7,6 +7,11 @@ use egui::RichText;
 
 use crate::dataset::{Answer, Category, Question, Region, RegionId, category, rules};
 
+/// The widget id of a question's text field (so Enter on a box can put the keyboard there).
+pub fn question_text_id(q: crate::dataset::QuestionId) -> egui::Id {
+    egui::Id::unique(("question-text", q))
+}
+
 /// What the form asks for after a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormAction {
@@ -30,6 +35,7 @@ pub fn question_form(
     let label = ui.label("Question");
     let text = ui.add(
         egui::TextEdit::multiline(&mut draft.text)
+            .id(question_text_id(draft.id))
             .desired_rows(2)
             .desired_width(f32::INFINITY),
     );
