@@ -278,6 +278,7 @@ fn add_image(
         size,
         bytes,
         added_at_ms: now_ms(),
+        status: Default::default(),
     };
     store.apply(
         &options.actor,

@@ -11,6 +11,7 @@ fn image(name: &str, w: u32, h: u32) -> ImageRecord {
         size: ImageSize::new(w, h),
         bytes: 100,
         added_at_ms: 1,
+        status: Default::default(),
     }
 }
 
@@ -471,4 +472,69 @@ fn creating_over_an_existing_file_is_refused() {
         Err(StoreError::AlreadyExists { .. })
     ));
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+}
+
+#[test]
+fn an_older_project_is_migrated_forward_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.thyme");
+    let img = image("a", 4000, 3000);
+    {
+        let mut store = SqliteStore::create(&path).unwrap();
+        add_image(&mut store, &img);
+    }
+    // Make it a schema-1 file, as the first release wrote it.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE images DROP COLUMN status; UPDATE schema_version SET version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let images = store.images().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].status, thyme_studio::dataset::ImageStatus::Todo);
+}
+
+#[test]
+fn image_status_changes_are_journaled_and_undoable() {
+    use thyme_studio::dataset::ImageStatus;
+    let (_d, mut store) = new_store();
+    let img = image("a", 4000, 3000);
+    add_image(&mut store, &img);
+    store
+        .apply(
+            "ann",
+            Command::SetImageStatus {
+                id: img.id.clone(),
+                before: ImageStatus::Todo,
+                after: ImageStatus::Done,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.image(&img.id).unwrap().unwrap().status,
+        ImageStatus::Done
+    );
+    assert_eq!(
+        store.stats().unwrap().images_by_status.get("done"),
+        Some(&1)
+    );
+    // A stale change is a conflict.
+    let stale = store.apply(
+        "other",
+        Command::SetImageStatus {
+            id: img.id.clone(),
+            before: ImageStatus::Todo,
+            after: ImageStatus::InProgress,
+        },
+    );
+    assert!(matches!(stale, Err(StoreError::Conflict(_))));
+    store.undo("ann").unwrap();
+    assert_eq!(
+        store.image(&img.id).unwrap().unwrap().status,
+        ImageStatus::Todo
+    );
 }

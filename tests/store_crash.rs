@@ -21,6 +21,7 @@ fn the_image() -> ImageRecord {
         size: ImageSize::new(20_000, 20_000),
         bytes: 1,
         added_at_ms: 0,
+        status: Default::default(),
     }
 }
 

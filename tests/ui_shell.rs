@@ -597,3 +597,53 @@ fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
     assert!(draft.regions.contains(&the_box));
     assert!(h.query_all_by_label("Question").any(|n| n.is_focused()));
 }
+
+#[test]
+fn marking_an_image_done_counts_it_and_the_filter_shows_it() {
+    use thyme_studio::store::Store;
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label("0 of 3 done").is_some());
+    combo(&h, "Status").click();
+    h.run_steps(2);
+    h.get_by_label("done").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("1 of 3 done").is_some());
+    let project = h.state().project.as_ref().unwrap().path.clone();
+    let stored = thyme_studio::store::SqliteStore::open(&project)
+        .unwrap()
+        .images()
+        .unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|i| i.status == thyme_studio::dataset::ImageStatus::Done)
+            .count(),
+        1
+    );
+    // Show only the images still to do: the done one leaves the list.
+    combo(&h, "Show").click();
+    h.run_steps(2);
+    h.get_by_label("to do").click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("harbour-375x250.jpg").is_some(),
+        "only the header names it now"
+    );
+    assert!(h.query_by_label("plaza-375x250.jpg").is_some());
+}
+
+/// The combo box labelled `label` (not the label itself).
+fn combo<'a>(h: &'a Harness<'static, StudioApp>, label: &'a str) -> egui_kittest::Node<'a> {
+    use egui::accesskit::Role;
+    h.query_all_by_label(label)
+        .find(|n| n.accesskit_node().role() != Role::Label)
+        .unwrap_or_else(|| panic!("no combo box labelled {label}"))
+}

@@ -63,6 +63,28 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("? or F1", "this help"),
 ];
 
+/// Which images the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    All,
+    Status(crate::dataset::ImageStatus),
+    NoBoxes,
+    NoQuestions,
+    Warnings,
+}
+
+impl ListFilter {
+    fn title(self) -> &'static str {
+        match self {
+            ListFilter::All => "all images",
+            ListFilter::Status(s) => s.title(),
+            ListFilter::NoBoxes => "no boxes yet",
+            ListFilter::NoQuestions => "no questions yet",
+            ListFilter::Warnings => "with warnings",
+        }
+    }
+}
+
 /// The selected-box panel's own state.
 struct BoxPanel {
     /// The selected box's label as being edited.
@@ -238,6 +260,7 @@ pub struct StudioApp {
     /// The highlighted question as being edited.
     pub draft: Option<crate::dataset::Question>,
     box_panel: BoxPanel,
+    pub list_filter: ListFilter,
     /// A text field had the keyboard at the end of the last frame.
     typing: bool,
     /// Put the keyboard into this question's text on the next frame.
@@ -308,6 +331,7 @@ impl StudioApp {
             draft: None,
             focus_question_text: None,
             typing: false,
+            list_filter: ListFilter::All,
             box_panel: BoxPanel {
                 box_label: None,
                 crop_zoom: 2,
@@ -825,13 +849,49 @@ impl StudioApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| {
+                let done = project
+                    .images
+                    .iter()
+                    .filter(|i| i.status == crate::dataset::ImageStatus::Done)
+                    .count();
                 ui.heading(format!("Images ({})", project.images.len()));
+                ui.label(format!("{done} of {} done", project.images.len()));
+                ui.horizontal(|ui| {
+                    let label = ui.label("Show");
+                    egui::ComboBox::from_id_salt("list-filter")
+                        .selected_text(self.list_filter.title())
+                        .show_ui(ui, |ui| {
+                            let mut options = vec![ListFilter::All];
+                            options.extend(crate::dataset::ImageStatus::ALL.map(ListFilter::Status));
+                            options.extend([ListFilter::NoBoxes, ListFilter::NoQuestions, ListFilter::Warnings]);
+                            for f in options {
+                                ui.selectable_value(&mut self.list_filter, f, f.title());
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
+                });
                 if project.images.is_empty() {
                     ui.label("No images yet: drop image files or folders here, or use File > Import folder.");
                 }
+                let filter = self.list_filter;
                 let rows: Vec<ui::image_list::ImageRow<'_>> = project
                     .images
                     .iter()
+                    .filter(|image| {
+                        let (boxes, questions) =
+                            project.counts.get(&image.id).copied().unwrap_or((0, 0));
+                        match filter {
+                            ListFilter::All => true,
+                            ListFilter::Status(s) => image.status == s,
+                            ListFilter::NoBoxes => boxes == 0,
+                            ListFilter::NoQuestions => questions == 0,
+                            ListFilter::Warnings => {
+                                project.missing.contains(&image.id)
+                                    || crate::dataset::rules::check_image_size(image.size).is_some()
+                            }
+                        }
+                    })
                     .map(|image| {
                         let (regions, questions) =
                             project.counts.get(&image.id).copied().unwrap_or((0, 0));
@@ -859,6 +919,7 @@ impl StudioApp {
             .and_then(|id| project.image(id))
             .cloned();
         let mut clicked_question = None;
+        let mut status_change = None;
         let mut box_edit = None;
         let mut qa_form = None;
         let mut add_question = false;
@@ -906,6 +967,24 @@ impl StudioApp {
                 ui.horizontal(|ui| {
                     ui.strong(image.file_name());
                     ui.label(format!("{} · {}", image.size, image.id.short()));
+                    let label = ui.label("Status");
+                    let mut status = image.status;
+                    egui::ComboBox::from_id_salt("image-status")
+                        .selected_text(status.title())
+                        .show_ui(ui, |ui| {
+                            for s in crate::dataset::ImageStatus::ALL {
+                                ui.selectable_value(&mut status, s, s.title());
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
+                    if status != image.status {
+                        status_change = Some(crate::store::Command::SetImageStatus {
+                            id: image.id.clone(),
+                            before: image.status,
+                            after: status,
+                        });
+                    }
                     if let Some(w) = crate::dataset::rules::check_image_size(image.size) {
                         ui.add(
                             egui::Label::new(
@@ -992,6 +1071,9 @@ impl StudioApp {
         }
         if let Some(action) = box_edit {
             self.run_edit(action);
+        }
+        if let Some(command) = status_change {
+            self.run_edit(editor::EditorAction::Apply(Box::new(command)));
         }
         if let Some(action) = qa_form {
             self.run_form(action);

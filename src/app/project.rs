@@ -84,6 +84,7 @@ impl ProjectView {
 
     /// Re-read counts after an edit (the image list itself only changes by import).
     fn refresh_counts(&mut self) -> Result<(), StoreError> {
+        self.images = self.store.images()?;
         self.stats = self.store.stats()?;
         for image in &self.images {
             let regions = self.store.regions(&image.id)?.len();

@@ -51,6 +51,46 @@ impl std::fmt::Display for ImageId {
     }
 }
 
+/// Where an image stands in the annotator's work.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    #[default]
+    Todo,
+    InProgress,
+    Done,
+}
+
+impl ImageStatus {
+    pub const ALL: [ImageStatus; 3] = [
+        ImageStatus::Todo,
+        ImageStatus::InProgress,
+        ImageStatus::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Todo => "todo",
+            ImageStatus::InProgress => "in_progress",
+            ImageStatus::Done => "done",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ImageStatus::Todo => "to do",
+            ImageStatus::InProgress => "in progress",
+            ImageStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 /// One image of a project: where it is, how big it is, and when it came in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -61,6 +101,8 @@ pub struct ImageRecord {
     pub bytes: u64,
     /// Unix time in milliseconds.
     pub added_at_ms: i64,
+    #[serde(default)]
+    pub status: ImageStatus,
 }
 
 impl ImageRecord {

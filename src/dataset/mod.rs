@@ -11,7 +11,7 @@ pub mod region;
 pub mod rules;
 
 pub use category::Category;
-pub use image::{ImageId, ImageRecord};
+pub use image::{ImageId, ImageRecord, ImageStatus};
 pub use question::{Answer, Question, QuestionId, ReviewStatus};
 pub use region::{Region, RegionId};
 pub use rules::{RuleError, RuleWarning};

@@ -124,6 +124,7 @@ fn scene_command(scene: &Scene, path: &Path) -> Result<Command, DemoError> {
         size: ImageSize::new(scene.image.width(), scene.image.height()),
         bytes,
         added_at_ms: now_ms(),
+        status: Default::default(),
     };
     let regions: Vec<Region> = scene
         .objects

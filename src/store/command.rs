@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Category, ImageId, ImageRecord, Question, QuestionId, Region};
+use crate::dataset::{Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region};
 
 /// Where a region sat in a question's list of linked regions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,12 @@ pub enum Command {
         id: ImageId,
         from: PathBuf,
         to: PathBuf,
+    },
+    /// Change an image's work status.
+    SetImageStatus {
+        id: ImageId,
+        before: ImageStatus,
+        after: ImageStatus,
     },
     /// Add a region; `links` re-attaches it to questions when a deletion is undone.
     AddRegion {
@@ -104,6 +110,11 @@ impl Command {
                 from: to,
                 to: from,
             },
+            Command::SetImageStatus { id, before, after } => Command::SetImageStatus {
+                id,
+                before: after,
+                after: before,
+            },
             Command::AddRegion { region, links } => Command::DeleteRegion { region, links },
             Command::DeleteRegion { region, links } => Command::AddRegion { region, links },
             Command::UpdateRegion { before, after } => Command::UpdateRegion {
@@ -127,6 +138,7 @@ impl Command {
             Command::AddImage { image, .. } => format!("add image {}", image.file_name()),
             Command::RemoveImage { image, .. } => format!("remove image {}", image.file_name()),
             Command::RelocateImage { to, .. } => format!("relocate image to {}", to.display()),
+            Command::SetImageStatus { after, .. } => format!("mark image {}", after.title()),
             Command::AddRegion { region, .. } => format!("add box '{}'", region.label),
             Command::DeleteRegion { region, .. } => format!("delete box '{}'", region.label),
             Command::UpdateRegion { after, .. } => format!("edit box '{}'", after.label),
@@ -156,6 +168,7 @@ mod tests {
             size: ImageSize::new(4000, 3000),
             bytes: 10,
             added_at_ms: 1,
+            status: Default::default(),
         };
         let region = Region::new(image.id.clone(), ImageRect::new(1.0, 2.0, 3.0, 4.0), "r");
         let mut moved = region.clone();

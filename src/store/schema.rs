@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX journal_by_state ON journal(state, seq);
     "#,
+    // 1 -> 2: a per-image work status.
+    r#"
+    ALTER TABLE images ADD COLUMN status TEXT NOT NULL DEFAULT 'todo'
+        CHECK (status IN ('todo', 'in_progress', 'done'));
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -14,8 +14,8 @@ use super::{
     Command, JournalAction, JournalEntry, ProjectStats, RegionLink, Store, StoreError, now_ms,
 };
 use crate::dataset::{
-    Answer, Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId, ReviewStatus,
-    rules,
+    Answer, Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region, RegionId,
+    ReviewStatus, rules,
 };
 use crate::geometry::{ImageRect, ImageSize};
 
@@ -289,7 +289,7 @@ impl Store for SqliteStore {
 
     fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, path, width, height, bytes, added_at_ms FROM images ORDER BY path, id",
+            "SELECT id, path, width, height, bytes, added_at_ms, status FROM images ORDER BY path, id",
         )?;
         let rows = stmt.query_map([], raw_image)?;
         rows.map(|r| image_from_raw(r?)).collect()
@@ -418,6 +418,9 @@ impl Store for SqliteStore {
                 "SELECT status, count(*) FROM questions GROUP BY status ORDER BY status",
             )?,
             questions_by_kind: by_kind,
+            images_by_status: grouped(
+                "SELECT status, count(*) FROM images GROUP BY status ORDER BY status",
+            )?,
             journal_entries: count("SELECT count(*) FROM journal")?,
         })
     }
@@ -445,14 +448,15 @@ fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
                 });
             }
             tx.execute(
-                "INSERT INTO images (id, path, width, height, bytes, added_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO images (id, path, width, height, bytes, added_at_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     image.id.as_str(),
                     path_text(&image.path),
                     image.size.width,
                     image.size.height,
                     image.bytes as i64,
-                    image.added_at_ms
+                    image.added_at_ms,
+                    image.status.as_str()
                 ],
             )?;
             for r in regions {
@@ -498,6 +502,20 @@ fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
             tx.execute(
                 "UPDATE images SET path = ?1 WHERE id = ?2",
                 params![path_text(to), id.as_str()],
+            )?;
+        }
+        Command::SetImageStatus { id, before, after } => {
+            let current =
+                read_image(tx, id)?.ok_or_else(|| StoreError::UnknownImage(id.clone()))?;
+            if current.status != *before {
+                return Err(StoreError::Conflict(format!(
+                    "the status of {}",
+                    current.file_name()
+                )));
+            }
+            tx.execute(
+                "UPDATE images SET status = ?1 WHERE id = ?2",
+                params![after.as_str(), id.as_str()],
             )?;
         }
         Command::AddRegion { region, links } => {
@@ -764,7 +782,7 @@ fn write_links(
 
 // ---- reading rows ----
 
-type RawImage = (String, String, i64, i64, i64, i64);
+type RawImage = (String, String, i64, i64, i64, i64, String);
 
 fn raw_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
     Ok((
@@ -774,10 +792,13 @@ fn raw_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
-fn image_from_raw((id, path, w, h, bytes, at): RawImage) -> Result<ImageRecord, StoreError> {
+fn image_from_raw(
+    (id, path, w, h, bytes, at, status): RawImage,
+) -> Result<ImageRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: "images",
         reason,
@@ -791,12 +812,14 @@ fn image_from_raw((id, path, w, h, bytes, at): RawImage) -> Result<ImageRecord, 
         size: ImageSize::new(width, height),
         bytes: bytes.max(0) as u64,
         added_at_ms: at,
+        status: ImageStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown status '{status}'")))?,
     })
 }
 
 fn read_image(conn: &Connection, id: &ImageId) -> Result<Option<ImageRecord>, StoreError> {
     conn.query_row(
-        "SELECT id, path, width, height, bytes, added_at_ms FROM images WHERE id = ?1",
+        "SELECT id, path, width, height, bytes, added_at_ms, status FROM images WHERE id = ?1",
         params![id.as_str()],
         raw_image,
     )

@@ -19,6 +19,8 @@ pub struct ProjectStats {
     pub questions_by_category: BTreeMap<String, u64>,
     pub questions_by_status: BTreeMap<String, u64>,
     pub questions_by_kind: BTreeMap<String, u64>,
+    /// Images per work status (todo, in_progress, done).
+    pub images_by_status: BTreeMap<String, u64>,
     pub journal_entries: u64,
 }
 
@@ -39,6 +41,7 @@ impl std::fmt::Display for ProjectStats {
             ("by category", &self.questions_by_category),
             ("by status", &self.questions_by_status),
             ("by kind", &self.questions_by_kind),
+            ("images by status", &self.images_by_status),
         ] {
             if map.is_empty() {
                 continue;
