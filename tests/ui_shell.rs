@@ -48,6 +48,19 @@ fn click_image(h: &Harness<'static, StudioApp>, name: &str) {
         .click();
 }
 
+/// The app on a freshly made (small) demo project, its first image open.
+fn demo_harness(root: &std::path::Path) -> Harness<'static, StudioApp> {
+    let mut h = harness(app_with(None, root, vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    h
+}
+
 /// Step frames until `done` holds (background threads need real time).
 fn step_until(
     h: &mut Harness<'static, StudioApp>,
@@ -400,14 +413,7 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
 #[test]
 fn duplicate_edge_keys_tab_paging_and_help() {
     let root = tempfile::tempdir().unwrap();
-    let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
-    h.run_steps(2);
+    let mut h = demo_harness(root.path());
     let first = h.state().selected.clone().unwrap();
     let project = h.state().project.as_ref().unwrap().path.clone();
     let boxes_of = |id: &thyme_studio::dataset::ImageId| {
@@ -474,14 +480,7 @@ fn text_field<'a>(h: &'a Harness<'static, StudioApp>, label: &'a str) -> egui_ki
 fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     use thyme_studio::store::Store;
     let root = tempfile::tempdir().unwrap();
-    let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
-    h.run_steps(2);
+    let mut h = demo_harness(root.path());
     let project = h.state().project.as_ref().unwrap().path.clone();
     let image = h.state().selected.clone().unwrap();
     let questions = |p: &std::path::Path| {
@@ -552,14 +551,7 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
 fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
     use thyme_studio::store::Store;
     let root = tempfile::tempdir().unwrap();
-    let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
-    h.run_steps(2);
+    let mut h = demo_harness(root.path());
     let project = h.state().project.as_ref().unwrap().path.clone();
     h.key_press(egui::Key::Tab);
     h.run_steps(1);
@@ -602,14 +594,7 @@ fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
 fn marking_an_image_done_counts_it_and_the_filter_shows_it() {
     use thyme_studio::store::Store;
     let root = tempfile::tempdir().unwrap();
-    let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
-    h.run_steps(2);
+    let mut h = demo_harness(root.path());
     assert!(h.query_by_label("0 of 3 done").is_some());
     combo(&h, "Status").click();
     h.run_steps(2);

@@ -264,30 +264,19 @@ impl Canvas {
         let visible = view.visible(rect, size);
         let mut uploads = 0;
         let mut missing = false;
+        let frame = FrameCtx {
+            painter: &painter,
+            ctx: &ctx,
+            tiles,
+            id: &id,
+            layout: &layout,
+            view: &view,
+            viewport: rect,
+        };
         for key in visible_tiles(&layout, level, &visible) {
-            if !self.draw_tile(
-                &painter,
-                &ctx,
-                tiles,
-                &id,
-                &layout,
-                &view,
-                rect,
-                key,
-                &mut uploads,
-            ) {
+            if !self.draw_tile(&frame, key, &mut uploads) {
                 missing = true;
-                self.draw_fallback(
-                    &painter,
-                    &ctx,
-                    tiles,
-                    &id,
-                    &layout,
-                    &view,
-                    rect,
-                    key,
-                    &mut uploads,
-                );
+                self.draw_fallback(&frame, key, &mut uploads);
             }
         }
         if view.zoom >= GRID_FROM_ZOOM {
@@ -305,17 +294,16 @@ impl Canvas {
         });
         if self.show_loupe && view.zoom < 1.0 {
             if let (Some(p), Some(pos)) = (out.hover, response.hover_pos()) {
-                self.draw_loupe(
-                    &painter,
-                    &ctx,
+                let frame = FrameCtx {
+                    painter: &painter,
+                    ctx: &ctx,
                     tiles,
-                    &id,
-                    &layout,
-                    rect,
-                    p,
-                    pos,
-                    &mut uploads,
-                );
+                    id: &id,
+                    layout: &layout,
+                    view: &view,
+                    viewport: rect,
+                };
+                self.draw_loupe(&frame, p, pos, &mut uploads);
             }
         }
         // The minimap helps only when part of the image is off screen.
@@ -439,19 +427,16 @@ impl Canvas {
     }
 
     /// Draw a tile if its texture exists or can be uploaded now; false when it is not ready.
-    #[allow(clippy::too_many_arguments)]
-    fn draw_tile(
-        &mut self,
-        painter: &egui::Painter,
-        ctx: &egui::Context,
-        tiles: &TileService,
-        id: &ImageId,
-        layout: &PyramidLayout,
-        view: &View,
-        viewport: Rect,
-        key: TileKey,
-        uploads: &mut usize,
-    ) -> bool {
+    fn draw_tile(&mut self, f: &FrameCtx<'_>, key: TileKey, uploads: &mut usize) -> bool {
+        let FrameCtx {
+            painter,
+            ctx,
+            tiles,
+            id,
+            layout,
+            view,
+            viewport,
+        } = *f;
         let Some(texture) = self.texture(ctx, tiles, id, key, uploads) else {
             return false;
         };
@@ -466,19 +451,16 @@ impl Canvas {
     }
 
     /// Draw the part of the nearest coarser tile that covers `key`.
-    #[allow(clippy::too_many_arguments)]
-    fn draw_fallback(
-        &mut self,
-        painter: &egui::Painter,
-        ctx: &egui::Context,
-        tiles: &TileService,
-        id: &ImageId,
-        layout: &PyramidLayout,
-        view: &View,
-        viewport: Rect,
-        key: TileKey,
-        uploads: &mut usize,
-    ) {
+    fn draw_fallback(&mut self, f: &FrameCtx<'_>, key: TileKey, uploads: &mut usize) {
+        let FrameCtx {
+            painter,
+            ctx,
+            tiles,
+            id,
+            layout,
+            view,
+            viewport,
+        } = *f;
         let target = tile_screen_rect(layout, view, viewport, key);
         let (x, y, w, h) = layout.tile_rect(key);
         for up in 1..=(layout.top() - key.level.min(layout.top())) {
@@ -539,19 +521,16 @@ impl Canvas {
         Some(handle)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn draw_loupe(
-        &mut self,
-        painter: &egui::Painter,
-        ctx: &egui::Context,
-        tiles: &TileService,
-        id: &ImageId,
-        layout: &PyramidLayout,
-        viewport: Rect,
-        p: (f64, f64),
-        pointer: Pos2,
-        uploads: &mut usize,
-    ) {
+    fn draw_loupe(&mut self, f: &FrameCtx<'_>, p: (f64, f64), pointer: Pos2, uploads: &mut usize) {
+        let FrameCtx {
+            painter,
+            ctx,
+            tiles,
+            id,
+            layout,
+            viewport,
+            ..
+        } = *f;
         // 48 x 48 native pixels shown 4x, beside the pointer.
         const SIDE: f64 = 48.0;
         const SCALE: f32 = 4.0;
@@ -658,6 +637,18 @@ impl Canvas {
         }
         None
     }
+}
+
+/// What every tile-drawing step of one frame needs.
+#[derive(Clone, Copy)]
+struct FrameCtx<'a> {
+    painter: &'a egui::Painter,
+    ctx: &'a egui::Context,
+    tiles: &'a TileService,
+    id: &'a ImageId,
+    layout: &'a PyramidLayout,
+    view: &'a View,
+    viewport: Rect,
 }
 
 /// The tiles of `level` that touch an image rectangle (in original pixels).
