@@ -304,7 +304,7 @@ impl BoxEditor {
     }
 
     /// The live feedback for a box: "W x H px, a.aaa %", and whether it breaks the 5 % rule.
-    pub fn feedback(rect: &ImageRect, size: ImageSize) -> (String, bool) {
+    pub fn feedback(rect: &ImageRect, size: ImageSize, max_pixels: u64) -> (String, bool) {
         let over = rules::check_area(rect, size).is_err();
         let mut text = format!(
             "{:.0} x {:.0} px, {:.3} %{}",
@@ -317,11 +317,7 @@ impl BoxEditor {
                 ""
             }
         );
-        if let Ok(m) = model_eye::smart_resize(
-            size,
-            model_eye::DEFAULT_MIN_PIXELS,
-            model_eye::DEFAULT_MAX_PIXELS,
-        ) {
+        if let Ok(m) = model_eye::smart_resize(size, model_eye::DEFAULT_MIN_PIXELS, max_pixels) {
             let seen = model_eye::box_in_model_eye(rect, size, m);
             text.push_str(&format!(
                 ", model sees {:.0} x {:.0}",
@@ -332,5 +328,24 @@ impl BoxEditor {
             }
         }
         (text, over)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_names_size_share_rule_and_what_the_model_sees() {
+        let size = ImageSize::new(12000, 8000);
+        let sign = ImageRect::new(100.0, 100.0, 220.0, 150.0);
+        let (text, over) = BoxEditor::feedback(&sign, size, model_eye::DEFAULT_MAX_PIXELS);
+        assert!(!over);
+        assert!(text.starts_with("120 x 50 px, 0.006 %"), "{text}");
+        assert!(text.contains("(below one patch)"), "{text}");
+        let big = ImageRect::new(0.0, 0.0, 4000.0, 4000.0);
+        let (text, over) = BoxEditor::feedback(&big, size, 1_003_520);
+        assert!(over && text.contains("over 5 %"), "{text}");
+        assert!(!text.contains("below one patch"), "{text}");
     }
 }

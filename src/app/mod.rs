@@ -261,6 +261,8 @@ pub struct StudioApp {
     pub draft: Option<crate::dataset::Question>,
     box_panel: BoxPanel,
     pub list_filter: ListFilter,
+    /// The model's max_pixels for the model-eye sizes.
+    pub max_pixels: u64,
     /// A text field had the keyboard at the end of the last frame.
     typing: bool,
     /// Put the keyboard into this question's text on the next frame.
@@ -332,6 +334,7 @@ impl StudioApp {
             focus_question_text: None,
             typing: false,
             list_filter: ListFilter::All,
+            max_pixels: crate::imagery::model_eye::DEFAULT_MAX_PIXELS,
             box_panel: BoxPanel {
                 box_label: None,
                 crop_zoom: 2,
@@ -951,6 +954,7 @@ impl StudioApp {
                         &self.detail.questions,
                         self.highlighted,
                         edit,
+                        &mut self.max_pixels,
                     );
                     clicked_question = out.clicked;
                     qa_form = out.form;
@@ -1026,7 +1030,8 @@ impl StudioApp {
                     .collect();
                 if let Some(preview) = self.editor.preview {
                     // Live rule feedback while drawing or editing.
-                    let (text, over) = editor::BoxEditor::feedback(&preview, image.size);
+                    let (text, over) =
+                        editor::BoxEditor::feedback(&preview, image.size, self.max_pixels);
                     overlays.push(Overlay {
                         rect: preview,
                         color: if over {

@@ -31,6 +31,7 @@ pub fn qa_panel(
     questions: &[Question],
     highlighted: Option<crate::dataset::QuestionId>,
     mut edit: Option<QaEdit<'_>>,
+    max_pixels: &mut u64,
 ) -> QaOutput {
     let mut out = QaOutput::default();
     egui::ScrollArea::vertical()
@@ -107,16 +108,22 @@ pub fn qa_panel(
             }
             ui.add_space(12.0);
             ui.heading(format!("Boxes ({})", regions.len()));
-            let resized = model_eye::smart_resize(
-                size,
-                model_eye::DEFAULT_MIN_PIXELS,
-                model_eye::DEFAULT_MAX_PIXELS,
-            )
-            .ok();
+            ui.horizontal(|ui| {
+                let label = ui.label("Model max_pixels");
+                egui::ComboBox::from_id_salt("max-pixels")
+                    .selected_text(max_pixels.to_string())
+                    .show_ui(ui, |ui| {
+                        for preset in model_eye::PRESET_MAX_PIXELS {
+                            ui.selectable_value(max_pixels, preset, preset.to_string());
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+            });
+            let resized =
+                model_eye::smart_resize(size, model_eye::DEFAULT_MIN_PIXELS, *max_pixels).ok();
             if let Some(m) = resized {
-                ui.small(format!(
-                    "The model sees this image at {m} (max_pixels 12,845,056)."
-                ));
+                ui.small(format!("The model sees this image at {m}."));
             }
             for (n, r) in regions.iter().enumerate() {
                 let ratio = r.rect.area_ratio(size) * 100.0;
