@@ -538,3 +538,28 @@ fn image_status_changes_are_journaled_and_undoable() {
         ImageStatus::Todo
     );
 }
+
+#[test]
+fn annotation_counts_per_image_match_the_rows() {
+    let (_d, mut store) = new_store();
+    let (a, b) = (image("a", 4000, 3000), image("b", 4000, 3000));
+    add_image(&mut store, &a);
+    add_image(&mut store, &b);
+    let r1 = Region::new(a.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
+    let r2 = Region::new(a.id.clone(), ImageRect::new(9.0, 0.0, 15.0, 5.0), "2");
+    add_region(&mut store, &r1);
+    add_region(&mut store, &r2);
+    add_question(&mut store, &open_question(&a, &r1, "q", "x", "ocr"));
+    let counts = store.annotation_counts().unwrap();
+    assert_eq!(counts.get(&a.id), Some(&(2, 1)));
+    assert_eq!(
+        counts.get(&b.id),
+        None,
+        "images without annotations are absent"
+    );
+    let rows = store.row_stats().unwrap();
+    assert_eq!(
+        (rows.regions, rows.questions, rows.images_missing),
+        (2, 1, 0)
+    );
+}

@@ -49,12 +49,7 @@ impl ProjectView {
             .map(|m| m.image)
             .collect();
         self.stats = self.store.stats()?;
-        self.counts.clear();
-        for image in &self.images {
-            let regions = self.store.regions(&image.id)?.len();
-            let questions = self.store.questions(&image.id)?.len();
-            self.counts.insert(image.id.clone(), (regions, questions));
-        }
+        self.counts = self.store.annotation_counts()?;
         Ok(())
     }
 
@@ -82,15 +77,13 @@ impl ProjectView {
         &self.store
     }
 
-    /// Re-read counts after an edit (the image list itself only changes by import).
+    /// Re-read counts after an edit (the image list itself only changes by import). No file
+    /// system checks: this runs on the UI thread after every edit.
     fn refresh_counts(&mut self) -> Result<(), StoreError> {
         self.images = self.store.images()?;
-        self.stats = self.store.stats()?;
-        for image in &self.images {
-            let regions = self.store.regions(&image.id)?.len();
-            let questions = self.store.questions(&image.id)?.len();
-            self.counts.insert(image.id.clone(), (regions, questions));
-        }
+        self.stats = self.store.row_stats()?;
+        self.stats.images_missing = self.missing.len() as u64;
+        self.counts = self.store.annotation_counts()?;
         Ok(())
     }
 

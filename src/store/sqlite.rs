@@ -136,6 +136,92 @@ impl SqliteStore {
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
     }
 
+    /// Every count of [`Store::stats`] except `images_missing`, which needs the file system:
+    /// cheap enough to run after each edit on the UI thread.
+    pub fn row_stats(&self) -> Result<ProjectStats, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let grouped = |sql: &str| -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut map = std::collections::BTreeMap::new();
+            for row in rows {
+                let (k, v) = row?;
+                map.insert(k, v as u64);
+            }
+            Ok(map)
+        };
+        let mut by_kind = std::collections::BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT answer FROM questions")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                let answer = parse_answer(&row?)?;
+                *by_kind.entry(answer.kind_name().to_owned()).or_insert(0) += 1;
+            }
+        }
+        Ok(ProjectStats {
+            images: count("SELECT count(*) FROM images")?,
+            images_missing: 0,
+            images_low_resolution: count(&format!(
+                "SELECT count(*) FROM images WHERE max(width, height) <= {}",
+                rules::MIN_LONGEST_SIDE
+            ))?,
+            regions: count("SELECT count(*) FROM regions")?,
+            regions_over_area_limit: count(
+                "SELECT count(*) FROM regions r JOIN images i ON i.id = r.image_id \
+                 WHERE (r.x1 - r.x0) * (r.y1 - r.y0) * 20.0 > CAST(i.width AS REAL) * i.height",
+            )?,
+            questions: count("SELECT count(*) FROM questions")?,
+            questions_by_category: grouped(
+                "SELECT category, count(*) FROM questions GROUP BY category ORDER BY category",
+            )?,
+            questions_by_status: grouped(
+                "SELECT status, count(*) FROM questions GROUP BY status ORDER BY status",
+            )?,
+            questions_by_kind: by_kind,
+            images_by_status: grouped(
+                "SELECT status, count(*) FROM images GROUP BY status ORDER BY status",
+            )?,
+            journal_entries: count("SELECT count(*) FROM journal")?,
+        })
+    }
+
+    /// Boxes and questions per image, in two grouped queries.
+    pub fn annotation_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<ImageId, (usize, usize)>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (sql, second) in [
+            (
+                "SELECT image_id, count(*) FROM regions GROUP BY image_id",
+                false,
+            ),
+            (
+                "SELECT image_id, count(*) FROM questions GROUP BY image_id",
+                true,
+            ),
+        ] {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (id, n) = row?;
+                let id = ImageId::parse(&id).ok_or_else(|| StoreError::Corrupt {
+                    table: "regions",
+                    reason: format!("bad image id '{id}'"),
+                })?;
+                let entry: &mut (usize, usize) = out.entry(id).or_default();
+                if second {
+                    entry.1 = n.max(0) as usize;
+                } else {
+                    entry.0 = n.max(0) as usize;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn configure(conn: Connection, path: &Path) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -376,53 +462,9 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self) -> Result<ProjectStats, StoreError> {
-        let count = |sql: &str| -> Result<u64, StoreError> {
-            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-        };
-        let grouped = |sql: &str| -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-            let mut stmt = self.conn.prepare(sql)?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut map = std::collections::BTreeMap::new();
-            for row in rows {
-                let (k, v) = row?;
-                map.insert(k, v as u64);
-            }
-            Ok(map)
-        };
-        let mut by_kind = std::collections::BTreeMap::new();
-        {
-            let mut stmt = self.conn.prepare("SELECT answer FROM questions")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            for row in rows {
-                let answer = parse_answer(&row?)?;
-                *by_kind.entry(answer.kind_name().to_owned()).or_insert(0) += 1;
-            }
-        }
-        Ok(ProjectStats {
-            images: count("SELECT count(*) FROM images")?,
-            images_missing: self.missing_files()?.len() as u64,
-            images_low_resolution: count(&format!(
-                "SELECT count(*) FROM images WHERE max(width, height) <= {}",
-                rules::MIN_LONGEST_SIDE
-            ))?,
-            regions: count("SELECT count(*) FROM regions")?,
-            regions_over_area_limit: count(
-                "SELECT count(*) FROM regions r JOIN images i ON i.id = r.image_id \
-                 WHERE (r.x1 - r.x0) * (r.y1 - r.y0) * 20.0 > CAST(i.width AS REAL) * i.height",
-            )?,
-            questions: count("SELECT count(*) FROM questions")?,
-            questions_by_category: grouped(
-                "SELECT category, count(*) FROM questions GROUP BY category ORDER BY category",
-            )?,
-            questions_by_status: grouped(
-                "SELECT status, count(*) FROM questions GROUP BY status ORDER BY status",
-            )?,
-            questions_by_kind: by_kind,
-            images_by_status: grouped(
-                "SELECT status, count(*) FROM images GROUP BY status ORDER BY status",
-            )?,
-            journal_entries: count("SELECT count(*) FROM journal")?,
-        })
+        let mut stats = self.row_stats()?;
+        stats.images_missing = self.missing_files()?.len() as u64;
+        Ok(stats)
     }
 
     fn delete_region_command(&self, id: RegionId) -> Result<Command, StoreError> {

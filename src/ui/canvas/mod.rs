@@ -428,20 +428,11 @@ impl Canvas {
 
     /// Draw a tile if its texture exists or can be uploaded now; false when it is not ready.
     fn draw_tile(&mut self, f: &FrameCtx<'_>, key: TileKey, uploads: &mut usize) -> bool {
-        let FrameCtx {
-            painter,
-            ctx,
-            tiles,
-            id,
-            layout,
-            view,
-            viewport,
-        } = *f;
-        let Some(texture) = self.texture(ctx, tiles, id, key, uploads) else {
+        let Some(texture) = self.texture(f.ctx, f.tiles, f.id, key, uploads) else {
             return false;
         };
-        let screen = tile_screen_rect(layout, view, viewport, key);
-        painter.image(
+        let screen = tile_screen_rect(f.layout, f.view, f.viewport, key);
+        f.painter.image(
             texture.id(),
             screen,
             Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
@@ -452,16 +443,8 @@ impl Canvas {
 
     /// Draw the part of the nearest coarser tile that covers `key`.
     fn draw_fallback(&mut self, f: &FrameCtx<'_>, key: TileKey, uploads: &mut usize) {
-        let FrameCtx {
-            painter,
-            ctx,
-            tiles,
-            id,
-            layout,
-            view,
-            viewport,
-        } = *f;
-        let target = tile_screen_rect(layout, view, viewport, key);
+        let (painter, layout) = (f.painter, f.layout);
+        let target = tile_screen_rect(layout, f.view, f.viewport, key);
         let (x, y, w, h) = layout.tile_rect(key);
         for up in 1..=(layout.top() - key.level.min(layout.top())) {
             let level = key.level + up;
@@ -470,7 +453,7 @@ impl Canvas {
                 col: (key.col >> up),
                 row: (key.row >> up),
             };
-            let Some(texture) = self.texture(ctx, tiles, id, parent, uploads) else {
+            let Some(texture) = self.texture(f.ctx, f.tiles, f.id, parent, uploads) else {
                 continue;
             };
             // The child's rectangle in the parent's pixels, as UV.
