@@ -80,6 +80,14 @@ enum BenchCmd {
         /// Extra images to measure.
         files: Vec<PathBuf>,
     },
+    /// The Annotate workspace's frame time while a box handle is dragged on the 96 MP demo
+    /// scene (the demo is made full size in DIR on the first run).
+    AnnotateDrag {
+        #[arg(long, default_value = "target/bench-annotate")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 240)]
+        frames: usize,
+    },
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
     CanvasOne {
@@ -185,6 +193,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn bench(which: BenchCmd) -> anyhow::Result<()> {
     use thyme_studio::bench::{canvas, images};
     match which {
+        BenchCmd::AnnotateDrag { dir, frames } => {
+            let r = thyme_studio::bench::annotate::run(&dir, frames)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
         BenchCmd::CanvasOne { file, frames } => {
             let one = canvas::measure_one(&file, frames)?;
             println!("{}", serde_json::to_string(&one)?);

@@ -296,6 +296,16 @@ fn image_point(h: &Harness<'static, StudioApp>, canvas: egui::Rect, p: egui::Pos
     h.state().canvas.view().unwrap().to_image(canvas, p)
 }
 
+/// A primary click at a screen point, as press and release frames.
+fn click_at(h: &mut Harness<'static, StudioApp>, p: egui::Pos2) {
+    h.hover_at(p);
+    h.run_steps(1);
+    h.event(button(p, egui::PointerButton::Primary, true));
+    h.run_steps(1);
+    h.event(button(p, egui::PointerButton::Primary, false));
+    h.run_steps(1);
+}
+
 fn button(pos: egui::Pos2, button: egui::PointerButton, pressed: bool) -> egui::Event {
     egui::Event::PointerButton {
         pos,
@@ -318,29 +328,127 @@ fn stored_boxes(project: &std::path::Path) -> Vec<thyme_studio::geometry::ImageR
         .collect()
 }
 
-#[test]
-fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
-    let root = tempfile::tempdir().unwrap();
-    let project = root.path().join("p.thyme");
+/// The labels of the project's only image's boxes.
+fn stored_labels(project: &std::path::Path) -> Vec<String> {
+    use thyme_studio::store::Store;
+    let store = thyme_studio::store::SqliteStore::open(project).unwrap();
+    let image = store.images().unwrap().remove(0);
+    store
+        .regions(&image.id)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.label)
+        .collect()
+}
+
+/// A project with one 3000 x 2000 image.
+fn one_image_project(root: &std::path::Path) -> PathBuf {
+    let project = root.join("p.thyme");
     drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
-    let src = root.path().join("street.png");
+    let src = root.join("street.png");
     image::RgbImage::from_fn(3000, 2000, |x, y| {
         image::Rgb([(x / 12) as u8, (y / 8) as u8, 90])
     })
     .save(&src)
     .unwrap();
-    {
-        let mut store = thyme_studio::store::SqliteStore::open(&project).unwrap();
-        let cancel = std::sync::atomic::AtomicBool::new(false);
-        thyme_studio::import::import(
-            &mut store,
-            &[src],
-            &Default::default(),
-            &cancel,
-            &mut |_| {},
-        )
-        .unwrap();
-    }
+    let mut store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    thyme_studio::import::import(
+        &mut store,
+        &[src],
+        &Default::default(),
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap();
+    project
+}
+
+#[test]
+fn a_rebound_key_draws_a_box_by_two_clicks_and_the_model_eye_view_flags_it() {
+    let root = tempfile::tempdir().unwrap();
+    let project = one_image_project(root.path());
+    // The user moved two-click drawing from N to B in an earlier session.
+    let settings = AppDirs::under(root.path().to_owned()).settings_file();
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(
+        &settings,
+        r#"{"recent": [], "keys": {"draw_two_clicks": "B"}}"#,
+    )
+    .unwrap();
+    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
+    step_until(&mut h, "the image", |h| {
+        !h.state().busy() && h.state().canvas.view().is_some()
+    });
+    let canvas = h.get_by_label("image canvas").rect();
+    let view = h.state().canvas.view().unwrap();
+    let a = view.to_screen(canvas, (1000.0, 1000.0));
+    let b = view.to_screen(canvas, (1040.0, 1020.0));
+
+    // N is no longer the key: a click only selects (nothing).
+    h.hover_at(a);
+    h.run_steps(1);
+    h.key_press(egui::Key::N);
+    h.run_steps(1);
+    assert!(h.state().editor.two_click.is_none());
+    h.key_press(egui::Key::B);
+    h.run_steps(1);
+    assert!(
+        h.query_by_label_contains("click the first corner")
+            .is_some()
+    );
+    click_at(&mut h, a);
+    h.run_steps(1);
+    assert!(
+        h.query_by_label_contains("click the opposite corner")
+            .is_some()
+    );
+    h.hover_at(b);
+    h.run_steps(1);
+    assert!(
+        stored_boxes(&project).is_empty(),
+        "nothing saved mid-gesture"
+    );
+    click_at(&mut h, b);
+    h.run_steps(2);
+    let boxes = stored_boxes(&project);
+    assert_eq!(boxes.len(), 1, "the second click saves the box");
+    let tol = 1.0 / view.zoom + 1.0;
+    let r = boxes[0];
+    assert!(
+        (r.x0 - 1000.0).abs() <= tol && (r.x1 - 1040.0).abs() <= tol,
+        "{r:?}"
+    );
+    assert!(
+        (r.y0 - 1000.0).abs() <= tol && (r.y1 - 1020.0).abs() <= tol,
+        "{r:?}"
+    );
+
+    // The model sees a 3000 x 2000 image at 1,003,520 px as 1204 x 812: a 40 x 20 px box
+    // shrinks to about 16 x 8, below one patch.
+    h.state_mut().max_pixels = 1_003_520;
+    // The new box's label field has the keyboard; Escape leaves it.
+    h.key_press(egui::Key::Escape);
+    h.run_steps(1);
+    h.key_press(egui::Key::M);
+    h.run_steps(1);
+    assert!(h.state().model_eye.open);
+    step_until(&mut h, "the model-eye picture", |h| !h.state().busy());
+    assert!(
+        h.query_by_label_contains("3000x2000 becomes 1204x812")
+            .is_some(),
+        "the header names both sizes"
+    );
+    assert!(
+        h.query_by_label_contains("1 of 1 boxes are below one 28 px patch")
+            .is_some()
+    );
+}
+
+#[test]
+fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
+    let root = tempfile::tempdir().unwrap();
+    let project = one_image_project(root.path());
     let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
     step_until(&mut h, "the image", |h| {
         !h.state().busy() && h.state().canvas.view().is_some()
@@ -379,6 +487,15 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
         "the new box is selected"
     );
     assert!(h.query_by_label_contains("edit(s) saved").is_some());
+
+    // The keyboard is in the new box's label field: type it, Enter saves it.
+    h.run_steps(1);
+    h.event(egui::Event::Text("sign".into()));
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    assert_eq!(stored_labels(&project), vec!["sign".to_owned()]);
+    let r = stored_boxes(&project)[0];
 
     // The arrow key moves it by one pixel, Shift+arrow by ten.
     h.key_press(egui::Key::ArrowRight);

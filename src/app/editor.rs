@@ -3,6 +3,8 @@
 
 use egui::{Key, Modifiers};
 
+use super::keymap::{Action, Keymap};
+
 use crate::annotate::{Handle, drag, hit_smallest, nudge};
 use crate::dataset::{Region, RegionId, rules};
 use crate::geometry::{ImageRect, ImageSize};
@@ -49,6 +51,8 @@ pub struct BoxEditor {
     pub preview: Option<ImageRect>,
     /// A box the view should centre on (set when Tab selects one).
     pub focus_request: Option<ImageRect>,
+    /// Two-click drawing: armed (`Some(None)`), or the first corner placed (`Some(Some(p))`).
+    pub two_click: Option<Option<(f64, f64)>>,
 }
 
 impl Default for BoxEditor {
@@ -59,6 +63,7 @@ impl Default for BoxEditor {
             op: None,
             preview: None,
             focus_request: None,
+            two_click: None,
         }
     }
 }
@@ -72,9 +77,56 @@ impl BoxEditor {
         };
     }
 
-    /// Is a drag in progress?
+    /// Is a drag or a two-click box in progress?
     pub fn busy(&self) -> bool {
+        self.op.is_some() || matches!(self.two_click, Some(Some(_)))
+    }
+
+    /// Is a pointer drag in progress?
+    pub fn dragging(&self) -> bool {
         self.op.is_some()
+    }
+
+    /// Arm two-click drawing: the next click places a corner, the one after it the opposite
+    /// corner.
+    pub fn arm_two_click(&mut self) {
+        self.op = None;
+        self.two_click = Some(None);
+    }
+
+    /// A click while two-click drawing is armed; returns the finished box's command.
+    fn two_click_at(
+        &mut self,
+        p: (f64, f64),
+        image: &crate::dataset::ImageId,
+        size: ImageSize,
+    ) -> EditorAction {
+        match self.two_click {
+            Some(Some(first)) => {
+                self.two_click = None;
+                self.preview = None;
+                let rect = self.shape(first, p, size);
+                if rules::check_rect(&rect, size).is_err() {
+                    return EditorAction::None;
+                }
+                let region = Region::new(image.clone(), rect, "");
+                self.selected = Some(region.id);
+                EditorAction::Apply(Box::new(Command::AddRegion {
+                    region,
+                    links: vec![],
+                }))
+            }
+            _ => {
+                self.two_click = Some(Some(p));
+                EditorAction::None
+            }
+        }
+    }
+
+    /// The box between two corners, clamped to the image and snapped when snapping is on.
+    fn shape(&self, a: (f64, f64), b: (f64, f64), size: ImageSize) -> ImageRect {
+        let r = ImageRect::from_corners(a, b).clamped(size);
+        if self.snap { r.snapped() } else { r }
     }
 
     /// Handle this frame's canvas output. `zoom` (screen points per image pixel) sizes the
@@ -88,16 +140,22 @@ impl BoxEditor {
         zoom: f64,
     ) -> EditorAction {
         let rects: Vec<ImageRect> = regions.iter().map(|r| r.rect).collect();
+        if self.two_click.is_some() {
+            if let Some(p) = out.clicked {
+                return self.two_click_at(p, image, size);
+            }
+            if let (Some(Some(first)), Some(cur)) = (self.two_click, out.hover) {
+                self.preview = Some(self.shape(first, cur, size));
+            }
+            return EditorAction::None;
+        }
         if let Some(p) = out.drag_started {
             self.op = Some(self.begin(p, regions, &rects, zoom));
         }
         let current = out.dragging.or(out.drag_released);
         if let (Some(op), Some(cur)) = (&self.op, current) {
             self.preview = Some(match op {
-                Op::Draw { start } => {
-                    let r = ImageRect::from_corners(*start, cur).clamped(size);
-                    if self.snap { r.snapped() } else { r }
-                }
+                Op::Draw { start } => self.shape(*start, cur, size),
                 Op::Edit {
                     original,
                     handle,
@@ -173,27 +231,34 @@ impl BoxEditor {
         }
     }
 
-    /// Keys: Delete removes the selected box, Escape deselects, arrows move it 1 px (Shift: 10),
-    /// Tab / Shift+Tab cycle boxes, Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes.
+    /// Keys (see `keymap` for the configurable ones): undo/redo, box cycling, question,
+    /// deselect, duplicate, delete, two-click drawing; arrows move the box or one edge.
     pub fn on_keys(
         &mut self,
         ctx: &egui::Context,
+        keys: &Keymap,
         regions: &[Region],
         size: ImageSize,
     ) -> EditorAction {
         let pressed = |key: Key, mods: Modifiers| ctx.input_mut(|i| i.consume_key(mods, key));
-        if pressed(Key::Z, Modifiers::COMMAND | Modifiers::SHIFT)
-            || pressed(Key::Y, Modifiers::COMMAND)
-        {
+        if keys.pressed(ctx, Action::Redo) {
             return EditorAction::Redo;
         }
-        if pressed(Key::Z, Modifiers::COMMAND) {
+        if keys.pressed(ctx, Action::Undo) {
             return EditorAction::Undo;
         }
+        if keys.pressed(ctx, Action::DrawTwoClicks) {
+            self.arm_two_click();
+            return EditorAction::None;
+        }
+        if self.two_click.is_some() && keys.pressed(ctx, Action::Deselect) {
+            self.two_click = None;
+            self.preview = None;
+            return EditorAction::None;
+        }
         if !regions.is_empty() {
-            // Shift+Tab first: the plain pattern would also match it.
-            let backward = pressed(Key::Tab, Modifiers::SHIFT);
-            let forward = !backward && pressed(Key::Tab, Modifiers::NONE);
+            let backward = keys.pressed(ctx, Action::PreviousBox);
+            let forward = !backward && keys.pressed(ctx, Action::NextBox);
             if forward || backward {
                 let n = regions.len();
                 let at = self
@@ -222,14 +287,14 @@ impl BoxEditor {
         else {
             return EditorAction::None;
         };
-        if pressed(Key::Enter, Modifiers::NONE) {
+        if keys.pressed(ctx, Action::EditQuestion) {
             return EditorAction::EditQuestionOf(sel.id);
         }
-        if pressed(Key::Escape, Modifiers::NONE) {
+        if keys.pressed(ctx, Action::Deselect) {
             self.selected = None;
             return EditorAction::None;
         }
-        if pressed(Key::D, Modifiers::COMMAND) {
+        if keys.pressed(ctx, Action::Duplicate) {
             // Duplicate beside the original (10 px right and down, kept on the image).
             let mut copy = Region::new(
                 sel.image.clone(),
@@ -244,6 +309,10 @@ impl BoxEditor {
                 region: copy,
                 links: vec![],
             }));
+        }
+        if keys.pressed(ctx, Action::Delete) {
+            self.selected = None;
+            return EditorAction::Delete(sel.id);
         }
         // Alt+arrows move the right or bottom edge, Ctrl+arrows the left or top edge.
         for (key, dx, dy) in [
@@ -272,10 +341,6 @@ impl BoxEditor {
                     after,
                 }));
             }
-        }
-        if pressed(Key::Delete, Modifiers::NONE) || pressed(Key::Backspace, Modifiers::NONE) {
-            self.selected = None;
-            return EditorAction::Delete(sel.id);
         }
         for (key, dx, dy) in [
             (Key::ArrowLeft, -1.0, 0.0),

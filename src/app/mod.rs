@@ -7,6 +7,8 @@
 pub mod dialogs;
 pub mod editor;
 pub mod import_job;
+pub mod keymap;
+pub mod model_eye_view;
 pub mod project;
 pub mod settings;
 pub mod thumbnails;
@@ -32,36 +34,6 @@ use import_job::ImportJob;
 use project::{ImageDetail, ProjectView};
 use settings::Settings;
 use thumbnails::{Kind, Thumbnailer};
-
-/// The keyboard and pointer shortcuts, as the help window lists them.
-pub const SHORTCUTS: &[(&str, &str)] = &[
-    (
-        "drag on the image",
-        "draw a box (on a box: move it; on a handle: resize)",
-    ),
-    ("click", "select the smallest box under the pointer"),
-    ("middle or right drag, Space+drag", "pan"),
-    ("wheel", "zoom about the pointer"),
-    ("+ / -", "zoom in / out"),
-    ("0 / 1", "fit / 100 %"),
-    (
-        "arrows",
-        "move the selected box 1 px (pan when none is selected)",
-    ),
-    ("Shift+arrows", "move the selected box 10 px"),
-    ("Alt+arrows", "move its right or bottom edge"),
-    ("Ctrl+arrows", "move its left or top edge"),
-    ("Tab / Shift+Tab", "next / previous box, centred"),
-    ("Ctrl+D", "duplicate the selected box"),
-    ("Delete", "delete the selected box"),
-    ("Escape", "deselect"),
-    (
-        "Ctrl+Z / Ctrl+Shift+Z",
-        "undo / redo (also after a restart)",
-    ),
-    ("PageDown / PageUp", "next / previous image"),
-    ("? or F1", "this help"),
-];
 
 /// Which images the list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +61,8 @@ impl ListFilter {
 struct BoxPanel {
     /// The selected box's label as being edited.
     box_label: Option<(crate::dataset::RegionId, String)>,
+    /// Put the keyboard into the label field on the next frame (a box was just drawn).
+    focus_label: bool,
     crop_zoom: u32,
     #[allow(clippy::type_complexity)]
     crop_preview: Option<(
@@ -120,6 +94,9 @@ fn selected_box_panel(
         let r = ui
             .add(egui::TextEdit::singleline(text).desired_width(f32::INFINITY))
             .labelled_by(label_id);
+        if std::mem::take(&mut state.focus_label) {
+            r.request_focus();
+        }
         if r.lost_focus() && *text != region.label {
             let mut after = region.clone();
             after.label = text.clone();
@@ -272,6 +249,11 @@ pub struct StudioApp {
     /// Edits saved in this session (each one durable when counted).
     pub saved_edits: u64,
     pub show_help: bool,
+    /// The shortcuts in force (defaults plus the user's changes).
+    pub keymap: keymap::Keymap,
+    /// The action waiting for its new key in the help overlay.
+    rebinding: Option<keymap::Action>,
+    pub model_eye: model_eye_view::ModelEyeView,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -316,6 +298,7 @@ impl eframe::App for StudioApp {
 impl StudioApp {
     pub fn new(config: AppConfig) -> Self {
         let settings = Settings::load(&config.dirs.settings_file());
+        let (keymap, key_errors) = keymap::Keymap::with_overrides(&settings.keys);
         let thumbnailer = Thumbnailer::new(config.dirs.thumbnail_dir(), config.budget, 1);
         let tiles = TileService::new(&config.dirs.cache, TILE_RAM_BUDGET, config.budget, 2);
         let mut app = Self {
@@ -337,6 +320,7 @@ impl StudioApp {
             max_pixels: crate::imagery::model_eye::DEFAULT_MAX_PIXELS,
             box_panel: BoxPanel {
                 box_label: None,
+                focus_label: false,
                 crop_zoom: 2,
                 crop_preview: None,
             },
@@ -344,6 +328,9 @@ impl StudioApp {
             actor: crate::store::default_actor(),
             saved_edits: 0,
             show_help: false,
+            keymap,
+            rebinding: None,
+            model_eye: model_eye_view::ModelEyeView::default(),
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -351,6 +338,9 @@ impl StudioApp {
             demo: None,
             config,
         };
+        for e in key_errors {
+            app.notify_error(format!("a saved shortcut was ignored: {e}"));
+        }
         match app.config.project.clone() {
             Some(path) => app.open_project(path),
             None => app.open_demo(),
@@ -361,6 +351,7 @@ impl StudioApp {
     /// Is any background work still running?
     pub fn busy(&self) -> bool {
         self.import.is_some()
+            || self.model_eye.busy()
             || self.demo.is_some()
             || self.dialog.is_some()
             || self.thumbnailer.pending() > 0
@@ -423,9 +414,7 @@ impl StudioApp {
                     .find(|i| !view.missing.contains(&i.id))
                     .map(|i| i.id.clone());
                 self.settings.remember(&path);
-                if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
-                    tracing::warn!("settings not saved: {e}");
-                }
+                self.save_settings();
                 self.project = Some(view);
                 // Show something at once: the first image whose file is there.
                 if let Some(id) = first {
@@ -502,6 +491,12 @@ impl StudioApp {
             ..ImportOptions::default()
         };
         self.import = Some(ImportJob::start(project.path.clone(), inputs, options));
+    }
+
+    fn save_settings(&mut self) {
+        if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+            self.notify_error(format!("settings not saved: {e}"));
+        }
     }
 
     fn notify_error(&mut self, text: String) {
@@ -710,6 +705,7 @@ impl StudioApp {
                 ui.checkbox(&mut self.canvas.show_minimap, "Minimap");
                 ui.checkbox(&mut self.canvas.show_loupe, "Loupe (when zoomed out)");
                 ui.checkbox(&mut self.show_help, "Shortcuts (? or F1)");
+                ui.checkbox(&mut self.model_eye.open, "Model-eye view (M)");
                 ui.checkbox(&mut self.editor.snap, "Snap box edges to whole pixels");
                 ui.separator();
                 for (label, pref) in [
@@ -797,21 +793,19 @@ impl StudioApp {
         });
     }
 
-    /// PageDown / PageUp: the next or previous image; `?` or F1: the shortcut help.
+    /// Next / previous image, the shortcut help and the model-eye view (keys from the keymap).
     fn annotate_keys(&mut self, ctx: &egui::Context) {
-        if self.typing || ctx.text_edit_focused() {
+        if self.typing || ctx.text_edit_focused() || self.rebinding.is_some() {
             return;
         }
-        let (next, prev, help) = ctx.input_mut(|i| {
-            (
-                i.consume_key(egui::Modifiers::NONE, egui::Key::PageDown),
-                i.consume_key(egui::Modifiers::NONE, egui::Key::PageUp),
-                i.consume_key(egui::Modifiers::NONE, egui::Key::Questionmark)
-                    || i.consume_key(egui::Modifiers::NONE, egui::Key::F1),
-            )
-        });
-        if help {
+        use keymap::Action;
+        let next = self.keymap.pressed(ctx, Action::NextImage);
+        let prev = !next && self.keymap.pressed(ctx, Action::PreviousImage);
+        if self.keymap.pressed(ctx, Action::Help) {
             self.show_help = !self.show_help;
+        }
+        if self.keymap.pressed(ctx, Action::ModelEye) {
+            self.model_eye.open = !self.model_eye.open;
         }
         if !(next || prev) || self.editor.busy() {
             return;
@@ -989,6 +983,23 @@ impl StudioApp {
                             after: status,
                         });
                     }
+                    let hint = match self.editor.two_click {
+                        Some(None) => Some("first corner"),
+                        Some(Some(_)) => Some("opposite corner"),
+                        None => None,
+                    };
+                    if let Some(which) = hint {
+                        // Truncated, so the hint never widens the panel and moves the image.
+                        ui.add(
+                            egui::Label::new(
+                                egui::RichText::new(format!(
+                                    "Two-click box: click the {which} (Escape cancels)"
+                                ))
+                                .strong(),
+                            )
+                            .truncate(),
+                        );
+                    }
                     if let Some(w) = crate::dataset::rules::check_image_size(image.size) {
                         ui.add(
                             egui::Label::new(
@@ -1053,14 +1064,26 @@ impl StudioApp {
                         .on_canvas(&out, &image.id, &self.detail.regions, image.size, zoom);
                 // Keys belong to a text field while one is being typed in.
                 if action == editor::EditorAction::None
-                    && !self.editor.busy()
+                    && !self.editor.dragging()
                     && !self.typing
+                    && self.rebinding.is_none()
                     && !ui.ctx().text_edit_focused()
                 {
-                    action = self
-                        .editor
-                        .on_keys(ui.ctx(), &self.detail.regions, image.size);
+                    action = self.editor.on_keys(
+                        ui.ctx(),
+                        &self.keymap,
+                        &self.detail.regions,
+                        image.size,
+                    );
                 }
+                self.model_eye.show(
+                    ui.ctx(),
+                    &self.tiles,
+                    &image.id,
+                    image.size,
+                    &self.detail.regions,
+                    self.max_pixels,
+                );
                 if let Some(r) = self.editor.focus_request.take() {
                     self.canvas.focus(&r);
                 }
@@ -1181,7 +1204,13 @@ impl StudioApp {
         };
         let result = match action {
             editor::EditorAction::None => return,
-            editor::EditorAction::Apply(command) => project.apply(&self.actor, *command),
+            editor::EditorAction::Apply(command) => {
+                // A freshly drawn box: the next thing to type is its label.
+                if let crate::store::Command::AddRegion { region, .. } = command.as_ref() {
+                    self.box_panel.focus_label = region.label.is_empty();
+                }
+                project.apply(&self.actor, *command)
+            }
             editor::EditorAction::Delete(id) => project
                 .store()
                 .delete_region_command(id)
@@ -1303,20 +1332,7 @@ impl StudioApp {
             self.last_report = None;
         }
         if self.show_help {
-            let mut open = true;
-            egui::Window::new("Shortcuts")
-                .open(&mut open)
-                .collapsible(false)
-                .show(ctx, |ui| {
-                    egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                        for (keys, what) in SHORTCUTS {
-                            ui.monospace(*keys);
-                            ui.label(*what);
-                            ui.end_row();
-                        }
-                    });
-                });
-            self.show_help = open;
+            self.help_window(ctx);
         }
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
         if hovering {
@@ -1325,6 +1341,85 @@ impl StudioApp {
                 .show(ctx, |ui| {
                     ui.heading("Drop images or folders to import them");
                 });
+        }
+    }
+}
+
+impl StudioApp {
+    /// The shortcut help: the fixed keys, then every configurable action with a button that
+    /// takes the next key pressed as its new shortcut (saved in the settings file).
+    fn help_window(&mut self, ctx: &egui::Context) {
+        if let Some(action) = self.rebinding {
+            let typed = ctx.input(|i| {
+                i.events.iter().find_map(|e| match e {
+                    egui::Event::Key {
+                        key,
+                        pressed: true,
+                        modifiers,
+                        ..
+                    } => Some(egui::KeyboardShortcut::new(*modifiers, *key)),
+                    _ => None,
+                })
+            });
+            if let Some(shortcut) = typed {
+                ctx.input_mut(|i| i.events.clear());
+                self.rebinding = None;
+                let is_escape = shortcut.logical_key == egui::Key::Escape
+                    && shortcut.modifiers == egui::Modifiers::NONE;
+                if !is_escape {
+                    let result = keymap::parse(&keymap::format(&shortcut))
+                        .and_then(|k| self.keymap.rebind(action, k));
+                    match result {
+                        Ok(()) => {
+                            self.settings.keys = self.keymap.overrides();
+                            self.save_settings();
+                        }
+                        Err(e) => self.notify_error(format!("shortcut not changed: {e}")),
+                    }
+                }
+            }
+        }
+        let mut open = true;
+        let mut reset = false;
+        egui::Window::new("Shortcuts")
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                    for (keys, what) in keymap::FIXED {
+                        ui.monospace(*keys);
+                        ui.label(*what);
+                        ui.end_row();
+                    }
+                    for action in keymap::Action::ALL {
+                        let text = if self.rebinding == Some(action) {
+                            "press a key (Escape: keep)".to_owned()
+                        } else {
+                            self.keymap.label(action)
+                        };
+                        if ui
+                            .button(egui::RichText::new(text).monospace())
+                            .on_hover_text("click, then press the new key")
+                            .clicked()
+                        {
+                            self.rebinding = Some(action);
+                        }
+                        ui.label(action.describe());
+                        ui.end_row();
+                    }
+                });
+                if ui.button("Restore the default keys").clicked() {
+                    reset = true;
+                }
+            });
+        if reset {
+            self.keymap = keymap::Keymap::default();
+            self.settings.keys.clear();
+            self.save_settings();
+        }
+        self.show_help = open;
+        if !open {
+            self.rebinding = None;
         }
     }
 }

@@ -1,4 +1,4 @@
-//! User settings that outlive a session: recently opened projects.
+//! User settings that outlive a session: recently opened projects and changed shortcuts.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,9 @@ pub const MAX_RECENT: usize = 10;
 pub struct Settings {
     #[serde(default)]
     pub recent: Vec<PathBuf>,
+    /// Shortcuts the user changed: action name -> key text (see `keymap`).
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {

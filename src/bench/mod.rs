@@ -1,5 +1,6 @@
 //! Benchmarks that measure thyme-studio against named peers in the same run
 //! (`thyme-studio bench ...`); the figures go into the README's performance section.
 
+pub mod annotate;
 pub mod canvas;
 pub mod images;

@@ -82,6 +82,35 @@ pub fn box_in_model_eye(rect: &ImageRect, size: ImageSize, resized: ImageSize) -
     }
 }
 
+/// The number of visual tokens the model spends on an image of this (resized) size: one per
+/// 28 x 28 merged patch.
+pub fn visual_tokens(resized: ImageSize) -> u64 {
+    u64::from(resized.width / FACTOR) * u64::from(resized.height / FACTOR)
+}
+
+/// The coarsest pyramid level that still has at least `target`'s pixels on both sides, so the
+/// model-eye picture is resampled from enough detail (level 0 when nothing coarser is).
+pub fn source_level(layout: &super::pyramid::PyramidLayout, target: ImageSize) -> u32 {
+    (0..=layout.top())
+        .rev()
+        .find(|l| {
+            let s = layout.level_size(*l);
+            s.width >= target.width && s.height >= target.height
+        })
+        .unwrap_or(0)
+}
+
+/// Resample a picture of the whole image to the model's input size with a bicubic (Catmull-Rom)
+/// filter, as the processor does.
+pub fn render(source: &image::RgbImage, resized: ImageSize) -> image::RgbImage {
+    image::imageops::resize(
+        source,
+        resized.width,
+        resized.height,
+        image::imageops::FilterType::CatmullRom,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +170,26 @@ mod tests {
             ),
             Err(ResizeError::AspectTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn tokens_and_source_level() {
+        let resized = resize(12000, 8000, DEFAULT_MAX_PIXELS);
+        assert_eq!(
+            visual_tokens(resized),
+            u64::from(resized.width / 28) * u64::from(resized.height / 28)
+        );
+        assert!(visual_tokens(resized) <= DEFAULT_MAX_PIXELS / 784);
+        let layout = super::super::pyramid::PyramidLayout::new(ImageSize::new(12000, 8000));
+        // 12000 -> 6000 -> 3000: 3000 x 2000 is below the ~4368 px wide target, 6000 is not.
+        assert_eq!(source_level(&layout, resized), 1);
+        assert_eq!(
+            source_level(&layout, resize(12000, 8000, 1_003_520)),
+            3,
+            "1,003,520 px needs only a 1500 x 1000 source"
+        );
+        let out = render(&image::RgbImage::new(300, 200), ImageSize::new(140, 84));
+        assert_eq!(out.dimensions(), (140, 84));
     }
 
     #[test]

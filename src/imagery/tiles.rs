@@ -244,11 +244,34 @@ impl TileService {
         size: ImageSize,
         rect: &crate::geometry::ImageRect,
     ) -> Option<RgbImage> {
+        self.crop_level(id, size, 0, rect)
+    }
+
+    /// A whole pyramid level as one picture; `None` until all its tiles are in RAM.
+    pub fn level_image(&self, id: &ImageId, size: ImageSize, level: u32) -> Option<RgbImage> {
+        let s = PyramidLayout::new(size).level_size(level);
+        let all =
+            crate::geometry::ImageRect::new(0.0, 0.0, f64::from(s.width), f64::from(s.height));
+        self.crop_level(id, size, level, &all)
+    }
+
+    /// The pixels of `rect`, given in `level`'s own pixels, assembled from that level's tiles.
+    fn crop_level(
+        &self,
+        id: &ImageId,
+        size: ImageSize,
+        level: u32,
+        rect: &crate::geometry::ImageRect,
+    ) -> Option<RgbImage> {
         let layout = PyramidLayout::new(size);
+        if level > layout.top() {
+            return None;
+        }
+        let ls = layout.level_size(level);
         let (x0, y0) = (rect.x0.max(0.0) as u32, rect.y0.max(0.0) as u32);
         let (x1, y1) = (
-            (rect.x1.min(f64::from(size.width))) as u32,
-            (rect.y1.min(f64::from(size.height))) as u32,
+            (rect.x1.min(f64::from(ls.width))) as u32,
+            (rect.y1.min(f64::from(ls.height))) as u32,
         );
         if x1 <= x0 || y1 <= y0 {
             return None;
@@ -258,7 +281,7 @@ impl TileService {
         let mut complete = true;
         for row in y0 / tile..=(y1 - 1) / tile {
             for col in x0 / tile..=(x1 - 1) / tile {
-                let key = TileKey { level: 0, col, row };
+                let key = TileKey { level, col, row };
                 match self.tile(id, key) {
                     Some(t) => {
                         let (tx, ty, _, _) = layout.tile_rect(key);

@@ -125,6 +125,11 @@ impl Canvas {
         self.image.as_ref().map(|(i, _)| i)
     }
 
+    /// The screen rectangle the canvas took in the last frame.
+    pub fn viewport(&self) -> Rect {
+        self.viewport
+    }
+
     pub fn view(&self) -> Option<View> {
         self.view
     }
