@@ -192,6 +192,22 @@ fn check_file(path: &Path, budget: PixelBudget) -> Checked {
     }
 }
 
+/// Check one image file as an import would (readable, a known format, within the budget,
+/// complete) and describe it as a project image, without adding it anywhere.
+pub fn probe_image(path: &Path, budget: PixelBudget) -> Result<ImageRecord, (SkipReason, String)> {
+    match check_file(path, budget) {
+        Checked::Ok { id, size, bytes } => Ok(ImageRecord {
+            id,
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+            size,
+            bytes,
+            added_at_ms: now_ms(),
+            status: Default::default(),
+        }),
+        Checked::Skip(reason, message) => Err((reason, message)),
+    }
+}
+
 fn skip_reason(e: &ImageError) -> SkipReason {
     match e {
         ImageError::Io { .. } => SkipReason::Unreadable,

@@ -4,11 +4,13 @@
 //! know nothing of the UI; [`app`] and [`ui`] are a thin egui layer over them, and every job
 //! also has a headless CLI subcommand (see `main.rs`).
 
+pub mod agent;
 pub mod annotate;
 pub mod app;
 pub mod bench;
 pub mod dataset;
 pub mod demo;
+pub mod exchange;
 pub mod geometry;
 pub mod imagery;
 pub mod import;

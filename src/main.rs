@@ -43,6 +43,56 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the project's annotations in a format trainers and evaluators read.
+    Export {
+        file: PathBuf,
+        /// thyme-rl, coco, yolo, swift, llava or jsonl (lossless canonical).
+        #[arg(long, value_parser = parse_format)]
+        format: thyme_studio::exchange::Format,
+        /// The output file (a folder for yolo).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image paths: absolute, relative (to the output's folder) or copy (into images/).
+        #[arg(long, default_value = "absolute", value_parser = parse_paths)]
+        paths: thyme_studio::exchange::PathMode,
+        /// Multiple-choice solutions as letters (A, B, ...) or as the option's text.
+        #[arg(long, default_value = "letters", value_parser = ["letters", "text"])]
+        choices: String,
+        /// Only questions accepted in review.
+        #[arg(long)]
+        accepted_only: bool,
+        /// Only these question categories (repeatable).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// Only items created by these annotators (repeatable).
+        #[arg(long = "annotator")]
+        annotators: Vec<String>,
+        /// Only images under this folder.
+        #[arg(long)]
+        folder: Option<PathBuf>,
+        /// Keep boxes over 5 % of the image (left out by default).
+        #[arg(long)]
+        allow_large_boxes: bool,
+        /// A prompt profile (TOML) for thyme-rl; default: the built-in one.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read existing annotations (COCO, canonical JSONL, Thyme RL or SFT JSONL) into a project.
+    ImportData {
+        file: PathBuf,
+        data: PathBuf,
+        /// auto, coco, jsonl, thyme-rl or thyme-sft.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Where images with relative paths are (default: the data file's folder).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Count images, boxes and questions of a project.
     Stats {
         file: PathBuf,
@@ -153,6 +203,104 @@ fn run(cli: Cli) -> Result<(), Failure> {
             max_pixels,
             json,
         }) => import(file, paths, max_pixels, json),
+        Some(Cmd::Export {
+            file,
+            format,
+            out,
+            paths,
+            choices,
+            accepted_only,
+            categories,
+            annotators,
+            folder,
+            allow_large_boxes,
+            profile,
+            json,
+        }) => {
+            use thyme_studio::exchange::{ChoiceStyle, ExportOptions, Filter};
+            let store = SqliteStore::open(&file)?;
+            let mut options = ExportOptions::new(format);
+            options.paths = paths;
+            options.choices = if choices == "text" {
+                ChoiceStyle::Text
+            } else {
+                ChoiceStyle::Letters
+            };
+            options.filter = Filter {
+                accepted_only,
+                categories: categories.into_iter().collect(),
+                annotators: annotators.into_iter().collect(),
+                folder: folder.map(|f| std::path::absolute(&f).unwrap_or(f)),
+                allow_large_boxes,
+            };
+            if let Some(p) = profile {
+                options.profile = thyme_studio::agent::PromptProfile::load(&p)
+                    .map_err(|e| Failure::User(e.into()))?;
+            }
+            let bar = progress_bar();
+            let started = Instant::now();
+            let report = thyme_studio::exchange::export(
+                &store,
+                &options,
+                &out,
+                &mut |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+                &AtomicBool::new(false),
+            )
+            .map_err(exchange_failure)?;
+            bar.finish_and_clear();
+            if json {
+                let text = serde_json::to_string_pretty(&report)
+                    .context("writing JSON")
+                    .map_err(Failure::Internal)?;
+                println!("{text}");
+            } else {
+                println!("{}", report.summary());
+                println!("in {:.2} s", started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+        Some(Cmd::ImportData {
+            file,
+            data,
+            format,
+            images,
+            json,
+        }) => {
+            use thyme_studio::exchange::{ImportFormat, ImportSettings};
+            let mut store = SqliteStore::open(&file)?;
+            let format = match format.as_str() {
+                "auto" => ImportFormat::detect(&data).map_err(exchange_failure)?,
+                other => ImportFormat::parse(other).ok_or_else(|| {
+                    Failure::User(anyhow::anyhow!(
+                        "unknown format '{other}' (auto, coco, jsonl, thyme-rl, thyme-sft)"
+                    ))
+                })?,
+            };
+            let settings = ImportSettings {
+                images_dir: images,
+                ..ImportSettings::default()
+            };
+            let summary = thyme_studio::exchange::import_file(
+                &mut store,
+                &data,
+                format,
+                &settings,
+                &AtomicBool::new(false),
+            )
+            .map_err(exchange_failure)?;
+            if json {
+                let text = serde_json::to_string_pretty(&summary)
+                    .context("writing JSON")
+                    .map_err(Failure::Internal)?;
+                println!("{text}");
+            } else {
+                println!("{}", summary.summary());
+            }
+            Ok(())
+        }
         Some(Cmd::Stats { file, json }) => {
             let store = SqliteStore::open(&file)?;
             let stats = store.stats()?;
@@ -244,11 +392,7 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
         budget: PixelBudget(max_pixels),
         ..ImportOptions::default()
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar();
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
     let report = thyme_studio::import::import(&mut store, &paths, &options, &cancel, &mut |p| {
@@ -267,6 +411,33 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
         print_report(&report, seconds);
     }
     Ok(())
+}
+
+fn parse_format(s: &str) -> Result<thyme_studio::exchange::Format, String> {
+    thyme_studio::exchange::Format::parse(s)
+        .ok_or_else(|| "one of thyme-rl, coco, yolo, swift, llava, jsonl".to_owned())
+}
+
+fn parse_paths(s: &str) -> Result<thyme_studio::exchange::PathMode, String> {
+    thyme_studio::exchange::PathMode::parse(s)
+        .ok_or_else(|| "one of absolute, relative, copy".to_owned())
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn exchange_failure(e: thyme_studio::exchange::ExchangeError) -> Failure {
+    use thyme_studio::exchange::ExchangeError;
+    match e {
+        ExchangeError::Store(s) => Failure::from(s),
+        other => Failure::User(other.into()),
+    }
 }
 
 fn print_report(report: &ImportReport, seconds: f64) {

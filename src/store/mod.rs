@@ -5,6 +5,7 @@
 //! makes a project one `.thyme` file. A later PostgreSQL backend implements the same trait.
 
 pub mod command;
+pub mod dump;
 pub mod journal;
 mod schema;
 pub mod sqlite;

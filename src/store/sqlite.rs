@@ -109,6 +109,10 @@ impl SqliteStore {
         }
     }
 
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -267,7 +271,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn in_tx<T>(
+    pub(super) fn in_tx<T>(
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -280,7 +284,7 @@ impl SqliteStore {
     }
 }
 
-fn journal_append(
+pub(super) fn journal_append(
     tx: &Transaction<'_>,
     actor: &str,
     action: JournalAction,
@@ -476,7 +480,7 @@ impl Store for SqliteStore {
 
 // ---- execution of commands inside a transaction ----
 
-fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
+pub(super) fn execute(tx: &Transaction<'_>, command: &Command) -> Result<(), StoreError> {
     match command {
         Command::AddImage {
             image,
@@ -687,7 +691,7 @@ fn check_region_geometry(conn: &Connection, region: &Region) -> Result<(), Store
     Ok(())
 }
 
-fn insert_region(conn: &Connection, region: &Region) -> Result<(), StoreError> {
+pub(super) fn insert_region(conn: &Connection, region: &Region) -> Result<(), StoreError> {
     check_region_geometry(conn, region)?;
     if read_region(conn, region.id)?.is_some() {
         return Err(StoreError::DuplicateRegion(region.id));
@@ -768,7 +772,7 @@ fn check_question_refs(conn: &Connection, q: &Question) -> Result<(), StoreError
     Ok(())
 }
 
-fn insert_question(conn: &Connection, q: &Question) -> Result<(), StoreError> {
+pub(super) fn insert_question(conn: &Connection, q: &Question) -> Result<(), StoreError> {
     check_question_refs(conn, q)?;
     if read_question(conn, q.id)?.is_some() {
         return Err(StoreError::DuplicateQuestion(q.id));
@@ -803,7 +807,7 @@ fn delete_question(conn: &Connection, q: &Question) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_links(
+pub(super) fn write_links(
     conn: &Connection,
     question: QuestionId,
     regions: &[RegionId],
@@ -824,9 +828,9 @@ fn write_links(
 
 // ---- reading rows ----
 
-type RawImage = (String, String, i64, i64, i64, i64, String);
+pub(super) type RawImage = (String, String, i64, i64, i64, i64, String);
 
-fn raw_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
+pub(super) fn raw_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -838,7 +842,7 @@ fn raw_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawImage> {
     ))
 }
 
-fn image_from_raw(
+pub(super) fn image_from_raw(
     (id, path, w, h, bytes, at, status): RawImage,
 ) -> Result<ImageRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -878,9 +882,9 @@ fn count_questions(conn: &Connection, image: &ImageId) -> Result<i64, StoreError
     )?)
 }
 
-type RawRegion = (String, String, f64, f64, f64, f64, String);
+pub(super) type RawRegion = (String, String, f64, f64, f64, f64, String);
 
-fn raw_region(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRegion> {
+pub(super) fn raw_region(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRegion> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -892,7 +896,9 @@ fn raw_region(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRegion> {
     ))
 }
 
-fn region_from_raw((id, image, x0, y0, x1, y1, label): RawRegion) -> Result<Region, StoreError> {
+pub(super) fn region_from_raw(
+    (id, image, x0, y0, x1, y1, label): RawRegion,
+) -> Result<Region, StoreError> {
     Ok(Region {
         id: RegionId(parse_uuid("regions", &id)?),
         image: ImageId::parse(&image).ok_or_else(|| StoreError::Corrupt {
@@ -975,21 +981,21 @@ fn read_question(conn: &Connection, id: QuestionId) -> Result<Option<Question>, 
     }))
 }
 
-fn parse_uuid(table: &'static str, s: &str) -> Result<uuid::Uuid, StoreError> {
+pub(super) fn parse_uuid(table: &'static str, s: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(s).map_err(|e| StoreError::Corrupt {
         table,
         reason: format!("bad id '{s}': {e}"),
     })
 }
 
-fn parse_answer(json: &str) -> Result<Answer, StoreError> {
+pub(super) fn parse_answer(json: &str) -> Result<Answer, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
         table: "questions",
         reason: format!("bad answer: {e}"),
     })
 }
 
-fn answer_json(answer: &Answer) -> Result<String, StoreError> {
+pub(super) fn answer_json(answer: &Answer) -> Result<String, StoreError> {
     serde_json::to_string(answer).map_err(|e| StoreError::Corrupt {
         table: "questions",
         reason: e.to_string(),

@@ -1,0 +1,181 @@
+//! Which images, boxes and questions an export holds: the filters (review, category,
+//! annotator, folder, the 5 % rule, valid items only) and the reason for everything left out.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use super::{ExportReport, Format};
+use crate::dataset::{ImageRecord, Question, Region, RegionId, ReviewStatus, rules};
+use crate::store::Command;
+use crate::store::dump::Dump;
+
+/// Filters of an export. The default keeps every valid item with boxes of at most 5 %.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Only questions accepted in review.
+    pub accepted_only: bool,
+    /// Only these question categories (empty: all).
+    pub categories: BTreeSet<String>,
+    /// Only items created by these annotators (empty: all).
+    pub annotators: BTreeSet<String>,
+    /// Only images under this folder.
+    pub folder: Option<PathBuf>,
+    /// Keep boxes over 5 % of the image (and questions about them).
+    pub allow_large_boxes: bool,
+}
+
+impl Filter {
+    /// Does this filter keep everything (what the canonical export requires)?
+    pub fn is_everything(&self) -> bool {
+        !self.accepted_only
+            && self.categories.is_empty()
+            && self.annotators.is_empty()
+            && self.folder.is_none()
+    }
+
+    /// Filtering by annotator reads the journal.
+    pub fn needs_journal(&self) -> bool {
+        !self.annotators.is_empty()
+    }
+}
+
+/// One image and what of it goes out.
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub image: &'a ImageRecord,
+    pub regions: Vec<&'a Region>,
+    pub questions: Vec<&'a Question>,
+}
+
+/// The selected part of the project, in the project's order.
+#[derive(Debug, Default)]
+pub struct Selection<'a> {
+    pub items: Vec<Item<'a>>,
+    /// Who created each question and box (from the journal), when it was read.
+    pub annotators: HashMap<uuid::Uuid, String>,
+}
+
+impl Selection<'_> {
+    pub fn annotator(&self, id: &uuid::Uuid) -> Option<&str> {
+        self.annotators.get(id).map(String::as_str)
+    }
+}
+
+/// Who first added each question and box.
+fn creators(dump: &Dump) -> HashMap<uuid::Uuid, String> {
+    let mut out = HashMap::new();
+    for row in &dump.journal {
+        let Some(command) = row.parsed() else {
+            continue;
+        };
+        let mut note = |id: uuid::Uuid| {
+            out.entry(id).or_insert_with(|| row.actor.clone());
+        };
+        match command {
+            Command::AddImage {
+                regions, questions, ..
+            } => {
+                regions.iter().for_each(|r| note(r.id.0));
+                questions.iter().for_each(|q| note(q.id.0));
+            }
+            Command::AddRegion { region, .. } => note(region.id.0),
+            Command::AddQuestion { question } => note(question.id.0),
+            _ => {}
+        }
+    }
+    out
+}
+
+pub fn select<'a>(
+    dump: &'a Dump,
+    filter: &Filter,
+    format: Format,
+    report: &mut ExportReport,
+) -> Selection<'a> {
+    let annotators = if dump.journal.is_empty() {
+        HashMap::new()
+    } else {
+        creators(dump)
+    };
+    let mut regions_of: HashMap<&crate::dataset::ImageId, Vec<&Region>> = HashMap::new();
+    for r in &dump.regions {
+        regions_of.entry(&r.image).or_default().push(r);
+    }
+    let mut questions_of: HashMap<&crate::dataset::ImageId, Vec<&Question>> = HashMap::new();
+    for q in &dump.questions {
+        questions_of.entry(&q.image).or_default().push(q);
+    }
+    let by_annotator = |id: &uuid::Uuid| {
+        filter.annotators.is_empty()
+            || annotators
+                .get(id)
+                .is_some_and(|a| filter.annotators.contains(a))
+    };
+    let mut items = Vec::new();
+    for image in &dump.images {
+        let regions = regions_of.remove(&image.id).unwrap_or_default();
+        let questions = questions_of.remove(&image.id).unwrap_or_default();
+        if let Some(folder) = &filter.folder {
+            if !image.path.starts_with(folder) {
+                report.leave_out(
+                    || image.path.display().to_string(),
+                    "image outside the chosen folder",
+                );
+                continue;
+            }
+        }
+        let mut kept_regions = Vec::new();
+        let mut large: BTreeSet<RegionId> = BTreeSet::new();
+        for r in regions {
+            let what = || format!("box {} on {}", r.id, image.file_name());
+            if !filter.allow_large_boxes && rules::check_area(&r.rect, image.size).is_err() {
+                large.insert(r.id);
+                report.leave_out(
+                    what,
+                    "box over 5 % of the image (not a small-object target)",
+                );
+            } else if !by_annotator(&r.id.0) {
+                report.leave_out(what, "box by another annotator");
+            } else {
+                kept_regions.push(r);
+            }
+        }
+        let mut kept_questions = Vec::new();
+        for q in questions {
+            let what = || format!("question {} on {}", q.id, image.file_name());
+            if filter.accepted_only && q.status != ReviewStatus::Accepted {
+                report.leave_out(what, "question not accepted in review");
+            } else if !filter.categories.is_empty() && !filter.categories.contains(&q.category) {
+                report.leave_out(what, "question in another category");
+            } else if !by_annotator(&q.id.0) {
+                report.leave_out(what, "question by another annotator");
+            } else if q.regions.iter().any(|r| large.contains(r)) {
+                report.leave_out(what, "question about a box over 5 % of the image");
+            } else if let Some(e) = rules::question_errors(q).first() {
+                report.leave_out(what, &format!("invalid question: {e}"));
+            } else {
+                kept_questions.push(q);
+            }
+        }
+        if format == Format::ThymeRl && kept_questions.is_empty() && !kept_regions.is_empty() {
+            report.leave_out(
+                || image.file_name(),
+                "image with boxes but no questions (thyme-rl holds QA items)",
+            );
+        }
+        items.push(Item {
+            image,
+            regions: kept_regions,
+            questions: kept_questions,
+        });
+    }
+    Selection { items, annotators }
+}
+
+/// A question's linked boxes that are in the selection, in link order.
+pub fn linked<'a>(item: &Item<'a>, q: &Question) -> Vec<&'a Region> {
+    q.regions
+        .iter()
+        .filter_map(|id| item.regions.iter().find(|r| r.id == *id).copied())
+        .collect()
+}
