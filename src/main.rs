@@ -138,6 +138,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 240)]
         frames: usize,
     },
+    /// Export speed: 10,000 images and 100,000 QA items in every format, against a Python
+    /// script doing the same (needs target/test-python, made by scripts/test).
+    Export {
+        #[arg(long, default_value = "target/bench-export")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        #[arg(long, default_value_t = 100_000)]
+        questions: usize,
+    },
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
     CanvasOne {
@@ -344,6 +354,14 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::AnnotateDrag { dir, frames } => {
             let r = thyme_studio::bench::annotate::run(&dir, frames)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCmd::Export {
+            dir,
+            images,
+            questions,
+        } => {
+            let rows = thyme_studio::bench::exchange::run(&dir, images, questions)?;
+            print!("{}", thyme_studio::bench::exchange::markdown(&rows));
         }
         BenchCmd::CanvasOne { file, frames } => {
             let one = canvas::measure_one(&file, frames)?;

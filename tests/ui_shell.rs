@@ -749,3 +749,72 @@ fn combo<'a>(h: &'a Harness<'static, StudioApp>, label: &'a str) -> egui_kittest
         .find(|n| n.accesskit_node().role() != Role::Label)
         .unwrap_or_else(|| panic!("no combo box labelled {label}"))
 }
+
+#[test]
+fn export_and_import_annotations_from_the_file_menu() {
+    let root = tempfile::tempdir().unwrap();
+    let project = one_image_project(root.path());
+    // A COCO file naming a second image with one box.
+    let other = root.path().join("other.png");
+    image::RgbImage::new(800, 600).save(&other).unwrap();
+    let coco_in = root.path().join("in.json");
+    std::fs::write(
+        &coco_in,
+        serde_json::json!({
+            "images": [{"id": 1, "file_name": "other.png", "width": 800, "height": 600}],
+            "categories": [{"id": 1, "name": "lamp"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 40]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = root.path().join("exports/coco.json");
+    // Answers are taken last first: the export's output, then the file to import.
+    let mut h = harness(app_with(
+        Some(project.clone()),
+        root.path(),
+        vec![vec![coco_in], vec![out.clone()]],
+    ));
+    step_until(&mut h, "the image", |h| {
+        !h.state().busy() && h.state().canvas.view().is_some()
+    });
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Export...").click();
+    h.run_steps(2);
+    h.state_mut().export_window.format = thyme_studio::exchange::Format::Coco;
+    h.get_by_label("Choose where...").click();
+    step_until(&mut h, "the output", |h| {
+        h.state().export_window.out.is_some()
+    });
+    h.query_all_by_label("Export")
+        .find(|n| n.accesskit_node().role() == egui::accesskit::Role::Button)
+        .expect("the Export button")
+        .click();
+    step_until(&mut h, "the export", |h| {
+        h.state().export_window.result.is_some()
+    });
+    assert!(
+        h.query_by_label_contains("coco: 0 records from 1 images")
+            .is_some(),
+        "{:?}",
+        h.state().export_window.result
+    );
+    assert!(out.is_file());
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Import annotations...").click();
+    step_until(&mut h, "the import", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 2)
+    });
+    assert!(
+        h.query_by_label_contains("coco: 1 images added").is_some(),
+        "the summary window"
+    );
+    use thyme_studio::store::Store;
+    let store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    assert_eq!(store.stats().unwrap().regions, 1);
+}

@@ -13,6 +13,10 @@ pub enum DialogRequest {
     NewProject,
     ImportFolder,
     ImportImages,
+    /// Where an export goes: a file, or a folder for formats that write one.
+    ExportTo(crate::exchange::Format),
+    /// A data file (COCO, JSONL) to read annotations from.
+    ImportAnnotations,
 }
 
 /// Something that can show file dialogs; `None` when the person cancels.
@@ -46,6 +50,20 @@ impl Dialogs for NativeDialogs {
                 .set_title("Import images")
                 .add_filter("Images", &crate::imagery::format::EXTENSIONS)
                 .pick_files(),
+            DialogRequest::ExportTo(format) if format.writes_folder() => dialog
+                .set_title(format!("Export ({}) into a folder", format.name()))
+                .pick_folder()
+                .map(|p| vec![p]),
+            DialogRequest::ExportTo(format) => dialog
+                .set_title(format!("Export ({})", format.name()))
+                .set_file_name(format.default_file_name())
+                .save_file()
+                .map(|p| vec![p]),
+            DialogRequest::ImportAnnotations => dialog
+                .set_title("Import annotations (COCO, thyme-studio JSONL, Thyme RL or SFT JSONL)")
+                .add_filter("JSON or JSON lines", &["json", "jsonl"])
+                .pick_file()
+                .map(|p| vec![p]),
         }
     }
 }

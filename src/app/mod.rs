@@ -6,6 +6,7 @@
 
 pub mod dialogs;
 pub mod editor;
+pub mod exchange_window;
 pub mod import_job;
 pub mod keymap;
 pub mod model_eye_view;
@@ -254,6 +255,8 @@ pub struct StudioApp {
     /// The action waiting for its new key in the help overlay.
     rebinding: Option<keymap::Action>,
     pub model_eye: model_eye_view::ModelEyeView,
+    pub export_window: exchange_window::ExportWindow,
+    import_annotations: exchange_window::ImportAnnotations,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -331,6 +334,8 @@ impl StudioApp {
             keymap,
             rebinding: None,
             model_eye: model_eye_view::ModelEyeView::default(),
+            export_window: exchange_window::ExportWindow::default(),
+            import_annotations: exchange_window::ImportAnnotations::default(),
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -352,6 +357,8 @@ impl StudioApp {
     pub fn busy(&self) -> bool {
         self.import.is_some()
             || self.model_eye.busy()
+            || self.export_window.busy()
+            || self.import_annotations.busy()
             || self.demo.is_some()
             || self.dialog.is_some()
             || self.thumbnailer.pending() > 0
@@ -548,6 +555,15 @@ impl StudioApp {
                         DialogRequest::ImportFolder | DialogRequest::ImportImages => {
                             self.start_import(paths)
                         }
+                        DialogRequest::ExportTo(_) => {
+                            self.export_window.out = Some(paths[0].clone());
+                        }
+                        DialogRequest::ImportAnnotations => {
+                            if let Some(project) = &self.project {
+                                let path = project.path.clone();
+                                self.import_annotations.start(ctx, path, paths[0].clone());
+                            }
+                        }
                     }
                 }
             }
@@ -641,6 +657,7 @@ impl StudioApp {
             ),
         }
         self.windows(&ctx);
+        self.exchange_windows(&ctx);
         // A key that ends typing (Escape, Enter) belongs to the text field, not to the editor:
         // remember whether one had the keyboard at the end of this frame.
         self.typing = ctx.text_edit_focused();
@@ -695,6 +712,23 @@ impl StudioApp {
                     .clicked()
                 {
                     self.ask(DialogRequest::ImportImages);
+                }
+                if ui
+                    .add_enabled(
+                        can_import && !self.import_annotations.busy(),
+                        egui::Button::new("Import annotations..."),
+                    )
+                    .on_hover_text("COCO JSON, thyme-studio JSONL, Thyme RL or SFT JSONL")
+                    .clicked()
+                {
+                    self.ask(DialogRequest::ImportAnnotations);
+                }
+                ui.separator();
+                if ui
+                    .add_enabled(self.project.is_some(), egui::Button::new("Export..."))
+                    .clicked()
+                {
+                    self.export_window.open = true;
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {
@@ -1346,6 +1380,36 @@ impl StudioApp {
 }
 
 impl StudioApp {
+    /// Export and import-annotations windows; a finished import reloads the project.
+    fn exchange_windows(&mut self, ctx: &egui::Context) {
+        let project = self.project.as_ref().map(|p| p.path.clone());
+        if let exchange_window::ExportAsk::ChooseOutput(format) =
+            self.export_window
+                .show(ctx, project.as_deref(), &self.categories)
+        {
+            self.ask(DialogRequest::ExportTo(format));
+        }
+        if self.import_annotations.poll().is_some() {
+            if let Some(project) = &mut self.project {
+                if let Err(e) = project.reload() {
+                    self.notices.push(Notice {
+                        text: e.to_string(),
+                        is_error: true,
+                    });
+                }
+                self.categories = project.store().categories().unwrap_or_default();
+            }
+            self.request_missing_thumbnails();
+            if let Some(id) = self.selected.clone() {
+                self.select(id);
+            } else if let Some(first) = self.project.as_ref().and_then(|p| p.images.first()) {
+                let id = first.id.clone();
+                self.select(id);
+            }
+        }
+        self.import_annotations.show(ctx);
+    }
+
     /// The shortcut help: the fixed keys, then every configurable action with a button that
     /// takes the next key pressed as its new shortcut (saved in the settings file).
     fn help_window(&mut self, ctx: &egui::Context) {

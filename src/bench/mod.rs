@@ -3,4 +3,5 @@
 
 pub mod annotate;
 pub mod canvas;
+pub mod exchange;
 pub mod images;

@@ -32,7 +32,7 @@ pub struct JournalRow {
 impl JournalRow {
     /// The command, when it is one this build knows.
     pub fn parsed(&self) -> Option<Command> {
-        serde_json::from_value(self.command.clone()).ok()
+        Command::deserialize(&self.command).ok()
     }
 }
 
