@@ -15,5 +15,6 @@ pub mod geometry;
 pub mod imagery;
 pub mod import;
 pub mod paths;
+pub mod sandbox;
 pub mod store;
 pub mod ui;

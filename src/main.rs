@@ -93,6 +93,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The Python sandbox: set up its runtime, check it, run code in it.
+    Sandbox {
+        #[command(subcommand)]
+        which: SandboxCmd,
+    },
+    /// Internal: apply the sandbox confinement, then become the worker.
+    #[command(hide = true)]
+    SandboxLaunch {
+        #[arg(long)]
+        policy: String,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Count images, boxes and questions of a project.
     Stats {
         file: PathBuf,
@@ -110,6 +123,34 @@ enum Cmd {
         /// Divide every scene's size by this (1 = full size; smaller scenes are quicker to make).
         #[arg(long, default_value_t = 1, hide = true)]
         scale: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Make the private Python environment (pinned Pillow, NumPy, OpenCV) and self-test it.
+    Setup {
+        /// Install the pinned versions without hash checks (platforms the lock has no wheels for).
+        #[arg(long)]
+        unlocked: bool,
+    },
+    /// What is installed and which protections are active.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run code files as the steps of one run (variables persist) and print the results as JSON.
+    Run {
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(required = true)]
+        code: Vec<PathBuf>,
+        /// Where the run's folder goes (default: the app's data folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
     },
 }
 
@@ -147,6 +188,13 @@ enum BenchCmd {
         images: usize,
         #[arg(long, default_value_t = 100_000)]
         questions: usize,
+    },
+    /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
+    Sandbox {
+        #[arg(long, default_value = "target/bench-sandbox")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
     },
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
@@ -311,6 +359,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Some(Cmd::Sandbox { which }) => sandbox(which),
+        Some(Cmd::SandboxLaunch { policy, command }) => sandbox_launch(&policy, &command),
         Some(Cmd::Stats { file, json }) => {
             let store = SqliteStore::open(&file)?;
             let stats = store.stats()?;
@@ -362,6 +412,13 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
         } => {
             let rows = thyme_studio::bench::exchange::run(&dir, images, questions)?;
             print!("{}", thyme_studio::bench::exchange::markdown(&rows));
+        }
+        BenchCmd::Sandbox { dir, steps } => {
+            let dirs = thyme_studio::paths::AppDirs::for_user();
+            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
+            print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
         }
         BenchCmd::CanvasOne { file, frames } => {
             let one = canvas::measure_one(&file, frames)?;
@@ -429,6 +486,169 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
         print_report(&report, seconds);
     }
     Ok(())
+}
+
+fn sandbox(which: SandboxCmd) -> Result<(), Failure> {
+    use thyme_studio::sandbox::{Sandbox, SandboxConfig, badge};
+    let dirs = thyme_studio::paths::AppDirs::for_user();
+    let mut cfg = SandboxConfig::for_app(&dirs).map_err(|e| Failure::Internal(e.into()))?;
+    match which {
+        SandboxCmd::Setup { unlocked } => {
+            let bar = progress_bar();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let installed = cfg
+                .runtime
+                .setup(unlocked, &mut |step| bar.set_message(step.to_owned()))
+                .map_err(|e| Failure::User(e.into()))?;
+            bar.finish_and_clear();
+            println!(
+                "sandbox runtime ready in {}: Python {}, Pillow {}, NumPy {}, OpenCV {} ({}{})",
+                cfg.runtime.dir.display(),
+                installed.python,
+                installed.pillow,
+                installed.numpy,
+                installed.opencv,
+                installed.made_with,
+                if installed.locked {
+                    ", hash-checked"
+                } else {
+                    ", not hash-checked"
+                }
+            );
+            Ok(())
+        }
+        SandboxCmd::Doctor { json } => {
+            let installed = cfg.runtime.installed();
+            let layers = match &installed {
+                Some(_) => Sandbox::start(cfg.clone())
+                    .map(|s| {
+                        if let Some(h) = s.hello() {
+                            tracing::info!(
+                                "worker: Python {}, Pillow {}, NumPy {}, OpenCV {:?}, imports {:.0} ms",
+                                h.python, h.pillow, h.numpy, h.opencv, h.import_ms
+                            );
+                        }
+                        let l = s.layers();
+                        let dir = s.run_dir().to_owned();
+                        s.close();
+                        let _ = std::fs::remove_dir_all(dir);
+                        l
+                    })
+                    .map_err(|e| Failure::User(e.into()))?,
+                None => Vec::new(),
+            };
+            if json {
+                let v = serde_json::json!({
+                    "runtime": cfg.runtime.dir,
+                    "installed": installed,
+                    "layers": layers,
+                    "badge": badge(&layers),
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| Failure::Internal(e.into()))?
+                );
+                return Ok(());
+            }
+            println!("runtime: {}", cfg.runtime.dir.display());
+            match installed {
+                Some(i) => println!(
+                    "  Python {} ({}), Pillow {}, NumPy {}, OpenCV {}; made with {}{}",
+                    i.python,
+                    i.base_prefix.display(),
+                    i.pillow,
+                    i.numpy,
+                    i.opencv,
+                    i.made_with,
+                    if i.locked {
+                        ", hash-checked"
+                    } else {
+                        ", not hash-checked"
+                    }
+                ),
+                None => {
+                    println!("  not set up: run `thyme-studio sandbox setup`");
+                    return Ok(());
+                }
+            }
+            println!("protection: {}", badge(&layers));
+            for l in &layers {
+                println!(
+                    "  [{}] {}: {}",
+                    if l.active { "on " } else { "off" },
+                    l.name,
+                    l.detail
+                );
+            }
+            Ok(())
+        }
+        SandboxCmd::Run {
+            image,
+            code,
+            out,
+            timeout,
+        } => {
+            if let Some(out) = out {
+                cfg.runs = std::path::absolute(&out).unwrap_or(out);
+            }
+            if !(timeout > 0.0 && timeout.is_finite()) {
+                return Err(Failure::User(anyhow::anyhow!(
+                    "--timeout must be a positive number of seconds"
+                )));
+            }
+            cfg.step_timeout = std::time::Duration::from_secs_f64(timeout);
+            if cfg.runtime.installed().is_none() {
+                eprintln!("setting up the sandbox runtime (first use)...");
+                cfg.runtime
+                    .setup(false, &mut |step| eprintln!("  {step}"))
+                    .map_err(|e| Failure::User(e.into()))?;
+            }
+            let image = std::path::absolute(&image).unwrap_or(image);
+            let mut sandbox = Sandbox::start(cfg).map_err(|e| Failure::User(e.into()))?;
+            let cancel = AtomicBool::new(false);
+            let mut results = Vec::new();
+            for file in &code {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("{}", file.display()))
+                    .map_err(Failure::User)?;
+                results.push(sandbox.execute(&text, &image, &cancel));
+            }
+            let v = serde_json::json!({
+                "run": sandbox.run_id,
+                "run_dir": sandbox.run_dir(),
+                "protection": badge(&sandbox.layers()),
+                "steps": results,
+            });
+            sandbox.close();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| Failure::Internal(e.into()))?
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The confining launcher: apply every layer, tell the worker which are on, become it.
+fn sandbox_launch(policy: &str, command: &[std::ffi::OsString]) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let policy: thyme_studio::sandbox::confine::Policy = serde_json::from_str(policy)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("bad sandbox policy: {e}")))?;
+    let layers = thyme_studio::sandbox::confine::apply(&policy);
+    let Some((program, args)) = command.split_first() else {
+        return Err(Failure::Internal(anyhow::anyhow!("nothing to launch")));
+    };
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env(
+            "THYME_SANDBOX_LAYERS",
+            serde_json::to_string(&layers).unwrap_or_default(),
+        )
+        .exec();
+    Err(Failure::Internal(anyhow::anyhow!(
+        "cannot start {}: {err}",
+        std::path::Path::new(program).display()
+    )))
 }
 
 fn parse_format(s: &str) -> Result<thyme_studio::exchange::Format, String> {

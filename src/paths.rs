@@ -43,6 +43,16 @@ impl AppDirs {
         self.data.join("demo")
     }
 
+    /// The sandbox's private Python environment and worker.
+    pub fn sandbox_runtime(&self) -> PathBuf {
+        self.data.join("sandbox")
+    }
+
+    /// Where sandbox runs keep their steps' files.
+    pub fn sandbox_runs(&self) -> PathBuf {
+        self.data.join("runs")
+    }
+
     pub fn settings_file(&self) -> PathBuf {
         self.config.join("settings.json")
     }

@@ -11,6 +11,7 @@ pub mod import_job;
 pub mod keymap;
 pub mod model_eye_view;
 pub mod project;
+pub mod sandbox_panel;
 pub mod settings;
 pub mod thumbnails;
 
@@ -257,6 +258,7 @@ pub struct StudioApp {
     pub model_eye: model_eye_view::ModelEyeView,
     pub export_window: exchange_window::ExportWindow,
     import_annotations: exchange_window::ImportAnnotations,
+    sandbox_panel: sandbox_panel::SandboxPanel,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -336,6 +338,9 @@ impl StudioApp {
             model_eye: model_eye_view::ModelEyeView::default(),
             export_window: exchange_window::ExportWindow::default(),
             import_annotations: exchange_window::ImportAnnotations::default(),
+            sandbox_panel: sandbox_panel::SandboxPanel::new(
+                crate::sandbox::SandboxConfig::for_app(&config.dirs).ok(),
+            ),
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -359,6 +364,7 @@ impl StudioApp {
             || self.model_eye.busy()
             || self.export_window.busy()
             || self.import_annotations.busy()
+            || self.sandbox_panel.busy()
             || self.demo.is_some()
             || self.dialog.is_some()
             || self.thumbnailer.pending() > 0
@@ -650,11 +656,14 @@ impl StudioApp {
                 "Inspect",
                 "Open agent traces (ours, Thyme SFT and RL logs, DeepEyes, Mini-o3, PyVision), step through every generate, execute and answer step, and see every crop placed on the original image. Coming next.",
             ),
-            Workspace::Run => placeholder(
-                ui,
-                "Run",
-                "Run a vision-language model agent step by step on an image and a question: each generated code cell, the sandbox's output and every intermediate image, with editing and continuing. Coming next.",
-            ),
+            Workspace::Run => {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.heading("Run");
+                    ui.label("Run a vision-language model agent step by step on an image and a question: each generated code cell, the sandbox's output and every intermediate image, with editing and continuing. The agent loop arrives next; its sandbox is ready below.");
+                    ui.separator();
+                    self.sandbox_panel.show(ui);
+                });
+            }
         }
         self.windows(&ctx);
         self.exchange_windows(&ctx);

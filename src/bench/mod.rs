@@ -5,3 +5,4 @@ pub mod annotate;
 pub mod canvas;
 pub mod exchange;
 pub mod images;
+pub mod sandbox;
