@@ -139,8 +139,9 @@ fn selected_box_panel(
     );
     if state.crop_preview.as_ref().is_none_or(|(k, _)| *k != key) {
         if let Some(pixels) = tiles.crop(&image.id, image.size, &crop) {
-            let zoomed =
-                image::imageops::resize(&pixels, zw, zh, image::imageops::FilterType::CatmullRom);
+            let zoomed = image::DynamicImage::ImageRgb8(pixels)
+                .resize_exact(zw, zh, image::imageops::FilterType::CatmullRom)
+                .into_rgb8();
             let color = egui::ColorImage::from_rgb([zw as usize, zh as usize], zoomed.as_raw());
             let tex = ui
                 .ctx()

@@ -60,6 +60,7 @@ impl ModelEyeView {
         egui::Window::new("Model-eye view")
             .open(&mut open)
             .default_size([720.0, 560.0])
+            .default_pos(ctx.content_rect().left_top() + egui::vec2(330.0, 70.0))
             .resizable(true)
             .show(ctx, |ui| match resized {
                 Err(e) => {
@@ -105,7 +106,7 @@ impl ModelEyeView {
         let spawned = std::thread::Builder::new()
             .name("model-eye".into())
             .spawn(move || {
-                let mut picture = model_eye::render(&source, resized);
+                let mut picture = model_eye::render(source, resized);
                 let longest = picture.width().max(picture.height());
                 if longest > MAX_DISPLAY_SIDE {
                     let s = f64::from(MAX_DISPLAY_SIDE) / f64::from(longest);
@@ -113,12 +114,9 @@ impl ModelEyeView {
                         ((f64::from(picture.width()) * s) as u32).max(1),
                         ((f64::from(picture.height()) * s) as u32).max(1),
                     );
-                    picture = image::imageops::resize(
-                        &picture,
-                        w,
-                        h,
-                        image::imageops::FilterType::Triangle,
-                    );
+                    picture = image::DynamicImage::ImageRgb8(picture)
+                        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+                        .into_rgb8();
                 }
                 let _ = tx.send(picture);
                 ctx2.request_repaint();

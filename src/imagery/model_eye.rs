@@ -101,14 +101,16 @@ pub fn source_level(layout: &super::pyramid::PyramidLayout, target: ImageSize) -
 }
 
 /// Resample a picture of the whole image to the model's input size with a bicubic (Catmull-Rom)
-/// filter, as the processor does.
-pub fn render(source: &image::RgbImage, resized: ImageSize) -> image::RgbImage {
-    image::imageops::resize(
-        source,
-        resized.width,
-        resized.height,
-        image::imageops::FilterType::CatmullRom,
-    )
+/// filter, as the processor does. (Through `DynamicImage`, whose resize is compiled, and
+/// optimised, inside the image crate even in our debug builds.)
+pub fn render(source: image::RgbImage, resized: ImageSize) -> image::RgbImage {
+    image::DynamicImage::ImageRgb8(source)
+        .resize_exact(
+            resized.width,
+            resized.height,
+            image::imageops::FilterType::CatmullRom,
+        )
+        .into_rgb8()
 }
 
 #[cfg(test)]
@@ -188,7 +190,7 @@ mod tests {
             3,
             "1,003,520 px needs only a 1500 x 1000 source"
         );
-        let out = render(&image::RgbImage::new(300, 200), ImageSize::new(140, 84));
+        let out = render(image::RgbImage::new(300, 200), ImageSize::new(140, 84));
         assert_eq!(out.dimensions(), (140, 84));
     }
 

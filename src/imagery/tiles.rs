@@ -625,6 +625,39 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_level_is_assembled_from_its_tiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("b.png");
+        let img = RgbImage::from_fn(3000, 2000, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, 7])
+        });
+        img.save(&src).unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let size = ImageSize::new(3000, 2000);
+        // A RAM budget that holds the whole level, as the app's does.
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 2);
+        s.open(&id, src, size);
+        wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+        let start = std::time::Instant::now();
+        let whole = loop {
+            if let Some(l) = s.level_image(&id, size, 0) {
+                break l;
+            }
+            assert!(start.elapsed().as_secs() < 30, "level 0 never assembled");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(whole.dimensions(), (3000, 2000));
+        assert_eq!(whole.get_pixel(2999, 1999), img.get_pixel(2999, 1999));
+        let half = loop {
+            if let Some(l) = s.level_image(&id, size, 1) {
+                break l;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(half.dimensions(), (1500, 1000));
+    }
+
+    #[test]
     fn a_corrupt_file_fails_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("bad.jpg");
