@@ -17,4 +17,5 @@ pub mod import;
 pub mod paths;
 pub mod sandbox;
 pub mod store;
+pub mod trace;
 pub mod ui;

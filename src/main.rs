@@ -29,6 +29,13 @@ struct Cli {
 enum Cmd {
     /// Open a project in the app.
     Open { file: PathBuf },
+    /// Open the app's Inspect workspace on an agent trace or log.
+    Inspect { path: PathBuf },
+    /// Agent traces: convert logs to our format, show a run, list its flags.
+    Trace {
+        #[command(subcommand)]
+        which: TraceCmd,
+    },
     /// Create a new, empty project file.
     New { file: PathBuf },
     /// Add images (files or folders, searched recursively) to a project.
@@ -127,6 +134,36 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum TraceCmd {
+    /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision) and write our
+    /// format: OUT.jsonl for many runs, else a folder (one folder per run when there are several).
+    Convert {
+        input: PathBuf,
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+    /// A text summary of a run (the first, or --run ID), or of one step.
+    Show {
+        path: PathBuf,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        step: Option<usize>,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+    /// The flags of every run, as a table or JSON.
+    Lint {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum SandboxCmd {
     /// Make the private Python environment (pinned Pillow, NumPy, OpenCV) and self-test it.
     Setup {
@@ -196,6 +233,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 50)]
         steps: usize,
     },
+    /// Listing a 10,000-run JSONL (about 1 GB with base64 images) against a Python json.loads loop.
+    Traces {
+        #[arg(long, default_value = "target/bench-traces")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// The Python for the peer (default: python3).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+    },
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
     CanvasOne {
@@ -250,6 +297,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             SqliteStore::open(&file)?;
             thyme_studio::app::run(Some(file)).map_err(Failure::Internal)
         }
+        Some(Cmd::Inspect { path }) => {
+            thyme_studio::trace::readers::LogFormat::detect(&path)
+                .map_err(|e| Failure::User(e.into()))?;
+            let mut config = thyme_studio::app::AppConfig::for_user(None);
+            config.trace = Some(std::path::absolute(&path).unwrap_or(path));
+            thyme_studio::app::run_with(config).map_err(Failure::Internal)
+        }
+        Some(Cmd::Trace { which }) => trace_cmd(which),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;
             println!("created {}", file.display());
@@ -420,6 +475,10 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
             let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
             print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
         }
+        BenchCmd::Traces { dir, runs, python } => {
+            let r = thyme_studio::bench::traces::run(&dir, runs, &python)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
         BenchCmd::CanvasOne { file, frames } => {
             let one = canvas::measure_one(&file, frames)?;
             println!("{}", serde_json::to_string(&one)?);
@@ -486,6 +545,227 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
         print_report(&report, seconds);
     }
     Ok(())
+}
+
+fn load_traces(
+    path: &std::path::Path,
+    format: &str,
+) -> Result<thyme_studio::trace::readers::Loaded, Failure> {
+    use thyme_studio::trace::readers::{LogFormat, read};
+    let format = match format {
+        "auto" => LogFormat::detect(path).map_err(|e| Failure::User(e.into()))?,
+        f => LogFormat::parse(f).ok_or_else(|| {
+            Failure::User(anyhow::anyhow!(
+                "unknown format '{f}' (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)"
+            ))
+        })?,
+    };
+    let mut loaded = read(path, format).map_err(|e| Failure::User(e.into()))?;
+    for t in &mut loaded.traces {
+        thyme_studio::trace::provenance::fill(t);
+    }
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
+    Ok(loaded)
+}
+
+fn trace_cmd(which: TraceCmd) -> Result<(), Failure> {
+    use thyme_studio::trace::{Step, io, lint};
+    match which {
+        TraceCmd::Convert { input, out, format } => {
+            let loaded = load_traces(&input, &format)?;
+            let n = loaded.traces.len();
+            if out.extension().is_some_and(|e| e == "jsonl") {
+                io::write_jsonl(&loaded.traces, &out).map_err(|e| Failure::User(e.into()))?;
+            } else if n == 1 {
+                io::write_folder(&loaded.traces[0], &out).map_err(|e| Failure::User(e.into()))?;
+            } else {
+                for (i, t) in loaded.traces.iter().enumerate() {
+                    let name: String = t
+                        .run
+                        .id
+                        .chars()
+                        .map(|c| {
+                            if c.is_alphanumeric() || c == '-' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let dir = out.join(format!("{i:05}-{name}"));
+                    io::write_folder(t, &dir).map_err(|e| Failure::User(e.into()))?;
+                }
+            }
+            println!(
+                "{n} run(s) written to {} ({} line(s) not read)",
+                out.display(),
+                loaded.problems.len()
+            );
+            Ok(())
+        }
+        TraceCmd::Show {
+            path,
+            run,
+            step,
+            format,
+        } => {
+            let loaded = load_traces(&path, &format)?;
+            let t = match &run {
+                Some(id) => loaded.traces.iter().find(|t| &t.run.id == id),
+                None => loaded.traces.first(),
+            }
+            .ok_or_else(|| Failure::User(anyhow::anyhow!("no such run in {}", path.display())))?;
+            println!("run {} ({})", t.run.id, t.run.source_format);
+            println!("question: {}", t.run.question);
+            println!(
+                "outcome: {} (ground truth: {})",
+                t.run.outcome.as_str(),
+                t.run.ground_truth.as_deref().unwrap_or("-")
+            );
+            for (k, v) in &t.run.rewards {
+                println!("reward {k}: {v}");
+            }
+            let flags = lint::lint(t);
+            let show_step = |i: usize, s: &Step| match s {
+                Step::Generate { text, stop, .. } => {
+                    println!(
+                        "[{}] generate (stop {})
+{}",
+                        i + 1,
+                        stop.as_deref().unwrap_or("-"),
+                        text
+                    )
+                }
+                Step::Execute {
+                    executed_code,
+                    raw_code,
+                    stdout,
+                    error,
+                    outputs,
+                    ..
+                } => {
+                    let code = if executed_code.is_empty() {
+                        raw_code
+                    } else {
+                        executed_code
+                    };
+                    println!(
+                        "[{}] execute
+{}",
+                        i + 1,
+                        code.trim_end()
+                    );
+                    if !stdout.is_empty() {
+                        println!("  output: {}", stdout.trim_end());
+                    }
+                    if let Some(e) = error {
+                        println!("  error: {e}");
+                    }
+                    for o in outputs {
+                        let from = o
+                            .source_rect
+                            .map(|r| {
+                                format!(
+                                    " from [{:.0}, {:.0}, {:.0}, {:.0}]",
+                                    r[0], r[1], r[2], r[3]
+                                )
+                            })
+                            .unwrap_or_default();
+                        let how = o
+                            .provenance
+                            .map(|p| format!(" ({})", p.as_str()))
+                            .unwrap_or_default();
+                        let name = o
+                            .image
+                            .path
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or("(embedded)".into());
+                        println!("  image {name}{from}{how}");
+                    }
+                }
+                Step::Answer {
+                    extracted,
+                    matches_ground_truth,
+                    ..
+                } => println!(
+                    "[{}] answer: {} ({})",
+                    i + 1,
+                    extracted.as_deref().unwrap_or("-"),
+                    match matches_ground_truth {
+                        Some(true) => "correct",
+                        Some(false) => "wrong",
+                        None => "no ground truth",
+                    }
+                ),
+            };
+            match step {
+                Some(n) => {
+                    let s = t.steps.get(n.wrapping_sub(1)).ok_or_else(|| {
+                        Failure::User(anyhow::anyhow!("the run has {} steps", t.steps.len()))
+                    })?;
+                    show_step(n - 1, s);
+                }
+                None => {
+                    for (i, s) in t.steps.iter().enumerate() {
+                        show_step(i, s);
+                    }
+                }
+            }
+            for f in flags {
+                println!(
+                    "flag {}{}: {}",
+                    f.name,
+                    f.step
+                        .map(|s| format!(" (step {})", s + 1))
+                        .unwrap_or_default(),
+                    f.detail
+                );
+            }
+            Ok(())
+        }
+        TraceCmd::Lint { path, json, format } => {
+            let loaded = load_traces(&path, &format)?;
+            let rows: Vec<serde_json::Value> = loaded
+                .traces
+                .iter()
+                .flat_map(|t| {
+                    lint::lint(t).into_iter().map(move |f| {
+                        serde_json::json!({
+                            "run": t.run.id,
+                            "flag": f.name,
+                            "step": f.step.map(|s| s + 1),
+                            "detail": f.detail,
+                        })
+                    })
+                })
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| Failure::Internal(e.into()))?
+                );
+            } else {
+                println!("{:<28} {:<26} {:>5}  detail", "run", "flag", "step");
+                for r in &rows {
+                    println!(
+                        "{:<28} {:<26} {:>5}  {}",
+                        r["run"].as_str().unwrap_or(""),
+                        r["flag"].as_str().unwrap_or(""),
+                        r["step"]
+                            .as_u64()
+                            .map(|s| s.to_string())
+                            .unwrap_or("-".into()),
+                        r["detail"].as_str().unwrap_or("")
+                    );
+                }
+                println!("{} run(s), {} flag(s)", loaded.traces.len(), rows.len());
+            }
+            Ok(())
+        }
+    }
 }
 
 fn sandbox(which: SandboxCmd) -> Result<(), Failure> {

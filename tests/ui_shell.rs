@@ -31,6 +31,7 @@ fn app_with(
         dialogs: Arc::new(Scripted(Mutex::new(answers))),
         budget: PixelBudget::DEFAULT,
         demo_scale: 16,
+        trace: None,
     })
 }
 
@@ -93,10 +94,7 @@ fn first_run_builds_the_demo_and_shows_an_image_with_its_questions() {
     h.get_by_label("Inspect").click();
     h.run_steps(2);
     assert_eq!(h.state().workspace, Workspace::Inspect);
-    assert!(
-        h.query_by_label_contains("step through every generate")
-            .is_some()
-    );
+    assert!(h.query_by_label_contains("Open an agent trace").is_some());
     h.get_by_label("Annotate").click();
     h.run_steps(2);
     assert_eq!(h.state().workspace, Workspace::Annotate);
@@ -817,4 +815,88 @@ fn export_and_import_annotations_from_the_file_menu() {
     use thyme_studio::store::Store;
     let store = thyme_studio::store::SqliteStore::open(&project).unwrap();
     assert_eq!(store.stats().unwrap().regions, 1);
+}
+
+#[test]
+fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
+    use thyme_studio::trace::{Run, Step, StepImage, Trace, TraceImage, io};
+    let root = tempfile::tempdir().unwrap();
+    let project = one_image_project(root.path());
+    let original = root.path().join("street.png");
+    let zoom = root.path().join("zoom.png");
+    let full = image::open(&original).unwrap().to_rgb8();
+    image::imageops::crop_imm(&full, 1000, 800, 400, 300)
+        .to_image()
+        .save(&zoom)
+        .unwrap();
+    let generate = |text: &str| Step::Generate {
+        text: text.into(),
+        stop: None,
+        tokens: None,
+        ms: None,
+        sampling: Default::default(),
+        rolled_back: false,
+    };
+    let trace = Trace::new(
+        Run {
+            id: "demo-run".into(),
+            images: vec![TraceImage::at(&original)],
+            question: "What is in the middle?".into(),
+            ground_truth: Some("stripes".into()),
+            ..Default::default()
+        },
+        vec![
+            generate("<think>Crop the middle.</think><code>...</code>"),
+            Step::Execute {
+                raw_code: "zoom = Image.open(image_path).crop((1000, 800, 1400, 1100))".into(),
+                executed_code: "zoom = Image.open(image_path).crop((1000, 800, 1400, 1100))".into(),
+                fixes: vec![],
+                stdout: String::new(),
+                stderr: String::new(),
+                error: None,
+                outputs: vec![StepImage {
+                    image: TraceImage::at(&zoom),
+                    source_rect: Some([1000.0, 800.0, 1400.0, 1100.0]),
+                    provenance: Some(thyme_studio::trace::Provenance::Sandbox),
+                }],
+                text_result: None,
+                ms: Some(12.0),
+                fed_back: true,
+            },
+            generate("<think>Stripes.</think> <answer>stripes</answer>"),
+            Step::Answer {
+                text: "<answer>stripes</answer>".into(),
+                extracted: None,
+                matches_ground_truth: None,
+            },
+        ],
+    );
+    let folder = root.path().join("run");
+    io::write_folder(&trace, &folder).unwrap();
+    let mut app = app_with(Some(project), root.path(), vec![]);
+    app.inspect.open(folder, &egui::Context::default());
+    let mut h = harness(app);
+    h.state_mut().workspace = Workspace::Inspect;
+    step_until(&mut h, "the run", |h| {
+        h.state().inspect.trace.is_some() && h.state().inspect.canvas.view().is_some()
+    });
+    assert!(
+        h.query_all_by_label_contains("What is in the middle?")
+            .next()
+            .is_some()
+    );
+    h.state_mut().inspect.selected_step = None;
+    h.run_steps(1);
+    let view = h.state().inspect.canvas.view().unwrap();
+    let viewport = h.state().inspect.canvas.viewport();
+    let p = view.to_screen(viewport, (1200.0, 950.0));
+    click_at(&mut h, p);
+    h.run_steps(2);
+    assert_eq!(h.state().inspect.selected_step, Some(1));
+    assert!(
+        h.query_by_label_contains("crop((1000, 800, 1400, 1100))")
+            .is_some(),
+        "the step's code is shown"
+    );
+    assert!(h.query_by_label_contains("(sandbox)").is_some());
 }

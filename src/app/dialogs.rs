@@ -17,6 +17,8 @@ pub enum DialogRequest {
     ExportTo(crate::exchange::Format),
     /// A data file (COCO, JSONL) to read annotations from.
     ImportAnnotations,
+    /// An agent trace or log to inspect.
+    OpenTrace,
 }
 
 /// Something that can show file dialogs; `None` when the person cancels.
@@ -58,6 +60,11 @@ impl Dialogs for NativeDialogs {
                 .set_title(format!("Export ({})", format.name()))
                 .set_file_name(format.default_file_name())
                 .save_file()
+                .map(|p| vec![p]),
+            DialogRequest::OpenTrace => dialog
+                .set_title("Open a trace (trace.json, a JSONL of traces, or an agent log)")
+                .add_filter("traces and logs", &["json", "jsonl"])
+                .pick_file()
                 .map(|p| vec![p]),
             DialogRequest::ImportAnnotations => dialog
                 .set_title("Import annotations (COCO, thyme-studio JSONL, Thyme RL or SFT JSONL)")

@@ -8,6 +8,7 @@ pub mod dialogs;
 pub mod editor;
 pub mod exchange_window;
 pub mod import_job;
+pub mod inspect;
 pub mod keymap;
 pub mod model_eye_view;
 pub mod project;
@@ -196,6 +197,8 @@ pub struct AppConfig {
     pub budget: PixelBudget,
     /// Size divisor of the demo scenes when the demo has to be created (1 = full size).
     pub demo_scale: u32,
+    /// A trace to open in the Inspect workspace at start.
+    pub trace: Option<PathBuf>,
 }
 
 impl AppConfig {
@@ -206,6 +209,7 @@ impl AppConfig {
             dialogs: Arc::new(NativeDialogs),
             budget: PixelBudget::DEFAULT,
             demo_scale: 1,
+            trace: None,
         }
     }
 }
@@ -260,6 +264,9 @@ pub struct StudioApp {
     pub export_window: exchange_window::ExportWindow,
     import_annotations: exchange_window::ImportAnnotations,
     sandbox_panel: sandbox_panel::SandboxPanel,
+    pub inspect: inspect::Inspect,
+    /// A trace to open on the first frame (from the command line).
+    pending_trace: Option<PathBuf>,
     import: Option<ImportJob>,
     pub last_report: Option<ImportReport>,
     pub notices: Vec<Notice>,
@@ -269,7 +276,11 @@ pub struct StudioApp {
 
 /// Run the app in a window until it is closed.
 pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = AppConfig::for_user(project);
+    run_with(AppConfig::for_user(project))
+}
+
+/// Run the app in a window with this configuration.
+pub fn run_with(config: AppConfig) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("thyme-studio")
@@ -342,6 +353,8 @@ impl StudioApp {
             sandbox_panel: sandbox_panel::SandboxPanel::new(
                 crate::sandbox::SandboxConfig::for_app(&config.dirs).ok(),
             ),
+            inspect: inspect::Inspect::default(),
+            pending_trace: config.trace.clone(),
             import: None,
             last_report: None,
             notices: Vec::new(),
@@ -366,6 +379,7 @@ impl StudioApp {
             || self.export_window.busy()
             || self.import_annotations.busy()
             || self.sandbox_panel.busy()
+            || self.inspect.busy()
             || self.demo.is_some()
             || self.dialog.is_some()
             || self.thumbnailer.pending() > 0
@@ -565,6 +579,10 @@ impl StudioApp {
                         DialogRequest::ExportTo(_) => {
                             self.export_window.out = Some(paths[0].clone());
                         }
+                        DialogRequest::OpenTrace => {
+                            self.inspect.open(paths[0].clone(), ctx);
+                            self.workspace = Workspace::Inspect;
+                        }
                         DialogRequest::ImportAnnotations => {
                             if let Some(project) = &self.project {
                                 let path = project.path.clone();
@@ -646,17 +664,17 @@ impl StudioApp {
     /// Draw one frame.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if let Some(path) = self.pending_trace.take() {
+            self.inspect.open(path, &ctx);
+            self.workspace = Workspace::Inspect;
+        }
         self.poll_jobs(&ctx);
         self.handle_dropped_files(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         match self.workspace {
             Workspace::Annotate => self.annotate(ui),
-            Workspace::Inspect => placeholder(
-                ui,
-                "Inspect",
-                "Open agent traces (ours, Thyme SFT and RL logs, DeepEyes, Mini-o3, PyVision), step through every generate, execute and answer step, and see every crop placed on the original image. Coming next.",
-            ),
+            Workspace::Inspect => self.inspect.show(ui, &self.tiles),
             Workspace::Run => {
                 egui::CentralPanel::default().show(ui, |ui| {
                     ui.heading("Run");
@@ -708,6 +726,13 @@ impl StudioApp {
                 });
                 if ui.button("Open demo project").clicked() {
                     self.open_demo();
+                }
+                if ui
+                    .button("Open trace...")
+                    .on_hover_text("a trace folder's trace.json, a JSONL of traces, or a Thyme, DeepEyes, Mini-o3 or PyVision log")
+                    .clicked()
+                {
+                    self.ask(DialogRequest::OpenTrace);
                 }
                 ui.separator();
                 let can_import = self.project.is_some() && self.import.is_none();

@@ -121,6 +121,7 @@ pub fn run(dir: &Path, frames: usize) -> anyhow::Result<DragReport> {
         dialogs: Arc::new(NativeDialogs),
         budget: PixelBudget::DEFAULT,
         demo_scale: 1,
+        trace: None,
     });
     let mut d = Driver {
         ctx: egui::Context::default(),

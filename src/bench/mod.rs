@@ -6,3 +6,4 @@ pub mod canvas;
 pub mod exchange;
 pub mod images;
 pub mod sandbox;
+pub mod traces;

@@ -11,9 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ExchangeError, ExportReport, Progress, check_cancel, io_err, json_line, write_atomically,
-};
+use super::{ExchangeError, ExportReport, Progress, io_err, json_line, tick, write_atomically};
 use crate::dataset::{Category, ImageId, ImageRecord, Question, Region};
 use crate::store::SqliteStore;
 use crate::store::dump::{Dump, JournalRow};
@@ -81,10 +79,7 @@ pub fn write(
             questions: Vec<&'a Question>,
         }
         for (n, image) in dump.images.iter().enumerate() {
-            if n % 256 == 0 {
-                check_cancel(cancel)?;
-                progress(n, total);
-            }
+            tick(n, total, progress, cancel)?;
             let line = Borrowed {
                 image,
                 regions: regions.remove(&image.id).unwrap_or_default(),

@@ -11,9 +11,7 @@ use serde::Serialize;
 
 use super::paths::Paths;
 use super::select::Selection;
-use super::{
-    ExchangeError, ExportOptions, ExportReport, Progress, check_cancel, io_err, write_atomically,
-};
+use super::{ExchangeError, ExportOptions, ExportReport, Progress, io_err, tick, write_atomically};
 use crate::dataset::Answer;
 
 /// The category of an unlabelled box.
@@ -143,16 +141,9 @@ pub fn write(
     };
     let total = selection.items.len();
     for (n, item) in selection.items.iter().enumerate() {
-        if n % 256 == 0 {
-            check_cancel(cancel)?;
-            progress(n, total);
-        }
-        let file_name = match paths.path_of(item.image) {
-            Ok(p) => p,
-            Err(reason) => {
-                report.leave_out(|| item.image.file_name(), &reason);
-                continue;
-            }
+        tick(n, total, progress, cancel)?;
+        let Some(file_name) = paths.path_or_leave_out(item.image, report) else {
+            continue;
         };
         let image_id = image_ids.next_id();
         coco.images.push(Image {

@@ -9,9 +9,7 @@ use serde::Serialize;
 use super::paths::Paths;
 use super::select::Selection;
 use super::thyme_rl::prompt_and_solution;
-use super::{
-    ExchangeError, ExportOptions, ExportReport, Progress, check_cancel, io_err, write_atomically,
-};
+use super::{ExchangeError, ExportOptions, ExportReport, Progress, io_err, tick, write_atomically};
 
 #[derive(Serialize)]
 struct Turn {
@@ -39,19 +37,12 @@ pub fn write(
     let total = selection.items.len();
     let mut entries = Vec::new();
     for (n, item) in selection.items.iter().enumerate() {
-        if n % 256 == 0 {
-            check_cancel(cancel)?;
-            progress(n, total);
-        }
+        tick(n, total, progress, cancel)?;
         if item.questions.is_empty() {
             continue;
         }
-        let image = match paths.path_of(item.image) {
-            Ok(p) => p,
-            Err(reason) => {
-                report.leave_out(|| item.image.file_name(), &reason);
-                continue;
-            }
+        let Some(image) = paths.path_or_leave_out(item.image, report) else {
+            continue;
         };
         let mut conversations = Vec::with_capacity(item.questions.len() * 2);
         for (i, q) in item.questions.iter().enumerate() {

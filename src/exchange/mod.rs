@@ -283,6 +283,20 @@ pub(crate) fn write_atomically(
     Ok(())
 }
 
+/// Progress and the cancel check, every 256 items of a loop over `total`.
+pub(crate) fn tick(
+    n: usize,
+    total: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<(), ExchangeError> {
+    if n % 256 == 0 {
+        check_cancel(cancel)?;
+        progress(n, total);
+    }
+    Ok(())
+}
+
 pub(crate) fn check_cancel(cancel: &AtomicBool) -> Result<(), ExchangeError> {
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
         Err(ExchangeError::Cancelled)

@@ -96,6 +96,21 @@ impl Paths {
         }
     }
 
+    /// The path to write, or `None` with the image counted as left out (and why).
+    pub fn path_or_leave_out(
+        &mut self,
+        image: &ImageRecord,
+        report: &mut super::ExportReport,
+    ) -> Option<String> {
+        match self.path_of(image) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                report.leave_out(|| image.file_name(), &reason);
+                None
+            }
+        }
+    }
+
     /// Put the image's file at `dest` (hard link, else copy); an existing file of the same
     /// size is taken as already there.
     pub fn place(&mut self, image: &ImageRecord, dest: &Path) -> Result<(), String> {

@@ -11,7 +11,7 @@ use super::paths::Paths;
 use super::select::Selection;
 use super::thyme_rl::prompt_and_solution;
 use super::{
-    ExchangeError, ExportOptions, ExportReport, Progress, check_cancel, json_line, write_atomically,
+    ExchangeError, ExportOptions, ExportReport, Progress, json_line, tick, write_atomically,
 };
 
 #[derive(Serialize)]
@@ -54,19 +54,12 @@ pub fn write(
     let total = selection.items.len();
     write_atomically(out, |w| {
         for (n, item) in selection.items.iter().enumerate() {
-            if n % 256 == 0 {
-                check_cancel(cancel)?;
-                progress(n, total);
-            }
+            tick(n, total, progress, cancel)?;
             if item.regions.is_empty() && item.questions.is_empty() {
                 continue;
             }
-            let path = match paths.path_of(item.image) {
-                Ok(p) => p,
-                Err(reason) => {
-                    report.leave_out(|| item.image.file_name(), &reason);
-                    continue;
-                }
+            let Some(path) = paths.path_or_leave_out(item.image, report) else {
+                continue;
             };
             report.images += 1;
             for r in &item.regions {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::paths::Paths;
 use super::select::{Selection, linked};
 use super::{
-    ChoiceStyle, ExchangeError, ExportOptions, ExportReport, Progress, check_cancel, json_line,
+    ChoiceStyle, ExchangeError, ExportOptions, ExportReport, Progress, json_line, tick,
     write_atomically,
 };
 use crate::agent::profile::option_letter;
@@ -73,21 +73,12 @@ pub fn write(
     let total = selection.items.len();
     write_atomically(out, |w| {
         for (n, item) in selection.items.iter().enumerate() {
-            if n % 256 == 0 {
-                check_cancel(cancel)?;
-                progress(n, total);
-            }
+            tick(n, total, progress, cancel)?;
             if item.questions.is_empty() {
                 continue;
             }
-            let path = match paths.path_of(item.image) {
-                Ok(p) => p,
-                Err(reason) => {
-                    for q in &item.questions {
-                        report.leave_out(|| format!("question {}", q.id), &reason);
-                    }
-                    continue;
-                }
+            let Some(path) = paths.path_or_leave_out(item.image, report) else {
+                continue;
             };
             report.images += 1;
             report.boxes += item.regions.len() as u64;

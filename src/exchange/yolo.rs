@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use super::coco::category_name;
 use super::paths::{PathMode, Paths};
 use super::select::Selection;
-use super::{ExchangeError, ExportReport, Progress, check_cancel, io_err, write_atomically};
+use super::{ExchangeError, ExportReport, Progress, io_err, tick, write_atomically};
 
 /// Image file types the Ultralytics loader reads.
 const YOLO_IMAGE_EXTENSIONS: [&str; 9] = [
@@ -41,10 +41,7 @@ pub fn write(
     let total = selection.items.len();
     let mut text = String::new();
     for (n, item) in selection.items.iter().enumerate() {
-        if n % 256 == 0 {
-            check_cancel(cancel)?;
-            progress(n, total);
-        }
+        tick(n, total, progress, cancel)?;
         let image = item.image;
         let ext = image
             .path

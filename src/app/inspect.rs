@@ -1,0 +1,691 @@
+//! The Inspect workspace: a list of runs (opened from a trace folder, a JSONL of traces, or a
+//! foreign agent log), and a run's view: the original image with every crop rectangle
+//! (numbered and coloured by step; clicking one selects its step), the step timeline, and the
+//! selected step's text, code (highlighted, with the diff from the raw code), output, images
+//! and flags.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, channel};
+
+use egui::{Color32, RichText, TextureHandle};
+
+use crate::annotate::hit_smallest;
+use crate::dataset::ImageId;
+use crate::geometry::{ImageRect, ImageSize};
+use crate::imagery::tiles::TileService;
+use crate::trace::io::{RunRow, index_jsonl, load_row, rows_of};
+use crate::trace::lint::{Flag, lint};
+use crate::trace::readers::{LogFormat, Problem, read};
+use crate::trace::{Outcome, Step, Trace};
+use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
+
+/// Where the listed runs come from.
+enum Source {
+    /// A JSONL of our traces, read lazily by row.
+    Jsonl(PathBuf),
+    /// Runs read whole (a trace folder or a foreign log).
+    Memory(Vec<Trace>),
+}
+
+/// What the background reader sends.
+enum Loading {
+    Rows(Vec<RunRow>),
+    Whole(Vec<Trace>),
+    Done(Vec<Problem>),
+    Failed(String),
+}
+
+pub struct Inspect {
+    path: Option<PathBuf>,
+    source: Option<Source>,
+    rows: Vec<RunRow>,
+    loading: Option<Receiver<Loading>>,
+    pub problems: Vec<Problem>,
+    pub error: Option<String>,
+    filter: String,
+    outcome: Option<Outcome>,
+    /// Indices into `rows` that pass the filter.
+    shown: Vec<usize>,
+    shown_for: (String, Option<Outcome>, usize),
+    pub selected_row: Option<usize>,
+    pub trace: Option<Trace>,
+    pub selected_step: Option<usize>,
+    flags: Vec<Flag>,
+    pub canvas: Canvas,
+    image: Option<(ImageId, ImageSize)>,
+    pictures: HashMap<PathBuf, Option<TextureHandle>>,
+}
+
+impl Default for Inspect {
+    fn default() -> Self {
+        Self {
+            path: None,
+            source: None,
+            rows: Vec::new(),
+            loading: None,
+            problems: Vec::new(),
+            error: None,
+            filter: String::new(),
+            outcome: None,
+            shown: Vec::new(),
+            shown_for: (String::new(), None, usize::MAX),
+            selected_row: None,
+            trace: None,
+            selected_step: None,
+            flags: Vec::new(),
+            canvas: Canvas::new(),
+            image: None,
+            pictures: HashMap::new(),
+        }
+    }
+}
+
+impl Inspect {
+    pub fn busy(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    pub fn rows(&self) -> &[RunRow] {
+        &self.rows
+    }
+
+    /// Open a trace folder, a JSONL of traces or a foreign log, in the background.
+    pub fn open(&mut self, path: PathBuf, ctx: &egui::Context) {
+        *self = Self::default();
+        self.path = Some(path.clone());
+        let (tx, rx) = channel();
+        let ctx = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("open-trace".into())
+            .spawn(move || {
+                let format = match LogFormat::detect(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = tx.send(Loading::Failed(e.to_string()));
+                        ctx.request_repaint();
+                        return;
+                    }
+                };
+                let jsonl = format == LogFormat::Ours
+                    && path.is_file()
+                    && path.file_name().is_none_or(|n| n != "trace.json");
+                if jsonl {
+                    let cancel = AtomicBool::new(false);
+                    let result = index_jsonl(
+                        &path,
+                        &mut |rows| {
+                            let _ = tx.send(Loading::Rows(rows));
+                            ctx.request_repaint();
+                        },
+                        &cancel,
+                    );
+                    let _ = tx.send(match result {
+                        Ok(p) => Loading::Done(p),
+                        Err(e) => Loading::Failed(e.to_string()),
+                    });
+                } else {
+                    match read(&path, format) {
+                        Ok(mut loaded) => {
+                            for t in &mut loaded.traces {
+                                crate::trace::provenance::fill(t);
+                            }
+                            let _ = tx.send(Loading::Whole(loaded.traces));
+                            let _ = tx.send(Loading::Done(loaded.problems));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Loading::Failed(e.to_string()));
+                        }
+                    }
+                }
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.loading = Some(rx),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn poll(&mut self) {
+        let Some(rx) = &self.loading else {
+            return;
+        };
+        let mut finished = false;
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Loading::Rows(rows) => {
+                    if self.source.is_none() {
+                        self.source = self.path.clone().map(Source::Jsonl);
+                    }
+                    self.rows.extend(rows);
+                }
+                Loading::Whole(traces) => {
+                    self.rows = rows_of(&traces);
+                    self.source = Some(Source::Memory(traces));
+                }
+                Loading::Done(problems) => {
+                    self.problems = problems;
+                    finished = true;
+                }
+                Loading::Failed(e) => {
+                    self.error = Some(e);
+                    finished = true;
+                }
+            }
+        }
+        if finished {
+            self.loading = None;
+            if self.selected_row.is_none() && !self.rows.is_empty() {
+                self.select_row(0);
+            }
+        }
+    }
+
+    /// Open a run of the list.
+    pub fn select_row(&mut self, index: usize) {
+        let Some(row) = self.rows.get(index) else {
+            return;
+        };
+        let trace = match &self.source {
+            Some(Source::Memory(traces)) => traces
+                .get(row.offset as usize)
+                .cloned()
+                .ok_or_else(|| "gone".to_owned()),
+            Some(Source::Jsonl(path)) => load_row(path, row)
+                .map(|mut t| {
+                    crate::trace::provenance::fill(&mut t);
+                    t
+                })
+                .map_err(|e| e.to_string()),
+            None => return,
+        };
+        match trace {
+            Ok(t) => {
+                self.selected_row = Some(index);
+                self.flags = lint(&t);
+                self.selected_step = t.crops().first().map(|(s, _)| *s);
+                self.image = None;
+                self.trace = Some(t);
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn refilter(&mut self) {
+        let key = (self.filter.clone(), self.outcome, self.rows.len());
+        if key == self.shown_for {
+            return;
+        }
+        let needle = self.filter.to_lowercase();
+        self.shown = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.outcome.is_none_or(|o| r.outcome == o))
+            .filter(|(_, r)| {
+                needle.is_empty()
+                    || r.id.to_lowercase().contains(&needle)
+                    || r.question.to_lowercase().contains(&needle)
+                    || r.summary.flags.iter().any(|f| f.contains(&needle))
+                    || r.summary.tools.iter().any(|t| t.contains(&needle))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        self.shown_for = key;
+    }
+
+    pub fn show(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
+        self.poll();
+        if self.path.is_none() {
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.heading("Inspect");
+                ui.label("Open an agent trace with File > Open trace...: a thyme-studio trace folder (trace.json) or a JSONL of traces, or a Thyme SFT or RL log, a DeepEyes or PyVision log, or a Mini-o3 traj.jsonl. Or from a shell: thyme-studio inspect PATH.");
+            });
+            return;
+        }
+        egui::Panel::left("runs")
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| self.run_list(ui));
+        egui::Panel::right("steps")
+            .resizable(true)
+            .default_size(460.0)
+            .show(ui, |ui| self.step_panel(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles));
+    }
+
+    fn run_list(&mut self, ui: &mut egui::Ui) {
+        let name = self
+            .path
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ui.heading(format!("Runs ({})", self.rows.len()));
+        ui.weak(name);
+        if self.loading.is_some() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("reading... {} runs so far", self.rows.len()));
+            });
+        }
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        if !self.problems.is_empty() {
+            egui::CollapsingHeader::new(format!("{} line(s) not read", self.problems.len())).show(
+                ui,
+                |ui| {
+                    for p in self.problems.iter().take(100) {
+                        ui.small(p.to_string());
+                    }
+                },
+            );
+        }
+        ui.horizontal(|ui| {
+            let l = ui.label("Search");
+            ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(140.0))
+                .labelled_by(l.id);
+            egui::ComboBox::from_id_salt("outcome-filter")
+                .selected_text(self.outcome.map(Outcome::as_str).unwrap_or("any outcome"))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.outcome, None, "any outcome");
+                    for o in [
+                        Outcome::Correct,
+                        Outcome::Wrong,
+                        Outcome::Answered,
+                        Outcome::NoAnswer,
+                    ] {
+                        ui.selectable_value(&mut self.outcome, Some(o), o.as_str());
+                    }
+                });
+        });
+        self.refilter();
+        ui.separator();
+        let row_h = 36.0;
+        let mut clicked = None;
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show_rows(ui, row_h, self.shown.len(), |ui, range| {
+                for i in range {
+                    let index = self.shown[i];
+                    let r = &self.rows[index];
+                    let selected = self.selected_row == Some(index);
+                    let color = match r.outcome {
+                        Outcome::Correct => Color32::from_rgb(80, 190, 110),
+                        Outcome::Wrong => crate::ui::WARNING,
+                        _ => ui.visuals().weak_text_color(),
+                    };
+                    let resp = ui
+                        .vertical(|ui| {
+                            ui.set_height(row_h - 4.0);
+                            ui.horizontal(|ui| {
+                                ui.colored_label(color, r.outcome.as_str());
+                                if ui.selectable_label(selected, &r.id).clicked() {
+                                    clicked = Some(index);
+                                }
+                                ui.weak(format!(
+                                    "{} steps · {}{}",
+                                    r.summary.steps,
+                                    r.summary.tools.join(", "),
+                                    r.summary
+                                        .ms
+                                        .map(|m| format!(" · {:.1} s", m / 1000.0))
+                                        .unwrap_or_default()
+                                ));
+                            });
+                            let flags = if r.summary.flags.is_empty() {
+                                String::new()
+                            } else {
+                                format!("⚑ {} ", r.summary.flags.join(", "))
+                            };
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(format!("{flags}{}", r.question)).small(),
+                                )
+                                .truncate(),
+                            );
+                        })
+                        .response;
+                    if resp.interact(egui::Sense::click()).clicked() {
+                        clicked = Some(index);
+                    }
+                }
+            });
+        if let Some(i) = clicked {
+            self.select_row(i);
+        }
+    }
+
+    fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
+        let Some(trace) = &self.trace else {
+            ui.centered_and_justified(|ui| {
+                ui.label("Select a run on the left.");
+            });
+            return;
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(&trace.run.question);
+        });
+        ui.horizontal(|ui| {
+            ui.weak(format!(
+                "{} · {} · ground truth: {}",
+                trace.run.source_format,
+                trace.run.outcome.as_str(),
+                trace.run.ground_truth.as_deref().unwrap_or("-")
+            ));
+            for (k, v) in &trace.run.rewards {
+                ui.weak(format!("{k} {v}"));
+            }
+        });
+        let Some(original) = trace.run.images.first().and_then(|i| i.path.clone()) else {
+            ui.label("This run names no image file to show (images embedded as data are listed per step).");
+            return;
+        };
+        if self.image.is_none() {
+            match (
+                crate::imagery::probe_file(&original, crate::imagery::PixelBudget::DEFAULT),
+                ImageId::of_file(&original),
+            ) {
+                (Ok(probe), Ok(id)) => {
+                    tiles.open(&id, original.clone(), probe.size);
+                    self.canvas.set_image(id.clone(), probe.size);
+                    self.image = Some((id, probe.size));
+                }
+                (Err(e), _) => {
+                    ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+                    return;
+                }
+                (_, Err(e)) => {
+                    ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!("{}: {e}", original.display()),
+                    );
+                    return;
+                }
+            }
+        }
+        let crops = trace.crops();
+        let overlays: Vec<Overlay> = crops
+            .iter()
+            .map(|(step, r)| Overlay {
+                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
+                color: crate::ui::box_color(*step),
+                label: Some(format!("step {}", step + 1)),
+                emphasis: self.selected_step == Some(*step),
+                style: OverlayStyle::Crop,
+            })
+            .collect();
+        self.canvas.edit_mode = false;
+        self.canvas.arrow_keys_pan = true;
+        let out = self.canvas.show(ui, tiles, &overlays);
+        if let Some(p) = out.clicked {
+            let rects: Vec<ImageRect> = overlays.iter().map(|o| o.rect).collect();
+            if let Some(i) = hit_smallest(&rects, p) {
+                self.selected_step = Some(crops[i].0);
+            }
+        }
+    }
+
+    fn step_panel(&mut self, ui: &mut egui::Ui) {
+        let Some(trace) = &self.trace else {
+            return;
+        };
+        ui.heading(format!("Steps ({})", trace.steps.len()));
+        let mut pick = None;
+        egui::ScrollArea::vertical()
+            .id_salt("timeline")
+            .max_height(200.0)
+            .show(ui, |ui| {
+                for (i, s) in trace.steps.iter().enumerate() {
+                    let flagged = self.flags.iter().any(|f| f.step == Some(i));
+                    let what = match s {
+                        Step::Generate { text, .. } => first_line(text),
+                        Step::Execute { error, outputs, .. } => match error {
+                            Some(_) => "failed".to_owned(),
+                            None => format!("{} image(s)", outputs.len()),
+                        },
+                        Step::Answer { extracted, .. } => extracted.clone().unwrap_or_default(),
+                    };
+                    let label = format!(
+                        "{} {}{} {}",
+                        i + 1,
+                        s.kind(),
+                        if flagged { " ⚑" } else { "" },
+                        what
+                    );
+                    if ui
+                        .selectable_label(
+                            self.selected_step == Some(i),
+                            RichText::new(label).color(crate::ui::box_color(i)),
+                        )
+                        .clicked()
+                    {
+                        pick = Some(i);
+                    }
+                }
+            });
+        if let Some(i) = pick {
+            self.selected_step = Some(i);
+        }
+        ui.separator();
+        let Some(i) = self.selected_step else {
+            ui.weak("Select a step, or click a crop rectangle on the image.");
+            return;
+        };
+        let Some(step) = trace.steps.get(i).cloned() else {
+            return;
+        };
+        let flags: Vec<Flag> = self
+            .flags
+            .iter()
+            .filter(|f| f.step == Some(i))
+            .cloned()
+            .collect();
+        egui::ScrollArea::vertical().id_salt("step").show(ui, |ui| {
+            ui.strong(format!("Step {} · {}", i + 1, step.kind()));
+            for f in &flags {
+                ui.colored_label(crate::ui::WARNING, format!("⚑ {}: {}", f.name, f.detail));
+            }
+            match &step {
+                Step::Generate {
+                    text,
+                    stop,
+                    tokens,
+                    ms,
+                    rolled_back,
+                    ..
+                } => {
+                    ui.weak(format!(
+                        "stop {} · {} tokens · {}{}",
+                        stop.as_deref().unwrap_or("-"),
+                        tokens.map(|t| t.to_string()).unwrap_or("?".into()),
+                        ms.map(|m| format!("{m:.0} ms")).unwrap_or("-".into()),
+                        if *rolled_back { " · rolled back" } else { "" }
+                    ));
+                    ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
+                }
+                Step::Execute {
+                    raw_code,
+                    executed_code,
+                    fixes,
+                    stdout,
+                    stderr,
+                    error,
+                    outputs,
+                    ms,
+                    ..
+                } => {
+                    let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
+                    let code = if executed_code.is_empty() {
+                        raw_code
+                    } else {
+                        executed_code
+                    };
+                    ui.label("Code");
+                    egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "py");
+                    if !executed_code.is_empty() && executed_code.trim() != raw_code.trim() {
+                        egui::CollapsingHeader::new("Raw vs executed code").show(ui, |ui| {
+                            for line in line_diff(raw_code, executed_code) {
+                                let color = match line.chars().next() {
+                                    Some('-') => crate::ui::WARNING,
+                                    Some('+') => Color32::from_rgb(80, 190, 110),
+                                    _ => ui.visuals().weak_text_color(),
+                                };
+                                ui.colored_label(color, RichText::new(line).monospace());
+                            }
+                        });
+                    }
+                    for f in fixes {
+                        ui.weak(format!("fix ({}): {}", f.kind, f.detail));
+                    }
+                    if let Some(m) = ms {
+                        ui.weak(format!("{m:.0} ms"));
+                    }
+                    if let Some(e) = error {
+                        ui.colored_label(ui.visuals().error_fg_color, RichText::new(e).monospace());
+                    }
+                    if !stdout.is_empty() {
+                        ui.label("Output");
+                        ui.add(egui::Label::new(RichText::new(stdout).monospace()).wrap());
+                    }
+                    if !stderr.is_empty() {
+                        ui.label("Errors");
+                        ui.add(egui::Label::new(RichText::new(stderr).monospace()).wrap());
+                    }
+                    for o in outputs {
+                        let where_from = match (o.source_rect, o.provenance) {
+                            (Some(r), Some(p)) => format!(
+                                "from [{:.0}, {:.0}, {:.0}, {:.0}] on the original ({})",
+                                r[0],
+                                r[1],
+                                r[2],
+                                r[3],
+                                p.as_str()
+                            ),
+                            (Some(r), None) => {
+                                format!("from [{:.0}, {:.0}, {:.0}, {:.0}]", r[0], r[1], r[2], r[3])
+                            }
+                            _ => "source unknown".to_owned(),
+                        };
+                        ui.weak(where_from);
+                        if let Some(path) = &o.image.path {
+                            self.picture(ui, path);
+                        }
+                    }
+                }
+                Step::Answer {
+                    text,
+                    extracted,
+                    matches_ground_truth,
+                } => {
+                    ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
+                    ui.label(format!(
+                        "answer: {} · {}",
+                        extracted.as_deref().unwrap_or("-"),
+                        match matches_ground_truth {
+                            Some(true) => "matches the ground truth",
+                            Some(false) => "does not match the ground truth",
+                            None => "no ground truth",
+                        }
+                    ));
+                }
+            }
+        });
+    }
+
+    /// An output image, loaded once and shown fitted to the panel.
+    fn picture(&mut self, ui: &mut egui::Ui, path: &Path) {
+        let ctx = ui.ctx().clone();
+        let tex = self.pictures.entry(path.to_owned()).or_insert_with(|| {
+            // The size is checked from the header before anything is decoded.
+            crate::imagery::probe_file(path, crate::imagery::PixelBudget(64_000_000)).ok()?;
+            let img = image::open(path).ok()?;
+            let img = if img.width().max(img.height()) > 2048 {
+                img.thumbnail(2048, 2048)
+            } else {
+                img
+            };
+            let rgba = img.into_rgba8();
+            let color = egui::ColorImage::from_rgba_unmultiplied(
+                [rgba.width() as usize, rgba.height() as usize],
+                rgba.as_raw(),
+            );
+            Some(ctx.load_texture(
+                path.display().to_string(),
+                color,
+                egui::TextureOptions::LINEAR,
+            ))
+        });
+        match tex {
+            Some(t) => {
+                let size = t.size_vec2();
+                let w = ui.available_width().min(size.x.max(1.0) * 2.0);
+                let scale = w / size.x.max(1.0);
+                ui.image((t.id(), size * scale));
+            }
+            None => {
+                ui.weak(format!("{} cannot be shown", path.display()));
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    line.chars().take(60).collect()
+}
+
+/// A line diff: common lines with "  ", removed "- ", added "+ " (longest common subsequence).
+pub fn line_diff(a: &str, b: &str) -> Vec<String> {
+    let x: Vec<&str> = a.lines().collect();
+    let y: Vec<&str> = b.lines().collect();
+    let (n, m) = (x.len(), y.len());
+    if n * m > 4_000_000 {
+        return vec![format!("(code too long to compare: {n} and {m} lines)")];
+    }
+    let mut l = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            l[i][j] = if x[i] == y[j] {
+                l[i + 1][j + 1] + 1
+            } else {
+                l[i + 1][j].max(l[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < n && j < m {
+        if x[i] == y[j] {
+            out.push(format!("  {}", x[i]));
+            i += 1;
+            j += 1;
+        } else if l[i + 1][j] >= l[i][j + 1] {
+            out.push(format!("- {}", x[i]));
+            i += 1;
+        } else {
+            out.push(format!("+ {}", y[j]));
+            j += 1;
+        }
+    }
+    out.extend(x[i..].iter().map(|l| format!("- {l}")));
+    out.extend(y[j..].iter().map(|l| format!("+ {l}")));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_diff_marks_changes() {
+        let d = line_diff("a\ncv.resize\nc", "a\ncv2.resize\nc");
+        assert_eq!(d, vec!["  a", "- cv.resize", "+ cv2.resize", "  c"]);
+    }
+}

@@ -1,0 +1,238 @@
+//! Traces on disk: a folder (`trace.json` with its images in `images/`), and JSONL files of
+//! many traces (one per line, images as paths or data URLs). Listing a JSONL reads only each
+//! line's run header and summary, in parallel, in chunks, so the first rows show while the
+//! rest of a large file is still being read.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::readers::{Problem, TraceError};
+use super::{Outcome, Step, Summary, Trace, TraceImage};
+
+/// A run as the list shows it, and where to load it from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub question: String,
+    pub outcome: Outcome,
+    pub summary: Summary,
+    /// Byte offset and length of its line in the file.
+    pub offset: u64,
+    pub len: usize,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    run: HeadRun,
+    #[serde(default)]
+    summary: Option<Summary>,
+}
+
+#[derive(Deserialize)]
+struct HeadRun {
+    id: String,
+    #[serde(default)]
+    question: String,
+    #[serde(default)]
+    outcome: Outcome,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
+    move |source| TraceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Read a JSONL of traces and hand over rows as they are parsed (in file order, a chunk at a
+/// time). Lines that are not traces are returned as problems.
+pub fn index_jsonl(
+    path: &Path,
+    on_rows: &mut dyn FnMut(Vec<RunRow>),
+    cancel: &AtomicBool,
+) -> Result<Vec<Problem>, TraceError> {
+    const CHUNK: usize = 32 << 20;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut problems = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut base: u64 = 0;
+    let mut line_no = 0usize;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        let eof = n == 0;
+        carry.extend_from_slice(&buf[..n]);
+        let cut = if eof {
+            carry.len()
+        } else {
+            match carry.iter().rposition(|b| *b == b'\n') {
+                Some(p) => p + 1,
+                None => continue,
+            }
+        };
+        let block = &carry[..cut];
+        // Line starts within this block.
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, b) in block.iter().enumerate() {
+            if *b == b'\n' {
+                lines.push((start, i));
+                start = i + 1;
+            }
+        }
+        if start < block.len() {
+            lines.push((start, block.len()));
+        }
+        let first_line = line_no;
+        line_no += lines.len();
+        let parsed: Vec<Result<Option<RunRow>, String>> = lines
+            .par_iter()
+            .map(|&(s, e)| {
+                let bytes = &block[s..e];
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                let head: Head =
+                    serde_json::from_slice(bytes).map_err(|e| format!("not a trace: {e}"))?;
+                let summary = match head.summary {
+                    Some(s) => s,
+                    None => {
+                        let t: Trace = serde_json::from_slice(bytes)
+                            .map_err(|e| format!("not a trace: {e}"))?;
+                        super::lint::summarize(&t)
+                    }
+                };
+                Ok(Some(RunRow {
+                    id: head.run.id,
+                    question: head.run.question,
+                    outcome: head.run.outcome,
+                    summary,
+                    offset: base + s as u64,
+                    len: e - s,
+                }))
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(parsed.len());
+        for (i, r) in parsed.into_iter().enumerate() {
+            match r {
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => {}
+                Err(message) => problems.push(Problem {
+                    file: path.to_owned(),
+                    line: first_line + i + 1,
+                    message,
+                }),
+            }
+        }
+        if !rows.is_empty() {
+            on_rows(rows);
+        }
+        base += cut as u64;
+        carry.drain(..cut);
+        if eof {
+            break;
+        }
+    }
+    Ok(problems)
+}
+
+/// Load one run of a JSONL by its row.
+pub fn load_row(path: &Path, row: &RunRow) -> Result<Trace, TraceError> {
+    use std::io::Seek;
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    f.seek(std::io::SeekFrom::Start(row.offset))
+        .map_err(io_err(path))?;
+    let mut bytes = vec![0u8; row.len];
+    f.read_exact(&mut bytes).map_err(io_err(path))?;
+    let mut t: Trace = serde_json::from_slice(&bytes).map_err(|e| TraceError::Format {
+        path: path.to_owned(),
+        message: format!("run {}: {e}", row.id),
+    })?;
+    super::readers::resolve_images(&mut t, path.parent().unwrap_or(Path::new(".")));
+    Ok(t)
+}
+
+/// Rows for traces already in memory (a folder or a foreign log that was read whole).
+pub fn rows_of(traces: &[Trace]) -> Vec<RunRow> {
+    traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| RunRow {
+            id: t.run.id.clone(),
+            question: t.run.question.clone(),
+            outcome: t.run.outcome,
+            summary: t
+                .summary
+                .clone()
+                .unwrap_or_else(|| super::lint::summarize(t)),
+            offset: i as u64,
+            len: 0,
+        })
+        .collect()
+}
+
+/// Write traces as JSONL (one per line), summaries included.
+pub fn write_jsonl(traces: &[Trace], out: &Path) -> Result<(), TraceError> {
+    let file = std::fs::File::create(out).map_err(io_err(out))?;
+    let mut w = std::io::BufWriter::new(file);
+    for t in traces {
+        let mut t = t.clone();
+        if t.summary.is_none() {
+            t.summary = Some(super::lint::summarize(&t));
+        }
+        serde_json::to_writer(&mut w, &t).map_err(|e| io_err(out)(e.into()))?;
+        w.write_all(b"\n").map_err(io_err(out))?;
+    }
+    w.flush().map_err(io_err(out))
+}
+
+/// Write one trace as a folder: `trace.json` and its image files copied into `images/`,
+/// referenced by relative paths.
+pub fn write_folder(trace: &Trace, dir: &Path) -> Result<(), TraceError> {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).map_err(io_err(&images))?;
+    let mut t = trace.clone();
+    let mut n = 0;
+    let mut place = |img: &mut TraceImage| -> Result<(), TraceError> {
+        let Some(src) = img.path.clone() else {
+            return Ok(());
+        };
+        if !src.is_file() {
+            return Ok(());
+        }
+        n += 1;
+        let name = format!(
+            "{n:03}-{}",
+            src.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let dest = images.join(&name);
+        std::fs::copy(&src, &dest).map_err(io_err(&dest))?;
+        img.path = Some(PathBuf::from("images").join(name));
+        Ok(())
+    };
+    for img in &mut t.run.images {
+        place(img)?;
+    }
+    for s in &mut t.steps {
+        if let Step::Execute { outputs, .. } = s {
+            for o in outputs {
+                place(&mut o.image)?;
+            }
+        }
+    }
+    if t.summary.is_none() {
+        t.summary = Some(super::lint::summarize(&t));
+    }
+    let json = serde_json::to_string_pretty(&t).map_err(|e| io_err(dir)(e.into()))?;
+    let file = dir.join("trace.json");
+    std::fs::write(&file, json).map_err(io_err(&file))
+}

@@ -1,0 +1,300 @@
+//! Agent traces: one run of a code-as-tool visual agent (its images, question, ground truth,
+//! outcome) and its steps (`generate`, `execute`, `answer`), versioned and documented in
+//! docs/traces.md.
+//!
+//! Owns the schema, the folder and JSONL forms (`io`), the readers of foreign logs
+//! (`readers`: Thyme SFT and RL, DeepEyes, Mini-o3, PyVision), where each crop came from
+//! (`provenance`), and the flags a researcher looks for (`lint`).
+
+pub mod io;
+pub mod lint;
+pub mod provenance;
+pub mod readers;
+pub mod tags;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build writes.
+pub const VERSION: u32 = 1;
+
+/// One run and its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub version: u32,
+    pub run: Run,
+    pub steps: Vec<Step>,
+    /// Counts and flags, written with the trace so a list of runs needs no step parsing.
+    #[serde(default)]
+    pub summary: Option<Summary>,
+}
+
+/// What a run was about and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    /// Unix milliseconds, when known.
+    #[serde(default)]
+    pub created_ms: Option<i64>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The prompt profile's name.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Decoding settings (temperature, top_p, max tokens, ...), as given.
+    #[serde(default)]
+    pub decoding: BTreeMap<String, serde_json::Value>,
+    /// The input image(s); the first is "the original".
+    pub images: Vec<TraceImage>,
+    pub question: String,
+    #[serde(default)]
+    pub ground_truth: Option<String>,
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// Where the run came from: "thyme-studio", "thyme-sft", "thyme-rl", "deepeyes",
+    /// "mini-o3", "pyvision".
+    #[serde(default)]
+    pub source_format: String,
+    /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).
+    #[serde(default)]
+    pub rewards: BTreeMap<String, f64>,
+}
+
+/// How a run ended.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered, and the answer matches the ground truth.
+    Correct,
+    /// Answered, and the answer does not match.
+    Wrong,
+    /// Answered, no ground truth to compare with.
+    Answered,
+    /// No answer.
+    NoAnswer,
+    #[default]
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Correct => "correct",
+            Outcome::Wrong => "wrong",
+            Outcome::Answered => "answered",
+            Outcome::NoAnswer => "no answer",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// An image of a trace: a file (relative to the trace's folder, or absolute) or, in JSONL
+/// logs, a data URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceImage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `data:image/...;base64,...`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+impl TraceImage {
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// How a crop's rectangle on the original was found.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Provenance {
+    /// The sandbox recorded the crop call.
+    Sandbox,
+    /// Read from the code's crop boxes or slices.
+    Code,
+    /// Found by matching the output against the original (score: 0 bad .. 1 exact).
+    TemplateMatch { score: f64 },
+    /// Given by the log itself (a tool call's bounding box).
+    Tool,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Sandbox => "sandbox",
+            Provenance::Code => "code",
+            Provenance::TemplateMatch { .. } => "template match",
+            Provenance::Tool => "tool call",
+        }
+    }
+}
+
+/// An image a step produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepImage {
+    pub image: TraceImage,
+    /// Its rectangle on the original image, [x0, y0, x1, y1] in original pixels.
+    #[serde(default)]
+    pub source_rect: Option<[f64; 4]>,
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+/// One automatic fix the sandbox made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    pub kind: String,
+    pub detail: String,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// The model wrote text (reasoning, code, answer).
+    Generate {
+        text: String,
+        /// The stop string that ended it (`</code>`, `</answer>`), or "length", "eos".
+        #[serde(default)]
+        stop: Option<String>,
+        #[serde(default)]
+        tokens: Option<u32>,
+        #[serde(default)]
+        ms: Option<f64>,
+        #[serde(default)]
+        sampling: BTreeMap<String, serde_json::Value>,
+        /// Dropped and retried (the reference loop rolls back failed executions).
+        #[serde(default)]
+        rolled_back: bool,
+    },
+    /// The sandbox ran a code cell.
+    Execute {
+        raw_code: String,
+        #[serde(default)]
+        executed_code: String,
+        #[serde(default)]
+        fixes: Vec<Fix>,
+        #[serde(default)]
+        stdout: String,
+        #[serde(default)]
+        stderr: String,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        outputs: Vec<StepImage>,
+        /// The result given back as text (no image).
+        #[serde(default)]
+        text_result: Option<String>,
+        #[serde(default)]
+        ms: Option<f64>,
+        /// Its result went back to the model (false: rolled back).
+        #[serde(default = "yes")]
+        fed_back: bool,
+    },
+    /// The final answer.
+    Answer {
+        text: String,
+        #[serde(default)]
+        extracted: Option<String>,
+        #[serde(default)]
+        matches_ground_truth: Option<bool>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Generate { .. } => "generate",
+            Step::Execute { .. } => "execute",
+            Step::Answer { .. } => "answer",
+        }
+    }
+}
+
+/// What a list of runs shows without reading steps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub steps: usize,
+    pub executions: usize,
+    /// Tools or libraries the code used ("crop", "resize", "cv2", "zoom_in", ...), sorted.
+    pub tools: Vec<String>,
+    /// Lint flag names, sorted.
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub ms: Option<f64>,
+}
+
+impl Trace {
+    pub fn new(run: Run, steps: Vec<Step>) -> Self {
+        let mut t = Self {
+            version: VERSION,
+            run,
+            steps,
+            summary: None,
+        };
+        t.finish();
+        t
+    }
+
+    /// Fill in the answer's match and the outcome from the steps, then the summary.
+    pub fn finish(&mut self) {
+        let gt = self.run.ground_truth.clone();
+        let mut answered = None;
+        for step in &mut self.steps {
+            if let Step::Answer {
+                text,
+                extracted,
+                matches_ground_truth,
+            } = step
+            {
+                if extracted.is_none() {
+                    *extracted = Some(tags::extract_answer(text).unwrap_or(text).to_owned());
+                }
+                if let (Some(gt), Some(ex)) = (&gt, extracted.as_deref()) {
+                    *matches_ground_truth = Some(tags::answers_match(ex, gt));
+                }
+                answered = Some(*matches_ground_truth);
+            }
+        }
+        self.run.outcome = match answered {
+            Some(Some(true)) => Outcome::Correct,
+            Some(Some(false)) => Outcome::Wrong,
+            Some(None) => Outcome::Answered,
+            None => Outcome::NoAnswer,
+        };
+        self.summary = Some(lint::summarize(self));
+    }
+
+    /// Every crop rectangle on the original, with the index of the step it belongs to.
+    pub fn crops(&self) -> Vec<(usize, [f64; 4])> {
+        let mut out = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if let Step::Execute { outputs, .. } = step {
+                for o in outputs {
+                    if let Some(r) = o.source_rect {
+                        out.push((i, r));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,292 @@
+//! Where a step's image came from on the original: the sandbox's own record of crop calls
+//! (already in the step when our sandbox ran it), else the crop boxes or slices in the code,
+//! else template matching of the output against the original (a coarse search over zoom
+//! factors on a small copy, refined on a larger one). Each found rectangle says how.
+
+use std::path::Path;
+
+use image::{GrayImage, imageops::FilterType};
+
+use super::{Provenance, Step, Trace};
+
+/// Crop boxes and 2-D slices with literal numbers in the code, as [x0, y0, x1, y1].
+pub fn boxes_in_code(code: &str) -> Vec<[f64; 4]> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find(".crop(") {
+        rest = &rest[at + ".crop(".len()..];
+        let inner: String = rest.chars().take_while(|c| *c != ')').collect();
+        let nums = numbers(inner.trim_start_matches(['(', '[']));
+        if let Ok(b) = <[f64; 4]>::try_from(nums) {
+            out.push(b);
+        }
+    }
+    // img[y0:y1, x0:x1]
+    let mut rest = code;
+    while let Some(at) = rest.find('[') {
+        rest = &rest[at + 1..];
+        let Some(end) = rest.find(']') else { break };
+        let inner = &rest[..end];
+        let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+        if parts.len() >= 2 {
+            let span = |s: &str| -> Option<(f64, f64)> {
+                let (a, b) = s.split_once(':')?;
+                Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+            };
+            if let (Some((y0, y1)), Some((x0, x1))) = (span(parts[0]), span(parts[1])) {
+                out.push([x0, y0, x1, y1]);
+            }
+        }
+    }
+    out
+}
+
+fn numbers(s: &str) -> Vec<f64> {
+    s.split(',')
+        .map(str::trim)
+        .take(5)
+        .map_while(|t| t.trim_end_matches([')', ']']).parse::<f64>().ok())
+        .collect()
+}
+
+/// Thyme's crop fix (sort, clamp, widen each side to 64 px by moving the far edge), so a box
+/// read from code matches the crop that ran.
+pub fn thyme_fix(b: [f64; 4], width: f64, height: f64) -> [f64; 4] {
+    let (mut x0, mut x1) = (b[0].min(b[2]), b[0].max(b[2]));
+    let (mut y0, mut y1) = (b[1].min(b[3]), b[1].max(b[3]));
+    x0 = x0.clamp(0.0, width);
+    x1 = x1.clamp(0.0, width);
+    y0 = y0.clamp(0.0, height);
+    y1 = y1.clamp(0.0, height);
+    let widen = |a: f64, b: f64, limit: f64| {
+        if b - a >= 64.0 || limit < 64.0 {
+            (a, b)
+        } else if a + 64.0 > limit {
+            (limit - 64.0, limit)
+        } else {
+            (a, a + 64.0)
+        }
+    };
+    let (x0, x1) = widen(x0, x1, width);
+    let (y0, y1) = widen(y0, y1, height);
+    [x0, y0, x1, y1]
+}
+
+/// A match of `output` in `original`: the rectangle in original pixels and a score
+/// (normalised cross-correlation, 1 = exact).
+pub fn template_match(original: &GrayImage, output: &GrayImage) -> Option<([f64; 4], f64)> {
+    let (ow, oh) = (f64::from(original.width()), f64::from(original.height()));
+    let (tw, th) = (f64::from(output.width()), f64::from(output.height()));
+    if tw < 4.0 || th < 4.0 {
+        return None;
+    }
+    let small = |img: &GrayImage, side: f64| -> (GrayImage, f64) {
+        let f = (side / ow.max(oh)).min(1.0);
+        let w = ((f64::from(img.width()) * f).round() as u32).max(1);
+        let h = ((f64::from(img.height()) * f).round() as u32).max(1);
+        (
+            image::DynamicImage::ImageLuma8(img.clone())
+                .resize_exact(w, h, FilterType::Triangle)
+                .into_luma8(),
+            f,
+        )
+    };
+    let (coarse, fc) = small(original, 160.0);
+    let mut best: Option<(f64, f64, f64, f64)> = None; // (score, zoom, x, y) at coarse scale
+    for zoom in [1.0, 1.5, 2.0, 3.0, 4.0, 0.5, 0.25] {
+        let (cw, ch) = (tw / zoom, th / zoom);
+        if cw > ow || ch > oh {
+            continue;
+        }
+        let (w, h) = ((cw * fc).round() as u32, (ch * fc).round() as u32);
+        if w < 4 || h < 4 || w > coarse.width() || h > coarse.height() {
+            continue;
+        }
+        let t = image::DynamicImage::ImageLuma8(output.clone())
+            .resize_exact(w, h, FilterType::Triangle)
+            .into_luma8();
+        if let Some((score, x, y)) = best_ncc(&coarse, &t, None) {
+            if best.is_none_or(|b| score > b.0) {
+                best = Some((score, zoom, f64::from(x), f64::from(y)));
+            }
+        }
+    }
+    let (_, zoom, cx, cy) = best?;
+    // Refine on a larger copy, in a window around the coarse hit.
+    let (fine, ff) = small(original, 640.0);
+    let (cw, ch) = (tw / zoom, th / zoom);
+    let (w, h) = ((cw * ff).round() as u32, (ch * ff).round() as u32);
+    if w < 4 || h < 4 || w > fine.width() || h > fine.height() {
+        return None;
+    }
+    let t = image::DynamicImage::ImageLuma8(output.clone())
+        .resize_exact(w, h, FilterType::Triangle)
+        .into_luma8();
+    let ratio = ff / fc;
+    let centre = ((cx * ratio) as i64, (cy * ratio) as i64);
+    let radius = (ratio.ceil() as i64) * 2 + 2;
+    let (score, x, y) = best_ncc(&fine, &t, Some((centre, radius)))?;
+    let x0 = f64::from(x) / ff;
+    let y0 = f64::from(y) / ff;
+    Some(([x0, y0, (x0 + cw).min(ow), (y0 + ch).min(oh)], score))
+}
+
+/// The best normalised cross-correlation of `t` over `img` (or a window of it).
+fn best_ncc(
+    img: &GrayImage,
+    t: &GrayImage,
+    window: Option<((i64, i64), i64)>,
+) -> Option<(f64, u32, u32)> {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let (tw, th) = (t.width() as i64, t.height() as i64);
+    if tw > iw || th > ih {
+        return None;
+    }
+    let tv: Vec<f64> = t.as_raw().iter().map(|v| f64::from(*v)).collect();
+    let n = tv.len() as f64;
+    let tmean = tv.iter().sum::<f64>() / n;
+    let tdev: Vec<f64> = tv.iter().map(|v| v - tmean).collect();
+    let tnorm = tdev.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let data = img.as_raw();
+    let (xr, yr) = match window {
+        Some(((cx, cy), r)) => (
+            ((cx - r).max(0), (cx + r).min(iw - tw)),
+            ((cy - r).max(0), (cy + r).min(ih - th)),
+        ),
+        None => ((0, iw - tw), (0, ih - th)),
+    };
+    let mut best: Option<(f64, u32, u32)> = None;
+    for y in yr.0..=yr.1 {
+        for x in xr.0..=xr.1 {
+            let mut sum = 0.0;
+            let mut sq = 0.0;
+            let mut cross = 0.0;
+            for j in 0..th {
+                let row = ((y + j) * iw + x) as usize;
+                let trow = (j * tw) as usize;
+                for i in 0..tw as usize {
+                    let v = f64::from(data[row + i]);
+                    sum += v;
+                    sq += v * v;
+                    cross += v * tdev[trow + i];
+                }
+            }
+            let var = (sq - sum * sum / n).max(0.0);
+            let denom = var.sqrt() * tnorm;
+            let score = if denom < 1e-9 { 0.0 } else { cross / denom };
+            if best.is_none_or(|b| score > b.0) {
+                best = Some((score, x as u32, y as u32));
+            }
+        }
+    }
+    best
+}
+
+/// Give every output image without a rectangle one: from the code when the code crops the
+/// original, else by template matching when the files can be read. Returns how many were
+/// found.
+pub fn fill(trace: &mut Trace) -> usize {
+    let original_path = trace.run.images.first().and_then(|i| i.path.clone());
+    let original_size = original_path.as_deref().and_then(|p| {
+        crate::imagery::probe_file(p, crate::imagery::PixelBudget::DEFAULT)
+            .ok()
+            .map(|pr| (f64::from(pr.size.width), f64::from(pr.size.height)))
+    });
+    let mut original_gray: Option<Option<GrayImage>> = None;
+    let mut found = 0;
+    for step in &mut trace.steps {
+        let Step::Execute {
+            executed_code,
+            raw_code,
+            outputs,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        let code = if executed_code.is_empty() {
+            raw_code
+        } else {
+            executed_code
+        };
+        let from_original = code.contains("image_path")
+            || original_path
+                .as_deref()
+                .and_then(Path::file_name)
+                .is_some_and(|n| code.contains(&*n.to_string_lossy()));
+        let boxes = boxes_in_code(code);
+        for out in outputs.iter_mut().filter(|o| o.source_rect.is_none()) {
+            if let (true, [b], Some((w, h))) = (from_original, boxes.as_slice(), original_size) {
+                out.source_rect = Some(thyme_fix(*b, w, h));
+                out.provenance = Some(Provenance::Code);
+                found += 1;
+                continue;
+            }
+            let gray = original_gray.get_or_insert_with(|| {
+                original_path
+                    .as_deref()
+                    .and_then(|p| image::open(p).ok())
+                    .map(|i| i.into_luma8())
+            });
+            let (Some(orig), Some(path)) = (gray.as_ref(), out.image.path.as_deref()) else {
+                continue;
+            };
+            let Ok(output) = image::open(path) else {
+                continue;
+            };
+            if let Some((rect, score)) = template_match(orig, &output.into_luma8()) {
+                if score >= 0.8 {
+                    out.source_rect = Some(rect);
+                    out.provenance = Some(Provenance::TemplateMatch { score });
+                    found += 1;
+                }
+            }
+        }
+    }
+    if found > 0 {
+        trace.summary = Some(super::lint::summarize(trace));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_boxes_and_slices_are_read_from_code() {
+        let code = "img = Image.open(image_path)\nc = img.crop((1250, 1030, 1360, 1070))\na = arr[100:300, 200:500]\nb = x[1:2]";
+        assert_eq!(
+            boxes_in_code(code),
+            vec![
+                [1250.0, 1030.0, 1360.0, 1070.0],
+                [200.0, 100.0, 500.0, 300.0]
+            ]
+        );
+        assert_eq!(
+            thyme_fix([1250.0, 1030.0, 1360.0, 1070.0], 2496.0, 1392.0),
+            [1250.0, 1030.0, 1360.0, 1094.0]
+        );
+        assert_eq!(
+            thyme_fix([10.0, 1380.0, 20.0, 1390.0], 2496.0, 1392.0),
+            [10.0, 1328.0, 74.0, 1392.0]
+        );
+    }
+
+    #[test]
+    fn a_zoomed_crop_is_found_by_template_matching() {
+        let original = GrayImage::from_fn(900, 600, |x, y| {
+            let v = (x * 7 + y * 13) ^ (x * y / 37);
+            image::Luma([(v % 251) as u8])
+        });
+        let crop = image::imageops::crop_imm(&original, 300, 200, 150, 100).to_image();
+        let zoomed = image::DynamicImage::ImageLuma8(crop)
+            .resize_exact(300, 200, FilterType::Triangle)
+            .into_luma8();
+        let (rect, score) = template_match(&original, &zoomed).unwrap();
+        assert!(score > 0.9, "{score}");
+        for (a, b) in rect.iter().zip([300.0, 200.0, 450.0, 300.0]) {
+            assert!((a - b).abs() <= 3.0, "{rect:?}");
+        }
+    }
+}

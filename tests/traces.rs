@@ -1,0 +1,472 @@
+//! Trace readers on small examples of each format (with malformed lines), crop provenance by
+//! each method, every lint on a positive and a negative example, and the trace CLI.
+
+use std::path::{Path, PathBuf};
+
+use thyme_studio::trace::lint::{NAMES, lint};
+use thyme_studio::trace::readers::{LogFormat, read};
+use thyme_studio::trace::{
+    Fix, Outcome, Provenance, Run, Step, StepImage, Trace, TraceImage, io, provenance,
+};
+
+/// A textured 800x600 original and a 2x zoom of its (300, 200, 450, 300) region.
+fn images(dir: &Path) -> (PathBuf, PathBuf) {
+    let original = image::RgbImage::from_fn(800, 600, |x, y| {
+        let v = (x * 7 + y * 13) ^ (x * y / 37);
+        image::Rgb([(v % 251) as u8, ((v / 3) % 241) as u8, (x % 256) as u8])
+    });
+    let path = dir.join("photo.png");
+    original.save(&path).unwrap();
+    let crop = image::imageops::crop_imm(&original, 300, 200, 150, 100).to_image();
+    let zoom = image::imageops::resize(&crop, 300, 200, image::imageops::FilterType::Triangle);
+    let out = dir.join("zoom.png");
+    zoom.save(&out).unwrap();
+    (path, out)
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+#[test]
+fn thyme_sft_rows_become_steps_and_a_bad_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let response = "<think>The sign is small; crop it.</think><code>\n```python\nfrom PIL import Image\nimg = Image.open(image_path)\nc = img.crop((300, 200, 450, 300))\nc = c.resize((300, 200))\nc.save('/mnt/data/temp_processed_images/a.png')\nprint('/mnt/data/temp_processed_images/a.png')\n```\n</code><sandbox_output><image></sandbox_output><think>It reads 42.</think> <answer>\\boxed{42}</answer>";
+    let rows = vec![
+        serde_json::json!({"image": [orig.file_name().unwrap().to_str().unwrap(), zoom.file_name().unwrap().to_str().unwrap()], "question": "<image>\nWhat number is on the sign?\n\n### User Image Path:** \"photo.png\"", "response": response, "answer": "42"}).to_string(),
+        "{ broken".to_owned(),
+        serde_json::json!({"image": ["photo.png"], "question": "q"}).to_string(),
+    ];
+    let file = dir.path().join("sft.jsonl");
+    write_lines(&file, &rows);
+    assert_eq!(LogFormat::detect(&file).unwrap(), LogFormat::ThymeSft);
+    let mut loaded = read(&file, LogFormat::ThymeSft).unwrap();
+    assert_eq!(loaded.traces.len(), 1);
+    assert_eq!(loaded.problems.len(), 2);
+    assert_eq!(loaded.problems[0].line, 2);
+    assert!(loaded.problems[1].message.contains("no response"));
+    let t = &mut loaded.traces[0];
+    assert_eq!(t.run.question, "What number is on the sign?");
+    assert_eq!(t.run.outcome, Outcome::Correct);
+    let kinds: Vec<&str> = t.steps.iter().map(Step::kind).collect();
+    assert_eq!(kinds, ["generate", "execute", "generate", "answer"]);
+    let Step::Execute {
+        raw_code, outputs, ..
+    } = &t.steps[1]
+    else {
+        panic!()
+    };
+    assert!(raw_code.starts_with("from PIL import Image"));
+    assert_eq!(outputs[0].image.path.as_deref(), Some(zoom.as_path()));
+    // Provenance from the code's crop box (the code opens image_path).
+    assert_eq!(provenance::fill(t), 1);
+    let Step::Execute { outputs, .. } = &t.steps[1] else {
+        panic!()
+    };
+    assert_eq!(outputs[0].source_rect, Some([300.0, 200.0, 450.0, 300.0]));
+    assert_eq!(outputs[0].provenance, Some(Provenance::Code));
+}
+
+#[test]
+fn provenance_falls_back_to_template_matching_and_keeps_the_sandbox_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let code = "box = compute_box()\nc = img.crop(box)".to_owned();
+    let exec = |rect: Option<[f64; 4]>, prov: Option<Provenance>| Step::Execute {
+        raw_code: code.clone(),
+        executed_code: code.clone(),
+        fixes: vec![],
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+        outputs: vec![StepImage {
+            image: TraceImage::at(&zoom),
+            source_rect: rect,
+            provenance: prov,
+        }],
+        text_result: None,
+        ms: None,
+        fed_back: true,
+    };
+    let run = Run {
+        id: "r".into(),
+        images: vec![TraceImage::at(&orig)],
+        question: "q".into(),
+        ..Default::default()
+    };
+    let mut t = Trace::new(run.clone(), vec![exec(None, None)]);
+    assert_eq!(provenance::fill(&mut t), 1);
+    let Step::Execute { outputs, .. } = &t.steps[0] else {
+        panic!()
+    };
+    let r = outputs[0].source_rect.unwrap();
+    for (a, b) in r.iter().zip([300.0, 200.0, 450.0, 300.0]) {
+        assert!((a - b).abs() <= 4.0, "{r:?}");
+    }
+    assert!(
+        matches!(outputs[0].provenance, Some(Provenance::TemplateMatch { score }) if score > 0.9)
+    );
+    // A rectangle the sandbox recorded is kept as it is.
+    let recorded = [1.0, 2.0, 65.0, 66.0];
+    let mut t = Trace::new(run, vec![exec(Some(recorded), Some(Provenance::Sandbox))]);
+    assert_eq!(provenance::fill(&mut t), 0);
+    assert_eq!(t.crops(), vec![(0, recorded)]);
+}
+
+#[test]
+fn thyme_rl_completions_keep_rewards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, _) = images(dir.path());
+    let line = serde_json::json!({
+        "step": 12,
+        "prompt": "<image>\nHow many cars?\n\n### User Image Path:** \"x.jpg\"\n### User Image Size:** \"800x600\"\n",
+        "completion": "<think>Count them.</think><code>print(3)</code><sandbox_output>3</sandbox_output><think>Three.</think> <answer>3</answer>",
+        "FMTORM": 1.0, "VQAORM": 0.0, "CSTORM": 0.5,
+        "solution": "4",
+        "images": [orig.to_str().unwrap()],
+    });
+    let file = dir.path().join("completions.jsonl");
+    write_lines(&file, &[line.to_string(), "not json".into()]);
+    assert_eq!(LogFormat::detect(&file).unwrap(), LogFormat::ThymeRl);
+    let loaded = read(&file, LogFormat::ThymeRl).unwrap();
+    assert_eq!(loaded.problems.len(), 1);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.id, "step-12");
+    assert_eq!(t.run.question, "How many cars?");
+    assert_eq!(t.run.rewards.get("CSTORM"), Some(&0.5));
+    assert_eq!(t.run.outcome, Outcome::Wrong);
+    let Step::Execute { text_result, .. } = &t.steps[1] else {
+        panic!()
+    };
+    assert_eq!(text_result.as_deref(), Some("3"));
+}
+
+#[test]
+fn deepeyes_tool_calls_carry_their_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let v = serde_json::json!({
+        "messages": [
+            {"role": "system", "content": "You can zoom in."},
+            {"role": "user", "content": [{"type": "image", "image": orig.to_str().unwrap()}, {"type": "text", "text": "What is on the sign?"}]},
+            {"role": "assistant", "content": "<think>Zoom in.</think><tool_call>{\"name\": \"image_zoom_in_tool\", \"arguments\": {\"bbox_2d\": [300, 200, 450, 300], \"label\": \"sign\"}}</tool_call>"},
+            {"role": "user", "content": [{"type": "text", "text": "<tool_response>"}, {"type": "image", "image": zoom.to_str().unwrap()}, {"type": "text", "text": "</tool_response>"}]},
+            {"role": "assistant", "content": "<think>It says STOP.</think> <answer>STOP</answer>"}
+        ],
+        "ground_truth": "stop"
+    });
+    let file = dir.path().join("deepeyes.jsonl");
+    write_lines(&file, &[v.to_string(), "[1, 2".into()]);
+    assert_eq!(LogFormat::detect(&file).unwrap(), LogFormat::DeepEyes);
+    let loaded = read(&file, LogFormat::DeepEyes).unwrap();
+    assert_eq!(loaded.problems.len(), 1);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.outcome, Outcome::Correct);
+    assert_eq!(t.crops(), vec![(1, [300.0, 200.0, 450.0, 300.0])]);
+    let Step::Execute { outputs, .. } = &t.steps[1] else {
+        panic!()
+    };
+    assert_eq!(outputs[0].provenance, Some(Provenance::Tool));
+}
+
+#[test]
+fn mini_o3_folders_map_normalised_boxes_to_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    std::fs::copy(&zoom, dir.path().join("observation_1_crop.jpg")).unwrap();
+    let lines = vec![
+        serde_json::json!({"role": "user", "content": [{"type": "image", "image": orig.file_name().unwrap().to_str().unwrap()}, {"type": "text", "text": "Read the sign."}]}).to_string(),
+        serde_json::json!({"role": "assistant", "content": "<think>Look closer.</think><grounding>{\"bbox_2d\": [0.375, 0.3333333, 0.5625, 0.5], \"source\": \"original_image\"}</grounding>"}).to_string(),
+        "oops".to_owned(),
+        serde_json::json!({"role": "assistant", "content": "<think>Done.</think> <answer>42</answer>"}).to_string(),
+    ];
+    write_lines(&dir.path().join("traj.jsonl"), &lines);
+    assert_eq!(LogFormat::detect(dir.path()).unwrap(), LogFormat::MiniO3);
+    let loaded = read(dir.path(), LogFormat::MiniO3).unwrap();
+    assert_eq!(loaded.problems.len(), 1);
+    assert_eq!(loaded.problems[0].line, 3);
+    let t = &loaded.traces[0];
+    let (_, r) = t.crops()[0];
+    for (a, b) in r.iter().zip([300.0, 200.0, 450.0, 300.0]) {
+        assert!((a - b).abs() < 0.01, "{r:?}");
+    }
+}
+
+#[test]
+fn pyvision_interpreter_results_are_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let v = serde_json::json!([
+        {"role": "user", "content": [{"type": "image", "image": orig.to_str().unwrap()}, {"type": "text", "text": "What is 6 x 7?"}]},
+        {"role": "assistant", "content": "Let me compute.\n```python\nprint(6 * 7)\n```"},
+        {"role": "user", "content": "<interpreter>42</interpreter>"},
+        {"role": "assistant", "content": "```python\nimg.crop((300, 200, 450, 300))\n```"},
+        {"role": "user", "content": [{"type": "text", "text": "<interpreter>"}, {"type": "image", "image": zoom.to_str().unwrap()}, {"type": "text", "text": "</interpreter>"}]},
+        {"role": "assistant", "content": "<answer>42</answer>"}
+    ]);
+    let file = dir.path().join("pyvision.jsonl");
+    write_lines(&file, &[v.to_string()]);
+    assert_eq!(LogFormat::detect(&file).unwrap(), LogFormat::PyVision);
+    let loaded = read(&file, LogFormat::PyVision).unwrap();
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.question, "What is 6 x 7?");
+    let execs: Vec<&Step> = t.steps.iter().filter(|s| s.kind() == "execute").collect();
+    assert_eq!(execs.len(), 2);
+    let Step::Execute {
+        raw_code, stdout, ..
+    } = execs[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (raw_code.as_str(), stdout.as_str()),
+        ("print(6 * 7)\n", "42")
+    );
+}
+
+/// A run with one generate-execute-generate-answer cycle, for the lints to vary.
+fn run_with(
+    gt: Option<&str>,
+    text: &str,
+    code: &str,
+    outputs: usize,
+    fixes: Vec<Fix>,
+    error: Option<&str>,
+) -> Trace {
+    let mut steps = vec![Step::Generate {
+        text: "<think>Let me look.</think><code>...</code>".into(),
+        stop: Some("</code>".into()),
+        tokens: None,
+        ms: None,
+        sampling: Default::default(),
+        rolled_back: false,
+    }];
+    if !code.is_empty() {
+        steps.push(Step::Execute {
+            raw_code: code.into(),
+            executed_code: code.into(),
+            fixes,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: error.map(str::to_owned),
+            outputs: (0..outputs).map(|_| StepImage::default()).collect(),
+            text_result: None,
+            ms: None,
+            fed_back: true,
+        });
+    }
+    steps.push(Step::Generate {
+        text: text.into(),
+        stop: Some("</answer>".into()),
+        tokens: None,
+        ms: None,
+        sampling: Default::default(),
+        rolled_back: false,
+    });
+    if text.contains("<answer>") {
+        steps.push(Step::Answer {
+            text: text.into(),
+            extracted: None,
+            matches_ground_truth: None,
+        });
+    }
+    Trace::new(
+        Run {
+            id: "r".into(),
+            question: "q".into(),
+            ground_truth: gt.map(str::to_owned),
+            ..Default::default()
+        },
+        steps,
+    )
+}
+
+fn flags(t: &Trace) -> Vec<&'static str> {
+    lint(t).into_iter().map(|f| f.name).collect()
+}
+
+#[test]
+fn every_lint_fires_on_its_case_and_not_on_a_clean_run() {
+    let good_text = "<think>It is 4.</think> <answer>4</answer>";
+    let crop = "img.crop((1, 2, 3, 4)).save('a.png')";
+    let clean = run_with(Some("4"), good_text, crop, 1, vec![], None);
+    assert!(flags(&clean).is_empty(), "{:?}", lint(&clean));
+
+    let mut claims = run_with(
+        None,
+        "<think>I crop the sign and zoom in: it says 4.</think> <answer>4</answer>",
+        "",
+        0,
+        vec![],
+        None,
+    );
+    claims.steps.remove(0);
+    claims.finish();
+    assert!(flags(&claims).contains(&"claims-crop-without-code"));
+
+    let fixed = run_with(
+        Some("4"),
+        good_text,
+        crop,
+        1,
+        vec![Fix {
+            kind: "crop_box".into(),
+            detail: "widened".into(),
+        }],
+        None,
+    );
+    assert_eq!(flags(&fixed), ["crop-fixed-by-sandbox"]);
+
+    let failed = run_with(
+        Some("4"),
+        good_text,
+        crop,
+        0,
+        vec![],
+        Some("Sandbox for r: NameError"),
+    );
+    assert_eq!(flags(&failed), ["failed-step"]);
+
+    let mut rolled = clean.clone();
+    if let Step::Execute { fed_back, .. } = &mut rolled.steps[1] {
+        *fed_back = false;
+    }
+    assert_eq!(flags(&rolled), ["rolled-back"]);
+
+    let nothing = run_with(Some("4"), good_text, crop, 0, vec![], None);
+    assert_eq!(flags(&nothing), ["image-code-saved-nothing"]);
+
+    let wrong = run_with(Some("5"), good_text, crop, 1, vec![], None);
+    assert_eq!(flags(&wrong), ["wrong-answer"]);
+
+    let none = run_with(Some("4"), "<think>no idea</think>", crop, 1, vec![], None);
+    assert_eq!(flags(&none), ["no-answer"]);
+
+    let format = run_with(
+        Some("4"),
+        "<think>It is 4.</think><answer>4</answer>",
+        crop,
+        1,
+        vec![],
+        None,
+    );
+    assert_eq!(flags(&format), ["format-violation"]);
+
+    // Every flag name was exercised above.
+    let all: Vec<&str> = [claims, fixed, failed, rolled, nothing, wrong, none, format]
+        .iter()
+        .flat_map(flags)
+        .collect();
+    for name in NAMES {
+        assert!(all.contains(&name), "{name} not covered");
+    }
+}
+
+#[test]
+fn folders_and_jsonl_round_trip_and_list_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let mut t = run_with(
+        Some("4"),
+        "<think>It is 4.</think> <answer>4</answer>",
+        "x = image_path\nimg.crop((300, 200, 450, 300))",
+        1,
+        vec![],
+        None,
+    );
+    t.run.images = vec![TraceImage::at(&orig)];
+    if let Step::Execute { outputs, .. } = &mut t.steps[1] {
+        outputs[0].image = TraceImage::at(&zoom);
+    }
+    provenance::fill(&mut t);
+    let folder = dir.path().join("run1");
+    io::write_folder(&t, &folder).unwrap();
+    assert!(folder.join("trace.json").is_file());
+    assert_eq!(LogFormat::detect(&folder).unwrap(), LogFormat::Ours);
+    let back = read(&folder, LogFormat::Ours).unwrap().traces.remove(0);
+    assert_eq!(back.steps, {
+        let mut s = t.steps.clone();
+        if let Step::Execute { outputs, .. } = &mut s[1] {
+            outputs[0].image.path = Some(folder.join("images/002-zoom.png"));
+        }
+        s
+    });
+    // JSONL: many runs, listed from their headers, one loaded by its row.
+    let many: Vec<Trace> = (0..50)
+        .map(|i| {
+            let mut x = t.clone();
+            x.run.id = format!("run-{i}");
+            x
+        })
+        .collect();
+    let jsonl = dir.path().join("runs.jsonl");
+    io::write_jsonl(&many, &jsonl).unwrap();
+    std::fs::write(
+        &jsonl,
+        format!("{}not a trace\n", std::fs::read_to_string(&jsonl).unwrap()),
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    let problems = io::index_jsonl(
+        &jsonl,
+        &mut |r| rows.extend(r),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].line, 51);
+    assert_eq!(rows[7].id, "run-7");
+    assert_eq!(rows[7].outcome, Outcome::Correct);
+    let loaded = io::load_row(&jsonl, &rows[7]).unwrap();
+    assert_eq!(loaded.run.id, "run-7");
+}
+
+#[test]
+fn the_cli_converts_shows_and_lints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, zoom) = images(dir.path());
+    let row = serde_json::json!({"image": [orig.to_str().unwrap(), zoom.to_str().unwrap()], "question": "Which number?", "response": "<think>crop</think><code>c = Image.open(image_path).crop((300, 200, 450, 300))</code><sandbox_output><image></sandbox_output><think>4</think><answer>5</answer>", "answer": "4"});
+    let file = dir.path().join("sft.jsonl");
+    write_lines(&file, &[row.to_string()]);
+    let bin = env!("CARGO_BIN_EXE_thyme-studio");
+    let out = dir.path().join("converted");
+    let o = std::process::Command::new(bin)
+        .args(["trace", "convert"])
+        .arg(&file)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("trace.json").is_file() && out.join("images").is_dir());
+    let o = std::process::Command::new(bin)
+        .args(["trace", "show"])
+        .arg(&out)
+        .args(["--step", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("from [300, 200, 450, 300] (code)"), "{text}");
+    let o = std::process::Command::new(bin)
+        .args(["trace", "lint", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["flag"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"wrong-answer") && names.contains(&"format-violation"),
+        "{names:?}"
+    );
+    let o = std::process::Command::new(bin)
+        .args(["trace", "show", "/nonexistent.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
