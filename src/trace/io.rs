@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use serde::Deserialize;
 
 use super::readers::{Problem, TraceError};
 use super::{Outcome, Step, Summary, Trace, TraceImage};
@@ -25,20 +24,119 @@ pub struct RunRow {
     pub len: usize,
 }
 
-#[derive(Deserialize)]
+/// What the list needs from a line, read from its start: `summary` and `run`'s id,
+/// question and outcome. Reading stops as soon as they are all in (our writer puts them
+/// before the steps and images), so a line's embedded images are never scanned.
+#[derive(Default)]
 struct Head {
-    run: HeadRun,
-    #[serde(default)]
+    id: Option<String>,
+    question: Option<String>,
+    outcome: Option<Outcome>,
     summary: Option<Summary>,
 }
 
-#[derive(Deserialize)]
-struct HeadRun {
-    id: String,
-    #[serde(default)]
-    question: String,
-    #[serde(default)]
-    outcome: Outcome,
+impl Head {
+    fn complete(&self) -> bool {
+        self.id.is_some()
+            && self.question.is_some()
+            && self.outcome.is_some()
+            && self.summary.is_some()
+    }
+}
+
+/// The error a visitor returns to stop early (not a failure).
+const STOP: &str = "thyme-studio: enough read";
+
+struct TopVisitor<'a>(&'a mut Head);
+struct RunSeed<'a>(&'a mut Head);
+struct RunVisitor<'a>(&'a mut Head);
+
+impl<'de> serde::de::Visitor<'de> for TopVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a trace")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "summary" => self.0.summary = map.next_value()?,
+                "run" => map.next_value_seed(RunSeed(&mut *self.0))?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            if self.0.complete() {
+                return Err(A::Error::custom(STOP));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RunSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(RunVisitor(self.0))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RunVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a run")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "id" => self.0.id = Some(map.next_value()?),
+                "question" => self.0.question = Some(map.next_value()?),
+                "outcome" => self.0.outcome = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            if self.0.complete() {
+                return Err(A::Error::custom(STOP));
+            }
+        }
+        self.0.outcome.get_or_insert(Outcome::Unknown);
+        self.0.question.get_or_insert_with(String::new);
+        Ok(())
+    }
+}
+
+/// The list's view of one line: from its start when it has a summary, else from a full read.
+fn read_head(bytes: &[u8]) -> Result<(String, String, Outcome, Summary), String> {
+    use serde::Deserializer as _;
+    let mut head = Head::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = de.deserialize_map(TopVisitor(&mut head));
+    match (result, head) {
+        (
+            _,
+            Head {
+                id: Some(id),
+                question,
+                outcome,
+                summary: Some(summary),
+            },
+        ) => Ok((
+            id,
+            question.unwrap_or_default(),
+            outcome.unwrap_or_default(),
+            summary,
+        )),
+        (Err(e), _) if !e.to_string().starts_with(STOP) => Err(format!("not a trace: {e}")),
+        _ => {
+            // No summary written with it: read the whole trace.
+            let t: Trace =
+                serde_json::from_slice(bytes).map_err(|e| format!("not a trace: {e}"))?;
+            let summary = super::lint::summarize(&t);
+            Ok((t.run.id, t.run.question, t.run.outcome, summary))
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
@@ -61,18 +159,19 @@ pub fn index_jsonl(
     let mut carry: Vec<u8> = Vec::new();
     let mut base: u64 = 0;
     let mut line_no = 0usize;
-    let mut buf = vec![0u8; CHUNK];
     loop {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let n = file.read(&mut buf).map_err(io_err(path))?;
+        let old = carry.len();
+        carry.resize(old + CHUNK, 0);
+        let n = file.read(&mut carry[old..]).map_err(io_err(path))?;
+        carry.truncate(old + n);
         let eof = n == 0;
-        carry.extend_from_slice(&buf[..n]);
         let cut = if eof {
             carry.len()
         } else {
-            match carry.iter().rposition(|b| *b == b'\n') {
+            match memchr::memrchr(b'\n', &carry) {
                 Some(p) => p + 1,
                 None => continue,
             }
@@ -81,11 +180,9 @@ pub fn index_jsonl(
         // Line starts within this block.
         let mut lines = Vec::new();
         let mut start = 0;
-        for (i, b) in block.iter().enumerate() {
-            if *b == b'\n' {
-                lines.push((start, i));
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b'\n', block) {
+            lines.push((start, i));
+            start = i + 1;
         }
         if start < block.len() {
             lines.push((start, block.len()));
@@ -99,20 +196,11 @@ pub fn index_jsonl(
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return Ok(None);
                 }
-                let head: Head =
-                    serde_json::from_slice(bytes).map_err(|e| format!("not a trace: {e}"))?;
-                let summary = match head.summary {
-                    Some(s) => s,
-                    None => {
-                        let t: Trace = serde_json::from_slice(bytes)
-                            .map_err(|e| format!("not a trace: {e}"))?;
-                        super::lint::summarize(&t)
-                    }
-                };
+                let (id, question, outcome, summary) = read_head(bytes)?;
                 Ok(Some(RunRow {
-                    id: head.run.id,
-                    question: head.run.question,
-                    outcome: head.run.outcome,
+                    id,
+                    question,
+                    outcome,
                     summary,
                     offset: base + s as u64,
                     len: e - s,

@@ -24,11 +24,12 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     pub version: u32,
-    pub run: Run,
-    pub steps: Vec<Step>,
-    /// Counts and flags, written with the trace so a list of runs needs no step parsing.
+    /// Counts and flags, written before the run so a list of runs reads only the start of
+    /// each line.
     #[serde(default)]
     pub summary: Option<Summary>,
+    pub run: Run,
+    pub steps: Vec<Step>,
 }
 
 /// What a run was about and how it ended.
@@ -46,8 +47,6 @@ pub struct Run {
     /// Decoding settings (temperature, top_p, max tokens, ...), as given.
     #[serde(default)]
     pub decoding: BTreeMap<String, serde_json::Value>,
-    /// The input image(s); the first is "the original".
-    pub images: Vec<TraceImage>,
     pub question: String,
     #[serde(default)]
     pub ground_truth: Option<String>,
@@ -60,6 +59,9 @@ pub struct Run {
     /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).
     #[serde(default)]
     pub rewards: BTreeMap<String, f64>,
+    /// The input image(s); the first is "the original". Last, because embedded images are
+    /// long and a list of runs stops reading before them.
+    pub images: Vec<TraceImage>,
 }
 
 /// How a run ended.
