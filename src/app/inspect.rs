@@ -247,10 +247,12 @@ impl Inspect {
         egui::Panel::left("runs")
             .resizable(true)
             .default_size(340.0)
+            .min_size(240.0)
             .show(ui, |ui| self.run_list(ui));
         egui::Panel::right("steps")
             .resizable(true)
             .default_size(460.0)
+            .min_size(360.0)
             .show(ui, |ui| self.step_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles));
     }
@@ -436,6 +438,7 @@ impl Inspect {
         let mut pick = None;
         egui::ScrollArea::vertical()
             .id_salt("timeline")
+            .auto_shrink([false, true])
             .max_height(200.0)
             .show(ui, |ui| {
                 for (i, s) in trace.steps.iter().enumerate() {
@@ -483,116 +486,126 @@ impl Inspect {
             .filter(|f| f.step == Some(i))
             .cloned()
             .collect();
-        egui::ScrollArea::vertical().id_salt("step").show(ui, |ui| {
-            ui.strong(format!("Step {} · {}", i + 1, step.kind()));
-            for f in &flags {
-                ui.colored_label(crate::ui::WARNING, format!("⚑ {}: {}", f.name, f.detail));
-            }
-            match &step {
-                Step::Generate {
-                    text,
-                    stop,
-                    tokens,
-                    ms,
-                    rolled_back,
-                    ..
-                } => {
-                    ui.weak(format!(
-                        "stop {} · {} tokens · {}{}",
-                        stop.as_deref().unwrap_or("-"),
-                        tokens.map(|t| t.to_string()).unwrap_or("?".into()),
-                        ms.map(|m| format!("{m:.0} ms")).unwrap_or("-".into()),
-                        if *rolled_back { " · rolled back" } else { "" }
-                    ));
-                    ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
+        egui::ScrollArea::vertical()
+            .id_salt("step")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                ui.strong(format!("Step {} · {}", i + 1, step.kind()));
+                for f in &flags {
+                    ui.colored_label(crate::ui::WARNING, format!("⚑ {}: {}", f.name, f.detail));
                 }
-                Step::Execute {
-                    raw_code,
-                    executed_code,
-                    fixes,
-                    stdout,
-                    stderr,
-                    error,
-                    outputs,
-                    ms,
-                    ..
-                } => {
-                    let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
-                    let code = if executed_code.is_empty() {
-                        raw_code
-                    } else {
-                        executed_code
-                    };
-                    ui.label("Code");
-                    egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "py");
-                    if !executed_code.is_empty() && executed_code.trim() != raw_code.trim() {
-                        egui::CollapsingHeader::new("Raw vs executed code").show(ui, |ui| {
-                            for line in line_diff(raw_code, executed_code) {
-                                let color = match line.chars().next() {
-                                    Some('-') => crate::ui::WARNING,
-                                    Some('+') => Color32::from_rgb(80, 190, 110),
-                                    _ => ui.visuals().weak_text_color(),
-                                };
-                                ui.colored_label(color, RichText::new(line).monospace());
-                            }
-                        });
+                match &step {
+                    Step::Generate {
+                        text,
+                        stop,
+                        tokens,
+                        ms,
+                        rolled_back,
+                        ..
+                    } => {
+                        ui.weak(format!(
+                            "stop {} · {} tokens · {}{}",
+                            stop.as_deref().unwrap_or("-"),
+                            tokens.map(|t| t.to_string()).unwrap_or("?".into()),
+                            ms.map(|m| format!("{m:.0} ms")).unwrap_or("-".into()),
+                            if *rolled_back { " · rolled back" } else { "" }
+                        ));
+                        ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
                     }
-                    for f in fixes {
-                        ui.weak(format!("fix ({}): {}", f.kind, f.detail));
-                    }
-                    if let Some(m) = ms {
-                        ui.weak(format!("{m:.0} ms"));
-                    }
-                    if let Some(e) = error {
-                        ui.colored_label(ui.visuals().error_fg_color, RichText::new(e).monospace());
-                    }
-                    if !stdout.is_empty() {
-                        ui.label("Output");
-                        ui.add(egui::Label::new(RichText::new(stdout).monospace()).wrap());
-                    }
-                    if !stderr.is_empty() {
-                        ui.label("Errors");
-                        ui.add(egui::Label::new(RichText::new(stderr).monospace()).wrap());
-                    }
-                    for o in outputs {
-                        let where_from = match (o.source_rect, o.provenance) {
-                            (Some(r), Some(p)) => format!(
-                                "from [{:.0}, {:.0}, {:.0}, {:.0}] on the original ({})",
-                                r[0],
-                                r[1],
-                                r[2],
-                                r[3],
-                                p.as_str()
-                            ),
-                            (Some(r), None) => {
-                                format!("from [{:.0}, {:.0}, {:.0}, {:.0}]", r[0], r[1], r[2], r[3])
-                            }
-                            _ => "source unknown".to_owned(),
+                    Step::Execute {
+                        raw_code,
+                        executed_code,
+                        fixes,
+                        stdout,
+                        stderr,
+                        error,
+                        outputs,
+                        ms,
+                        ..
+                    } => {
+                        let theme =
+                            egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
+                        let code = if executed_code.is_empty() {
+                            raw_code
+                        } else {
+                            executed_code
                         };
-                        ui.weak(where_from);
-                        if let Some(path) = &o.image.path {
-                            self.picture(ui, path);
+                        ui.label("Code");
+                        egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "py");
+                        if !executed_code.is_empty() && executed_code.trim() != raw_code.trim() {
+                            egui::CollapsingHeader::new("Raw vs executed code").show(ui, |ui| {
+                                for line in line_diff(raw_code, executed_code) {
+                                    let color = match line.chars().next() {
+                                        Some('-') => crate::ui::WARNING,
+                                        Some('+') => Color32::from_rgb(80, 190, 110),
+                                        _ => ui.visuals().weak_text_color(),
+                                    };
+                                    ui.colored_label(color, RichText::new(line).monospace());
+                                }
+                            });
+                        }
+                        for f in fixes {
+                            ui.weak(format!("fix ({}): {}", f.kind, f.detail));
+                        }
+                        if let Some(m) = ms {
+                            ui.weak(format!("{m:.0} ms"));
+                        }
+                        if let Some(e) = error {
+                            ui.colored_label(
+                                ui.visuals().error_fg_color,
+                                RichText::new(e).monospace(),
+                            );
+                        }
+                        if !stdout.is_empty() {
+                            ui.label("Output");
+                            ui.add(egui::Label::new(RichText::new(stdout).monospace()).wrap());
+                        }
+                        if !stderr.is_empty() {
+                            ui.label("Errors");
+                            ui.add(egui::Label::new(RichText::new(stderr).monospace()).wrap());
+                        }
+                        for o in outputs {
+                            let where_from = match (o.source_rect, o.provenance) {
+                                (Some(r), Some(p)) => format!(
+                                    "from [{:.0}, {:.0}, {:.0}, {:.0}] on the original ({})",
+                                    r[0],
+                                    r[1],
+                                    r[2],
+                                    r[3],
+                                    p.as_str()
+                                ),
+                                (Some(r), None) => {
+                                    format!(
+                                        "from [{:.0}, {:.0}, {:.0}, {:.0}]",
+                                        r[0], r[1], r[2], r[3]
+                                    )
+                                }
+                                _ => "source unknown".to_owned(),
+                            };
+                            ui.weak(where_from);
+                            if let Some(path) = &o.image.path {
+                                self.picture(ui, path);
+                            }
                         }
                     }
+                    Step::Answer {
+                        text,
+                        extracted,
+                        matches_ground_truth,
+                    } => {
+                        ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
+                        ui.label(format!(
+                            "answer: {} · {}",
+                            extracted.as_deref().unwrap_or("-"),
+                            match matches_ground_truth {
+                                Some(true) => "matches the ground truth",
+                                Some(false) => "does not match the ground truth",
+                                None => "no ground truth",
+                            }
+                        ));
+                    }
                 }
-                Step::Answer {
-                    text,
-                    extracted,
-                    matches_ground_truth,
-                } => {
-                    ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
-                    ui.label(format!(
-                        "answer: {} · {}",
-                        extracted.as_deref().unwrap_or("-"),
-                        match matches_ground_truth {
-                            Some(true) => "matches the ground truth",
-                            Some(false) => "does not match the ground truth",
-                            None => "no ground truth",
-                        }
-                    ));
-                }
-            }
-        });
+            });
     }
 
     /// An output image, loaded once and shown fitted to the panel.
