@@ -136,7 +136,8 @@ enum Cmd {
 #[derive(Subcommand)]
 enum TraceCmd {
     /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision) and write our
-    /// format: OUT.jsonl for many runs, else a folder (one folder per run when there are several).
+    /// format: OUT.jsonl for many runs, OUT.zip for one, else a folder (one folder per run when
+    /// there are several).
     Convert {
         input: PathBuf,
         out: PathBuf,
@@ -578,6 +579,14 @@ fn trace_cmd(which: TraceCmd) -> Result<(), Failure> {
             let n = loaded.traces.len();
             if out.extension().is_some_and(|e| e == "jsonl") {
                 io::write_jsonl(&loaded.traces, &out).map_err(|e| Failure::User(e.into()))?;
+            } else if out.extension().is_some_and(|e| e == "zip") {
+                if n != 1 {
+                    return Err(Failure::User(anyhow::anyhow!(
+                        "a .zip holds one run and {} has {n}; write OUT.jsonl or a folder",
+                        input.display()
+                    )));
+                }
+                io::write_zip(&loaded.traces[0], &out).map_err(|e| Failure::User(e.into()))?;
             } else if n == 1 {
                 io::write_folder(&loaded.traces[0], &out).map_err(|e| Failure::User(e.into()))?;
             } else {

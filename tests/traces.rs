@@ -392,6 +392,19 @@ fn folders_and_jsonl_round_trip_and_list_quickly() {
         }
         s
     });
+    // The same run as one .zip.
+    let zipped = dir.path().join("run1.zip");
+    io::write_zip(&t, &zipped).unwrap();
+    assert_eq!(LogFormat::detect(&zipped).unwrap(), LogFormat::Ours);
+    let from_zip = read(&zipped, LogFormat::Ours).unwrap().traces.remove(0);
+    assert_eq!(from_zip.run.question, t.run.question);
+    assert_eq!(from_zip.crops(), t.crops());
+    let Step::Execute { outputs, .. } = &from_zip.steps[1] else {
+        panic!()
+    };
+    assert!(outputs[0].image.path.as_ref().unwrap().is_file());
+    std::fs::write(dir.path().join("bad.zip"), b"PK not really").unwrap();
+    assert!(read(&dir.path().join("bad.zip"), LogFormat::Ours).is_err());
     // JSONL: many runs, listed from their headers, one loaded by its row.
     let many: Vec<Trace> = (0..50)
         .map(|i| {

@@ -54,6 +54,8 @@ pub struct Inspect {
     pub selected_step: Option<usize>,
     flags: Vec<Flag>,
     pub canvas: Canvas,
+    /// A second run shown beside the selected one.
+    pub compare: Option<Trace>,
     image: Option<(ImageId, ImageSize)>,
     pictures: HashMap<PathBuf, Option<TextureHandle>>,
 }
@@ -76,6 +78,7 @@ impl Default for Inspect {
             selected_step: None,
             flags: Vec::new(),
             canvas: Canvas::new(),
+            compare: None,
             image: None,
             pictures: HashMap::new(),
         }
@@ -183,22 +186,36 @@ impl Inspect {
     }
 
     /// Open a run of the list.
-    pub fn select_row(&mut self, index: usize) {
-        let Some(row) = self.rows.get(index) else {
-            return;
-        };
-        let trace = match &self.source {
-            Some(Source::Memory(traces)) => traces
+    /// A run of the list, read in full.
+    fn load(&self, index: usize) -> Option<Result<Trace, String>> {
+        let row = self.rows.get(index)?;
+        Some(match self.source.as_ref()? {
+            Source::Memory(traces) => traces
                 .get(row.offset as usize)
                 .cloned()
                 .ok_or_else(|| "gone".to_owned()),
-            Some(Source::Jsonl(path)) => load_row(path, row)
+            Source::Jsonl(path) => load_row(path, row)
                 .map(|mut t| {
                     crate::trace::provenance::fill(&mut t);
                     t
                 })
                 .map_err(|e| e.to_string()),
-            None => return,
+        })
+    }
+
+    /// Show a run of the list beside the selected one.
+    pub fn compare_with(&mut self, index: usize) {
+        match self.load(index) {
+            Some(Ok(t)) => self.compare = Some(t),
+            Some(Err(e)) => self.error = Some(e),
+            None => {}
+        }
+    }
+
+    /// Open a run of the list.
+    pub fn select_row(&mut self, index: usize) {
+        let Some(trace) = self.load(index) else {
+            return;
         };
         match trace {
             Ok(t) => {
@@ -255,6 +272,30 @@ impl Inspect {
             .min_size(360.0)
             .show(ui, |ui| self.step_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles));
+        self.compare_window(ui.ctx());
+    }
+
+    /// Two runs side by side: settings, outcome and every step.
+    fn compare_window(&mut self, ctx: &egui::Context) {
+        let (Some(a), Some(b)) = (&self.trace, &self.compare) else {
+            return;
+        };
+        let mut open = true;
+        egui::Window::new("Compare runs")
+            .open(&mut open)
+            .default_size([900.0, 600.0])
+            .show(ctx, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui.columns(2, |cols| {
+                        for (ui, t) in cols.iter_mut().zip([a, b]) {
+                            compare_column(ui, t);
+                        }
+                    });
+                });
+            });
+        if !open {
+            self.compare = None;
+        }
     }
 
     fn run_list(&mut self, ui: &mut egui::Ui) {
@@ -307,6 +348,7 @@ impl Inspect {
         ui.separator();
         let row_h = 36.0;
         let mut clicked = None;
+        let mut compare = None;
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show_rows(ui, row_h, self.shown.len(), |ui, range| {
@@ -350,14 +392,25 @@ impl Inspect {
                             );
                         })
                         .response;
-                    if resp.interact(egui::Sense::click()).clicked() {
+                    let resp = resp.interact(egui::Sense::click());
+                    if resp.clicked() {
                         clicked = Some(index);
                     }
+                    resp.context_menu(|ui| {
+                        if ui.button("Compare with the open run").clicked() {
+                            compare = Some(index);
+                            ui.close();
+                        }
+                    });
                 }
             });
         if let Some(i) = clicked {
             self.select_row(i);
         }
+        if let Some(i) = compare {
+            self.compare_with(i);
+        }
+        ui.weak("Right-click a run to compare it with the open one.");
     }
 
     fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
@@ -640,6 +693,87 @@ impl Inspect {
             }
             None => {
                 ui.weak(format!("{} cannot be shown", path.display()));
+            }
+        }
+    }
+}
+
+fn compare_column(ui: &mut egui::Ui, t: &Trace) {
+    ui.strong(&t.run.id);
+    ui.weak(format!(
+        "{} · model {} · profile {}",
+        t.run.source_format,
+        t.run.model.as_deref().unwrap_or("-"),
+        t.run.profile.as_deref().unwrap_or("-")
+    ));
+    if !t.run.decoding.is_empty() {
+        let d: Vec<String> = t
+            .run
+            .decoding
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        ui.weak(d.join(" · "));
+    }
+    let answer = t.steps.iter().rev().find_map(|s| match s {
+        Step::Answer { extracted, .. } => extracted.clone(),
+        _ => None,
+    });
+    ui.label(format!(
+        "{} · answer {} · ground truth {}",
+        t.run.outcome.as_str(),
+        answer.as_deref().unwrap_or("-"),
+        t.run.ground_truth.as_deref().unwrap_or("-")
+    ));
+    if let Some(s) = &t.summary {
+        if !s.flags.is_empty() {
+            ui.colored_label(crate::ui::WARNING, format!("⚑ {}", s.flags.join(", ")));
+        }
+    }
+    ui.separator();
+    for (i, s) in t.steps.iter().enumerate() {
+        match s {
+            Step::Generate { text, .. } => {
+                ui.label(
+                    RichText::new(format!("{} generate", i + 1)).color(crate::ui::box_color(i)),
+                );
+                ui.add(egui::Label::new(RichText::new(text).small()).wrap());
+            }
+            Step::Execute {
+                raw_code,
+                executed_code,
+                error,
+                outputs,
+                ..
+            } => {
+                ui.label(
+                    RichText::new(format!("{} execute · {} image(s)", i + 1, outputs.len()))
+                        .color(crate::ui::box_color(i)),
+                );
+                let code = if executed_code.is_empty() {
+                    raw_code
+                } else {
+                    executed_code
+                };
+                ui.add(egui::Label::new(RichText::new(code).monospace().small()).wrap());
+                if let Some(e) = error {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+                for o in outputs {
+                    if let Some(r) = o.source_rect {
+                        ui.weak(format!(
+                            "from [{:.0}, {:.0}, {:.0}, {:.0}]",
+                            r[0], r[1], r[2], r[3]
+                        ));
+                    }
+                }
+            }
+            Step::Answer { extracted, .. } => {
+                ui.label(format!(
+                    "{} answer: {}",
+                    i + 1,
+                    extracted.as_deref().unwrap_or("-")
+                ));
             }
         }
     }

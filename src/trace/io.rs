@@ -324,3 +324,94 @@ pub fn write_folder(trace: &Trace, dir: &Path) -> Result<(), TraceError> {
     let file = dir.join("trace.json");
     std::fs::write(&file, json).map_err(io_err(&file))
 }
+
+/// The most a trace zip may unpack to, and the most entries it may hold (zip bombs).
+const ZIP_MAX_BYTES: u64 = 4 << 30;
+const ZIP_MAX_ENTRIES: usize = 100_000;
+
+/// Write one trace as a single `.zip` of its folder form.
+pub fn write_zip(trace: &Trace, out: &Path) -> Result<(), TraceError> {
+    let staging = tempfile::tempdir().map_err(io_err(out))?;
+    write_folder(trace, staging.path())?;
+    let file = std::fs::File::create(out).map_err(io_err(out))?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let zerr = |e: zip::result::ZipError| TraceError::Format {
+        path: out.to_owned(),
+        message: e.to_string(),
+    };
+    let mut entries: Vec<PathBuf> = vec![PathBuf::from("trace.json")];
+    let images = staging.path().join("images");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&images)
+        .map_err(io_err(&images))?
+        .flatten()
+        .map(|e| PathBuf::from("images").join(e.file_name()))
+        .collect();
+    names.sort();
+    entries.extend(names);
+    for rel in entries {
+        let method = if rel == Path::new("trace.json") {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        zip.start_file(rel.to_string_lossy().replace('\\', "/"), options)
+            .map_err(zerr)?;
+        let src = staging.path().join(&rel);
+        let mut f = std::fs::File::open(&src).map_err(io_err(&src))?;
+        std::io::copy(&mut f, &mut zip).map_err(io_err(out))?;
+    }
+    zip.finish().map_err(zerr)?.flush().map_err(io_err(out))
+}
+
+/// Unpack a trace zip into a folder (once per zip file and modification time) and return it.
+/// Entries that would land outside the folder are refused by the unpacker; sizes and counts
+/// are checked before anything is written.
+pub fn unpack_zip(path: &Path) -> Result<PathBuf, TraceError> {
+    let bad = |message: String| TraceError::Format {
+        path: path.to_owned(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let modified = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a zip: {e}")))?;
+    if archive.len() > ZIP_MAX_ENTRIES {
+        return Err(bad(format!(
+            "{} entries, more than a trace holds",
+            archive.len()
+        )));
+    }
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
+        total = total.saturating_add(entry.size());
+    }
+    if total > ZIP_MAX_BYTES {
+        return Err(bad(format!(
+            "unpacks to {} MB, over the {} MB limit",
+            total >> 20,
+            ZIP_MAX_BYTES >> 20
+        )));
+    }
+    let key =
+        crate::dataset::ImageId::of_bytes(format!("{}:{modified}", path.display()).as_bytes());
+    let dir = std::env::temp_dir()
+        .join("thyme-studio-traces")
+        .join(key.short());
+    if !dir.join("trace.json").is_file() {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        archive
+            .extract(&dir)
+            .map_err(|e| bad(format!("cannot unpack: {e}")))?;
+    }
+    if !dir.join("trace.json").is_file() {
+        return Err(bad("no trace.json in the zip".into()));
+    }
+    Ok(dir)
+}

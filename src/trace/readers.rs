@@ -84,6 +84,12 @@ impl LogFormat {
     /// Tell the format from a path: a folder (ours with trace.json, Mini-o3 with traj.jsonl)
     /// or the first record of a file.
     pub fn detect(path: &Path) -> Result<LogFormat, TraceError> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+        {
+            return Ok(LogFormat::Ours);
+        }
         if path.is_dir() {
             if path.join("trace.json").is_file() {
                 return Ok(LogFormat::Ours);
@@ -154,6 +160,13 @@ pub fn read(path: &Path, format: LogFormat) -> Result<Loaded, TraceError> {
 }
 
 fn read_ours(path: &Path) -> Result<Loaded, TraceError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
+        let dir = super::io::unpack_zip(path)?;
+        return read_ours(&dir);
+    }
     let file = if path.is_dir() {
         path.join("trace.json")
     } else {
