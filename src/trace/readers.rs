@@ -311,6 +311,26 @@ fn image_list(v: &Value) -> Vec<TraceImage> {
     Vec::new()
 }
 
+/// Model text as a `generate` step, followed by an `answer` step when it holds `<answer>`.
+fn push_text(steps: &mut Vec<Step>, text: String, stop: Option<String>) {
+    let answer = text.contains("<answer>").then(|| text.clone());
+    steps.push(Step::Generate {
+        text,
+        stop,
+        tokens: None,
+        ms: None,
+        sampling: Default::default(),
+        rolled_back: false,
+    });
+    if let Some(a) = answer {
+        steps.push(Step::Answer {
+            extracted: tags::extract_answer(&a).map(str::to_owned),
+            text: a,
+            matches_ground_truth: None,
+        });
+    }
+}
+
 /// Steps from an assistant turn in Thyme's format; `<image>` placeholders in outputs take
 /// `images` in order.
 pub fn thyme_steps(turn: &str, images: &mut dyn Iterator<Item = TraceImage>) -> Vec<Step> {
@@ -320,22 +340,7 @@ pub fn thyme_steps(turn: &str, images: &mut dyn Iterator<Item = TraceImage>) -> 
         match piece {
             Piece::Text { text, stop } => {
                 pending_code = tags::first_code(&text);
-                let answer = text.contains("<answer>").then(|| text.clone());
-                steps.push(Step::Generate {
-                    text,
-                    stop,
-                    tokens: None,
-                    ms: None,
-                    sampling: Default::default(),
-                    rolled_back: false,
-                });
-                if let Some(a) = answer {
-                    steps.push(Step::Answer {
-                        extracted: tags::extract_answer(&a).map(str::to_owned),
-                        text: a,
-                        matches_ground_truth: None,
-                    });
-                }
+                push_text(&mut steps, text, stop);
             }
             Piece::Output { text, images: n } => {
                 let outputs: Vec<StepImage> = images
@@ -584,26 +589,12 @@ fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
                     let rect = parsed.pointer("/arguments/bbox_2d").and_then(bbox);
                     pending = Some((call.trim().to_owned(), rect));
                 }
-                let answer = text.contains("<answer>").then(|| text.clone());
-                steps.push(Step::Generate {
-                    stop: if text.contains("</tool_call>") {
-                        Some("</tool_call>".into())
-                    } else {
-                        answer.as_ref().map(|_| "</answer>".into())
-                    },
-                    text,
-                    tokens: None,
-                    ms: None,
-                    sampling: Default::default(),
-                    rolled_back: false,
-                });
-                if let Some(a) = answer {
-                    steps.push(Step::Answer {
-                        extracted: tags::extract_answer(&a).map(str::to_owned),
-                        text: a,
-                        matches_ground_truth: None,
-                    });
-                }
+                let stop = if text.contains("</tool_call>") {
+                    Some("</tool_call>".into())
+                } else {
+                    text.contains("<answer>").then(|| "</answer>".into())
+                };
+                push_text(&mut steps, text, stop);
             }
             _ => {}
         }
@@ -661,22 +652,7 @@ fn pyvision(v: &Value, _base: &Path) -> Result<Trace, String> {
                     tags::between(&text, "```python", "```")
                         .map(|c| c.trim_matches('\n').to_owned() + "\n")
                 });
-                let answer = text.contains("<answer>").then(|| text.clone());
-                steps.push(Step::Generate {
-                    stop: None,
-                    text,
-                    tokens: None,
-                    ms: None,
-                    sampling: Default::default(),
-                    rolled_back: false,
-                });
-                if let Some(a) = answer {
-                    steps.push(Step::Answer {
-                        extracted: tags::extract_answer(&a).map(str::to_owned),
-                        text: a,
-                        matches_ground_truth: None,
-                    });
-                }
+                push_text(&mut steps, text, None);
             }
             _ => {}
         }
