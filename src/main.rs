@@ -31,6 +31,36 @@ enum Cmd {
     Open { file: PathBuf },
     /// Open the app's Inspect workspace on an agent trace or log.
     Inspect { path: PathBuf },
+    /// Run the agent loop on an image and a question, printing each step, writing the trace.
+    Run {
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        ground_truth: Option<String>,
+        /// replay: play back model text (--script FILE, or --replay TRACE) with real execution.
+        #[arg(long, default_value = "replay")]
+        policy: String,
+        /// A text file with the model's whole turn in Thyme's format (scripted).
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// A recorded trace whose model text is played back.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// reference (failed code rolled back) or training (errors fed back).
+        #[arg(long, default_value = "reference")]
+        mode: String,
+        /// evaluation or grpo-ats.
+        #[arg(long, default_value = "evaluation")]
+        decoding: String,
+        /// Where the trace goes: a folder, FILE.zip or FILE.jsonl.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A prompt profile (TOML).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+    },
     /// Agent traces: convert logs to our format, show a run, list its flags.
     Trace {
         #[command(subcommand)]
@@ -306,6 +336,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
             thyme_studio::app::run_with(config).map_err(Failure::Internal)
         }
         Some(Cmd::Trace { which }) => trace_cmd(which),
+        Some(Cmd::Run {
+            image,
+            question,
+            ground_truth,
+            policy,
+            script,
+            replay,
+            mode,
+            decoding,
+            out,
+            profile,
+        }) => run_agent(RunArgs {
+            image,
+            question,
+            ground_truth,
+            policy,
+            script,
+            replay,
+            mode,
+            decoding,
+            out,
+            profile,
+        }),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;
             println!("created {}", file.display());
@@ -544,6 +597,135 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
         println!("{text}");
     } else {
         print_report(&report, seconds);
+    }
+    Ok(())
+}
+
+struct RunArgs {
+    image: PathBuf,
+    question: String,
+    ground_truth: Option<String>,
+    policy: String,
+    script: Option<PathBuf>,
+    replay: Option<PathBuf>,
+    mode: String,
+    decoding: String,
+    out: Option<PathBuf>,
+    profile: Option<PathBuf>,
+}
+
+fn run_agent(a: RunArgs) -> Result<(), Failure> {
+    use thyme_studio::agent::{
+        Agent, Decoding, Event, Mode, PromptProfile, Replay, Settings, Task,
+    };
+    let user = |m: String| Failure::User(anyhow::anyhow!(m));
+    let policy: Box<dyn thyme_studio::agent::Policy> = match (
+        a.policy.as_str(),
+        &a.script,
+        &a.replay,
+    ) {
+        ("replay", Some(script), _) => {
+            let text = std::fs::read_to_string(script)
+                .with_context(|| script.display().to_string())
+                .map_err(Failure::User)?;
+            Box::new(Replay::new("scripted", text))
+        }
+        ("replay", None, Some(trace)) => {
+            let loaded = load_traces(trace, "auto")?;
+            let t = loaded
+                .traces
+                .first()
+                .ok_or_else(|| user(format!("{}: no run to replay", trace.display())))?;
+            Box::new(Replay::from_trace(t))
+        }
+        ("replay", None, None) => {
+            return Err(user(
+                "--policy replay needs --script FILE or --replay TRACE".into(),
+            ));
+        }
+        (other, _, _) => {
+            return Err(user(format!(
+                "policy '{other}' is not available in this build yet (replay is; http and local arrive with the agent and model work)"
+            )));
+        }
+    };
+    let settings = Settings {
+        mode: match a.mode.as_str() {
+            "reference" => Mode::Reference,
+            "training" => Mode::TrainingFaithful,
+            m => return Err(user(format!("--mode is reference or training, not '{m}'"))),
+        },
+        decoding: match a.decoding.as_str() {
+            "evaluation" => Decoding::Evaluation,
+            "grpo-ats" => Decoding::GrpoAts,
+            d => {
+                return Err(user(format!(
+                    "--decoding is evaluation or grpo-ats, not '{d}'"
+                )));
+            }
+        },
+        ..Settings::default()
+    };
+    let profile = match &a.profile {
+        Some(p) => PromptProfile::load(p).map_err(|e| Failure::User(e.into()))?,
+        None => PromptProfile::default(),
+    };
+    let image = std::path::absolute(&a.image).unwrap_or(a.image.clone());
+    let probe = thyme_studio::imagery::probe_file(&image, PixelBudget::DEFAULT)
+        .map_err(|e| Failure::User(e.into()))?;
+    let dirs = thyme_studio::paths::AppDirs::for_user();
+    let cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)
+        .map_err(|e| Failure::Internal(e.into()))?;
+    if cfg.runtime.installed().is_none() {
+        eprintln!("setting up the sandbox runtime (first use)...");
+        cfg.runtime
+            .setup(false, &mut |step| eprintln!("  {step}"))
+            .map_err(|e| Failure::User(e.into()))?;
+    }
+    let sandbox =
+        thyme_studio::sandbox::Sandbox::start(cfg).map_err(|e| Failure::User(e.into()))?;
+    let mut agent = Agent::new(
+        policy,
+        sandbox,
+        profile,
+        settings,
+        Task {
+            image,
+            size: probe.size,
+            question: a.question,
+            ground_truth: a.ground_truth,
+        },
+    );
+    let cancel = AtomicBool::new(false);
+    loop {
+        let event = agent.step(&mut |t| print!("{t}"), &cancel);
+        match &event {
+            Event::Generated { .. } => println!(),
+            Event::Executed { ok, images } => println!(
+                "  [sandbox: {}, {images} image(s)]",
+                if *ok { "ok" } else { "error" }
+            ),
+            Event::RolledBack { retries } => println!("  [rolled back, retry {retries}]"),
+            Event::Answered { answer } => println!("\n  [answer: {answer}]"),
+            Event::Finished { why } => {
+                println!("  [done: {why}]");
+                break;
+            }
+        }
+    }
+    let trace = agent.close();
+    println!("outcome: {}", trace.run.outcome.as_str());
+    if let Some(out) = a.out {
+        use thyme_studio::trace::io;
+        let written = if out.extension().is_some_and(|e| e == "jsonl") {
+            io::write_jsonl(std::slice::from_ref(&trace), &out)
+        } else if out.extension().is_some_and(|e| e == "zip") {
+            io::write_zip(&trace, &out)
+        } else {
+            io::write_folder(&trace, &out)
+        };
+        written.map_err(|e| Failure::User(e.into()))?;
+        println!("trace written to {}", out.display());
     }
     Ok(())
 }

@@ -385,13 +385,22 @@ fn folders_and_jsonl_round_trip_and_list_quickly() {
     assert!(folder.join("trace.json").is_file());
     assert_eq!(LogFormat::detect(&folder).unwrap(), LogFormat::Ours);
     let back = read(&folder, LogFormat::Ours).unwrap().traces.remove(0);
-    assert_eq!(back.steps, {
-        let mut s = t.steps.clone();
-        if let Step::Execute { outputs, .. } = &mut s[1] {
-            outputs[0].image.path = Some(folder.join("images/002-zoom.png"));
-        }
-        s
-    });
+    let first = &back.run.images[0];
+    assert_eq!((first.width, first.height), (Some(800), Some(600)));
+    assert_eq!(first.sha256.as_ref().map(String::len), Some(64));
+    let Step::Execute { outputs, .. } = &back.steps[1] else {
+        panic!()
+    };
+    assert_eq!(
+        outputs[0].image.path,
+        Some(folder.join("images/002-zoom.png"))
+    );
+    assert_eq!(
+        (outputs[0].image.width, outputs[0].image.height),
+        (Some(300), Some(200))
+    );
+    assert_eq!(back.crops(), t.crops());
+    assert_eq!(back.steps.len(), t.steps.len());
     // The same run as one .zip.
     let zipped = dir.path().join("run1.zip");
     io::write_zip(&t, &zipped).unwrap();

@@ -1,7 +1,11 @@
-//! The agent side of Thyme's contract that does not need a model: prompt profiles (what the
-//! model is told and how a question is put to it). The step machine and the policies join
-//! this module with the agent-loop work.
+//! The agent: Thyme's loop of model text, code run in the sandbox, and results spliced back.
+//! Owns prompt profiles (what the model is told), policies (what writes the model's text) and
+//! the step machine that drives a run and records it as a trace. No egui here.
 
+pub mod machine;
+pub mod policy;
 pub mod profile;
 
+pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};
+pub use policy::{Manual, Policy, PolicyError, Replay, Request, Segment};
 pub use profile::{ProfileError, PromptProfile};

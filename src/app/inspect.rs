@@ -58,6 +58,10 @@ pub struct Inspect {
     pub compare: Option<Trace>,
     image: Option<(ImageId, ImageSize)>,
     pictures: HashMap<PathBuf, Option<TextureHandle>>,
+    /// The original's pixels under each output's source rectangle, by (step, output).
+    regions: HashMap<(usize, usize), Option<TextureHandle>>,
+    /// An output image opened large, and its zoom.
+    zoomed: Option<(PathBuf, f32)>,
 }
 
 impl Default for Inspect {
@@ -81,6 +85,8 @@ impl Default for Inspect {
             compare: None,
             image: None,
             pictures: HashMap::new(),
+            regions: HashMap::new(),
+            zoomed: None,
         }
     }
 }
@@ -223,6 +229,7 @@ impl Inspect {
                 self.flags = lint(&t);
                 self.selected_step = t.crops().first().map(|(s, _)| *s);
                 self.image = None;
+                self.regions.clear();
                 self.trace = Some(t);
             }
             Err(e) => self.error = Some(e),
@@ -270,9 +277,10 @@ impl Inspect {
             .resizable(true)
             .default_size(460.0)
             .min_size(360.0)
-            .show(ui, |ui| self.step_panel(ui));
+            .show(ui, |ui| self.step_panel(ui, tiles));
         egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles));
         self.compare_window(ui.ctx());
+        self.zoom_window(ui.ctx());
     }
 
     /// Two runs side by side: settings, outcome and every step.
@@ -483,7 +491,7 @@ impl Inspect {
         }
     }
 
-    fn step_panel(&mut self, ui: &mut egui::Ui) {
+    fn step_panel(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
         let Some(trace) = &self.trace else {
             return;
         };
@@ -617,7 +625,7 @@ impl Inspect {
                             ui.label("Errors");
                             ui.add(egui::Label::new(RichText::new(stderr).monospace()).wrap());
                         }
-                        for o in outputs {
+                        for (k, o) in outputs.iter().enumerate() {
                             let where_from = match (o.source_rect, o.provenance) {
                                 (Some(r), Some(p)) => format!(
                                     "from [{:.0}, {:.0}, {:.0}, {:.0}] on the original ({})",
@@ -636,9 +644,18 @@ impl Inspect {
                                 _ => "source unknown".to_owned(),
                             };
                             ui.weak(where_from);
-                            if let Some(path) = &o.image.path {
-                                self.picture(ui, path);
-                            }
+                            ui.columns(2, |cols| {
+                                if let Some(r) = o.source_rect {
+                                    cols[0].weak("the original there");
+                                    self.region(&mut cols[0], tiles, (i, k), r);
+                                }
+                                if let Some(path) = &o.image.path {
+                                    cols[1].weak("the step's image (click to enlarge)");
+                                    if self.picture(&mut cols[1], path) {
+                                        self.zoomed = Some((path.clone(), 1.0));
+                                    }
+                                }
+                            });
                         }
                     }
                     Step::Answer {
@@ -661,8 +678,86 @@ impl Inspect {
             });
     }
 
-    /// An output image, loaded once and shown fitted to the panel.
-    fn picture(&mut self, ui: &mut egui::Ui, path: &Path) {
+    /// The original's pixels under `rect`, from the tile service (asked for until its tiles
+    /// are in memory), shown fitted to the column.
+    fn region(
+        &mut self,
+        ui: &mut egui::Ui,
+        tiles: &TileService,
+        key: (usize, usize),
+        rect: [f64; 4],
+    ) {
+        let Some((id, size)) = self.image.clone() else {
+            return;
+        };
+        let r = ImageRect::new(rect[0], rect[1], rect[2], rect[3]).clamped(size);
+        if r.width() * r.height() > 16e6 {
+            ui.weak("(over 16 MP: see it on the canvas)");
+            return;
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.regions.entry(key) {
+            match tiles.crop(&id, size, &r.snapped()) {
+                Some(pixels) => {
+                    let img = image::DynamicImage::ImageRgb8(pixels)
+                        .thumbnail(1024, 1024)
+                        .into_rgba8();
+                    let color = egui::ColorImage::from_rgba_unmultiplied(
+                        [img.width() as usize, img.height() as usize],
+                        img.as_raw(),
+                    );
+                    let tex = ui.ctx().load_texture(
+                        format!("region-{}-{}", key.0, key.1),
+                        color,
+                        egui::TextureOptions::LINEAR,
+                    );
+                    slot.insert(Some(tex));
+                }
+                None => {
+                    ui.spinner();
+                    ui.ctx()
+                        .request_repaint_after(std::time::Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+        if let Some(Some(t)) = self.regions.get(&key) {
+            let size = t.size_vec2();
+            let scale = ui.available_width() / size.x.max(1.0);
+            ui.image((t.id(), size * scale));
+        }
+    }
+
+    /// The enlarged output image, with a zoom slider; scrolls when larger than the window.
+    fn zoom_window(&mut self, ctx: &egui::Context) {
+        let Some((path, mut zoom)) = self.zoomed.clone() else {
+            return;
+        };
+        let Some(Some(tex)) = self.pictures.get(&path).cloned() else {
+            self.zoomed = None;
+            return;
+        };
+        let mut open = true;
+        egui::Window::new("Step image")
+            .open(&mut open)
+            .default_size([720.0, 560.0])
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::Slider::new(&mut zoom, 0.25..=8.0)
+                            .logarithmic(true)
+                            .text("zoom"),
+                    );
+                    ui.weak(path.display().to_string());
+                });
+                egui::ScrollArea::both().show(ui, |ui| {
+                    ui.image((tex.id(), tex.size_vec2() * zoom));
+                });
+            });
+        self.zoomed = open.then_some((path, zoom));
+    }
+
+    /// An output image, loaded once and shown fitted to the panel; true when clicked.
+    fn picture(&mut self, ui: &mut egui::Ui, path: &Path) -> bool {
         let ctx = ui.ctx().clone();
         let tex = self.pictures.entry(path.to_owned()).or_insert_with(|| {
             // The size is checked from the header before anything is decoded.
@@ -689,10 +784,12 @@ impl Inspect {
                 let size = t.size_vec2();
                 let w = ui.available_width().min(size.x.max(1.0) * 2.0);
                 let scale = w / size.x.max(1.0);
-                ui.image((t.id(), size * scale));
+                ui.add(egui::Image::new((t.id(), size * scale)).sense(egui::Sense::click()))
+                    .clicked()
             }
             None => {
                 ui.weak(format!("{} cannot be shown", path.display()));
+                false
             }
         }
     }

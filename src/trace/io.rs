@@ -296,6 +296,18 @@ pub fn write_folder(trace: &Trace, dir: &Path) -> Result<(), TraceError> {
             return Ok(());
         }
         n += 1;
+        // Hash and size, when the log did not give them.
+        if img.sha256.is_none() {
+            img.sha256 = crate::dataset::ImageId::of_file(&src)
+                .ok()
+                .map(|id| id.to_string());
+        }
+        if img.width.is_none() {
+            if let Ok(p) = crate::imagery::probe_file(&src, crate::imagery::PixelBudget::DEFAULT) {
+                img.width = Some(p.size.width);
+                img.height = Some(p.size.height);
+            }
+        }
         let name = format!(
             "{n:03}-{}",
             src.file_name()

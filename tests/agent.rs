@@ -1,0 +1,305 @@
+//! The step machine with the Replay and Manual policies and the real sandbox: a crop-and-answer
+//! run, failing code in each mode, the segment limit and the fallback, GRPO-ATS's stop at
+//! `<code>`, and malformed model text. Needs the sandbox runtime (`bash scripts/test`).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use thyme_studio::agent::{
+    Agent, Decoding, Event, Manual, Mode, PromptProfile, Replay, Settings, State, Task,
+};
+use thyme_studio::geometry::ImageSize;
+use thyme_studio::paths::AppDirs;
+use thyme_studio::sandbox::{Runtime, Sandbox, SandboxConfig};
+use thyme_studio::trace::{Outcome, Provenance, Step};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    image: PathBuf,
+    cfg: SandboxConfig,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.png");
+    image::RgbImage::from_fn(2496, 1392, |x, y| {
+        image::Rgb([(x / 10) as u8, (y / 6) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
+    let runtime = Runtime::at(AppDirs::for_user().sandbox_runtime());
+    assert!(
+        runtime.installed().is_some(),
+        "the sandbox runtime is not set up: run `bash scripts/test`"
+    );
+    let mut cfg = SandboxConfig::new(
+        runtime,
+        dir.path().join("runs"),
+        PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio")),
+    );
+    cfg.step_timeout = Duration::from_secs(5);
+    Fixture {
+        _dir: dir,
+        image,
+        cfg,
+    }
+}
+
+fn agent(f: &Fixture, policy: Box<dyn thyme_studio::agent::Policy>, settings: Settings) -> Agent {
+    Agent::new(
+        policy,
+        Sandbox::start(f.cfg.clone()).unwrap(),
+        PromptProfile::default(),
+        settings,
+        Task {
+            image: f.image.clone(),
+            size: ImageSize::new(2496, 1392),
+            question: "What is written on the sign?".into(),
+            ground_truth: Some("ML4".into()),
+        },
+    )
+}
+
+const CROP: &str = "<think>The sign is small; zoom in.</think><code>\n```python\nimg = Image.open(image_path)\nc = img.crop((1250, 1030, 1360, 1070)).resize((220, 80))\nc.save('/mnt/data/temp_processed_images/sign.png')\nprint('/mnt/data/temp_processed_images/sign.png')\n```\n</code>";
+const ANSWER: &str = "<think>It reads ML4.</think> <answer>ML4</answer>";
+
+fn no() -> AtomicBool {
+    AtomicBool::new(false)
+}
+
+#[test]
+fn a_replayed_crop_and_answer_run_executes_for_real() {
+    let f = fixture();
+    let script = format!("{CROP}<sandbox_output><image></sandbox_output>{ANSWER}");
+    let mut a = agent(
+        &f,
+        Box::new(Replay::new("scripted", script)),
+        Settings::default(),
+    );
+    let mut streamed = String::new();
+    let e = a.step(&mut |t| streamed.push_str(t), &no());
+    assert!(
+        matches!(e, Event::Generated { ref stop, .. } if stop.as_deref() == Some("</code>")),
+        "{e:?}"
+    );
+    assert_eq!(streamed, CROP);
+    assert!(matches!(a.state, State::Execute { .. }));
+    // The pending cell can be edited before it runs: make the crop a different size.
+    assert!(a.edit_pending_code(
+        "img = Image.open(image_path)\nc = img.crop((1250, 1030, 1360, 1070)).resize((330, 192))\nc.save('/mnt/data/temp_processed_images/sign.png')\nprint('/mnt/data/temp_processed_images/sign.png')"
+    ));
+    assert_eq!(
+        a.step(&mut |_| {}, &no()),
+        Event::Executed {
+            ok: true,
+            images: 1
+        }
+    );
+    assert!(
+        a.turn()
+            .ends_with("</code><sandbox_output><image></sandbox_output>")
+    );
+    assert_eq!(
+        a.step(&mut |_| {}, &no()),
+        Event::Answered {
+            answer: "ML4".into()
+        }
+    );
+    let t = a.close();
+    assert_eq!(t.run.outcome, Outcome::Correct);
+    assert_eq!(t.run.model.as_deref(), Some("replay (scripted)"));
+    let Step::Execute { outputs, fixes, .. } = &t.steps[1] else {
+        panic!("{:?}", t.steps)
+    };
+    assert_eq!(
+        (outputs[0].image.width, outputs[0].image.height),
+        (Some(330), Some(192))
+    );
+    assert_eq!(
+        outputs[0].source_rect,
+        Some([1250.0, 1030.0, 1360.0, 1094.0])
+    );
+    assert_eq!(outputs[0].provenance, Some(Provenance::Sandbox));
+    assert!(fixes.iter().any(|x| x.kind == "crop_box"));
+    assert!(
+        t.summary
+            .unwrap()
+            .flags
+            .contains(&"crop-fixed-by-sandbox".to_owned())
+    );
+}
+
+#[test]
+fn failing_code_is_rolled_back_in_reference_mode_and_fed_back_when_training_faithful() {
+    let f = fixture();
+    let bad = "<think>Try.</think><code>print(undefined_name)</code>";
+    // Reference: the failed segment is dropped; the script's next cell works.
+    let script = format!("{bad}{CROP}{ANSWER}");
+    let mut a = agent(
+        &f,
+        Box::new(Replay::new("scripted", script.clone())),
+        Settings::default(),
+    );
+    let events = a.run_to_end(&no());
+    assert!(
+        events.contains(&Event::RolledBack { retries: 1 }),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::Answered {
+        answer: "ML4".into()
+    }));
+    assert!(
+        !a.turn().contains("undefined_name"),
+        "the failed segment left the turn"
+    );
+    let t = a.close();
+    assert!(matches!(
+        &t.steps[0],
+        Step::Generate {
+            rolled_back: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &t.steps[1],
+        Step::Execute {
+            fed_back: false,
+            error: Some(_),
+            ..
+        }
+    ));
+    assert!(t.summary.unwrap().flags.contains(&"rolled-back".to_owned()));
+    // Training-faithful: the error goes back to the model inside the same turn.
+    let settings = Settings {
+        mode: Mode::TrainingFaithful,
+        ..Settings::default()
+    };
+    let mut a = agent(&f, Box::new(Replay::new("scripted", script)), settings);
+    a.run_to_end(&no());
+    assert!(
+        a.turn().contains("<sandbox_output>Sandbox for"),
+        "{}",
+        a.turn()
+    );
+    assert!(a.turn().contains("undefined_name"));
+}
+
+#[test]
+fn the_segment_limit_ends_in_the_no_tool_fallback() {
+    let f = fixture();
+    let manual = Manual::new();
+    for _ in 0..3 {
+        manual.push("<think>Compute.</think><code>print(1)</code>");
+    }
+    manual.push("<answer>ML4</answer>");
+    let settings = Settings {
+        max_segments: 3,
+        ..Settings::default()
+    };
+    let mut a = agent(&f, Box::new(manual.clone()), settings);
+    let events = a.run_to_end(&no());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Executed { .. }))
+            .count(),
+        3
+    );
+    assert!(
+        events.contains(&Event::Answered {
+            answer: "ML4".into()
+        }),
+        "{events:?}"
+    );
+    match &a.state {
+        State::Done { why } => assert!(
+            why.contains("fallback") && why.contains("segment limit"),
+            "{why}"
+        ),
+        s => panic!("{s:?}"),
+    }
+    // Without the fallback the run just ends.
+    let manual = Manual::new();
+    manual.push("<code>print(2)</code>");
+    let settings = Settings {
+        max_segments: 1,
+        fallback: false,
+        ..Settings::default()
+    };
+    let mut a = agent(&f, Box::new(manual), settings);
+    a.run_to_end(&no());
+    assert_eq!(a.close().run.outcome, Outcome::NoAnswer);
+}
+
+#[test]
+fn grpo_ats_stops_at_code_and_writes_the_code_greedily() {
+    let f = fixture();
+    let script = format!("{CROP}{ANSWER}");
+    let settings = Settings {
+        decoding: Decoding::GrpoAts,
+        ..Settings::default()
+    };
+    let mut a = agent(&f, Box::new(Replay::new("scripted", script)), settings);
+    let e = a.step(&mut |_| {}, &no());
+    assert!(
+        matches!(e, Event::Generated { ref stop, .. } if stop.as_deref() == Some("<code>")),
+        "{e:?}"
+    );
+    let e = a.step(&mut |_| {}, &no());
+    assert!(
+        matches!(e, Event::Generated { ref stop, .. } if stop.as_deref() == Some("</code>")),
+        "{e:?}"
+    );
+    assert!(matches!(a.state, State::Execute { .. }));
+    let t = a.trace();
+    let temps: Vec<f64> = t
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Generate { sampling, .. } => sampling.get("temperature").and_then(|v| v.as_f64()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(temps, [1.0, 0.0]);
+}
+
+#[test]
+fn malformed_model_text_never_panics() {
+    let f = fixture();
+    for text in [
+        "<think>no closing tag <code>print(1)",
+        "<code>print(1)</code><code>print(2)</code>",
+        "<answer></answer>",
+        "<code><code>print(1)</code></code>",
+        "</code></answer><answer>",
+        "",
+    ] {
+        let manual = Manual::new();
+        manual.push(text);
+        manual.push("<answer>x</answer>");
+        let mut a = agent(&f, Box::new(manual), Settings::default());
+        let events = a.run_to_end(&no());
+        assert!(
+            matches!(events.last(), Some(Event::Finished { .. })),
+            "{text}: {events:?}"
+        );
+        let t = a.close();
+        if text == "<code>print(1)</code><code>print(2)</code>" {
+            let Step::Execute { stdout, .. } = &t.steps[1] else {
+                panic!()
+            };
+            assert_eq!(
+                stdout, "1\n",
+                "only the first code block runs, as in the reference"
+            );
+        }
+        if text == "<answer></answer>" {
+            assert!(
+                t.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Answer { extracted: Some(e), .. } if e.is_empty()))
+            );
+        }
+    }
+}
