@@ -257,6 +257,11 @@ enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         questions: usize,
     },
+    /// The agent loop's own time per step on a replayed 21-step run.
+    Agent {
+        #[arg(long, default_value = "target/bench-agent")]
+        dir: PathBuf,
+    },
     /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
     Sandbox {
         #[arg(long, default_value = "target/bench-sandbox")]
@@ -521,6 +526,13 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
         } => {
             let rows = thyme_studio::bench::exchange::run(&dir, images, questions)?;
             print!("{}", thyme_studio::bench::exchange::markdown(&rows));
+        }
+        BenchCmd::Agent { dir } => {
+            let dirs = thyme_studio::paths::AppDirs::for_user();
+            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let r = thyme_studio::bench::agent::run(cfg, &dir)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCmd::Sandbox { dir, steps } => {
             let dirs = thyme_studio::paths::AppDirs::for_user();

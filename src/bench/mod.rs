@@ -1,6 +1,7 @@
 //! Benchmarks that measure thyme-studio against named peers in the same run
 //! (`thyme-studio bench ...`); the figures go into the README's performance section.
 
+pub mod agent;
 pub mod annotate;
 pub mod canvas;
 pub mod exchange;
