@@ -25,6 +25,15 @@ fn app_with(
     root: &std::path::Path,
     answers: Vec<Vec<PathBuf>>,
 ) -> StudioApp {
+    // The app's folders are the test's own, except the sandbox runtime, which is shared (set up
+    // once by scripts/test) rather than made again for every test.
+    let dirs = AppDirs::under(root.to_owned());
+    let shared = AppDirs::for_user().sandbox_runtime();
+    let own = dirs.sandbox_runtime();
+    if shared.exists() && !own.exists() {
+        std::fs::create_dir_all(own.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&shared, &own).unwrap();
+    }
     StudioApp::new(AppConfig {
         project,
         dirs: AppDirs::under(root.to_owned()),
@@ -32,6 +41,7 @@ fn app_with(
         budget: PixelBudget::DEFAULT,
         demo_scale: 16,
         trace: None,
+        launcher: Some(PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio"))),
     })
 }
 
@@ -908,4 +918,73 @@ fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
             .count(),
         2
     );
+}
+
+#[test]
+fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = demo_harness(root.path());
+    // The selected image's first OCR question with a box.
+    let question = {
+        let store =
+            thyme_studio::store::SqliteStore::open(&h.state().project.as_ref().unwrap().path)
+                .unwrap();
+        use thyme_studio::store::Store;
+        let id = h.state().selected.clone().unwrap();
+        store
+            .questions(&id)
+            .unwrap()
+            .into_iter()
+            .find(|q| q.category == "ocr" && !q.regions.is_empty())
+            .unwrap()
+    };
+    h.state_mut().workspace = Workspace::Run;
+    h.state_mut().run.question = Some(question.id);
+    h.run_steps(2);
+    h.get_by_label("Start run").click();
+    step_until(&mut h, "the run to start", |h| {
+        h.state().run.agent.is_some() && !h.state().run.busy()
+    });
+    h.get_by_label("Step").click();
+    step_until(&mut h, "the model text", |h| {
+        !h.state().run.busy() && !h.state().run.code.is_empty()
+    });
+    assert!(h.query_by_label_contains("Code to run next").is_some());
+    // Edit the cell: a different zoom than the script wrote.
+    let edited = "img = Image.open(image_path)\nz = img.crop((0, 0, 40, 30)).resize((160, 120))\nz.save('/mnt/data/temp_processed_images/mine.png')\nprint('/mnt/data/temp_processed_images/mine.png')\n";
+    h.state_mut().run.code = edited.to_owned();
+    h.get_by_label("Step").click();
+    step_until(&mut h, "the execution", |h| {
+        !h.state().run.busy() && h.state().run.log.iter().any(|l| l.starts_with("sandbox:"))
+    });
+    h.get_by_label("Run to the end").click();
+    step_until(&mut h, "the end of the run", |h| {
+        h.state().run.finished.is_some()
+    });
+    let trace = h.state().run.finished.clone().unwrap();
+    let execute = trace
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            thyme_studio::trace::Step::Execute {
+                raw_code, outputs, ..
+            } => Some((raw_code.clone(), outputs.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(execute.0, edited, "the edited code is what ran");
+    assert_eq!(execute.1[0].image.width, Some(160));
+    assert_eq!(trace.run.outcome, thyme_studio::trace::Outcome::Correct);
+    assert!(h.query_by_label_contains("Answer:").is_some());
+    assert!(
+        h.query_all_by_label_contains("scripted from the annotation")
+            .next()
+            .is_some()
+    );
+    // The finished run opens in Inspect.
+    h.get_by_label("Open in Inspect").click();
+    step_until(&mut h, "the run in Inspect", |h| {
+        h.state().inspect.trace.is_some()
+    });
+    assert_eq!(h.state().workspace, Workspace::Inspect);
 }

@@ -5,6 +5,7 @@
 pub mod machine;
 pub mod policy;
 pub mod profile;
+pub mod script;
 
 pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};
 pub use policy::{Manual, Policy, PolicyError, Replay, Request, Segment};

@@ -390,7 +390,7 @@ impl Inspect {
                             let flags = if r.summary.flags.is_empty() {
                                 String::new()
                             } else {
-                                format!("⚑ {} ", r.summary.flags.join(", "))
+                                format!("flags: {}. ", r.summary.flags.join(", "))
                             };
                             ui.add(
                                 egui::Label::new(
@@ -516,7 +516,7 @@ impl Inspect {
                         "{} {}{} {}",
                         i + 1,
                         s.kind(),
-                        if flagged { " ⚑" } else { "" },
+                        if flagged { " (flagged)" } else { "" },
                         what
                     );
                     if ui
@@ -553,7 +553,7 @@ impl Inspect {
             .show(ui, |ui| {
                 ui.strong(format!("Step {} · {}", i + 1, step.kind()));
                 for f in &flags {
-                    ui.colored_label(crate::ui::WARNING, format!("⚑ {}: {}", f.name, f.detail));
+                    ui.colored_label(crate::ui::WARNING, format!("flag {}: {}", f.name, f.detail));
                 }
                 match &step {
                     Step::Generate {
@@ -824,7 +824,7 @@ fn compare_column(ui: &mut egui::Ui, t: &Trace) {
     ));
     if let Some(s) = &t.summary {
         if !s.flags.is_empty() {
-            ui.colored_label(crate::ui::WARNING, format!("⚑ {}", s.flags.join(", ")));
+            ui.colored_label(crate::ui::WARNING, format!("flags: {}", s.flags.join(", ")));
         }
     }
     ui.separator();

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod keymap;
 pub mod model_eye_view;
 pub mod project;
+pub mod run_panel;
 pub mod sandbox_panel;
 pub mod settings;
 pub mod thumbnails;
@@ -199,6 +200,8 @@ pub struct AppConfig {
     pub demo_scale: u32,
     /// A trace to open in the Inspect workspace at start.
     pub trace: Option<PathBuf>,
+    /// The thyme-studio binary that launches sandbox workers (default: this executable).
+    pub launcher: Option<PathBuf>,
 }
 
 impl AppConfig {
@@ -210,6 +213,7 @@ impl AppConfig {
             budget: PixelBudget::DEFAULT,
             demo_scale: 1,
             trace: None,
+            launcher: None,
         }
     }
 }
@@ -265,6 +269,7 @@ pub struct StudioApp {
     import_annotations: exchange_window::ImportAnnotations,
     sandbox_panel: sandbox_panel::SandboxPanel,
     pub inspect: inspect::Inspect,
+    pub run: run_panel::RunPanel,
     /// A trace to open on the first frame (from the command line).
     pending_trace: Option<PathBuf>,
     import: Option<ImportJob>,
@@ -350,9 +355,8 @@ impl StudioApp {
             model_eye: model_eye_view::ModelEyeView::default(),
             export_window: exchange_window::ExportWindow::default(),
             import_annotations: exchange_window::ImportAnnotations::default(),
-            sandbox_panel: sandbox_panel::SandboxPanel::new(
-                crate::sandbox::SandboxConfig::for_app(&config.dirs).ok(),
-            ),
+            sandbox_panel: sandbox_panel::SandboxPanel::new(sandbox_config(&config)),
+            run: run_panel::RunPanel::new(sandbox_config(&config)),
             inspect: inspect::Inspect::default(),
             pending_trace: config.trace.clone(),
             import: None,
@@ -380,6 +384,7 @@ impl StudioApp {
             || self.import_annotations.busy()
             || self.sandbox_panel.busy()
             || self.inspect.busy()
+            || self.run.busy()
             || self.demo.is_some()
             || self.dialog.is_some()
             || self.thumbnailer.pending() > 0
@@ -676,12 +681,26 @@ impl StudioApp {
             Workspace::Annotate => self.annotate(ui),
             Workspace::Inspect => self.inspect.show(ui, &self.tiles),
             Workspace::Run => {
-                egui::CentralPanel::default().show(ui, |ui| {
-                    ui.heading("Run");
-                    ui.label("Run a vision-language model agent step by step on an image and a question: each generated code cell, the sandbox's output and every intermediate image, with editing and continuing. The agent loop arrives next; its sandbox is ready below.");
-                    ui.separator();
+                let image = self
+                    .selected
+                    .as_ref()
+                    .and_then(|id| self.project.as_ref().and_then(|p| p.image(id).cloned()));
+                egui::Panel::bottom("sandbox-state").show(ui, |ui| {
                     self.sandbox_panel.show(ui);
                 });
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.heading("Run");
+                    self.run.show(
+                        ui,
+                        image.as_ref(),
+                        &self.detail.questions,
+                        &self.detail.regions,
+                    );
+                });
+                if let Some(path) = self.run.open_in_inspect.take() {
+                    self.inspect.open(path, &ctx);
+                    self.workspace = Workspace::Inspect;
+                }
             }
         }
         self.windows(&ctx);
@@ -1521,6 +1540,15 @@ impl StudioApp {
             self.rebinding = None;
         }
     }
+}
+
+/// The sandbox settings for this app: its data folder, and the launcher binary.
+fn sandbox_config(config: &AppConfig) -> Option<crate::sandbox::SandboxConfig> {
+    let mut cfg = crate::sandbox::SandboxConfig::for_app(&config.dirs).ok()?;
+    if let Some(l) = &config.launcher {
+        cfg.launcher = l.clone();
+    }
+    Some(cfg)
 }
 
 fn placeholder(ui: &mut egui::Ui, title: &str, text: &str) {

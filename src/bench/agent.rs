@@ -23,8 +23,10 @@ pub struct Report {
 pub fn run(cfg: SandboxConfig, dir: &Path) -> anyhow::Result<Report> {
     std::fs::create_dir_all(dir)?;
     let image = std::path::absolute(dir.join("photo.png"))?;
-    image::RgbImage::from_fn(1600, 1200, |x, y| image::Rgb([(x / 7) as u8, (y / 5) as u8, 60]))
-        .save(&image)?;
+    image::RgbImage::from_fn(1600, 1200, |x, y| {
+        image::Rgb([(x / 7) as u8, (y / 5) as u8, 60])
+    })
+    .save(&image)?;
     let mut script = String::new();
     for i in 0..10 {
         script.push_str(&format!(

@@ -122,6 +122,7 @@ pub fn run(dir: &Path, frames: usize) -> anyhow::Result<DragReport> {
         budget: PixelBudget::DEFAULT,
         demo_scale: 1,
         trace: None,
+        launcher: None,
     });
     let mut d = Driver {
         ctx: egui::Context::default(),
