@@ -32,35 +32,7 @@ enum Cmd {
     /// Open the app's Inspect workspace on an agent trace or log.
     Inspect { path: PathBuf },
     /// Run the agent loop on an image and a question, printing each step, writing the trace.
-    Run {
-        #[arg(long)]
-        image: PathBuf,
-        #[arg(long)]
-        question: String,
-        #[arg(long)]
-        ground_truth: Option<String>,
-        /// replay: play back model text (--script FILE, or --replay TRACE) with real execution.
-        #[arg(long, default_value = "replay")]
-        policy: String,
-        /// A text file with the model's whole turn in Thyme's format (scripted).
-        #[arg(long)]
-        script: Option<PathBuf>,
-        /// A recorded trace whose model text is played back.
-        #[arg(long)]
-        replay: Option<PathBuf>,
-        /// reference (failed code rolled back) or training (errors fed back).
-        #[arg(long, default_value = "reference")]
-        mode: String,
-        /// evaluation or grpo-ats.
-        #[arg(long, default_value = "evaluation")]
-        decoding: String,
-        /// Where the trace goes: a folder, FILE.zip or FILE.jsonl.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// A prompt profile (TOML).
-        #[arg(long)]
-        profile: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Agent traces: convert logs to our format, show a run, list its flags.
     Trace {
         #[command(subcommand)]
@@ -341,29 +313,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             thyme_studio::app::run_with(config).map_err(Failure::Internal)
         }
         Some(Cmd::Trace { which }) => trace_cmd(which),
-        Some(Cmd::Run {
-            image,
-            question,
-            ground_truth,
-            policy,
-            script,
-            replay,
-            mode,
-            decoding,
-            out,
-            profile,
-        }) => run_agent(RunArgs {
-            image,
-            question,
-            ground_truth,
-            policy,
-            script,
-            replay,
-            mode,
-            decoding,
-            out,
-            profile,
-        }),
+        Some(Cmd::Run(args)) => run_agent(args),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;
             println!("created {}", file.display());
@@ -613,17 +563,38 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
     Ok(())
 }
 
+#[derive(clap::Args)]
 struct RunArgs {
+    #[arg(long)]
     image: PathBuf,
+    #[arg(long)]
     question: String,
+    #[arg(long)]
     ground_truth: Option<String>,
+    /// replay: play back model text (--script FILE, or --replay TRACE) with real execution.
+    #[arg(long, default_value = "replay")]
     policy: String,
+    /// A text file with the model's whole turn in Thyme's format (scripted).
+    #[arg(long)]
     script: Option<PathBuf>,
+    /// A recorded trace whose model text is played back.
+    #[arg(long)]
     replay: Option<PathBuf>,
+    /// reference (failed code rolled back) or training (errors fed back).
+    #[arg(long, default_value = "reference")]
     mode: String,
+    /// evaluation or grpo-ats.
+    #[arg(long, default_value = "evaluation")]
     decoding: String,
+    /// Where the trace goes: a folder, FILE.zip or FILE.jsonl.
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// A prompt profile (TOML).
+    #[arg(long)]
     profile: Option<PathBuf>,
+    /// Where the run's folder (its steps' images) goes; default: the app's data folder.
+    #[arg(long)]
+    runs: Option<PathBuf>,
 }
 
 fn run_agent(a: RunArgs) -> Result<(), Failure> {
@@ -686,8 +657,11 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
     let probe = thyme_studio::imagery::probe_file(&image, PixelBudget::DEFAULT)
         .map_err(|e| Failure::User(e.into()))?;
     let dirs = thyme_studio::paths::AppDirs::for_user();
-    let cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)
+    let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)
         .map_err(|e| Failure::Internal(e.into()))?;
+    if let Some(r) = &a.runs {
+        cfg.runs = std::path::absolute(r).unwrap_or(r.clone());
+    }
     if cfg.runtime.installed().is_none() {
         eprintln!("setting up the sandbox runtime (first use)...");
         cfg.runtime

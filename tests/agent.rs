@@ -303,3 +303,50 @@ fn malformed_model_text_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_run_command_prints_the_steps_and_writes_the_trace() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("turn.txt");
+    std::fs::write(&script, format!("{CROP}{ANSWER}")).unwrap();
+    let out = dir.path().join("run.zip");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args([
+            "run",
+            "--question",
+            "What is written on the sign?",
+            "--ground-truth",
+            "ML4",
+            "--image",
+        ])
+        .arg(&f.image)
+        .arg("--script")
+        .arg(&script)
+        .arg("--out")
+        .arg(&out)
+        .arg("--runs")
+        .arg(dir.path().join("runs"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("[sandbox: ok, 1 image(s)]") && text.contains("outcome: correct"),
+        "{text}"
+    );
+    let loaded =
+        thyme_studio::trace::readers::read(&out, thyme_studio::trace::readers::LogFormat::Ours)
+            .unwrap();
+    assert_eq!(loaded.traces[0].crops().len(), 1);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["run", "--question", "q", "--policy", "http", "--image"])
+        .arg(&f.image)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
