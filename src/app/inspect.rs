@@ -200,12 +200,9 @@ impl Inspect {
                 .get(row.offset as usize)
                 .cloned()
                 .ok_or_else(|| "gone".to_owned()),
-            Source::Jsonl(path) => load_row(path, row)
-                .map(|mut t| {
-                    crate::trace::provenance::fill(&mut t);
-                    t
-                })
-                .map_err(|e| e.to_string()),
+            // Our JSONL files carry their provenance (found when they were written); nothing
+            // slow runs here, on the UI thread.
+            Source::Jsonl(path) => load_row(path, row).map_err(|e| e.to_string()),
         })
     }
 
@@ -447,9 +444,22 @@ impl Inspect {
             return;
         };
         if self.image.is_none() {
+            // The tile cache needs an id; a digest of the path, size and time stands in for the
+            // content hash, which would read the whole file on the UI thread.
+            let stamp = std::fs::metadata(&original)
+                .map(|m| {
+                    let t = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    format!("{}:{}:{t}", original.display(), m.len())
+                })
+                .map_err(|e| e.to_string());
             match (
                 crate::imagery::probe_file(&original, crate::imagery::PixelBudget::DEFAULT),
-                ImageId::of_file(&original),
+                stamp.map(|s| ImageId::of_bytes(s.as_bytes())),
             ) {
                 (Ok(probe), Ok(id)) => {
                     tiles.open(&id, original.clone(), probe.size);
