@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod annotate;
 pub mod app;
+pub mod base64;
 pub mod bench;
 pub mod dataset;
 pub mod demo;

@@ -571,9 +571,17 @@ struct RunArgs {
     question: String,
     #[arg(long)]
     ground_truth: Option<String>,
-    /// replay: play back model text (--script FILE, or --replay TRACE) with real execution.
+    /// replay: play back model text (--script FILE, or --replay TRACE) with real execution;
+    /// http: an OpenAI-compatible server (--base-url or THYME_STUDIO_BASE_URL; the API key
+    /// from THYME_STUDIO_API_KEY or OPENAI_API_KEY).
     #[arg(long, default_value = "replay")]
     policy: String,
+    /// The chat server for --policy http, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The model name the server serves (--policy http).
+    #[arg(long)]
+    model: Option<String>,
     /// A text file with the model's whole turn in Thyme's format (scripted).
     #[arg(long)]
     script: Option<PathBuf>,
@@ -626,9 +634,30 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
                 "--policy replay needs --script FILE or --replay TRACE".into(),
             ));
         }
+        ("http", _, _) => {
+            let mut settings = thyme_studio::agent::HttpSettings::from_env();
+            if let Some(url) = &a.base_url {
+                let s = settings.get_or_insert(thyme_studio::agent::HttpSettings {
+                    base_url: url.clone(),
+                    model: "Thyme-RL".into(),
+                    api_key: std::env::var("THYME_STUDIO_API_KEY")
+                        .or_else(|_| std::env::var("OPENAI_API_KEY"))
+                        .ok(),
+                    timeout: std::time::Duration::from_secs(600),
+                });
+                s.base_url = url.clone();
+            }
+            let mut settings = settings.ok_or_else(|| {
+                user("--policy http needs --base-url URL (or THYME_STUDIO_BASE_URL)".into())
+            })?;
+            if let Some(m) = &a.model {
+                settings.model = m.clone();
+            }
+            Box::new(thyme_studio::agent::Http::new(settings))
+        }
         (other, _, _) => {
             return Err(user(format!(
-                "policy '{other}' is not available in this build yet (replay is; http and local arrive with the agent and model work)"
+                "policy '{other}' is not available (replay and http are; local arrives with the on-device model)"
             )));
         }
     };

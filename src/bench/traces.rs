@@ -7,36 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use base64_engine::encode;
+use crate::base64::encode;
 use serde::Serialize;
 
 use crate::trace::{Run, Step, StepImage, Trace, TraceImage, io};
-
-mod base64_engine {
-    /// Standard base64 with padding.
-    pub fn encode(bytes: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for c in bytes.chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            out.push(A[(n >> 18) as usize & 63] as char);
-            out.push(A[(n >> 12) as usize & 63] as char);
-            out.push(if c.len() > 1 {
-                A[(n >> 6) as usize & 63] as char
-            } else {
-                '='
-            });
-            out.push(if c.len() > 2 {
-                A[n as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-        out
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

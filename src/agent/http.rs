@@ -1,0 +1,224 @@
+//! The Http policy: an OpenAI-compatible chat server (vLLM, SGLang) serving a Thyme-RL model.
+//! The open assistant turn is sent as the last message and continued
+//! (`continue_final_message: true`, `add_generation_prompt: false`), images go as data URLs
+//! where `<image>` stands, stop strings and sampling come from the request, and the answer is
+//! read as server-sent events while it streams. Plain `http://` only in this build (a server on
+//! the cluster or behind a local proxy).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::policy::{Policy, PolicyError, Request, Segment};
+
+/// Where the server is and what it serves.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// e.g. `http://127.0.0.1:8000/v1`
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+}
+
+impl HttpSettings {
+    /// From `THYME_STUDIO_BASE_URL`, `THYME_STUDIO_MODEL` and `THYME_STUDIO_API_KEY` (or
+    /// `OPENAI_API_KEY`), when the base URL is set.
+    pub fn from_env() -> Option<Self> {
+        let base_url = std::env::var("THYME_STUDIO_BASE_URL").ok()?;
+        Some(Self {
+            base_url,
+            model: std::env::var("THYME_STUDIO_MODEL").unwrap_or_else(|_| "Thyme-RL".into()),
+            api_key: std::env::var("THYME_STUDIO_API_KEY")
+                .or_else(|_| std::env::var("OPENAI_API_KEY"))
+                .ok(),
+            timeout: Duration::from_secs(600),
+        })
+    }
+}
+
+pub struct Http {
+    settings: HttpSettings,
+}
+
+impl Http {
+    pub fn new(settings: HttpSettings) -> Self {
+        Self { settings }
+    }
+}
+
+/// `data:image/...;base64,...` of an image file.
+pub fn data_url(path: &Path) -> Result<String, PolicyError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| PolicyError::Failed(format!("{}: {e}", path.display())))?;
+    let mime = match crate::imagery::format::ImageFormat::sniff(&bytes) {
+        Some(crate::imagery::format::ImageFormat::Png) => "image/png",
+        Some(crate::imagery::format::ImageFormat::WebP) => "image/webp",
+        Some(crate::imagery::format::ImageFormat::Tiff) => "image/tiff",
+        _ => "image/jpeg",
+    };
+    Ok(format!(
+        "data:{mime};base64,{}",
+        crate::base64::encode(&bytes)
+    ))
+}
+
+/// Message content with an image part wherever `<image>` stands, taking `images` in order.
+fn parts(text: &str, images: &mut impl Iterator<Item = String>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut pieces = text.split("<image>").peekable();
+    while let Some(piece) = pieces.next() {
+        if !piece.is_empty() {
+            out.push(json!({"type": "text", "text": piece}));
+        }
+        if pieces.peek().is_some() {
+            if let Some(url) = images.next() {
+                out.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+        }
+    }
+    out
+}
+
+/// The request body for a chat server.
+pub fn body(model: &str, request: &Request) -> Result<Value, PolicyError> {
+    let mut urls = request
+        .images
+        .iter()
+        .map(|p| data_url(p))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
+    let mut messages = Vec::new();
+    if !request.system.is_empty() {
+        messages.push(json!({"role": "system", "content": request.system}));
+    }
+    messages.push(json!({"role": "user", "content": parts(&request.user, &mut urls)}));
+    let continuing = !request.assistant.is_empty();
+    if continuing {
+        messages
+            .push(json!({"role": "assistant", "content": parts(&request.assistant, &mut urls)}));
+    }
+    Ok(json!({
+        "model": model,
+        "messages": messages,
+        "stream": true,
+        "stop": request.stop,
+        "include_stop_str_in_output": true,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "continue_final_message": continuing,
+        "add_generation_prompt": !continuing,
+    }))
+}
+
+impl Policy for Http {
+    fn name(&self) -> String {
+        format!("http ({})", self.settings.model)
+    }
+
+    fn generate(
+        &mut self,
+        request: &Request,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+    ) -> Result<Segment, PolicyError> {
+        let started = Instant::now();
+        let url = format!(
+            "{}/chat/completions",
+            self.settings.base_url.trim_end_matches('/')
+        );
+        let body = body(&self.settings.model, request)?;
+        let mut call = ureq::post(&url)
+            .config()
+            .timeout_global(Some(self.settings.timeout))
+            .http_status_as_error(false)
+            .build()
+            .header("Content-Type", "application/json")
+            .header("Accept", "text/event-stream");
+        if let Some(key) = &self.settings.api_key {
+            call = call.header("Authorization", format!("Bearer {key}"));
+        }
+        let response = call
+            .send(body.to_string())
+            .map_err(|e| PolicyError::Failed(format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let mut reader = BufReader::new(response.into_body().into_reader());
+        if status != 200 {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut reader, &mut text);
+            return Err(PolicyError::Failed(format!(
+                "{url}: HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )));
+        }
+        let mut text = String::new();
+        let mut tokens = 0u32;
+        let mut finish: Option<String> = None;
+        let mut line = String::new();
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(PolicyError::Cancelled);
+            }
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| PolicyError::Failed(format!("{url}: the stream broke: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                break;
+            }
+            let chunk: Value = serde_json::from_str(data).map_err(|e| {
+                PolicyError::Failed(format!("{url}: not a stream chunk ({e}): {data}"))
+            })?;
+            let choice = &chunk["choices"][0];
+            let piece = choice["delta"]["content"]
+                .as_str()
+                .or_else(|| choice["text"].as_str())
+                .unwrap_or("");
+            if !piece.is_empty() {
+                tokens += 1;
+                text.push_str(piece);
+                on_text(piece);
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = Some(f.to_owned());
+            }
+        }
+        // Servers differ on whether the stop string is included: make sure it is, and name it.
+        let stop = match request.stop.iter().find(|s| text.ends_with(s.as_str())) {
+            Some(s) => Some(s.clone()),
+            None => match finish.as_deref() {
+                Some("stop") => {
+                    // Stopped at a stop string the server left out: find which from the text.
+                    let guess = if text.contains("<code>") && !text.contains("</code>") {
+                        request.stop.iter().find(|s| *s == "</code>")
+                    } else if text.contains("<answer>") {
+                        request.stop.iter().find(|s| *s == "</answer>")
+                    } else {
+                        None
+                    };
+                    if let Some(s) = guess {
+                        text.push_str(s);
+                    }
+                    guess.cloned()
+                }
+                _ => None,
+            },
+        };
+        Ok(Segment {
+            text,
+            stop,
+            tokens: Some(tokens),
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! The Http policy against a small chat server started on loopback: it checks each request's
+//! shape (model, messages, data-URL images, continuing the open assistant turn, stop strings,
+//! streaming) and replays streamed chunks, while the sandbox really runs the code.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use serde_json::Value;
+use thyme_studio::agent::{Agent, Event, Http, HttpSettings, PromptProfile, Settings, Task};
+use thyme_studio::geometry::ImageSize;
+use thyme_studio::paths::AppDirs;
+use thyme_studio::sandbox::{Runtime, Sandbox, SandboxConfig};
+
+/// Read one HTTP request: the request line, the headers, the body (by Content-Length).
+fn read_request(stream: &mut std::net::TcpStream) -> (String, Vec<(String, String)>, Value) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let request_line = line.trim().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let l = line.trim();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').unwrap();
+        headers.push((k.trim().to_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap();
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    (
+        request_line,
+        headers,
+        serde_json::from_slice(&body).unwrap(),
+    )
+}
+
+/// Answer with server-sent events, one chunk per piece, then [DONE].
+fn stream_back(stream: &mut std::net::TcpStream, pieces: &[&str]) {
+    let mut out = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
+    for (i, p) in pieces.iter().enumerate() {
+        let finish = if i + 1 == pieces.len() {
+            Value::from("stop")
+        } else {
+            Value::Null
+        };
+        let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": finish}]});
+        out.push_str(&format!("data: {chunk}\n\n"));
+    }
+    out.push_str("data: [DONE]\n\n");
+    stream.write_all(out.as_bytes()).unwrap();
+}
+
+#[test]
+fn the_http_policy_speaks_the_chat_wire_format_and_continues_the_open_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.png");
+    image::RgbImage::from_fn(2496, 1392, |x, y| {
+        image::Rgb([(x / 10) as u8, (y / 6) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
+    let runtime = Runtime::at(AppDirs::for_user().sandbox_runtime());
+    assert!(
+        runtime.installed().is_some(),
+        "run `bash scripts/test` first"
+    );
+    let cfg = SandboxConfig::new(
+        runtime,
+        dir.path().join("runs"),
+        PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio")),
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    let server = std::thread::spawn(move || {
+        // 1: the first segment, ending at </code>.
+        let (mut s, _) = listener.accept().unwrap();
+        let first = read_request(&mut s);
+        stream_back(
+            &mut s,
+            &[
+                "<think>The sign is small.</think><code>\n```python\n",
+                "c = Image.open(image_path).crop((1250, 1030, 1360, 1070))\nc = c.resize((c.width * 2, c.height * 2))\n",
+                "c.save('/mnt/data/temp_processed_images/z.png')\nprint('/mnt/data/temp_processed_images/z.png')\n```\n</code>",
+            ],
+        );
+        drop(s);
+        // 2: the answer; this server leaves the stop string out, as some do.
+        let (mut s, _) = listener.accept().unwrap();
+        let second = read_request(&mut s);
+        stream_back(&mut s, &["<think>It reads ML4.</think> ", "<answer>ML4"]);
+        tx.send((first, second)).unwrap();
+    });
+
+    let policy = Http::new(HttpSettings {
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        model: "Thyme-RL".into(),
+        api_key: Some("secret-key".into()),
+        timeout: Duration::from_secs(30),
+    });
+    let mut agent = Agent::new(
+        Box::new(policy),
+        Sandbox::start(cfg).unwrap(),
+        PromptProfile::default(),
+        Settings::default(),
+        Task {
+            image: image.clone(),
+            size: ImageSize::new(2496, 1392),
+            question: "What is written on the sign?".into(),
+            ground_truth: Some("ML4".into()),
+        },
+    );
+    let mut streamed = Vec::new();
+    let cancel = AtomicBool::new(false);
+    let e = agent.step(&mut |t| streamed.push(t.to_owned()), &cancel);
+    assert!(
+        matches!(e, Event::Generated { ref stop, .. } if stop.as_deref() == Some("</code>")),
+        "{e:?}"
+    );
+    assert_eq!(streamed.len(), 3, "the text arrived in the server's chunks");
+    assert_eq!(
+        agent.step(&mut |_| {}, &cancel),
+        Event::Executed {
+            ok: true,
+            images: 1
+        }
+    );
+    assert_eq!(
+        agent.step(&mut |_| {}, &cancel),
+        Event::Answered {
+            answer: "ML4".into()
+        }
+    );
+    let trace = agent.close();
+    assert_eq!(trace.run.outcome, thyme_studio::trace::Outcome::Correct);
+    assert!(trace.run.model.as_deref().unwrap().contains("Thyme-RL"));
+
+    let ((line1, headers1, body1), (_, _, body2)) = rx.recv().unwrap();
+    server.join().unwrap();
+    assert_eq!(line1, "POST /v1/chat/completions HTTP/1.1");
+    assert!(headers1.contains(&("authorization".into(), "Bearer secret-key".into())));
+    assert_eq!(body1["model"], "Thyme-RL");
+    assert_eq!(body1["stream"], true);
+    assert_eq!(body1["stop"], serde_json::json!(["</code>", "</answer>"]));
+    assert_eq!(body1["add_generation_prompt"], true);
+    assert_eq!(body1["continue_final_message"], false);
+    let msgs = body1["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs.iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["system", "user"]
+    );
+    let user = msgs[1]["content"].as_array().unwrap();
+    assert!(
+        user[0]["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,iVBOR")
+    );
+    assert!(
+        user[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("### User Image Size:** \"2496x1392\"")
+    );
+    // The second request continues the open assistant turn, with the crop as an image.
+    assert_eq!(body2["continue_final_message"], true);
+    assert_eq!(body2["add_generation_prompt"], false);
+    let msgs = body2["messages"].as_array().unwrap();
+    let assistant = msgs.last().unwrap();
+    assert_eq!(assistant["role"], "assistant");
+    let parts = assistant["content"].as_array().unwrap();
+    assert!(
+        parts[0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("</code><sandbox_output>")
+    );
+    assert!(
+        parts[1]["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    assert_eq!(parts[2]["text"], "</sandbox_output>");
+}
+
+#[test]
+fn a_server_error_is_reported_not_panicked_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let _ = read_request(&mut s);
+        s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 11\r\nConnection: close\r\n\r\nmodel crash")
+            .unwrap();
+    });
+    let mut policy = Http::new(HttpSettings {
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        model: "m".into(),
+        api_key: None,
+        timeout: Duration::from_secs(10),
+    });
+    let request = thyme_studio::agent::Request {
+        system: String::new(),
+        user: "hi".into(),
+        images: vec![],
+        assistant: String::new(),
+        stop: vec!["</answer>".into()],
+        max_tokens: 16,
+        temperature: 0.0,
+    };
+    use thyme_studio::agent::Policy;
+    let e = policy
+        .generate(&request, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HTTP 500") && e.contains("model crash"), "{e}");
+}
