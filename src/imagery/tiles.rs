@@ -277,26 +277,33 @@ impl TileService {
             return None;
         }
         let tile = super::pyramid::TILE;
-        let mut out = RgbImage::new(x1 - x0, y1 - y0);
+        // First every tile (asking for the missing ones); the picture is only assembled once
+        // all are in memory, so waiting frames cost no large allocation.
+        let mut parts = Vec::new();
         let mut complete = true;
         for row in y0 / tile..=(y1 - 1) / tile {
             for col in x0 / tile..=(x1 - 1) / tile {
                 let key = TileKey { level, col, row };
                 match self.tile(id, key) {
-                    Some(t) => {
-                        let (tx, ty, _, _) = layout.tile_rect(key);
-                        image::imageops::replace(
-                            &mut out,
-                            t.as_ref(),
-                            i64::from(tx) - i64::from(x0),
-                            i64::from(ty) - i64::from(y0),
-                        );
-                    }
+                    Some(t) => parts.push((key, t)),
                     None => complete = false,
                 }
             }
         }
-        complete.then_some(out)
+        if !complete {
+            return None;
+        }
+        let mut out = RgbImage::new(x1 - x0, y1 - y0);
+        for (key, t) in parts {
+            let (tx, ty, _, _) = layout.tile_rect(key);
+            image::imageops::replace(
+                &mut out,
+                t.as_ref(),
+                i64::from(tx) - i64::from(x0),
+                i64::from(ty) - i64::from(y0),
+            );
+        }
+        Some(out)
     }
 
     /// Bytes of tiles held in RAM, and the bound.
