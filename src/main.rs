@@ -374,10 +374,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(exchange_failure)?;
             bar.finish_and_clear();
             if json {
-                let text = serde_json::to_string_pretty(&report)
-                    .context("writing JSON")
-                    .map_err(Failure::Internal)?;
-                println!("{text}");
+                print_json(&report)?;
             } else {
                 println!("{}", report.summary());
                 println!("in {:.2} s", started.elapsed().as_secs_f64());
@@ -414,10 +411,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             )
             .map_err(exchange_failure)?;
             if json {
-                let text = serde_json::to_string_pretty(&summary)
-                    .context("writing JSON")
-                    .map_err(Failure::Internal)?;
-                println!("{text}");
+                print_json(&summary)?;
             } else {
                 println!("{}", summary.summary());
             }
@@ -429,10 +423,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let store = SqliteStore::open(&file)?;
             let stats = store.stats()?;
             if json {
-                let text = serde_json::to_string_pretty(&stats)
-                    .context("writing JSON")
-                    .map_err(Failure::Internal)?;
-                println!("{text}");
+                print_json(&stats)?;
             } else {
                 println!("{}", file.display());
                 println!("{stats}");
@@ -553,10 +544,7 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        let text = serde_json::to_string_pretty(&report)
-            .context("writing JSON")
-            .map_err(Failure::Internal)?;
-        println!("{text}");
+        print_json(&report)?;
     } else {
         print_report(&report, seconds);
     }
@@ -949,10 +937,7 @@ fn trace_cmd(which: TraceCmd) -> Result<(), Failure> {
                 })
                 .collect();
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).map_err(|e| Failure::Internal(e.into()))?
-                );
+                print_json(&rows)?;
             } else {
                 println!("{:<28} {:<26} {:>5}  detail", "run", "flag", "step");
                 for r in &rows {
@@ -1030,10 +1015,7 @@ fn sandbox(which: SandboxCmd) -> Result<(), Failure> {
                     "layers": layers,
                     "badge": badge(&layers),
                 });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).map_err(|e| Failure::Internal(e.into()))?
-                );
+                print_json(&v)?;
                 return Ok(());
             }
             println!("runtime: {}", cfg.runtime.dir.display());
@@ -1106,10 +1088,7 @@ fn sandbox(which: SandboxCmd) -> Result<(), Failure> {
                 "steps": results,
             });
             sandbox.close();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).map_err(|e| Failure::Internal(e.into()))?
-            );
+            print_json(&v)?;
             Ok(())
         }
     }
@@ -1135,6 +1114,15 @@ fn sandbox_launch(policy: &str, command: &[std::ffi::OsString]) -> Result<(), Fa
         "cannot start {}: {err}",
         std::path::Path::new(program).display()
     )))
+}
+
+/// Print a value as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .context("writing JSON")
+        .map_err(Failure::Internal)?;
+    println!("{text}");
+    Ok(())
 }
 
 fn parse_format(s: &str) -> Result<thyme_studio::exchange::Format, String> {

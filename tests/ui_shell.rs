@@ -304,6 +304,19 @@ fn image_point(h: &Harness<'static, StudioApp>, canvas: egui::Rect, p: egui::Pos
     h.state().canvas.view().unwrap().to_image(canvas, p)
 }
 
+/// Wait until the project's image is on the canvas; its screen rectangle and view.
+fn image_shown(
+    h: &mut Harness<'static, StudioApp>,
+) -> (egui::Rect, thyme_studio::ui::canvas::View) {
+    step_until(h, "the image", |h| {
+        !h.state().busy() && h.state().canvas.view().is_some()
+    });
+    (
+        h.get_by_label("image canvas").rect(),
+        h.state().canvas.view().unwrap(),
+    )
+}
+
 /// A primary click at a screen point, as press and release frames.
 fn click_at(h: &mut Harness<'static, StudioApp>, p: egui::Pos2) {
     h.hover_at(p);
@@ -385,11 +398,7 @@ fn a_rebound_key_draws_a_box_by_two_clicks_and_the_model_eye_view_flags_it() {
     )
     .unwrap();
     let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
-    step_until(&mut h, "the image", |h| {
-        !h.state().busy() && h.state().canvas.view().is_some()
-    });
-    let canvas = h.get_by_label("image canvas").rect();
-    let view = h.state().canvas.view().unwrap();
+    let (canvas, view) = image_shown(&mut h);
     let a = view.to_screen(canvas, (1000.0, 1000.0));
     let b = view.to_screen(canvas, (1040.0, 1020.0));
 
@@ -458,11 +467,7 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
     let root = tempfile::tempdir().unwrap();
     let project = one_image_project(root.path());
     let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
-    step_until(&mut h, "the image", |h| {
-        !h.state().busy() && h.state().canvas.view().is_some()
-    });
-    let canvas = h.get_by_label("image canvas").rect();
-    let view = h.state().canvas.view().unwrap();
+    let (canvas, view) = image_shown(&mut h);
     let a = view.to_screen(canvas, (500.0, 400.0));
     let b = view.to_screen(canvas, (800.0, 600.0));
 
@@ -783,9 +788,7 @@ fn export_and_import_annotations_from_the_file_menu() {
         root.path(),
         vec![vec![coco_in], vec![out.clone()]],
     ));
-    step_until(&mut h, "the image", |h| {
-        !h.state().busy() && h.state().canvas.view().is_some()
-    });
+    image_shown(&mut h);
     h.get_by_label("File").click();
     h.run_steps(2);
     h.get_by_label("Export...").click();
