@@ -553,12 +553,20 @@ fn import(file: PathBuf, paths: Vec<PathBuf>, max_pixels: u64, json: bool) -> Re
 
 #[derive(clap::Args)]
 struct RunArgs {
-    #[arg(long)]
-    image: PathBuf,
-    #[arg(long)]
-    question: String,
-    #[arg(long)]
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    image: Option<PathBuf>,
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    question: Option<String>,
+    #[arg(long, conflicts_with = "batch")]
     ground_truth: Option<String>,
+    /// Run every row of a JSONL file (Thyme RL rows, our thyme-rl export, or
+    /// {"image", "question", "answer"} lines); --out FILE.jsonl gets the traces, and the
+    /// accuracy is printed at the end.
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// Runs in flight at once with --batch (default: 8 with --policy http, else 2).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// replay: play back model text (--script FILE, or --replay TRACE) with real execution;
     /// http: an OpenAI-compatible server (--base-url or THYME_STUDIO_BASE_URL; the API key
     /// from THYME_STUDIO_API_KEY or OPENAI_API_KEY).
@@ -593,34 +601,45 @@ struct RunArgs {
     runs: Option<PathBuf>,
 }
 
-fn run_agent(a: RunArgs) -> Result<(), Failure> {
-    use thyme_studio::agent::{
-        Agent, Decoding, Event, Mode, PromptProfile, Replay, Settings, Task,
-    };
-    let user = |m: String| Failure::User(anyhow::anyhow!(m));
-    let policy: Box<dyn thyme_studio::agent::Policy> = match (
-        a.policy.as_str(),
-        &a.script,
-        &a.replay,
-    ) {
+/// The model-text source named on the command line, for one task (`--replay` with a file of
+/// many runs picks the run with the task's question and image file name).
+fn make_policy(
+    a: &RunArgs,
+    replays: &[thyme_studio::trace::Trace],
+    task: &thyme_studio::agent::Task,
+) -> Result<Box<dyn thyme_studio::agent::Policy>, String> {
+    use thyme_studio::agent::Replay;
+    match (a.policy.as_str(), &a.script, &a.replay) {
         ("replay", Some(script), _) => {
             let text = std::fs::read_to_string(script)
-                .with_context(|| script.display().to_string())
-                .map_err(Failure::User)?;
-            Box::new(Replay::new("scripted", text))
+                .map_err(|e| format!("{}: {e}", script.display()))?;
+            Ok(Box::new(Replay::new("scripted", text)))
         }
-        ("replay", None, Some(trace)) => {
-            let loaded = load_traces(trace, "auto")?;
-            let t = loaded
-                .traces
-                .first()
-                .ok_or_else(|| user(format!("{}: no run to replay", trace.display())))?;
-            Box::new(Replay::from_trace(t))
+        ("replay", None, Some(file)) => {
+            let name = task.image.file_name();
+            let t = if replays.len() == 1 {
+                replays.first()
+            } else {
+                replays.iter().find(|t| {
+                    t.run.question.trim() == task.question.trim()
+                        && t.run
+                            .images
+                            .first()
+                            .and_then(|i| i.path.as_ref())
+                            .and_then(|p| p.file_name())
+                            == name
+                })
+            };
+            let t = t.ok_or_else(|| {
+                format!(
+                    "{}: no recorded run of this question on this image",
+                    file.display()
+                )
+            })?;
+            Ok(Box::new(Replay::from_trace(t)))
         }
         ("replay", None, None) => {
-            return Err(user(
-                "--policy replay needs --script FILE or --replay TRACE".into(),
-            ));
+            Err("--policy replay needs --script FILE or --replay TRACE".into())
         }
         ("http", _, _) => {
             let mut settings = thyme_studio::agent::HttpSettings::from_env();
@@ -635,19 +654,32 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
                 });
                 s.base_url = url.clone();
             }
-            let mut settings = settings.ok_or_else(|| {
-                user("--policy http needs --base-url URL (or THYME_STUDIO_BASE_URL)".into())
-            })?;
+            let mut settings = settings.ok_or(
+                "--policy http needs --base-url URL (or THYME_STUDIO_BASE_URL)".to_owned(),
+            )?;
             if let Some(m) = &a.model {
                 settings.model = m.clone();
             }
-            Box::new(thyme_studio::agent::Http::new(settings))
+            Ok(Box::new(thyme_studio::agent::Http::new(settings)))
         }
-        (other, _, _) => {
-            return Err(user(format!(
-                "policy '{other}' is not available (replay and http are; local arrives with the on-device model)"
-            )));
+        (other, _, _) => Err(format!(
+            "policy '{other}' is not available (replay and http are; local arrives with the on-device model)"
+        )),
+    }
+}
+
+fn run_agent(a: RunArgs) -> Result<(), Failure> {
+    use thyme_studio::agent::{Agent, Decoding, Event, Mode, PromptProfile, Settings, Task};
+    let user = |m: String| Failure::User(anyhow::anyhow!(m));
+    let replays = match (&a.policy[..], &a.script, &a.replay) {
+        ("replay", None, Some(trace)) => {
+            let loaded = load_traces(trace, "auto")?;
+            if loaded.traces.is_empty() {
+                return Err(user(format!("{}: no run to replay", trace.display())));
+            }
+            loaded.traces
         }
+        _ => Vec::new(),
     };
     let settings = Settings {
         mode: match a.mode.as_str() {
@@ -670,9 +702,6 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
         Some(p) => PromptProfile::load(p).map_err(|e| Failure::User(e.into()))?,
         None => PromptProfile::default(),
     };
-    let image = std::path::absolute(&a.image).unwrap_or(a.image.clone());
-    let probe = thyme_studio::imagery::probe_file(&image, PixelBudget::DEFAULT)
-        .map_err(|e| Failure::User(e.into()))?;
     let dirs = thyme_studio::paths::AppDirs::for_user();
     let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)
         .map_err(|e| Failure::Internal(e.into()))?;
@@ -685,20 +714,25 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
             .setup(false, &mut |step| eprintln!("  {step}"))
             .map_err(|e| Failure::User(e.into()))?;
     }
+    if let Some(batch) = &a.batch {
+        return run_batch(&a, batch, &replays, cfg, profile, settings);
+    }
+    let (Some(image), Some(question)) = (&a.image, &a.question) else {
+        return Err(user("give --image and --question, or --batch FILE".into()));
+    };
+    let image = std::path::absolute(image).unwrap_or(image.clone());
+    let probe = thyme_studio::imagery::probe_file(&image, PixelBudget::DEFAULT)
+        .map_err(|e| Failure::User(e.into()))?;
+    let task = Task {
+        image,
+        size: probe.size,
+        question: question.clone(),
+        ground_truth: a.ground_truth.clone(),
+    };
+    let policy = make_policy(&a, &replays, &task).map_err(user)?;
     let sandbox =
         thyme_studio::sandbox::Sandbox::start(cfg).map_err(|e| Failure::User(e.into()))?;
-    let mut agent = Agent::new(
-        policy,
-        sandbox,
-        profile,
-        settings,
-        Task {
-            image,
-            size: probe.size,
-            question: a.question,
-            ground_truth: a.ground_truth,
-        },
-    );
+    let mut agent = Agent::new(policy, sandbox, profile, settings, task);
     let cancel = AtomicBool::new(false);
     loop {
         let event = agent.step(&mut |t| print!("{t}"), &cancel);
@@ -718,18 +752,122 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
     }
     let trace = agent.close();
     println!("outcome: {}", trace.run.outcome.as_str());
-    if let Some(out) = a.out {
-        use thyme_studio::trace::io;
-        let written = if out.extension().is_some_and(|e| e == "jsonl") {
-            io::write_jsonl(std::slice::from_ref(&trace), &out)
-        } else if out.extension().is_some_and(|e| e == "zip") {
-            io::write_zip(&trace, &out)
-        } else {
-            io::write_folder(&trace, &out)
-        };
-        written.map_err(|e| Failure::User(e.into()))?;
+    if let Some(out) = &a.out {
+        write_trace_out(std::slice::from_ref(&trace), out)?;
         println!("trace written to {}", out.display());
     }
+    Ok(())
+}
+
+/// A trace (or, for JSONL, several) where `--out` says.
+fn write_trace_out(
+    traces: &[thyme_studio::trace::Trace],
+    out: &std::path::Path,
+) -> Result<(), Failure> {
+    use thyme_studio::trace::io;
+    let written = match (out.extension().and_then(|e| e.to_str()), traces) {
+        (Some("jsonl"), _) => io::write_jsonl(traces, out),
+        (Some("zip"), [one]) => io::write_zip(one, out),
+        (_, [one]) => io::write_folder(one, out),
+        _ => {
+            return Err(Failure::User(anyhow::anyhow!(
+                "{}: several runs go to a .jsonl file",
+                out.display()
+            )));
+        }
+    };
+    written.map_err(|e| Failure::User(e.into()))
+}
+
+fn run_batch(
+    a: &RunArgs,
+    batch: &std::path::Path,
+    replays: &[thyme_studio::trace::Trace],
+    cfg: thyme_studio::sandbox::SandboxConfig,
+    profile: thyme_studio::agent::PromptProfile,
+    settings: thyme_studio::agent::Settings,
+) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use thyme_studio::agent::{BatchRunner, BatchSummary, read_tasks};
+    let Some(out) = &a.out else {
+        return Err(Failure::User(anyhow::anyhow!(
+            "--batch needs --out FILE.jsonl for the traces"
+        )));
+    };
+    if out.extension().is_none_or(|e| e != "jsonl") {
+        return Err(Failure::User(anyhow::anyhow!(
+            "{}: a batch's traces go to a .jsonl file",
+            out.display()
+        )));
+    }
+    let (tasks, bad) = read_tasks(batch)
+        .with_context(|| batch.display().to_string())
+        .map_err(Failure::User)?;
+    for b in &bad {
+        eprintln!("warning: {}: {b} (left out)", batch.display());
+    }
+    if tasks.is_empty() {
+        return Err(Failure::User(anyhow::anyhow!(
+            "{}: no task to run",
+            batch.display()
+        )));
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or(if a.policy == "http" { 8 } else { 2 })
+        .max(1);
+    println!(
+        "{} task(s) from {}, {jobs} in flight",
+        tasks.len(),
+        batch.display()
+    );
+    let policy = |t: &thyme_studio::agent::BatchTask| make_policy(a, replays, &t.task);
+    let runner = BatchRunner {
+        sandbox: cfg,
+        profile,
+        settings,
+        jobs,
+        policy: &policy,
+    };
+    let done = AtomicUsize::new(0);
+    let total = tasks.len();
+    let cancel = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let results = runner.run(&tasks, &cancel, &|r| {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &r.trace {
+            Ok(t) => println!(
+                "[{n}/{total}] line {}: {} ({} step(s))",
+                r.line,
+                t.run.outcome.as_str(),
+                t.steps.len()
+            ),
+            Err(e) => println!("[{n}/{total}] line {}: failed: {e}", r.line),
+        }
+    });
+    let traces: Vec<_> = results.iter().filter_map(|r| r.trace.clone().ok()).collect();
+    write_trace_out(&traces, out)?;
+    let s = BatchSummary::of(&results);
+    println!(
+        "{} run(s) in {:.1} s: {} correct, {} wrong, {} answered without ground truth, {} without an answer, {} failed",
+        s.tasks,
+        started.elapsed().as_secs_f64(),
+        s.correct,
+        s.wrong,
+        s.answered,
+        s.no_answer,
+        s.failed
+    );
+    match s.accuracy() {
+        Some(acc) => println!(
+            "accuracy: {:.1} % ({} of {} with a ground truth)",
+            acc * 100.0,
+            s.correct,
+            s.with_truth + s.failed
+        ),
+        None => println!("accuracy: - (no task has a ground truth)"),
+    }
+    println!("traces written to {}", out.display());
     Ok(())
 }
 

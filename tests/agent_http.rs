@@ -233,3 +233,101 @@ fn a_server_error_is_reported_not_panicked_on() {
         .to_string();
     assert!(e.contains("HTTP 500") && e.contains("model crash"), "{e}");
 }
+
+/// `thyme-studio run --batch` with `--policy http`: several requests are in flight at once
+/// (the server holds each answer until a second request is open, or gives up after a while),
+/// every row's trace lands in the JSONL, and the accuracy is printed.
+#[test]
+fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    image::RgbImage::from_fn(64, 48, |x, _| image::Rgb([x as u8 * 3, 20, 200]))
+        .save(dir.path().join("dots.png"))
+        .unwrap();
+    let rows = [
+        r#"{"image": "dots.png", "question": "How many dots?", "answer": "7"}"#,
+        r#"{"image": "dots.png", "question": "How many blue dots?", "solution": "<answer>\\boxed{7}</answer>"}"#,
+        r#"{"image": "dots.png", "question": "How many red dots?", "answer": "8"}"#,
+        r#"{"image": "nowhere.png", "question": "Lost?"}"#,
+    ];
+    let batch = dir.path().join("batch.jsonl");
+    std::fs::write(&batch, rows.join("\n")).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // (open requests, most open at once)
+    let open = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
+    let served = Arc::new(AtomicUsize::new(0));
+    let (open2, served2) = (open.clone(), served.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut s = conn.unwrap();
+            let (open, served) = (open2.clone(), served2.clone());
+            std::thread::spawn(move || {
+                let (_, _, body) = read_request(&mut s);
+                assert_eq!(body["model"], "batch-model");
+                let (lock, cv) = &*open;
+                let mut g = lock.lock().unwrap();
+                g.0 += 1;
+                g.1 = g.1.max(g.0);
+                cv.notify_all();
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while g.1 < 2 && std::time::Instant::now() < deadline {
+                    g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap().0;
+                }
+                drop(g);
+                stream_back(&mut s, &["<think>I count them.</think> ", "<answer>7</answer>"]);
+                lock.lock().unwrap().0 -= 1;
+                served.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+
+    let out = dir.path().join("traces.jsonl");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["run", "--policy", "http", "--model", "batch-model", "--jobs", "3"])
+        .arg("--base-url")
+        .arg(format!("http://127.0.0.1:{port}/v1"))
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .arg("--runs")
+        .arg(dir.path().join("runs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("line 4") && stderr.contains("nowhere.png"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("3 task(s)"), "{stdout}");
+    assert!(
+        stdout.contains("2 correct, 1 wrong"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("accuracy: 66.7 % (2 of 3"), "{stdout}");
+    assert_eq!(served.load(Ordering::SeqCst), 3);
+    assert!(
+        open.0.lock().unwrap().1 >= 2,
+        "the batch never had two requests open at once"
+    );
+    let traces: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(traces.len(), 3);
+    // In input order, whatever order they finished in.
+    let questions: Vec<&str> = traces
+        .iter()
+        .map(|t| t["run"]["question"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        questions,
+        ["How many dots?", "How many blue dots?", "How many red dots?"]
+    );
+}

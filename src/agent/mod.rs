@@ -2,12 +2,14 @@
 //! Owns prompt profiles (what the model is told), policies (what writes the model's text) and
 //! the step machine that drives a run and records it as a trace. No egui here.
 
+pub mod batch;
 pub mod http;
 pub mod machine;
 pub mod policy;
 pub mod profile;
 pub mod script;
 
+pub use batch::{BadLine, BatchResult, BatchRunner, BatchSummary, BatchTask, read_tasks};
 pub use http::{Http, HttpSettings};
 pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};
 pub use policy::{Manual, Policy, PolicyError, Replay, Request, Segment};

@@ -24,7 +24,9 @@ use thiserror::Error;
 
 pub use coco::IdSeq;
 pub use paths::PathMode;
-pub use read::{ImportFormat, ImportSettings, ImportSummary, Problem, import_file};
+pub use read::{
+    ImportFormat, ImportSettings, ImportSummary, Problem, bare_question, import_file, unwrap_boxed,
+};
 pub use select::Filter;
 
 use crate::agent::PromptProfile;

@@ -788,7 +788,7 @@ fn first_image(v: &Value) -> Option<&str> {
 }
 
 /// The question without the `<image>` tag and the path/size headers of Thyme's user turn.
-fn bare_question(text: &str) -> &str {
+pub fn bare_question(text: &str) -> &str {
     let t = text.trim_start();
     let t = t.strip_prefix("<image>").unwrap_or(t);
     let t = match t.find("### User Image Path:**") {
