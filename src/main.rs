@@ -845,7 +845,10 @@ fn run_batch(
             Err(e) => println!("[{n}/{total}] line {}: failed: {e}", r.line),
         }
     });
-    let traces: Vec<_> = results.iter().filter_map(|r| r.trace.clone().ok()).collect();
+    let traces: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.trace.clone().ok())
+        .collect();
     write_trace_out(&traces, out)?;
     let s = BatchSummary::of(&results);
     println!(

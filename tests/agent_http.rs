@@ -277,7 +277,10 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
                     g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap().0;
                 }
                 drop(g);
-                stream_back(&mut s, &["<think>I count them.</think> ", "<answer>7</answer>"]);
+                stream_back(
+                    &mut s,
+                    &["<think>I count them.</think> ", "<answer>7</answer>"],
+                );
                 lock.lock().unwrap().0 -= 1;
                 served.fetch_add(1, Ordering::SeqCst);
             });
@@ -286,7 +289,15 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
 
     let out = dir.path().join("traces.jsonl");
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
-        .args(["run", "--policy", "http", "--model", "batch-model", "--jobs", "3"])
+        .args([
+            "run",
+            "--policy",
+            "http",
+            "--model",
+            "batch-model",
+            "--jobs",
+            "3",
+        ])
         .arg("--base-url")
         .arg(format!("http://127.0.0.1:{port}/v1"))
         .arg("--batch")
@@ -305,10 +316,7 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
         "{stderr}"
     );
     assert!(stdout.contains("3 task(s)"), "{stdout}");
-    assert!(
-        stdout.contains("2 correct, 1 wrong"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("2 correct, 1 wrong"), "{stdout}");
     assert!(stdout.contains("accuracy: 66.7 % (2 of 3"), "{stdout}");
     assert_eq!(served.load(Ordering::SeqCst), 3);
     assert!(
@@ -328,6 +336,10 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
         .collect();
     assert_eq!(
         questions,
-        ["How many dots?", "How many blue dots?", "How many red dots?"]
+        [
+            "How many dots?",
+            "How many blue dots?",
+            "How many red dots?"
+        ]
     );
 }

@@ -979,6 +979,25 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
     assert_eq!(execute.1[0].image.width, Some(160));
     assert_eq!(trace.run.outcome, thyme_studio::trace::Outcome::Correct);
     assert!(h.query_by_label_contains("Answer:").is_some());
+    // The output is in the transcript with its rectangle on the original, and drawn on the
+    // canvas (the live trace's crops are the canvas's overlays).
+    let live = h.state().run.live.clone().unwrap();
+    // Thyme's crop fix widened the 40 x 30 box to 64 px a side.
+    assert_eq!(
+        live.crops().first().map(|c| c.1),
+        Some([0.0, 0.0, 64.0, 64.0])
+    );
+    h.run_steps(3);
+    assert!(
+        h.query_all_by_label_contains("from [0, 0, 64, 64]")
+            .next()
+            .is_some()
+    );
+    assert!(
+        h.query_all_by_label_contains("output image(s) placed on the original")
+            .next()
+            .is_some()
+    );
     assert!(
         h.query_all_by_label_contains("scripted from the annotation")
             .next()
@@ -990,4 +1009,29 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
         h.state().inspect.trace.is_some()
     });
     assert_eq!(h.state().workspace, Workspace::Inspect);
+}
+
+#[test]
+fn a_typed_question_for_a_chat_server_needs_its_url_and_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = demo_harness(root.path());
+    h.state_mut().workspace = Workspace::Run;
+    h.run_steps(2);
+    h.get_by_label("typed question").click();
+    h.get_by_label("chat server").click();
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("Base URL").next().is_some(),
+        "the server fields appear"
+    );
+    h.state_mut().run.typed_question = "What does the sign say?".into();
+    h.run_steps(2);
+    h.get_by_label("Start run").click();
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("give the chat server's base URL")
+            .next()
+            .is_some()
+    );
+    assert!(h.state().run.agent.is_none());
 }

@@ -153,6 +153,9 @@ pub struct BatchResult {
     pub trace: Result<Trace, String>,
 }
 
+/// Makes a fresh policy for a task (or says why it cannot).
+pub type PolicyFactory = dyn Fn(&BatchTask) -> Result<Box<dyn Policy>, String> + Sync;
+
 /// What is shared by every run of a batch.
 pub struct BatchRunner<'a> {
     pub sandbox: SandboxConfig,
@@ -161,7 +164,7 @@ pub struct BatchRunner<'a> {
     /// How many runs are in flight at once (at least 1).
     pub jobs: usize,
     /// A fresh policy for a task.
-    pub policy: &'a (dyn Fn(&BatchTask) -> Result<Box<dyn Policy>, String> + Sync),
+    pub policy: &'a PolicyFactory,
 }
 
 impl BatchRunner<'_> {

@@ -57,7 +57,7 @@ pub struct Inspect {
     /// A second run shown beside the selected one.
     pub compare: Option<Trace>,
     image: Option<(ImageId, ImageSize)>,
-    pictures: HashMap<PathBuf, Option<TextureHandle>>,
+    pictures: super::pictures::Pictures,
     /// The original's pixels under each output's source rectangle, by (step, output).
     regions: HashMap<(usize, usize), Option<TextureHandle>>,
     /// An output image opened large, and its zoom.
@@ -84,7 +84,7 @@ impl Default for Inspect {
             canvas: Canvas::new(),
             compare: None,
             image: None,
-            pictures: HashMap::new(),
+            pictures: Default::default(),
             regions: HashMap::new(),
             zoomed: None,
         }
@@ -661,7 +661,8 @@ impl Inspect {
                                 }
                                 if let Some(path) = &o.image.path {
                                     cols[1].weak("the step's image (click to enlarge)");
-                                    if self.picture(&mut cols[1], path) {
+                                    let w = cols[1].available_width();
+                                    if self.pictures.show(&mut cols[1], path, w) {
                                         self.zoomed = Some((path.clone(), 1.0));
                                     }
                                 }
@@ -742,7 +743,7 @@ impl Inspect {
         let Some((path, mut zoom)) = self.zoomed.clone() else {
             return;
         };
-        let Some(Some(tex)) = self.pictures.get(&path).cloned() else {
+        let Some(tex) = self.pictures.loaded(&path) else {
             self.zoomed = None;
             return;
         };
@@ -764,44 +765,6 @@ impl Inspect {
                 });
             });
         self.zoomed = open.then_some((path, zoom));
-    }
-
-    /// An output image, loaded once and shown fitted to the panel; true when clicked.
-    fn picture(&mut self, ui: &mut egui::Ui, path: &Path) -> bool {
-        let ctx = ui.ctx().clone();
-        let tex = self.pictures.entry(path.to_owned()).or_insert_with(|| {
-            // The size is checked from the header before anything is decoded.
-            crate::imagery::probe_file(path, crate::imagery::PixelBudget(64_000_000)).ok()?;
-            let img = image::open(path).ok()?;
-            let img = if img.width().max(img.height()) > 2048 {
-                img.thumbnail(2048, 2048)
-            } else {
-                img
-            };
-            let rgba = img.into_rgba8();
-            let color = egui::ColorImage::from_rgba_unmultiplied(
-                [rgba.width() as usize, rgba.height() as usize],
-                rgba.as_raw(),
-            );
-            Some(ctx.load_texture(
-                path.display().to_string(),
-                color,
-                egui::TextureOptions::LINEAR,
-            ))
-        });
-        match tex {
-            Some(t) => {
-                let size = t.size_vec2();
-                let w = ui.available_width().min(size.x.max(1.0) * 2.0);
-                let scale = w / size.x.max(1.0);
-                ui.add(egui::Image::new((t.id(), size * scale)).sense(egui::Sense::click()))
-                    .clicked()
-            }
-            None => {
-                ui.weak(format!("{} cannot be shown", path.display()));
-                false
-            }
-        }
     }
 }
 

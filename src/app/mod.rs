@@ -11,6 +11,7 @@ pub mod import_job;
 pub mod inspect;
 pub mod keymap;
 pub mod model_eye_view;
+pub mod pictures;
 pub mod project;
 pub mod run_panel;
 pub mod sandbox_panel;
@@ -369,6 +370,20 @@ impl StudioApp {
         for e in key_errors {
             app.notify_error(format!("a saved shortcut was ignored: {e}"));
         }
+        match (
+            app.settings.chat_server.clone(),
+            crate::agent::HttpSettings::from_env(),
+        ) {
+            (_, Some(env)) => {
+                app.run.server_url = env.base_url;
+                app.run.server_model = env.model;
+            }
+            (Some(saved), None) => {
+                app.run.server_url = saved.base_url;
+                app.run.server_model = saved.model;
+            }
+            (None, None) => {}
+        }
         match app.config.project.clone() {
             Some(path) => app.open_project(path),
             None => app.open_demo(),
@@ -688,15 +703,22 @@ impl StudioApp {
                 egui::Panel::bottom("sandbox-state").show(ui, |ui| {
                     self.sandbox_panel.show(ui);
                 });
-                egui::CentralPanel::default().show(ui, |ui| {
-                    ui.heading("Run");
-                    self.run.show(
-                        ui,
-                        image.as_ref(),
-                        &self.detail.questions,
-                        &self.detail.regions,
-                    );
-                });
+                self.run.show(
+                    ui,
+                    image.as_ref(),
+                    &self.detail.questions,
+                    &self.detail.regions,
+                    &self.tiles,
+                );
+                if std::mem::take(&mut self.run.server_changed) {
+                    self.settings.chat_server = Some(settings::ChatServer {
+                        base_url: self.run.server_url.clone(),
+                        model: self.run.server_model.clone(),
+                    });
+                    if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+                        tracing::warn!("settings not saved: {e}");
+                    }
+                }
                 if let Some(path) = self.run.open_in_inspect.take() {
                     self.inspect.open(path, &ctx);
                     self.workspace = Workspace::Inspect;

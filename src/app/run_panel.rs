@@ -1,8 +1,10 @@
-//! The Run workspace: pick a QA item of the selected image, start a run with a policy
-//! (a scripted demo turn written from the annotation, or text a person types), then Step, Run
-//! to the end or Stop. The transcript grows as the model's text arrives, the pending code cell
-//! can be edited before it runs, outputs appear with their rectangles on the original, and the
-//! finished run opens in Inspect. Every step runs off the UI thread.
+//! The Run workspace: pick a QA item of the selected image (its ground truth known) or type a
+//! question, start a run with a policy (a scripted demo turn written from the annotation, text a
+//! person types, or an OpenAI-compatible chat server), then Step, Run to the end or Stop. The
+//! transcript grows as the model's text arrives, the pending code cell can be edited before it
+//! runs, each output image appears in the transcript and as its rectangle on the original
+//! (the canvas beside it), and the finished run opens in Inspect. Every step runs off the UI
+//! thread.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +13,17 @@ use std::sync::{Arc, Mutex};
 
 use egui::RichText;
 
-use crate::agent::{Agent, Event, Manual, Policy, PromptProfile, Replay, Settings, State, Task};
+use super::pictures::Pictures;
+use crate::agent::{
+    Agent, Event, Http, HttpSettings, Manual, Policy, PromptProfile, Replay, Settings, State, Task,
+};
+use crate::annotate::hit_smallest;
 use crate::dataset::{ImageRecord, Question, QuestionId, Region};
+use crate::geometry::ImageRect;
+use crate::imagery::tiles::TileService;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::trace::{Step, Trace};
+use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
@@ -22,6 +31,8 @@ pub enum PolicyKind {
     Scripted,
     /// A person writes the model's text.
     Manual,
+    /// An OpenAI-compatible chat server (vLLM, SGLang) serving the model.
+    Http,
 }
 
 /// A background job: starting a run, or one step of it.
@@ -33,7 +44,16 @@ enum Job {
 pub struct RunPanel {
     cfg: Option<SandboxConfig>,
     pub question: Option<QuestionId>,
+    /// Ask a typed question (no ground truth) instead of a QA item.
+    pub typed: bool,
+    pub typed_question: String,
     pub policy: PolicyKind,
+    /// The chat server (Http policy): base URL and model name; the API key stays in the
+    /// environment (THYME_STUDIO_API_KEY or OPENAI_API_KEY), never in the settings file.
+    pub server_url: String,
+    pub server_model: String,
+    /// The server fields changed since the app last saved them.
+    pub server_changed: bool,
     /// The person's next piece of model text (manual policy).
     pub manual_text: String,
     manual: Option<Manual>,
@@ -50,6 +70,11 @@ pub struct RunPanel {
     pub error: Option<String>,
     /// A trace written for Inspect to open.
     pub open_in_inspect: Option<PathBuf>,
+    /// The run as recorded so far (refreshed after each step).
+    pub live: Option<Trace>,
+    selected_step: Option<usize>,
+    canvas: Canvas,
+    pictures: Pictures,
 }
 
 impl RunPanel {
@@ -57,7 +82,12 @@ impl RunPanel {
         Self {
             cfg,
             question: None,
+            typed: false,
+            typed_question: String::new(),
             policy: PolicyKind::Scripted,
+            server_url: String::new(),
+            server_model: "Thyme-RL".into(),
+            server_changed: false,
             manual_text: String::new(),
             manual: None,
             agent: None,
@@ -70,6 +100,10 @@ impl RunPanel {
             finished: None,
             error: None,
             open_in_inspect: None,
+            live: None,
+            selected_step: None,
+            canvas: Canvas::new(),
+            pictures: Pictures::default(),
         }
     }
 
@@ -77,12 +111,13 @@ impl RunPanel {
         self.job.is_some()
     }
 
-    /// Start a run on `image` for question `q` (its linked boxes in `regions`).
+    /// Start a run on `image` for QA item `q` (its linked boxes in `regions`), or, with no
+    /// QA item, for the typed question.
     pub fn start(
         &mut self,
         ctx: &egui::Context,
         image: &ImageRecord,
-        q: &Question,
+        q: Option<&Question>,
         regions: &[Region],
     ) {
         let Some(cfg) = self.cfg.clone() else {
@@ -92,6 +127,13 @@ impl RunPanel {
         };
         let policy: Box<dyn Policy> = match self.policy {
             PolicyKind::Scripted => {
+                let Some(q) = q else {
+                    self.error = Some(
+                        "a scripted run is written from a QA item's boxes: pick one, or use the manual or chat-server policy"
+                            .into(),
+                    );
+                    return;
+                };
                 let boxes: Vec<&Region> = q
                     .regions
                     .iter()
@@ -113,12 +155,39 @@ impl RunPanel {
                 self.manual = Some(m.clone());
                 Box::new(m)
             }
+            PolicyKind::Http => {
+                let url = self.server_url.trim();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.error = Some(
+                        "give the chat server's base URL, e.g. http://127.0.0.1:8000/v1".into(),
+                    );
+                    return;
+                }
+                Box::new(Http::new(HttpSettings {
+                    base_url: url.to_owned(),
+                    model: self.server_model.trim().to_owned(),
+                    api_key: std::env::var("THYME_STUDIO_API_KEY")
+                        .or_else(|_| std::env::var("OPENAI_API_KEY"))
+                        .ok(),
+                    timeout: std::time::Duration::from_secs(600),
+                }))
+            }
+        };
+        let (question, ground_truth) = match q {
+            Some(q) => (q.text.clone(), Some(q.answer.solution().to_owned())),
+            None if !self.typed_question.trim().is_empty() => {
+                (self.typed_question.trim().to_owned(), None)
+            }
+            None => {
+                self.error = Some("pick a QA item or type a question".into());
+                return;
+            }
         };
         let task = Task {
             image: image.path.clone(),
             size: image.size,
-            question: q.text.clone(),
-            ground_truth: Some(q.answer.solution().to_owned()),
+            question,
+            ground_truth,
         };
         self.reset();
         let (tx, rx) = channel();
@@ -155,6 +224,8 @@ impl RunPanel {
             drop(a.close());
         }
         self.log.clear();
+        self.live = None;
+        self.selected_step = None;
         self.finished = None;
         self.error = None;
         self.code.clear();
@@ -213,6 +284,7 @@ impl RunPanel {
         match &self.job {
             Some(Job::Start(rx)) => match rx.try_recv() {
                 Ok(Ok(agent)) => {
+                    self.live = Some(agent.trace());
                     self.agent = Some(agent);
                     self.job = None;
                     self.log.push("run started".into());
@@ -231,6 +303,7 @@ impl RunPanel {
                         self.code = code.clone();
                     }
                     let done = matches!(agent.state, State::Done { .. });
+                    self.live = Some(agent.trace());
                     self.agent = Some(agent);
                     if done {
                         self.to_end = false;
@@ -264,33 +337,73 @@ impl RunPanel {
         image: Option<&ImageRecord>,
         questions: &[Question],
         regions: &[Region],
+        tiles: &TileService,
     ) {
         let ctx = ui.ctx().clone();
         self.poll(&ctx);
         let Some(image) = image else {
-            ui.label("Select an image in Annotate: its questions can be run here.");
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.heading("Run");
+                ui.label("Select an image in Annotate: its questions can be run here.");
+            });
             return;
         };
+        egui::Panel::left("run-transcript")
+            .resizable(true)
+            .default_size(620.0)
+            .min_size(420.0)
+            .show(ui, |ui| {
+                ui.heading("Run");
+                self.controls(ui, image, questions, regions);
+                ui.separator();
+                self.transcript(ui);
+            });
+        egui::CentralPanel::default().show(ui, |ui| self.canvas_view(ui, image, tiles));
+    }
+
+    fn controls(
+        &mut self,
+        ui: &mut egui::Ui,
+        image: &ImageRecord,
+        questions: &[Question],
+        regions: &[Region],
+    ) {
+        let ctx = ui.ctx().clone();
         ui.horizontal(|ui| {
             ui.strong(image.file_name());
-            let label = ui.label("Question");
-            let current = self
-                .question
-                .and_then(|id| questions.iter().find(|q| q.id == id))
-                .map(|q| q.text.clone())
-                .unwrap_or_else(|| "choose a question".into());
-            egui::ComboBox::from_id_salt("run-question")
-                .selected_text(current)
-                .width(420.0)
-                .show_ui(ui, |ui| {
-                    for q in questions {
-                        ui.selectable_value(&mut self.question, Some(q.id), &q.text);
-                    }
-                })
-                .response
-                .labelled_by(label.id);
+            ui.weak(format!("{} x {}", image.size.width, image.size.height));
         });
         ui.horizontal(|ui| {
+            ui.radio_value(&mut self.typed, false, "QA item");
+            ui.radio_value(&mut self.typed, true, "typed question");
+        });
+        if self.typed {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.typed_question)
+                    .hint_text("What does the small sign say?")
+                    .desired_width(f32::INFINITY),
+            );
+        } else {
+            ui.horizontal(|ui| {
+                let label = ui.label("Question");
+                let current = self
+                    .question
+                    .and_then(|id| questions.iter().find(|q| q.id == id))
+                    .map(|q| q.text.clone())
+                    .unwrap_or_else(|| "choose a question".into());
+                egui::ComboBox::from_id_salt("run-question")
+                    .selected_text(current)
+                    .width(ui.available_width().min(480.0))
+                    .show_ui(ui, |ui| {
+                        for q in questions {
+                            ui.selectable_value(&mut self.question, Some(q.id), &q.text);
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+            });
+        }
+        ui.horizontal_wrapped(|ui| {
             ui.label("Model text");
             ui.radio_value(
                 &mut self.policy,
@@ -298,20 +411,40 @@ impl RunPanel {
                 "scripted from the annotation (demo, no weights)",
             );
             ui.radio_value(&mut self.policy, PolicyKind::Manual, "typed by you");
+            ui.radio_value(&mut self.policy, PolicyKind::Http, "chat server");
         });
-        let q = self
-            .question
-            .and_then(|id| questions.iter().find(|q| q.id == id))
-            .cloned();
+        if self.policy == PolicyKind::Http {
+            ui.horizontal(|ui| {
+                ui.label("Base URL");
+                let a = ui.add(
+                    egui::TextEdit::singleline(&mut self.server_url)
+                        .hint_text("http://127.0.0.1:8000/v1")
+                        .desired_width(240.0),
+                );
+                ui.label("Model");
+                let b =
+                    ui.add(egui::TextEdit::singleline(&mut self.server_model).desired_width(120.0));
+                if a.changed() || b.changed() {
+                    self.server_changed = true;
+                }
+            });
+            ui.weak("vLLM or SGLang serving Thyme-RL; the API key is read from THYME_STUDIO_API_KEY or OPENAI_API_KEY.");
+        }
+        let q = if self.typed {
+            None
+        } else {
+            self.question
+                .and_then(|id| questions.iter().find(|q| q.id == id))
+                .cloned()
+        };
+        let can_start = q.is_some() || (self.typed && !self.typed_question.trim().is_empty());
         ui.horizontal(|ui| {
             let idle = self.job.is_none();
             if ui
-                .add_enabled(idle && q.is_some(), egui::Button::new("Start run"))
+                .add_enabled(idle && can_start, egui::Button::new("Start run"))
                 .clicked()
             {
-                if let Some(q) = &q {
-                    self.start(&ctx, image, q, regions);
-                }
+                self.start(&ctx, image, q.as_ref(), regions);
             }
             let running = self
                 .agent
@@ -336,12 +469,7 @@ impl RunPanel {
             if !idle {
                 ui.spinner();
                 if matches!(self.job, Some(Job::Start(_))) {
-                    let text = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
-                    ui.label(if text.is_empty() {
-                        "starting the sandbox...".to_owned()
-                    } else {
-                        text
-                    });
+                    ui.label("starting the sandbox...");
                 }
             }
         });
@@ -351,69 +479,192 @@ impl RunPanel {
         if self.policy == PolicyKind::Scripted && self.agent.is_some() {
             ui.weak("The model text below is scripted from the annotation, not written by a model; the code really runs in the sandbox.");
         }
-        ui.separator();
-        egui::ScrollArea::vertical().id_salt("run-transcript").auto_shrink([false, false]).show(ui, |ui| {
-            if let Some(agent) = &self.agent {
-                ui.label("Assistant turn");
-                ui.add(egui::Label::new(RichText::new(agent.turn()).monospace()).wrap());
-            }
-            if self.job.is_some() {
-                let streamed = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
-                if !streamed.is_empty() {
-                    ui.add(egui::Label::new(RichText::new(streamed).monospace().italics()).wrap());
-                }
-            }
-            if let Some(agent) = &self.agent {
-                if matches!(agent.state, State::Execute { .. }) {
-                    ui.label("Code to run next (edit it to try something else)");
-                    ui.add(
-                        egui::TextEdit::multiline(&mut self.code)
-                            .code_editor()
-                            .desired_width(f32::INFINITY)
-                            .desired_rows(6),
-                    );
-                }
-                if matches!(agent.state, State::Generate) && self.policy == PolicyKind::Manual {
-                    ui.label("Your model text for the next segment (Thyme's format: <think>, <code>, <answer>)");
-                    ui.add(
-                        egui::TextEdit::multiline(&mut self.manual_text)
-                            .code_editor()
-                            .desired_width(f32::INFINITY)
-                            .desired_rows(4),
-                    );
-                }
-            }
-            for line in &self.log {
-                ui.weak(line);
-            }
-            if let Some(t) = &self.finished {
-                ui.separator();
-                let answer = t.steps.iter().rev().find_map(|s| match s {
-                    Step::Answer { extracted, .. } => extracted.clone(),
-                    _ => None,
-                });
-                ui.strong(format!(
-                    "Answer: {} · {} (ground truth {})",
-                    answer.as_deref().unwrap_or("-"),
-                    t.run.outcome.as_str(),
-                    t.run.ground_truth.as_deref().unwrap_or("-")
-                ));
-                for (step, r) in t.crops() {
-                    ui.weak(format!(
-                        "step {} image from [{:.0}, {:.0}, {:.0}, {:.0}] on the original",
-                        step + 1,
-                        r[0],
-                        r[1],
-                        r[2],
-                        r[3]
-                    ));
-                }
-                if ui.button("Open in Inspect").clicked() {
-                    self.open_in_inspect = self.agent.as_ref().map(|a| a.run_dir().join("trace"));
-                }
-            }
-        });
     }
+
+    /// The run step by step: model text, each execution's output (images shown), the answer.
+    fn transcript(&mut self, ui: &mut egui::Ui) {
+        egui::ScrollArea::vertical()
+            .id_salt("run-transcript")
+            .auto_shrink([false, false])
+            .stick_to_bottom(true)
+            .show(ui, |ui| {
+                let steps = self.live.as_ref().map(|t| t.steps.clone()).unwrap_or_default();
+                let run_dir = self.agent.as_ref().map(|a| a.run_dir().to_owned());
+                for (i, step) in steps.iter().enumerate() {
+                    self.transcript_step(ui, i, step, run_dir.as_deref());
+                }
+                if self.job.is_some() {
+                    let streamed = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
+                    if !streamed.is_empty() {
+                        ui.add(
+                            egui::Label::new(RichText::new(streamed).monospace().italics()).wrap(),
+                        );
+                    }
+                }
+                if let Some(agent) = &self.agent {
+                    if matches!(agent.state, State::Execute { .. }) {
+                        ui.label("Code to run next (edit it to try something else)");
+                        ui.add(
+                            egui::TextEdit::multiline(&mut self.code)
+                                .code_editor()
+                                .desired_width(f32::INFINITY)
+                                .desired_rows(6),
+                        );
+                    }
+                    if matches!(agent.state, State::Generate) && self.policy == PolicyKind::Manual
+                    {
+                        ui.label("Your model text for the next segment (Thyme's format: <think>, <code>, <answer>)");
+                        ui.add(
+                            egui::TextEdit::multiline(&mut self.manual_text)
+                                .code_editor()
+                                .desired_width(f32::INFINITY)
+                                .desired_rows(4),
+                        );
+                    }
+                }
+                egui::CollapsingHeader::new("Events")
+                    .id_salt("run-events")
+                    .show(ui, |ui| {
+                        for line in &self.log {
+                            ui.weak(line);
+                        }
+                    });
+                if let Some(t) = &self.finished {
+                    ui.separator();
+                    let answer = t.steps.iter().rev().find_map(|s| match s {
+                        Step::Answer { extracted, .. } => extracted.clone(),
+                        _ => None,
+                    });
+                    ui.strong(format!(
+                        "Answer: {} · {} (ground truth {})",
+                        answer.as_deref().unwrap_or("-"),
+                        t.run.outcome.as_str(),
+                        t.run.ground_truth.as_deref().unwrap_or("-")
+                    ));
+                    if ui.button("Open in Inspect").clicked() {
+                        self.open_in_inspect =
+                            self.agent.as_ref().map(|a| a.run_dir().join("trace"));
+                    }
+                }
+            });
+    }
+
+    fn transcript_step(
+        &mut self,
+        ui: &mut egui::Ui,
+        i: usize,
+        step: &Step,
+        run_dir: Option<&std::path::Path>,
+    ) {
+        match step {
+            Step::Generate {
+                text, rolled_back, ..
+            } => {
+                let mut t = RichText::new(text.as_str()).monospace();
+                if *rolled_back {
+                    t = t.strikethrough().weak();
+                }
+                ui.add(egui::Label::new(t).wrap());
+                if *rolled_back {
+                    ui.weak("(rolled back: its code failed and the segment was generated again)");
+                }
+            }
+            Step::Execute {
+                stdout,
+                error,
+                outputs,
+                text_result,
+                ..
+            } => {
+                let selected = self.selected_step == Some(i);
+                ui.horizontal(|ui| {
+                    let head = format!("sandbox · step {}", i + 1);
+                    if ui.selectable_label(selected, head).clicked() {
+                        self.selected_step = Some(i);
+                        if let Some(r) = outputs.iter().find_map(|o| o.source_rect) {
+                            self.canvas.focus(&ImageRect::new(r[0], r[1], r[2], r[3]));
+                        }
+                    }
+                    if let Some(e) = error {
+                        ui.colored_label(ui.visuals().error_fg_color, first_line(e));
+                    }
+                });
+                if outputs.is_empty() {
+                    let text = text_result.as_deref().unwrap_or(stdout.as_str());
+                    if !text.trim().is_empty() {
+                        ui.add(egui::Label::new(RichText::new(text).monospace().weak()).wrap());
+                    }
+                }
+                ui.horizontal_wrapped(|ui| {
+                    for o in outputs {
+                        let Some(path) = &o.image.path else { continue };
+                        let path = match run_dir {
+                            Some(d) if path.is_relative() => d.join(path),
+                            _ => path.clone(),
+                        };
+                        ui.vertical(|ui| {
+                            if self.pictures.show(ui, &path, 220.0) {
+                                self.selected_step = Some(i);
+                                if let Some(r) = o.source_rect {
+                                    self.canvas.focus(&ImageRect::new(r[0], r[1], r[2], r[3]));
+                                }
+                            }
+                            if let Some(r) = o.source_rect {
+                                ui.weak(format!(
+                                    "from [{:.0}, {:.0}, {:.0}, {:.0}]",
+                                    r[0], r[1], r[2], r[3]
+                                ));
+                            }
+                        });
+                    }
+                });
+            }
+            Step::Answer { extracted, .. } => {
+                ui.strong(format!("answer: {}", extracted.as_deref().unwrap_or("-")));
+            }
+        }
+    }
+
+    /// The original image with every output's rectangle on it; click one to select its step.
+    fn canvas_view(&mut self, ui: &mut egui::Ui, image: &ImageRecord, tiles: &TileService) {
+        if self.canvas.image() != Some(&image.id) {
+            tiles.open(&image.id, image.path.clone(), image.size);
+            self.canvas.set_image(image.id.clone(), image.size);
+        }
+        let crops = self.live.as_ref().map(Trace::crops).unwrap_or_default();
+        if crops.is_empty() {
+            ui.weak("Each image the code makes is drawn here as its rectangle on the original.");
+        } else {
+            ui.weak(format!(
+                "{} output image(s) placed on the original; click one to select its step",
+                crops.len()
+            ));
+        }
+        let overlays: Vec<Overlay> = crops
+            .iter()
+            .map(|(step, r)| Overlay {
+                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
+                color: crate::ui::box_color(*step),
+                label: Some(format!("step {}", step + 1)),
+                emphasis: self.selected_step == Some(*step),
+                style: OverlayStyle::Crop,
+            })
+            .collect();
+        self.canvas.edit_mode = false;
+        self.canvas.arrow_keys_pan = !ui.ctx().text_edit_focused();
+        let out = self.canvas.show(ui, tiles, &overlays);
+        if let Some(p) = out.clicked {
+            let rects: Vec<ImageRect> = overlays.iter().map(|o| o.rect).collect();
+            if let Some(i) = hit_smallest(&rects, p) {
+                self.selected_step = Some(crops[i].0);
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.chars().take(160).collect()
 }
 
 fn describe(e: &Event) -> String {

@@ -1,4 +1,5 @@
-//! User settings that outlive a session: recently opened projects and changed shortcuts.
+//! User settings that outlive a session: recently opened projects, changed shortcuts and the
+//! chat server last used.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,15 @@ pub struct Settings {
     /// Shortcuts the user changed: action name -> key text (see `keymap`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, String>,
+    /// The chat server the Run workspace used last (the API key is never saved).
+    #[serde(default)]
+    pub chat_server: Option<ChatServer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatServer {
+    pub base_url: String,
+    pub model: String,
 }
 
 impl Settings {
