@@ -154,7 +154,7 @@ pub struct BatchResult {
 }
 
 /// Makes a fresh policy for a task (or says why it cannot).
-pub type PolicyFactory = dyn Fn(&BatchTask) -> Result<Box<dyn Policy>, String> + Sync;
+pub type PolicyFactory<'a> = dyn Fn(&BatchTask) -> Result<Box<dyn Policy>, String> + Sync + 'a;
 
 /// What is shared by every run of a batch.
 pub struct BatchRunner<'a> {
@@ -164,7 +164,7 @@ pub struct BatchRunner<'a> {
     /// How many runs are in flight at once (at least 1).
     pub jobs: usize,
     /// A fresh policy for a task.
-    pub policy: &'a PolicyFactory,
+    pub policy: &'a PolicyFactory<'a>,
 }
 
 impl BatchRunner<'_> {
