@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod geometry;
 pub mod imagery;
 pub mod import;
+pub mod model;
 pub mod paths;
 pub mod sandbox;
 pub mod store;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+mod model_cli;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use thyme_studio::imagery::PixelBudget;
@@ -32,7 +34,13 @@ enum Cmd {
     /// Open the app's Inspect workspace on an agent trace or log.
     Inspect { path: PathBuf },
     /// Run the agent loop on an image and a question, printing each step, writing the trace.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// On-device models: describe a model folder, check that it loads and writes, write a
+    /// tiny random-weight one.
+    Model {
+        #[command(subcommand)]
+        which: model_cli::ModelCmd,
+    },
     /// Agent traces: convert logs to our format, show a run, list its flags.
     Trace {
         #[command(subcommand)]
@@ -276,6 +284,13 @@ impl From<StoreError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Printing into a closed pipe (`thyme-studio trace show ... | head`) ends the process
+    // quietly, as other command-line tools do, instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -313,7 +328,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             thyme_studio::app::run_with(config).map_err(Failure::Internal)
         }
         Some(Cmd::Trace { which }) => trace_cmd(which),
-        Some(Cmd::Run(args)) => run_agent(args),
+        Some(Cmd::Model { which }) => model_cli::model(which).map_err(Failure::User),
+        Some(Cmd::Run(args)) => run_agent(*args),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;
             println!("created {}", file.display());
@@ -569,7 +585,7 @@ struct RunArgs {
     jobs: Option<usize>,
     /// replay: play back model text (--script FILE, or --replay TRACE) with real execution;
     /// http: an OpenAI-compatible server (--base-url or THYME_STUDIO_BASE_URL; the API key
-    /// from THYME_STUDIO_API_KEY or OPENAI_API_KEY).
+    /// from THYME_STUDIO_API_KEY or OPENAI_API_KEY); local: the on-device model (--model-dir).
     #[arg(long, default_value = "replay")]
     policy: String,
     /// The chat server for --policy http, e.g. http://127.0.0.1:8000/v1.
@@ -578,6 +594,15 @@ struct RunArgs {
     /// The model name the server serves (--policy http).
     #[arg(long)]
     model: Option<String>,
+    /// The model folder for --policy local (a Hugging Face Qwen2.5-VL / Thyme-RL download).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// --policy local: auto, cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// --policy local: auto, f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// A text file with the model's whole turn in Thyme's format (scripted).
     #[arg(long)]
     script: Option<PathBuf>,
@@ -606,10 +631,21 @@ struct RunArgs {
 fn make_policy(
     a: &RunArgs,
     replays: &[thyme_studio::trace::Trace],
+    local: Option<&SharedModel>,
     task: &thyme_studio::agent::Task,
 ) -> Result<Box<dyn thyme_studio::agent::Policy>, String> {
     use thyme_studio::agent::Replay;
     match (a.policy.as_str(), &a.script, &a.replay) {
+        ("local", _, _) => {
+            let m = local.ok_or("--policy local needs --model-dir DIR")?;
+            let label = a
+                .model_dir
+                .as_ref()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            Ok(Box::new(thyme_studio::agent::Local::new(m.clone(), label)))
+        }
         ("replay", Some(script), _) => {
             let text = std::fs::read_to_string(script)
                 .map_err(|e| format!("{}: {e}", script.display()))?;
@@ -663,9 +699,36 @@ fn make_policy(
             Ok(Box::new(thyme_studio::agent::Http::new(settings)))
         }
         (other, _, _) => Err(format!(
-            "policy '{other}' is not available (replay and http are; local arrives with the on-device model)"
+            "policy '{other}' is not known (replay, http or local)"
         )),
     }
+}
+
+type SharedModel = std::sync::Arc<std::sync::Mutex<thyme_studio::model::generate::LocalModel>>;
+
+/// The on-device model for --policy local, loaded once for every run.
+fn load_local_model(a: &RunArgs) -> Result<Option<SharedModel>, Failure> {
+    use thyme_studio::model::load::{LoadEvent, load_local, parse_dtype};
+    if a.policy != "local" {
+        return Ok(None);
+    }
+    let dir = a.model_dir.as_ref().ok_or_else(|| {
+        Failure::User(anyhow::anyhow!(
+            "--policy local needs --model-dir DIR (a Qwen2.5-VL / Thyme-RL folder; `thyme-studio model tiny DIR` writes a random one)"
+        ))
+    })?;
+    let device = model_cli::parse_device(&a.device).map_err(Failure::User)?;
+    let dtype = parse_dtype(&a.dtype)
+        .ok_or_else(|| Failure::User(anyhow::anyhow!("--dtype is auto, f32, f16 or bf16")))?;
+    let model = load_local(dir, device, dtype, &mut |e| match e {
+        LoadEvent::Device(m) => eprintln!("device: {m}"),
+        LoadEvent::Note(n) => eprintln!("note: {n}"),
+        LoadEvent::Estimate(b) => eprintln!("memory estimate: {}", model_cli::gib(b)),
+        LoadEvent::Progress(p) if p.done == 0 => eprintln!("loading {}", p.stage),
+        LoadEvent::Progress(_) => {}
+    })
+    .map_err(|e| Failure::User(e.into()))?;
+    Ok(Some(std::sync::Arc::new(std::sync::Mutex::new(model))))
 }
 
 fn run_agent(a: RunArgs) -> Result<(), Failure> {
@@ -714,8 +777,9 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
             .setup(false, &mut |step| eprintln!("  {step}"))
             .map_err(|e| Failure::User(e.into()))?;
     }
+    let local = load_local_model(&a)?;
     if let Some(batch) = &a.batch {
-        return run_batch(&a, batch, &replays, cfg, profile, settings);
+        return run_batch(&a, batch, &replays, local.as_ref(), cfg, profile, settings);
     }
     let (Some(image), Some(question)) = (&a.image, &a.question) else {
         return Err(user("give --image and --question, or --batch FILE".into()));
@@ -729,7 +793,7 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
         question: question.clone(),
         ground_truth: a.ground_truth.clone(),
     };
-    let policy = make_policy(&a, &replays, &task).map_err(user)?;
+    let policy = make_policy(&a, &replays, local.as_ref(), &task).map_err(user)?;
     let sandbox =
         thyme_studio::sandbox::Sandbox::start(cfg).map_err(|e| Failure::User(e.into()))?;
     let mut agent = Agent::new(policy, sandbox, profile, settings, task);
@@ -783,6 +847,7 @@ fn run_batch(
     a: &RunArgs,
     batch: &std::path::Path,
     replays: &[thyme_studio::trace::Trace],
+    local: Option<&SharedModel>,
     cfg: thyme_studio::sandbox::SandboxConfig,
     profile: thyme_studio::agent::PromptProfile,
     settings: thyme_studio::agent::Settings,
@@ -814,14 +879,19 @@ fn run_batch(
     }
     let jobs = a
         .jobs
-        .unwrap_or(if a.policy == "http" { 8 } else { 2 })
+        .unwrap_or(match a.policy.as_str() {
+            "http" => 8,
+            // One model on one device: runs take turns on it.
+            "local" => 1,
+            _ => 2,
+        })
         .max(1);
     println!(
         "{} task(s) from {}, {jobs} in flight",
         tasks.len(),
         batch.display()
     );
-    let policy = |t: &thyme_studio::agent::BatchTask| make_policy(a, replays, &t.task);
+    let policy = |t: &thyme_studio::agent::BatchTask| make_policy(a, replays, local, &t.task);
     let runner = BatchRunner {
         sandbox: cfg,
         profile,

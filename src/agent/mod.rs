@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod http;
+pub mod local;
 pub mod machine;
 pub mod policy;
 pub mod profile;
@@ -11,6 +12,7 @@ pub mod script;
 
 pub use batch::{BadLine, BatchResult, BatchRunner, BatchSummary, BatchTask, read_tasks};
 pub use http::{Http, HttpSettings};
+pub use local::Local;
 pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};
 pub use policy::{Manual, Policy, PolicyError, Replay, Request, Segment};
 pub use profile::{ProfileError, PromptProfile};

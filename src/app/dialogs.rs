@@ -19,6 +19,8 @@ pub enum DialogRequest {
     ImportAnnotations,
     /// An agent trace or log to inspect.
     OpenTrace,
+    /// A model folder (a Hugging Face download of Qwen2.5-VL / Thyme-RL).
+    ModelFolder,
 }
 
 /// Something that can show file dialogs; `None` when the person cancels.
@@ -65,6 +67,10 @@ impl Dialogs for NativeDialogs {
                 .set_title("Open a trace (trace.json, a JSONL of traces, or an agent log)")
                 .add_filter("traces and logs", &["json", "jsonl"])
                 .pick_file()
+                .map(|p| vec![p]),
+            DialogRequest::ModelFolder => dialog
+                .set_title("Choose a model folder (config.json, safetensors, tokenizer.json)")
+                .pick_folder()
                 .map(|p| vec![p]),
             DialogRequest::ImportAnnotations => dialog
                 .set_title("Import annotations (COCO, thyme-studio JSONL, Thyme RL or SFT JSONL)")

@@ -370,6 +370,9 @@ impl StudioApp {
         for e in key_errors {
             app.notify_error(format!("a saved shortcut was ignored: {e}"));
         }
+        if let Some(dir) = &app.settings.model_dir {
+            app.run.model_dir = dir.display().to_string();
+        }
         match (
             app.settings.chat_server.clone(),
             crate::agent::HttpSettings::from_env(),
@@ -599,6 +602,10 @@ impl StudioApp {
                         DialogRequest::ExportTo(_) => {
                             self.export_window.out = Some(paths[0].clone());
                         }
+                        DialogRequest::ModelFolder => {
+                            self.run.model_dir = paths[0].display().to_string();
+                            self.run.model_dir_changed = true;
+                        }
                         DialogRequest::OpenTrace => {
                             self.inspect.open(paths[0].clone(), ctx);
                             self.workspace = Workspace::Inspect;
@@ -710,6 +717,16 @@ impl StudioApp {
                     &self.detail.regions,
                     &self.tiles,
                 );
+                if std::mem::take(&mut self.run.want_model_dialog) {
+                    self.ask(DialogRequest::ModelFolder);
+                }
+                if std::mem::take(&mut self.run.model_dir_changed) {
+                    let dir = self.run.model_dir.trim();
+                    self.settings.model_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+                    if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+                        tracing::warn!("settings not saved: {e}");
+                    }
+                }
                 if std::mem::take(&mut self.run.server_changed) {
                     self.settings.chat_server = Some(settings::ChatServer {
                         base_url: self.run.server_url.clone(),

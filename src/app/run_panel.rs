@@ -15,12 +15,14 @@ use egui::RichText;
 
 use super::pictures::Pictures;
 use crate::agent::{
-    Agent, Event, Http, HttpSettings, Manual, Policy, PromptProfile, Replay, Settings, State, Task,
+    Agent, Event, Http, HttpSettings, Local, Manual, Policy, PromptProfile, Replay, Settings,
+    State, Task,
 };
 use crate::annotate::hit_smallest;
 use crate::dataset::{ImageRecord, Question, QuestionId, Region};
 use crate::geometry::ImageRect;
 use crate::imagery::tiles::TileService;
+use crate::model::generate::LocalModel;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::trace::{Step, Trace};
 use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
@@ -33,6 +35,20 @@ pub enum PolicyKind {
     Manual,
     /// An OpenAI-compatible chat server (vLLM, SGLang) serving the model.
     Http,
+    /// The on-device model (candle).
+    Local,
+}
+
+/// What the model-loading thread says.
+enum LoadMsg {
+    Event(crate::model::load::LoadEvent),
+    Done(Box<Result<LocalModel, String>>),
+}
+
+/// A model folder described before loading: its size and what it will need.
+struct FolderSummary {
+    dir: String,
+    text: Result<String, String>,
 }
 
 /// A background job: starting a run, or one step of it.
@@ -54,6 +70,18 @@ pub struct RunPanel {
     pub server_model: String,
     /// The server fields changed since the app last saved them.
     pub server_changed: bool,
+    /// The on-device model's folder (Local policy), as typed or picked.
+    pub model_dir: String,
+    /// The folder changed since the app last saved it.
+    pub model_dir_changed: bool,
+    /// The person asked for the folder dialog (the app shows it).
+    pub want_model_dialog: bool,
+    /// The loaded model and its folder.
+    model: Option<(String, Arc<Mutex<LocalModel>>)>,
+    loading: Option<Receiver<LoadMsg>>,
+    load_status: String,
+    load_fraction: f32,
+    folder_summary: Option<FolderSummary>,
     /// The person's next piece of model text (manual policy).
     pub manual_text: String,
     manual: Option<Manual>,
@@ -88,6 +116,14 @@ impl RunPanel {
             server_url: String::new(),
             server_model: "Thyme-RL".into(),
             server_changed: false,
+            model_dir: String::new(),
+            model_dir_changed: false,
+            want_model_dialog: false,
+            model: None,
+            loading: None,
+            load_status: String::new(),
+            load_fraction: 0.0,
+            folder_summary: None,
             manual_text: String::new(),
             manual: None,
             agent: None,
@@ -108,7 +144,111 @@ impl RunPanel {
     }
 
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.job.is_some() || self.loading.is_some()
+    }
+
+    /// The loaded on-device model, if any.
+    pub fn loaded_model(&self) -> Option<&str> {
+        self.model.as_ref().map(|(d, _)| d.as_str())
+    }
+
+    /// Load the model folder in the background.
+    pub fn load_model(&mut self, ctx: &egui::Context) {
+        let dir = PathBuf::from(self.model_dir.trim());
+        let (tx, rx) = channel();
+        let ctx = ctx.clone();
+        self.load_status = "starting".into();
+        self.load_fraction = 0.0;
+        let spawned = std::thread::Builder::new()
+            .name("model-load".into())
+            .spawn(move || {
+                let result = crate::model::load::load_local(
+                    &dir,
+                    crate::model::device::DevicePreference::Auto,
+                    None,
+                    &mut |e| {
+                        let _ = tx.send(LoadMsg::Event(e));
+                        ctx.request_repaint();
+                    },
+                )
+                .map_err(|e| e.to_string());
+                let _ = tx.send(LoadMsg::Done(Box::new(result)));
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => {
+                self.model = None;
+                self.loading = Some(rx);
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn poll_load(&mut self) {
+        let Some(rx) = &self.loading else {
+            return;
+        };
+        use crate::model::load::LoadEvent;
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                LoadMsg::Event(LoadEvent::Device(m)) => self.load_status = format!("device: {m}"),
+                LoadMsg::Event(LoadEvent::Note(n)) => self.load_status = n,
+                LoadMsg::Event(LoadEvent::Estimate(b)) => {
+                    self.load_status = format!("needs about {}", gib(b))
+                }
+                LoadMsg::Event(LoadEvent::Progress(p)) => {
+                    self.load_status = format!("loading the {} ({}/{})", p.stage, p.done, p.total);
+                    let part = p.done as f32 / p.total.max(1) as f32;
+                    self.load_fraction = match p.stage {
+                        "vision tower" => 0.3 * part,
+                        "language model" => 0.3 + 0.7 * part,
+                        _ => 1.0,
+                    };
+                }
+                LoadMsg::Done(done) => match *done {
+                    Ok(m) => {
+                        self.model =
+                            Some((self.model_dir.trim().to_owned(), Arc::new(Mutex::new(m))));
+                        self.load_status = "loaded".into();
+                        self.loading = None;
+                        return;
+                    }
+                    Err(e) => {
+                        self.error = Some(format!("the model did not load: {e}"));
+                        self.load_status.clear();
+                        self.loading = None;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// What the folder holds and needs, read from its small files (no weights).
+    fn summary(&mut self) -> Result<String, String> {
+        let dir = self.model_dir.trim().to_owned();
+        if self.folder_summary.as_ref().is_none_or(|s| s.dir != dir) {
+            let text = (|| {
+                let folder = crate::model::folder::ModelFolder::open(std::path::Path::new(&dir))
+                    .map_err(|e| e.to_string())?;
+                let c = crate::model::qwen2_5_vl::Config::from_json(&folder.config)
+                    .map_err(|e| e.to_string())?;
+                let dtype = crate::model::load::saved_dtype(&c);
+                let (work, _) =
+                    crate::model::device::working_dtype(dtype, &candle_core::Device::Cpu);
+                let need = crate::model::qwen2_5_vl::memory_estimate(&c, work, 8192, 1280, None);
+                Ok(format!(
+                    "{:.2} B parameters, {} of weights; about {} in memory on the CPU ({work:?})",
+                    c.parameters() as f64 / 1e9,
+                    gib(folder.weight_bytes()),
+                    gib(need)
+                ))
+            })();
+            self.folder_summary = Some(FolderSummary { dir, text });
+        }
+        self.folder_summary
+            .as_ref()
+            .map_or_else(|| Err(String::new()), |s| s.text.clone())
     }
 
     /// Start a run on `image` for QA item `q` (its linked boxes in `regions`), or, with no
@@ -154,6 +294,17 @@ impl RunPanel {
                 let m = Manual::new();
                 self.manual = Some(m.clone());
                 Box::new(m)
+            }
+            PolicyKind::Local => {
+                let Some((dir, m)) = &self.model else {
+                    self.error = Some("load a model folder first".into());
+                    return;
+                };
+                let label = std::path::Path::new(dir)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| dir.clone());
+                Box::new(Local::new(m.clone(), label))
             }
             PolicyKind::Http => {
                 let url = self.server_url.trim();
@@ -281,6 +432,7 @@ impl RunPanel {
     }
 
     fn poll(&mut self, ctx: &egui::Context) {
+        self.poll_load();
         match &self.job {
             Some(Job::Start(rx)) => match rx.try_recv() {
                 Ok(Ok(agent)) => {
@@ -412,7 +564,11 @@ impl RunPanel {
             );
             ui.radio_value(&mut self.policy, PolicyKind::Manual, "typed by you");
             ui.radio_value(&mut self.policy, PolicyKind::Http, "chat server");
+            ui.radio_value(&mut self.policy, PolicyKind::Local, "on-device model");
         });
+        if self.policy == PolicyKind::Local {
+            self.model_controls(ui);
+        }
         if self.policy == PolicyKind::Http {
             ui.horizontal(|ui| {
                 ui.label("Base URL");
@@ -479,6 +635,57 @@ impl RunPanel {
         if self.policy == PolicyKind::Scripted && self.agent.is_some() {
             ui.weak("The model text below is scripted from the annotation, not written by a model; the code really runs in the sandbox.");
         }
+    }
+
+    /// The model folder, what it needs, and loading it.
+    fn model_controls(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.poll_load();
+        ui.horizontal(|ui| {
+            let label = ui.label("Model folder");
+            let r = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.model_dir)
+                        .hint_text("a Qwen2.5-VL / Thyme-RL download")
+                        .desired_width(300.0),
+                )
+                .labelled_by(label.id);
+            if r.changed() {
+                self.model_dir_changed = true;
+            }
+            if ui.button("Choose...").clicked() {
+                self.want_model_dialog = true;
+            }
+        });
+        if self.model_dir.trim().is_empty() {
+            ui.weak("No model yet: download Thyme-RL (or any Qwen2.5-VL) from Hugging Face and choose its folder. `thyme-studio model tiny DIR` writes a tiny random one to try the plumbing.");
+            return;
+        }
+        let summary = self.summary();
+        match &summary {
+            Ok(s) => {
+                ui.weak(s);
+            }
+            Err(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+        }
+        ui.horizontal(|ui| {
+            let loaded_here = self.loaded_model() == Some(self.model_dir.trim());
+            let can_load = summary.is_ok() && self.loading.is_none() && !loaded_here;
+            if ui
+                .add_enabled(can_load, egui::Button::new("Load model"))
+                .clicked()
+            {
+                self.load_model(&ctx);
+            }
+            if self.loading.is_some() {
+                ui.add(egui::ProgressBar::new(self.load_fraction).desired_width(160.0));
+                ui.label(&self.load_status);
+            } else if loaded_here {
+                ui.label(format!("loaded ({})", self.load_status));
+            }
+        });
     }
 
     /// The run step by step: model text, each execution's output (images shown), the answer.
@@ -660,6 +867,10 @@ impl RunPanel {
             }
         }
     }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 fn first_line(text: &str) -> String {

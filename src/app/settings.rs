@@ -1,5 +1,5 @@
 //! User settings that outlive a session: recently opened projects, changed shortcuts and the
-//! chat server last used.
+//! chat server and model folder last used.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,9 @@ pub struct Settings {
     /// The chat server the Run workspace used last (the API key is never saved).
     #[serde(default)]
     pub chat_server: Option<ChatServer>,
+    /// The on-device model folder chosen last.
+    #[serde(default)]
+    pub model_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

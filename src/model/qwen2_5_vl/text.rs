@@ -1,0 +1,250 @@
+//! The language model: Qwen2 decoder layers (q/k/v with biases, grouped-query attention,
+//! SwiGLU MLP, RMSNorm) with multimodal rotary positions, and a KV cache that can be cut back
+//! to a prefix and extended chunk by chunk.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{
+    Embedding, Linear, RmsNorm, VarBuilder, embedding, linear, linear_no_bias, rms_norm,
+};
+
+use super::attention::attend;
+use super::config::TextConfig;
+use super::rope::{inverse_frequencies, text_cos_sin};
+use crate::model::Result;
+
+/// Keys and values of every layer for the tokens seen so far.
+#[derive(Default, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn clear(&mut self) {
+        self.layers.clear();
+        self.len = 0;
+    }
+    /// Keep the first `n` tokens only.
+    pub fn truncate(&mut self, n: usize) -> Result<()> {
+        if n >= self.len {
+            return Ok(());
+        }
+        if n == 0 {
+            self.clear();
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.narrow(2, 0, n)?;
+            *v = v.narrow(2, 0, n)?;
+        }
+        self.len = n;
+        Ok(())
+    }
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+struct Layer {
+    attn: Attention,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    ln1: RmsNorm,
+    ln2: RmsNorm,
+}
+
+pub struct TextModel {
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    inv_freq: Vec<f32>,
+    cfg: TextConfig,
+    /// Most f32 attention scores held at once.
+    pub score_budget: usize,
+}
+
+impl TextModel {
+    /// `vb` at the text model's root (`model` or `model.language_model`); `head` where
+    /// `lm_head.weight` is (absent when the embeddings are tied).
+    pub fn load(
+        vb: VarBuilder,
+        head: Option<VarBuilder>,
+        cfg: &TextConfig,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let c = cfg;
+        let (h, hd) = (c.hidden_size, c.head_dim);
+        let embed = embedding(c.vocab_size, h, vb.pp("embed_tokens"))?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            progress(i, c.num_hidden_layers);
+            let l = vb.pp(format!("layers.{i}"));
+            let a = l.pp("self_attn");
+            layers.push(Layer {
+                attn: Attention {
+                    q: linear(h, c.num_attention_heads * hd, a.pp("q_proj"))?,
+                    k: linear(h, c.num_key_value_heads * hd, a.pp("k_proj"))?,
+                    v: linear(h, c.num_key_value_heads * hd, a.pp("v_proj"))?,
+                    o: linear_no_bias(c.num_attention_heads * hd, h, a.pp("o_proj"))?,
+                    heads: c.num_attention_heads,
+                    kv_heads: c.num_key_value_heads,
+                    head_dim: hd,
+                },
+                gate: linear_no_bias(h, c.intermediate_size, l.pp("mlp.gate_proj"))?,
+                up: linear_no_bias(h, c.intermediate_size, l.pp("mlp.up_proj"))?,
+                down: linear_no_bias(c.intermediate_size, h, l.pp("mlp.down_proj"))?,
+                ln1: rms_norm(h, c.rms_norm_eps, l.pp("input_layernorm"))?,
+                ln2: rms_norm(h, c.rms_norm_eps, l.pp("post_attention_layernorm"))?,
+            });
+        }
+        let lm_head = match head {
+            Some(hv) => linear_no_bias(h, c.vocab_size, hv)?,
+            None => Linear::new(embed.embeddings().clone(), None),
+        };
+        Ok(Self {
+            norm: rms_norm(h, c.rms_norm_eps, vb.pp("norm"))?,
+            embed,
+            layers,
+            lm_head,
+            inv_freq: inverse_frequencies(hd, c.rope_theta as f32),
+            cfg: c.clone(),
+            score_budget: 32 << 20,
+        })
+    }
+
+    /// Token embeddings, [n, hidden].
+    pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let ids = Tensor::new(ids, device)?;
+        Ok(self.embed.forward(&ids)?)
+    }
+
+    /// Run `embeds` ([n, hidden]) at `positions` after what the cache holds; the final-norm
+    /// hidden states, [n, hidden].
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &[[i64; 3]],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let dev = embeds.device().clone();
+        let n = embeds.dim(0)?;
+        let past = cache.len;
+        if cache.layers.len() != self.layers.len() {
+            cache.layers = vec![None; self.layers.len()];
+        }
+        let (cos, sin) = text_cos_sin(positions, &self.inv_freq, self.cfg.mrope_section);
+        let half = self.inv_freq.len();
+        let cos = Tensor::from_vec(cos, (n, half), &dev)?;
+        let sin = Tensor::from_vec(sin, (n, half), &dev)?;
+        let mask = if n > 1 {
+            let total = past + n;
+            let m: Vec<f32> = (0..n)
+                .flat_map(|i| {
+                    (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+                })
+                .collect();
+            Some(Tensor::from_vec(m, (n, total), &dev)?)
+        } else {
+            None
+        };
+        let mut x = embeds.clone();
+        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let h = layer.ln1.forward(&x)?;
+            let a = layer
+                .attn
+                .forward(&h, &cos, &sin, mask.as_ref(), slot, self.score_budget)?;
+            x = (x + a)?;
+            let h = layer.ln2.forward(&x)?;
+            let g = layer.gate.forward(&h)?.silu()?;
+            x = (&x + layer.down.forward(&(g * layer.up.forward(&h)?)?)?)?;
+        }
+        cache.len = past + n;
+        Ok(self.norm.forward(&x)?)
+    }
+
+    /// Logits, [n, vocab], in f32.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
+    }
+
+    pub fn config(&self) -> &TextConfig {
+        &self.cfg
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: &mut Option<(Tensor, Tensor)>,
+        budget: usize,
+    ) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let d = self.head_dim;
+        let shape = |t: Tensor, heads: usize| -> Result<Tensor> {
+            Ok(t.reshape((1, n, heads, d))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = shape(self.q.forward(x)?, self.heads)?;
+        let k = shape(self.k.forward(x)?, self.kv_heads)?;
+        let v = shape(self.v.forward(x)?, self.kv_heads)?;
+        let dtype = q.dtype();
+        let q = candle_nn::rotary_emb::rope(&q.to_dtype(DType::F32)?, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k.to_dtype(DType::F32)?, cos, sin)?.to_dtype(dtype)?;
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let rep = self.heads / self.kv_heads;
+        let expand = |t: &Tensor| -> Result<Tensor> {
+            let t = t.squeeze(0)?.to_dtype(DType::F32)?;
+            if rep == 1 {
+                return Ok(t);
+            }
+            let (kvh, len, d) = t.dims3()?;
+            Ok(t.unsqueeze(1)?
+                .expand((kvh, rep, len, d))?
+                .reshape((kvh * rep, len, d))?)
+        };
+        let (k, v) = (expand(&k)?, expand(&v)?);
+        let out = attend(
+            &q.squeeze(0)?,
+            &k,
+            &v,
+            1.0 / (d as f64).sqrt(),
+            mask,
+            budget,
+        )?;
+        let out = out
+            .transpose(0, 1)?
+            .reshape((n, self.heads * d))?
+            .to_dtype(dtype)?;
+        Ok(self.o.forward(&out)?)
+    }
+}
