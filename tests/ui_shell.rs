@@ -1035,3 +1035,57 @@ fn a_typed_question_for_a_chat_server_needs_its_url_and_says_so() {
     );
     assert!(h.state().run.agent.is_none());
 }
+
+#[test]
+fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
+    let root = tempfile::tempdir().unwrap();
+    let model_dir = root.path().join("tiny-model");
+    thyme_studio::model::tiny::write_tiny(&model_dir, &Default::default()).unwrap();
+    let mut h = demo_harness(root.path());
+    h.state_mut().workspace = Workspace::Run;
+    h.run_steps(2);
+    h.get_by_label("typed question").click();
+    h.get_by_label("on-device model").click();
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("No model yet").next().is_some(),
+        "without a folder the panel says where a model comes from"
+    );
+    h.state_mut().run.model_dir = model_dir.display().to_string();
+    h.state_mut().run.model_dir_changed = true;
+    h.state_mut().run.typed_question = "What is in the picture?".into();
+    h.run_steps(2);
+    // The estimate is shown before anything loads.
+    assert!(
+        h.query_all_by_label_contains("in memory on the CPU")
+            .next()
+            .is_some()
+    );
+    h.get_by_label("Load model").click();
+    step_until(&mut h, "the model to load", |h| {
+        h.state().run.loaded_model().is_some() && !h.state().run.busy()
+    });
+    // The folder is remembered for the next start.
+    let saved = thyme_studio::app::settings::Settings::load(
+        &AppDirs::under(root.path().to_owned()).settings_file(),
+    );
+    assert_eq!(saved.model_dir.as_deref(), Some(model_dir.as_path()));
+    h.get_by_label("Start run").click();
+    step_until(&mut h, "the run to start", |h| {
+        h.state().run.agent.is_some() && !h.state().run.busy()
+    });
+    h.get_by_label("Step").click();
+    step_until(&mut h, "the first segment", |h| {
+        !h.state().run.busy() && h.state().run.log.len() >= 2
+    });
+    let live = h.state().run.live.clone().unwrap();
+    assert!(
+        live.run.model.as_deref().unwrap().contains("local (tiny-model)"),
+        "{:?}",
+        live.run.model
+    );
+    assert!(matches!(
+        live.steps.first(),
+        Some(thyme_studio::trace::Step::Generate { tokens: Some(n), .. }) if *n > 0
+    ));
+}
