@@ -35,6 +35,17 @@ pub enum ModelCmd {
         #[arg(long, default_value_t = 16)]
         tokens: usize,
     },
+    /// Write the language model's weights quantized (Q4K or Q8_0) into one file beside the
+    /// model, used from then on instead of the safetensors (a 7B fits in about 6 GB).
+    Quantize {
+        dir: PathBuf,
+        /// q4k or q8_0.
+        #[arg(long, default_value = "q4k")]
+        to: String,
+        /// The file (default: DIR/thyme-studio-<q>.gguf, which loading picks up).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write a tiny Qwen2.5-VL with random weights (it loads and runs; its text is random).
     Tiny { dir: PathBuf },
 }
@@ -58,6 +69,7 @@ pub fn model(which: ModelCmd) -> anyhow::Result<()> {
             image,
             tokens,
         } => check(&dir, &device, &dtype, image.as_deref(), tokens),
+        ModelCmd::Quantize { dir, to, out } => quantize(&dir, &to, out),
         ModelCmd::Tiny { dir } => {
             thyme_studio::model::tiny::write_tiny(&dir, &Default::default())?;
             println!(
@@ -67,6 +79,49 @@ pub fn model(which: ModelCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn quantize(dir: &Path, to: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
+    use thyme_studio::model::quantize::{QuantKind, expected_bytes, quantize_folder};
+    let kind = QuantKind::parse(to).ok_or_else(|| anyhow!("--to is q4k or q8_0, not '{to}'"))?;
+    let folder = ModelFolder::open(dir)?.dense_only();
+    let c = Config::from_json(&folder.config)?;
+    let out = out.unwrap_or_else(|| kind.file_in(dir));
+    eprintln!(
+        "quantizing {} to {} (about {}; the projections are read one at a time)",
+        dir.display(),
+        kind.name(),
+        gib(expected_bytes(&c, kind))
+    );
+    let bar = indicatif::ProgressBar::new(1);
+    let started = Instant::now();
+    let report = quantize_folder(&folder, kind, &out, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} ({}) in {:.1} s: {} matrices quantized, {} tensors kept in f16",
+        report.file.display(),
+        gib(report.bytes),
+        started.elapsed().as_secs_f64(),
+        report.quantized,
+        report.kept_f16
+    );
+    if !report.fell_back.is_empty() {
+        println!(
+            "{} matrices took Q8_0 instead (rows not a multiple of 256): {}",
+            report.fell_back.len(),
+            report
+                .fell_back
+                .iter()
+                .take(4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn info(dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -109,9 +164,16 @@ fn info(dir: &Path, json: bool) -> anyhow::Result<()> {
         saved
     );
     println!(
-        "weights: {} file(s), {}",
+        "weights: {} safetensors file(s){}",
         folder.weights.len(),
-        gib(folder.weight_bytes())
+        match &folder.quantized {
+            Some(q) => format!(
+                "; quantized weights in use: {} ({})",
+                q.display(),
+                gib(folder.weight_bytes())
+            ),
+            None => format!(", {}", gib(folder.weight_bytes())),
+        }
     );
     println!(
         "text: {} layers, hidden {}, {} heads ({} key/value), vocabulary {}, M-RoPE sections {:?}",

@@ -439,3 +439,64 @@ fn a_broken_folder_names_what_is_wrong() {
     let e = ModelFolder::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("missing"), "{e}");
 }
+
+#[test]
+fn quantized_weights_load_and_stay_close_to_the_dense_model() {
+    use thyme_studio::model::quantize::{QuantKind, quantize_folder};
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny(dir.path(), &TinyOptions::default()).unwrap();
+    let folder = ModelFolder::open(dir.path()).unwrap();
+    assert!(folder.quantized.is_none());
+    let dense = Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {}).unwrap();
+
+    // Q4K needs rows of 256: the tiny model's 64- and 128-wide rows take Q8_0, and say so.
+    let q4 = QuantKind::Q4K.file_in(dir.path());
+    let report = quantize_folder(&folder, QuantKind::Q4K, &q4, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        report.quantized,
+        2 * 7 + 1,
+        "7 projections a layer and the output head"
+    );
+    assert_eq!(report.fell_back.len(), report.quantized);
+    std::fs::remove_file(&q4).unwrap();
+
+    let q8 = QuantKind::Q8_0.file_in(dir.path());
+    let report = quantize_folder(&folder, QuantKind::Q8_0, &q8, &mut |_, _| {}).unwrap();
+    assert!(report.fell_back.is_empty());
+    let folder = ModelFolder::open(dir.path()).unwrap();
+    assert_eq!(
+        folder.quantized.as_deref(),
+        Some(q8.as_path()),
+        "picked up by loading"
+    );
+    let quant = Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {}).unwrap();
+
+    let img = image::RgbImage::from_fn(84, 56, |x, y| image::Rgb([x as u8 * 3, y as u8 * 4, 77]));
+    let p = preprocess(&img, &dense.processor).unwrap();
+    let ids: Vec<u32> = [257u32, 10, 20, 259]
+        .into_iter()
+        .chain(std::iter::repeat_n(261, p.tokens(2)))
+        .chain([260, 30, 40, 258])
+        .collect();
+    let (pos, _) = rope::text_positions(&ids, 261, &[p.grid], 2).unwrap();
+    let run = |m: &Qwen25Vl| {
+        let emb = m.encode_image(&p).unwrap();
+        let h = m
+            .forward(&ids, &pos, &[(4, emb)], &mut KvCache::default())
+            .unwrap();
+        m.logits(&h).unwrap()
+    };
+    let (a, b) = (run(&dense), run(&quant));
+    let e = rel_err(&b, &a);
+    assert!(e < 0.05, "Q8_0 logits: relative error {e}");
+    assert!(e > 0.0, "the quantized weights were really used");
+
+    // Not one of ours: a clear error.
+    std::fs::write(&q8, b"GGUF but not really").unwrap();
+    let folder = ModelFolder::open(dir.path()).unwrap();
+    let err = Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("thyme-studio-q8_0.gguf"), "{err}");
+}

@@ -1048,7 +1048,9 @@ fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
     h.get_by_label("on-device model").click();
     h.run_steps(2);
     assert!(
-        h.query_all_by_label_contains("No model yet").next().is_some(),
+        h.query_all_by_label_contains("No model yet")
+            .next()
+            .is_some(),
         "without a folder the panel says where a model comes from"
     );
     h.state_mut().run.model_dir = model_dir.display().to_string();
@@ -1080,7 +1082,11 @@ fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
     });
     let live = h.state().run.live.clone().unwrap();
     assert!(
-        live.run.model.as_deref().unwrap().contains("local (tiny-model)"),
+        live.run
+            .model
+            .as_deref()
+            .unwrap()
+            .contains("local (tiny-model)"),
         "{:?}",
         live.run.model
     );

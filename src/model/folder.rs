@@ -22,6 +22,9 @@ pub struct ModelFolder {
     pub generation: Value,
     /// Extra values from tokenizer_config.json (bos/eos names) for the template.
     pub tokenizer_config: Value,
+    /// Quantized weights written by `thyme-studio model quantize` (used instead of the
+    /// safetensors when present; Q4K preferred over Q8_0).
+    pub quantized: Option<PathBuf>,
 }
 
 fn folder_err(path: &Path, message: impl Into<String>) -> ModelError {
@@ -122,6 +125,10 @@ impl ModelFolder {
                 })
         };
         let tokenizer = Some(dir.join("tokenizer.json")).filter(|p| p.exists());
+        let quantized = ["thyme-studio-q4k.gguf", "thyme-studio-q8_0.gguf"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.exists());
         Ok(Self {
             dir: dir.to_owned(),
             config,
@@ -131,11 +138,21 @@ impl ModelFolder {
             preprocessor: read_json_if_there(&dir.join("preprocessor_config.json"))?,
             generation: read_json_if_there(&dir.join("generation_config.json"))?,
             tokenizer_config,
+            quantized,
         })
     }
 
-    /// Bytes of the weight files on disk.
+    /// Leave the quantized file aside: load the safetensors.
+    pub fn dense_only(mut self) -> Self {
+        self.quantized = None;
+        self
+    }
+
+    /// Bytes of the weights that will be loaded (the quantized file when there is one).
     pub fn weight_bytes(&self) -> u64 {
+        if let Some(q) = &self.quantized {
+            return std::fs::metadata(q).map(|m| m.len()).unwrap_or(0);
+        }
         self.weights
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())

@@ -7,6 +7,7 @@ pub mod device;
 pub mod folder;
 pub mod generate;
 pub mod load;
+pub mod quantize;
 pub mod qwen2_5_vl;
 pub mod sampling;
 pub mod tiny;

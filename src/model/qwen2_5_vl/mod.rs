@@ -60,6 +60,9 @@ impl Qwen25Vl {
     ) -> Result<Self> {
         let config = Config::from_json(&folder.config)?;
         let processor = ProcessorConfig::from_json(&folder.preprocessor);
+        if let Some(q) = &folder.quantized {
+            return Self::load_quantized(config, processor, q, device, dtype, progress);
+        }
         // SAFETY: the files are memory-mapped read-only; like every mmap reader we rely on them
         // not being truncated while the model is loading (they are copied into tensors).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&folder.weights, dtype, device)? };
@@ -79,7 +82,81 @@ impl Qwen25Vl {
                 "no lm_head.weight, and the config does not tie it to the embeddings".into(),
             ));
         }
-        let text = text::TextModel::load(vb.pp(troot), head, &config.text, &mut |d, t| {
+        let weights = text::TextWeights::Dense {
+            vb: vb.pp(troot),
+            head,
+        };
+        let text = text::TextModel::load(weights, &config.text, &mut |d, t| {
+            progress(LoadProgress {
+                stage: "language model",
+                done: d,
+                total: t,
+            })
+        })?;
+        progress(LoadProgress {
+            stage: "ready",
+            done: 1,
+            total: 1,
+        });
+        Ok(Self {
+            config,
+            processor,
+            vision,
+            text,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// From a quantized file (`thyme-studio model quantize`): the vision tower in `dtype`, the
+    /// language model's projections quantized and its activations in f32.
+    fn load_quantized(
+        config: Config,
+        processor: ProcessorConfig,
+        path: &std::path::Path,
+        device: &Device,
+        dtype: DType,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<Self> {
+        progress(LoadProgress {
+            stage: "quantized file",
+            done: 0,
+            total: 1,
+        });
+        let mut file = super::quantize::QuantFile::open(path, device)?;
+        let embed = file
+            .dense
+            .get("model.embed_tokens.weight")
+            .cloned()
+            .ok_or_else(|| ModelError::Config("the quantized file has no embeddings".into()))?;
+        let mut dense = std::mem::take(&mut file.dense);
+        // The patch embedding was stored as a matrix (GGUF holds 4 dimensions at most).
+        let v = &config.vision;
+        if let Some(w) = dense.get_mut("visual.patch_embed.proj.weight") {
+            *w = w.reshape((
+                v.hidden_size,
+                v.in_channels,
+                v.temporal_patch_size,
+                v.patch_size,
+                v.patch_size,
+            ))?;
+        }
+        let vision_vb = VarBuilder::from_tensors(dense.clone(), dtype, device);
+        let vision =
+            vision::VisionTower::load(vision_vb.pp("visual"), &config.vision, &mut |d, t| {
+                progress(LoadProgress {
+                    stage: "vision tower",
+                    done: d,
+                    total: t,
+                })
+            })?;
+        let small = VarBuilder::from_tensors(dense, DType::F32, device);
+        let weights = text::TextWeights::Quantized {
+            vb: small.pp("model"),
+            embed,
+            projections: &mut file.projections,
+        };
+        let text = text::TextModel::load(weights, &config.text, &mut |d, t| {
             progress(LoadProgress {
                 stage: "language model",
                 done: d,

@@ -1,11 +1,13 @@
 //! The language model: Qwen2 decoder layers (q/k/v with biases, grouped-query attention,
 //! SwiGLU MLP, RMSNorm) with multimodal rotary positions, and a KV cache that can be cut back
-//! to a prefix and extended chunk by chunk.
+//! to a prefix and extended chunk by chunk. The projections are dense or quantized (Q8_0/Q4K
+//! from `thyme-studio model quantize`, computed in f32).
 
+use std::collections::HashMap;
+
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{
-    Embedding, Linear, RmsNorm, VarBuilder, embedding, linear, linear_no_bias, rms_norm,
-};
+use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder, linear, linear_no_bias, rms_norm};
 
 use super::attention::attend;
 use super::config::TextConfig;
@@ -56,11 +58,87 @@ impl KvCache {
     }
 }
 
+/// Where the language model's weights come from.
+pub enum TextWeights<'a> {
+    /// Safetensors (or any dense tensors): `vb` at the text root, `head` at `lm_head` (None
+    /// when tied to the embeddings).
+    Dense {
+        vb: VarBuilder<'a>,
+        head: Option<VarBuilder<'a>>,
+    },
+    /// A quantized file: `vb` (f32) at the text root for norms and biases, the embeddings as
+    /// stored (f16), and the projection matrices by canonical name.
+    Quantized {
+        vb: VarBuilder<'a>,
+        embed: Tensor,
+        projections: &'a mut HashMap<String, QTensor>,
+    },
+}
+
+/// A projection: dense, or a quantized matrix (computed in f32) with an optional bias.
+enum Proj {
+    Dense(Linear),
+    Quant(QMatMul, Option<Tensor>),
+}
+
+impl Proj {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Proj::Dense(l) => l.forward(x),
+            Proj::Quant(q, b) => {
+                let y = q.forward(&x.contiguous()?)?;
+                match b {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
+impl TextWeights<'_> {
+    /// `name` (under the text root, e.g. `layers.0.self_attn.q_proj`) as a projection.
+    fn proj(&mut self, name: &str, inp: usize, out: usize, bias: bool) -> Result<Proj> {
+        match self {
+            TextWeights::Dense { vb, .. } => Ok(Proj::Dense(if bias {
+                linear(inp, out, vb.pp(name))?
+            } else {
+                linear_no_bias(inp, out, vb.pp(name))?
+            })),
+            TextWeights::Quantized {
+                vb, projections, ..
+            } => {
+                let key = format!("model.{name}.weight");
+                let q = projections.remove(&key).ok_or_else(|| {
+                    crate::model::ModelError::Config(format!("the quantized file has no {key}"))
+                })?;
+                if q.shape().dims() != [out, inp] {
+                    return Err(crate::model::ModelError::Config(format!(
+                        "{key} is {:?}, expected [{out}, {inp}]",
+                        q.shape().dims()
+                    )));
+                }
+                let b = if bias {
+                    Some(vb.pp(name).get(out, "bias")?)
+                } else {
+                    None
+                };
+                Ok(Proj::Quant(QMatMul::from_qtensor(q)?, b))
+            }
+        }
+    }
+    fn vb(&self) -> &VarBuilder<'_> {
+        match self {
+            TextWeights::Dense { vb, .. } | TextWeights::Quantized { vb, .. } => vb,
+        }
+    }
+}
+
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    o: Proj,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -68,9 +146,9 @@ struct Attention {
 
 struct Layer {
     attn: Attention,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
     ln1: RmsNorm,
     ln2: RmsNorm,
 }
@@ -79,58 +157,92 @@ pub struct TextModel {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: Proj,
     inv_freq: Vec<f32>,
     cfg: TextConfig,
+    /// The dtype the layers compute in (f32 with quantized weights).
+    act_dtype: DType,
     /// Most f32 attention scores held at once.
     pub score_budget: usize,
 }
 
 impl TextModel {
-    /// `vb` at the text model's root (`model` or `model.language_model`); `head` where
-    /// `lm_head.weight` is (absent when the embeddings are tied).
     pub fn load(
-        vb: VarBuilder,
-        head: Option<VarBuilder>,
+        mut w: TextWeights,
         cfg: &TextConfig,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let c = cfg;
         let (h, hd) = (c.hidden_size, c.head_dim);
-        let embed = embedding(c.vocab_size, h, vb.pp("embed_tokens"))?;
+        let (embed_w, act_dtype) = match &w {
+            TextWeights::Dense { vb, .. } => {
+                let e = vb.pp("embed_tokens").get((c.vocab_size, h), "weight")?;
+                let d = e.dtype();
+                (e, d)
+            }
+            TextWeights::Quantized { embed, .. } => {
+                if embed.dims() != [c.vocab_size, h] {
+                    return Err(crate::model::ModelError::Config(format!(
+                        "embeddings are {:?}, expected [{}, {h}]",
+                        embed.dims(),
+                        c.vocab_size
+                    )));
+                }
+                (embed.clone(), DType::F32)
+            }
+        };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             progress(i, c.num_hidden_layers);
-            let l = vb.pp(format!("layers.{i}"));
-            let a = l.pp("self_attn");
+            let p = format!("layers.{i}");
+            let a = format!("{p}.self_attn");
+            let attn = Attention {
+                q: w.proj(&format!("{a}.q_proj"), h, c.num_attention_heads * hd, true)?,
+                k: w.proj(&format!("{a}.k_proj"), h, c.num_key_value_heads * hd, true)?,
+                v: w.proj(&format!("{a}.v_proj"), h, c.num_key_value_heads * hd, true)?,
+                o: w.proj(&format!("{a}.o_proj"), c.num_attention_heads * hd, h, false)?,
+                heads: c.num_attention_heads,
+                kv_heads: c.num_key_value_heads,
+                head_dim: hd,
+            };
+            let gate = w.proj(&format!("{p}.mlp.gate_proj"), h, c.intermediate_size, false)?;
+            let up = w.proj(&format!("{p}.mlp.up_proj"), h, c.intermediate_size, false)?;
+            let down = w.proj(&format!("{p}.mlp.down_proj"), c.intermediate_size, h, false)?;
+            let l = w.vb().pp(&p);
             layers.push(Layer {
-                attn: Attention {
-                    q: linear(h, c.num_attention_heads * hd, a.pp("q_proj"))?,
-                    k: linear(h, c.num_key_value_heads * hd, a.pp("k_proj"))?,
-                    v: linear(h, c.num_key_value_heads * hd, a.pp("v_proj"))?,
-                    o: linear_no_bias(c.num_attention_heads * hd, h, a.pp("o_proj"))?,
-                    heads: c.num_attention_heads,
-                    kv_heads: c.num_key_value_heads,
-                    head_dim: hd,
-                },
-                gate: linear_no_bias(h, c.intermediate_size, l.pp("mlp.gate_proj"))?,
-                up: linear_no_bias(h, c.intermediate_size, l.pp("mlp.up_proj"))?,
-                down: linear_no_bias(c.intermediate_size, h, l.pp("mlp.down_proj"))?,
+                attn,
+                gate,
+                up,
+                down,
                 ln1: rms_norm(h, c.rms_norm_eps, l.pp("input_layernorm"))?,
                 ln2: rms_norm(h, c.rms_norm_eps, l.pp("post_attention_layernorm"))?,
             });
         }
-        let lm_head = match head {
-            Some(hv) => linear_no_bias(h, c.vocab_size, hv)?,
-            None => Linear::new(embed.embeddings().clone(), None),
+        let norm = rms_norm(h, c.rms_norm_eps, w.vb().pp("norm"))?;
+        let lm_head = match &mut w {
+            TextWeights::Dense { head: Some(hv), .. } => {
+                Proj::Dense(linear_no_bias(h, c.vocab_size, hv.clone())?)
+            }
+            TextWeights::Dense { head: None, .. } => {
+                Proj::Dense(Linear::new(embed_w.clone(), None))
+            }
+            TextWeights::Quantized { projections, .. } => {
+                let q = projections.remove("lm_head.weight").ok_or_else(|| {
+                    crate::model::ModelError::Config(
+                        "the quantized file has no lm_head.weight".into(),
+                    )
+                })?;
+                Proj::Quant(QMatMul::from_qtensor(q)?, None)
+            }
         };
         Ok(Self {
-            norm: rms_norm(h, c.rms_norm_eps, vb.pp("norm"))?,
-            embed,
+            norm,
+            embed: Embedding::new(embed_w, h),
             layers,
             lm_head,
             inv_freq: inverse_frequencies(hd, c.rope_theta as f32),
             cfg: c.clone(),
+            act_dtype,
             score_budget: 32 << 20,
         })
     }
@@ -138,7 +250,7 @@ impl TextModel {
     /// Token embeddings, [n, hidden].
     pub fn embed(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         let ids = Tensor::new(ids, device)?;
-        Ok(self.embed.forward(&ids)?)
+        Ok(self.embed.forward(&ids)?.to_dtype(self.act_dtype)?)
     }
 
     /// Run `embeds` ([n, hidden]) at `positions` after what the cache holds; the final-norm
