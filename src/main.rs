@@ -237,6 +237,24 @@ enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         questions: usize,
     },
+    /// The on-device Qwen2.5-VL against transformers (CPU) on a random checkpoint with the 3B
+    /// model's dimensions: prefill of an image + text, greedy decode speed.
+    Model {
+        #[arg(long, default_value = "target/bench-model/qwen2_5_vl_3b_random")]
+        dir: PathBuf,
+        /// A Python with torch and transformers (pip install torch transformers pillow).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// f32 or f16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        #[arg(long, default_value_t = 1344)]
+        side: u32,
+        #[arg(long, default_value_t = 100)]
+        text_tokens: usize,
+        #[arg(long, default_value_t = 8)]
+        decode: usize,
+    },
     /// The agent loop's own time per step on a replayed 21-step run.
     Agent {
         #[arg(long, default_value = "target/bench-agent")]
@@ -483,6 +501,32 @@ fn bench(which: BenchCmd) -> anyhow::Result<()> {
         } => {
             let rows = thyme_studio::bench::exchange::run(&dir, images, questions)?;
             print!("{}", thyme_studio::bench::exchange::markdown(&rows));
+        }
+        BenchCmd::Model {
+            dir,
+            python,
+            dtype,
+            side,
+            text_tokens,
+            decode,
+        } => {
+            let dtype = match dtype.as_str() {
+                "f32" => candle_core::DType::F32,
+                "f16" => candle_core::DType::F16,
+                d => anyhow::bail!("--dtype is f32 or f16, not '{d}'"),
+            };
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let r = thyme_studio::bench::model::run(&thyme_studio::bench::model::ModelBench {
+                dir,
+                python,
+                dtype,
+                side,
+                text_tokens,
+                decode,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCmd::Agent { dir } => {
             let dirs = thyme_studio::paths::AppDirs::for_user();

@@ -25,6 +25,20 @@ fn app_with(
     root: &std::path::Path,
     answers: Vec<Vec<PathBuf>>,
 ) -> StudioApp {
+    // The getting-started guide has been seen (its own test starts without this).
+    let settings = AppDirs::under(root.to_owned()).settings_file();
+    if !settings.exists() {
+        std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+        std::fs::write(&settings, r#"{"welcome_seen": true}"#).unwrap();
+    }
+    app_first_run(project, root, answers)
+}
+
+fn app_first_run(
+    project: Option<PathBuf>,
+    root: &std::path::Path,
+    answers: Vec<Vec<PathBuf>>,
+) -> StudioApp {
     // The app's folders are the test's own, except the sandbox runtime, which is shared (set up
     // once by scripts/test) rather than made again for every test.
     let dirs = AppDirs::under(root.to_owned());
@@ -394,7 +408,7 @@ fn a_rebound_key_draws_a_box_by_two_clicks_and_the_model_eye_view_flags_it() {
     std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
     std::fs::write(
         &settings,
-        r#"{"recent": [], "keys": {"draw_two_clicks": "B"}}"#,
+        r#"{"recent": [], "keys": {"draw_two_clicks": "B"}, "welcome_seen": true}"#,
     )
     .unwrap();
     let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
@@ -1094,4 +1108,42 @@ fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
         live.steps.first(),
         Some(thyme_studio::trace::Step::Generate { tokens: Some(n), .. }) if *n > 0
     ));
+}
+
+#[test]
+fn the_first_start_says_what_is_missing_and_leads_to_it() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_first_run(None, root.path(), vec![]));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    assert!(h.state().guide.open);
+    assert!(
+        h.query_all_by_label_contains("The demo project is open")
+            .next()
+            .is_some()
+    );
+    // No model yet: both ways to get one are offered.
+    assert!(h.query_by_label("Choose a model folder...").is_some());
+    h.get_by_label("Use a chat server instead").click();
+    h.run_steps(2);
+    assert_eq!(h.state().workspace, Workspace::Run);
+    assert!(!h.state().guide.open);
+    assert!(h.query_all_by_label_contains("Base URL").next().is_some());
+    // Closing it is remembered: the next start does not show it.
+    h.state_mut().guide.open = true;
+    h.run_steps(1);
+    h.get_by_label("Close window").click();
+    h.run_steps(2);
+    let saved = thyme_studio::app::settings::Settings::load(
+        &AppDirs::under(root.path().to_owned()).settings_file(),
+    );
+    assert!(saved.welcome_seen);
+    drop(h);
+    let h = harness(app_first_run(None, root.path(), vec![]));
+    assert!(!h.state().guide.open);
 }

@@ -7,6 +7,7 @@
 pub mod dialogs;
 pub mod editor;
 pub mod exchange_window;
+pub mod first_run;
 pub mod import_job;
 pub mod inspect;
 pub mod keymap;
@@ -261,6 +262,7 @@ pub struct StudioApp {
     /// Edits saved in this session (each one durable when counted).
     pub saved_edits: u64,
     pub show_help: bool,
+    pub guide: first_run::FirstRun,
     /// The shortcuts in force (defaults plus the user's changes).
     pub keymap: keymap::Keymap,
     /// The action waiting for its new key in the help overlay.
@@ -351,6 +353,7 @@ impl StudioApp {
             actor: crate::store::default_actor(),
             saved_edits: 0,
             show_help: false,
+            guide: first_run::FirstRun::default(),
             keymap,
             rebinding: None,
             model_eye: model_eye_view::ModelEyeView::default(),
@@ -370,6 +373,7 @@ impl StudioApp {
         for e in key_errors {
             app.notify_error(format!("a saved shortcut was ignored: {e}"));
         }
+        app.guide.open = !app.settings.welcome_seen;
         if let Some(dir) = &app.settings.model_dir {
             app.run.model_dir = dir.display().to_string();
         }
@@ -844,6 +848,12 @@ impl StudioApp {
                         ui.ctx().set_theme(pref);
                     }
                 }
+            });
+            ui.menu_button("Help", |ui| {
+                if ui.button("Getting started").clicked() {
+                    self.guide.open = true;
+                }
+                ui.checkbox(&mut self.show_help, "Shortcuts (? or F1)");
             });
             ui.separator();
             for w in Workspace::ALL {
@@ -1402,7 +1412,38 @@ impl StudioApp {
         }
     }
 
+    fn guide(&mut self, ctx: &egui::Context) {
+        let state = first_run::GuideState {
+            sandbox_ready: self.sandbox_panel.ready(),
+            sandbox_busy: self.sandbox_panel.busy(),
+            model_dir: Some(self.run.model_dir.trim()).filter(|d| !d.is_empty()),
+            model_loaded: self.run.loaded_model().is_some(),
+            chat_server: Some(self.run.server_url.trim()).filter(|u| !u.is_empty()),
+        };
+        match self.guide.show(ctx, &state) {
+            Some(first_run::GuideAction::SetUpSandbox) => self.sandbox_panel.set_up(ctx),
+            Some(first_run::GuideAction::ChooseModel) => {
+                self.workspace = Workspace::Run;
+                self.run.policy = run_panel::PolicyKind::Local;
+                self.ask(DialogRequest::ModelFolder);
+            }
+            Some(first_run::GuideAction::UseChatServer) => {
+                self.workspace = Workspace::Run;
+                self.run.policy = run_panel::PolicyKind::Http;
+                self.guide.open = false;
+            }
+            Some(first_run::GuideAction::Closed) if !self.settings.welcome_seen => {
+                self.settings.welcome_seen = true;
+                if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+                    tracing::warn!("settings not saved: {e}");
+                }
+            }
+            Some(first_run::GuideAction::Closed) | None => {}
+        }
+    }
+
     fn windows(&mut self, ctx: &egui::Context) {
+        self.guide(ctx);
         let mut dismiss = None;
         if !self.notices.is_empty() {
             egui::Window::new("Messages")

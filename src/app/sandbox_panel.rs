@@ -37,6 +37,25 @@ impl SandboxPanel {
         matches!(self.state, State::Working(..))
     }
 
+    /// Is the runtime installed (as far as the panel knows)?
+    pub fn ready(&self) -> bool {
+        match &self.state {
+            State::Ready(..) => true,
+            State::Unknown => self
+                .cfg
+                .as_ref()
+                .is_some_and(|c| c.runtime.installed().is_some()),
+            _ => false,
+        }
+    }
+
+    /// Set the runtime up in the background (as the panel's button does).
+    pub fn set_up(&mut self, ctx: &egui::Context) {
+        if !self.busy() {
+            self.start(ctx, true);
+        }
+    }
+
     /// The protection badge, once a worker has been checked.
     pub fn badge(&self) -> Option<String> {
         match &self.state {

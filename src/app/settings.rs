@@ -21,6 +21,9 @@ pub struct Settings {
     /// The on-device model folder chosen last.
     #[serde(default)]
     pub model_dir: Option<PathBuf>,
+    /// The getting-started guide was closed once (it opens by itself only before that).
+    #[serde(default)]
+    pub welcome_seen: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -6,5 +6,6 @@ pub mod annotate;
 pub mod canvas;
 pub mod exchange;
 pub mod images;
+pub mod model;
 pub mod sandbox;
 pub mod traces;

@@ -232,7 +232,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// python3 on PATH when it is 3.9 or newer and has venv: (program, version).
-fn system_python() -> Option<(String, String)> {
+pub fn system_python() -> Option<(String, String)> {
     let out = Command::new("python3")
         .args([
             "-c",
