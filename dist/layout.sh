@@ -3,7 +3,7 @@
 # ROOT/PREFIX/bin/thyme-studio, the desktop entry, the MIME type, icons (hicolor PNG sizes
 # and the SVG), the README and the licence notice. Shared by the .deb and the tarball.
 set -euo pipefail
-bin=$1 root=$2 prefix=${3:-/usr}
+bin=$1 root=$2 prefix=${3-/usr}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 dest=$root$prefix

@@ -63,7 +63,8 @@ def make(out: Path) -> None:
     torch.set_default_dtype(torch.float16)
     model = Qwen2_5_VLForConditionalGeneration(three_b()).eval()
     model.save_pretrained(out, safe_serialization=True, max_shard_size="4GB")
-    Qwen2VLImageProcessor().save_pretrained(out)
+    # Qwen2.5-VL's own limits (newer transformers default to a smaller max_pixels).
+    Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056).save_pretrained(out)
     print(json.dumps({"parameters": sum(p.numel() for p in model.parameters())}))
 
 
@@ -73,7 +74,7 @@ def run(folder: Path, job_path: Path) -> None:
     torch.set_num_threads(job.get("threads", torch.get_num_threads()))
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa").eval()
     img = Image.open(job["image"]).convert("RGB")
-    pix = Qwen2VLImageProcessor()(images=[img], return_tensors="pt")
+    pix = Qwen2VLImageProcessor.from_pretrained(folder)(images=[img], return_tensors="pt")
     ids = torch.tensor([job["ids"]], dtype=torch.long)
     image_token = model.config.image_token_id
     assert int((ids == image_token).sum()) == int(pix["image_grid_thw"].prod()) // 4
