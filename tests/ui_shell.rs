@@ -1147,3 +1147,35 @@ fn the_first_start_says_what_is_missing_and_leads_to_it() {
     let h = harness(app_first_run(None, root.path(), vec![]));
     assert!(!h.state().guide.open);
 }
+
+#[test]
+fn with_no_python_the_guide_says_how_to_get_it() {
+    let root = tempfile::tempdir().unwrap();
+    // No python3 anywhere on PATH (nextest runs each test in its own process).
+    // SAFETY: nextest runs this test alone in its process, before the app starts any thread
+    // that reads the environment.
+    unsafe { std::env::set_var("PATH", root.path().join("empty-path")) };
+    let app = StudioApp::new(AppConfig {
+        project: None,
+        dirs: AppDirs::under(root.path().to_owned()),
+        dialogs: Arc::new(Scripted(Mutex::new(vec![]))),
+        budget: PixelBudget::DEFAULT,
+        demo_scale: 16,
+        trace: None,
+        launcher: Some(PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio"))),
+    });
+    let mut h = harness(app);
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("sudo apt install python3 python3-venv")
+            .next()
+            .is_some()
+    );
+    assert!(h.query_by_label("Set up the sandbox now").is_none());
+}
