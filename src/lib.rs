@@ -17,6 +17,7 @@ pub mod imagery;
 pub mod import;
 pub mod model;
 pub mod paths;
+pub mod rng;
 pub mod sandbox;
 pub mod store;
 pub mod trace;

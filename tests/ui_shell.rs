@@ -48,7 +48,16 @@ fn app_first_run(
         std::fs::create_dir_all(own.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&shared, &own).unwrap();
     }
-    StudioApp::new(AppConfig {
+    StudioApp::new(config_under(root, project, answers))
+}
+
+/// The app's configuration with every folder under `root`.
+fn config_under(
+    root: &std::path::Path,
+    project: Option<PathBuf>,
+    answers: Vec<Vec<PathBuf>>,
+) -> AppConfig {
+    AppConfig {
         project,
         dirs: AppDirs::under(root.to_owned()),
         dialogs: Arc::new(Scripted(Mutex::new(answers))),
@@ -56,7 +65,7 @@ fn app_first_run(
         demo_scale: 16,
         trace: None,
         launcher: Some(PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio"))),
-    })
+    }
 }
 
 fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
@@ -1155,16 +1164,8 @@ fn with_no_python_the_guide_says_how_to_get_it() {
     // SAFETY: nextest runs this test alone in its process, before the app starts any thread
     // that reads the environment.
     unsafe { std::env::set_var("PATH", root.path().join("empty-path")) };
-    let app = StudioApp::new(AppConfig {
-        project: None,
-        dirs: AppDirs::under(root.path().to_owned()),
-        dialogs: Arc::new(Scripted(Mutex::new(vec![]))),
-        budget: PixelBudget::DEFAULT,
-        demo_scale: 16,
-        trace: None,
-        launcher: Some(PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio"))),
-    });
-    let mut h = harness(app);
+    // No sandbox runtime either: a root of its own, without the shared runtime's link.
+    let mut h = harness(StudioApp::new(config_under(root.path(), None, vec![])));
     step_until(&mut h, "the demo project", |h| {
         h.state()
             .project

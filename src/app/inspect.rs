@@ -480,16 +480,7 @@ impl Inspect {
             }
         }
         let crops = trace.crops();
-        let overlays: Vec<Overlay> = crops
-            .iter()
-            .map(|(step, r)| Overlay {
-                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
-                color: crate::ui::box_color(*step),
-                label: Some(format!("step {}", step + 1)),
-                emphasis: self.selected_step == Some(*step),
-                style: OverlayStyle::Crop,
-            })
-            .collect();
+        let overlays = crop_overlays(&crops, self.selected_step);
         self.canvas.edit_mode = false;
         self.canvas.arrow_keys_pan = true;
         let out = self.canvas.show(ui, tiles, &overlays);
@@ -766,6 +757,20 @@ impl Inspect {
             });
         self.zoomed = open.then_some((path, zoom));
     }
+}
+
+/// A run's crops as dashed rectangles on the original, numbered and coloured by step.
+pub fn crop_overlays(crops: &[(usize, [f64; 4])], selected: Option<usize>) -> Vec<Overlay> {
+    crops
+        .iter()
+        .map(|(step, r)| Overlay {
+            rect: ImageRect::new(r[0], r[1], r[2], r[3]),
+            color: crate::ui::box_color(*step),
+            label: Some(format!("step {}", step + 1)),
+            emphasis: selected == Some(*step),
+            style: OverlayStyle::Crop,
+        })
+        .collect()
 }
 
 fn compare_column(ui: &mut egui::Ui, t: &Trace) {

@@ -25,7 +25,7 @@ use crate::imagery::tiles::TileService;
 use crate::model::generate::LocalModel;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::trace::{Step, Trace};
-use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
+use crate::ui::canvas::Canvas;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
@@ -847,16 +847,7 @@ impl RunPanel {
                 crops.len()
             ));
         }
-        let overlays: Vec<Overlay> = crops
-            .iter()
-            .map(|(step, r)| Overlay {
-                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
-                color: crate::ui::box_color(*step),
-                label: Some(format!("step {}", step + 1)),
-                emphasis: self.selected_step == Some(*step),
-                style: OverlayStyle::Crop,
-            })
-            .collect();
+        let overlays = super::inspect::crop_overlays(&crops, self.selected_step);
         self.canvas.edit_mode = false;
         self.canvas.arrow_keys_pan = !ui.ctx().text_edit_focused();
         let out = self.canvas.show(ui, tiles, &overlays);

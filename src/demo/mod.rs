@@ -6,7 +6,6 @@
 
 pub mod font;
 pub mod paint;
-pub mod rng;
 pub mod scene;
 
 use std::path::{Path, PathBuf};

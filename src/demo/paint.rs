@@ -4,7 +4,7 @@ use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 
 use super::font::{GLYPH_W, glyph};
-use super::rng::{Rng, mix};
+use crate::rng::{Rng, mix};
 
 pub type Color = [u8; 3];
 

@@ -4,9 +4,9 @@ use image::RgbImage;
 
 use super::font::{GLYPH_H, text_width};
 use super::paint::{self, Color, Shape};
-use super::rng::Rng;
 use crate::dataset::Answer;
 use crate::geometry::ImageRect;
+use crate::rng::Rng;
 
 /// One scene to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

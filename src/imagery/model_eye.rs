@@ -40,6 +40,16 @@ pub fn smart_resize(
     min_pixels: u64,
     max_pixels: u64,
 ) -> Result<ImageSize, ResizeError> {
+    smart_resize_by(size, FACTOR, min_pixels, max_pixels)
+}
+
+/// The same with another side multiple (patch size x merge size).
+pub fn smart_resize_by(
+    size: ImageSize,
+    factor: u32,
+    min_pixels: u64,
+    max_pixels: u64,
+) -> Result<ImageSize, ResizeError> {
     let (w, h) = (f64::from(size.width), f64::from(size.height));
     if size.width == 0 || size.height == 0 {
         return Err(ResizeError::Empty);
@@ -48,7 +58,7 @@ pub fn smart_resize(
     if ratio > MAX_ASPECT {
         return Err(ResizeError::AspectTooLarge { ratio });
     }
-    let f = f64::from(FACTOR);
+    let f = f64::from(factor.max(1));
     let mut hb = (round_half_even(h / f) * f).max(f);
     let mut wb = (round_half_even(w / f) * f).max(f);
     if hb * wb > max_pixels as f64 {

@@ -720,7 +720,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("noise.png");
         let img = RgbImage::from_fn(1537, 1029, |x, y| {
-            let h = crate::demo::rng::mix(u64::from(x) << 32 | u64::from(y));
+            let h = crate::rng::mix(u64::from(x) << 32 | u64::from(y));
             image::Rgb([h as u8, (h >> 8) as u8, (h >> 16) as u8])
         });
         img.save(&src).unwrap();

@@ -3,6 +3,8 @@
 //! top-k and top-p (nucleus) sampling from a seeded generator, so a run can be replayed. And
 //! the text side: stop strings found in the decoded text, never in token ids.
 
+use crate::rng::Rng;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingSettings {
     /// 0: greedy.
@@ -25,27 +27,6 @@ impl Default for SamplingSettings {
             repetition_penalty: 1.0,
             seed: 299_792_458,
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64): enough for sampling, the same on every platform.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -114,7 +95,7 @@ impl Sampler {
             let t: f64 = probs.iter().sum();
             probs.iter_mut().for_each(|p| *p /= t);
         }
-        let mut u = self.rng.next_f64();
+        let mut u = self.rng.unit();
         for (i, p) in probs.iter().enumerate() {
             if u < *p {
                 return order[i].0;

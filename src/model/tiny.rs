@@ -10,8 +10,8 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::json;
 
-use super::sampling::Rng;
 use super::{ModelError, Result};
+use crate::rng::Rng;
 
 /// The special tokens, from id 256 on (after the 256 byte tokens).
 pub const SPECIALS: [&str; 7] = [
@@ -139,7 +139,7 @@ fn config_json(o: &TinyOptions) -> serde_json::Value {
 fn weights(rng: &mut Rng, shape: &[usize], center: f32, scale: f32) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
-        .map(|_| center + scale * (2.0 * rng.next_f64() as f32 - 1.0))
+        .map(|_| center + scale * (2.0 * rng.unit() as f32 - 1.0))
         .collect();
     Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
 }

@@ -27,6 +27,12 @@ pub struct LoadProgress {
     pub total: usize,
 }
 
+impl LoadProgress {
+    pub fn at(stage: &'static str, done: usize, total: usize) -> Self {
+        Self { stage, done, total }
+    }
+}
+
 pub struct Qwen25Vl {
     pub config: Config,
     pub processor: ProcessorConfig,
@@ -68,11 +74,7 @@ impl Qwen25Vl {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&folder.weights, dtype, device)? };
         let (vroot, troot) = roots(&|n| vb.contains_tensor(n))?;
         let vision = vision::VisionTower::load(vb.pp(vroot), &config.vision, &mut |d, t| {
-            progress(LoadProgress {
-                stage: "vision tower",
-                done: d,
-                total: t,
-            })
+            progress(LoadProgress::at("vision tower", d, t))
         })?;
         let head = vb
             .contains_tensor("lm_head.weight")
@@ -87,17 +89,9 @@ impl Qwen25Vl {
             head,
         };
         let text = text::TextModel::load(weights, &config.text, &mut |d, t| {
-            progress(LoadProgress {
-                stage: "language model",
-                done: d,
-                total: t,
-            })
+            progress(LoadProgress::at("language model", d, t))
         })?;
-        progress(LoadProgress {
-            stage: "ready",
-            done: 1,
-            total: 1,
-        });
+        progress(LoadProgress::at("ready", 1, 1));
         Ok(Self {
             config,
             processor,
@@ -118,11 +112,7 @@ impl Qwen25Vl {
         dtype: DType,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Self> {
-        progress(LoadProgress {
-            stage: "quantized file",
-            done: 0,
-            total: 1,
-        });
+        progress(LoadProgress::at("quantized file", 0, 1));
         let mut file = super::quantize::QuantFile::open(path, device)?;
         let embed = file
             .dense
@@ -144,11 +134,7 @@ impl Qwen25Vl {
         let vision_vb = VarBuilder::from_tensors(dense.clone(), dtype, device);
         let vision =
             vision::VisionTower::load(vision_vb.pp("visual"), &config.vision, &mut |d, t| {
-                progress(LoadProgress {
-                    stage: "vision tower",
-                    done: d,
-                    total: t,
-                })
+                progress(LoadProgress::at("vision tower", d, t))
             })?;
         let small = VarBuilder::from_tensors(dense, DType::F32, device);
         let weights = text::TextWeights::Quantized {
@@ -157,17 +143,9 @@ impl Qwen25Vl {
             projections: &mut file.projections,
         };
         let text = text::TextModel::load(weights, &config.text, &mut |d, t| {
-            progress(LoadProgress {
-                stage: "language model",
-                done: d,
-                total: t,
-            })
+            progress(LoadProgress::at("language model", d, t))
         })?;
-        progress(LoadProgress {
-            stage: "ready",
-            done: 1,
-            total: 1,
-        });
+        progress(LoadProgress::at("ready", 1, 1));
         Ok(Self {
             config,
             processor,

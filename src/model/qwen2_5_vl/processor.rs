@@ -77,19 +77,8 @@ impl ProcessorConfig {
     }
 }
 
-/// Python's `round`: halves go to the even neighbour.
-fn round_half_even(x: f64) -> f64 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-        r - x.signum()
-    } else {
-        r
-    }
-}
-
 /// The size (height, width) an image of `height` x `width` is resized to: both multiples of
-/// `factor`, the area within [min_pixels, max_pixels], the aspect ratio kept as well as
-/// possible. Aspect ratios above 200 are refused, as the reference does.
+/// `factor`, the area within [min_pixels, max_pixels] (the model-eye view's rule, shared).
 pub fn smart_resize(
     height: u32,
     width: u32,
@@ -97,27 +86,14 @@ pub fn smart_resize(
     min_pixels: u64,
     max_pixels: u64,
 ) -> Result<(u32, u32)> {
-    if height == 0 || width == 0 {
-        return Err(ModelError::Image("the image is empty".into()));
-    }
-    let (h, w, f) = (f64::from(height), f64::from(width), f64::from(factor));
-    if h.max(w) / h.min(w) > 200.0 {
-        return Err(ModelError::Image(format!(
-            "{width}x{height}: the aspect ratio is over 200, which the model cannot take"
-        )));
-    }
-    let mut h_bar = f.max(round_half_even(h / f) * f);
-    let mut w_bar = f.max(round_half_even(w / f) * f);
-    if h_bar * w_bar > max_pixels as f64 {
-        let beta = (h * w / max_pixels as f64).sqrt();
-        h_bar = f.max((h / beta / f).floor() * f);
-        w_bar = f.max((w / beta / f).floor() * f);
-    } else if h_bar * w_bar < min_pixels as f64 {
-        let beta = (min_pixels as f64 / (h * w)).sqrt();
-        h_bar = (h * beta / f).ceil() * f;
-        w_bar = (w * beta / f).ceil() * f;
-    }
-    Ok((h_bar as u32, w_bar as u32))
+    let s = crate::imagery::model_eye::smart_resize_by(
+        crate::geometry::ImageSize::new(width, height),
+        factor,
+        min_pixels,
+        max_pixels,
+    )
+    .map_err(|e| ModelError::Image(format!("{width}x{height}: {e}")))?;
+    Ok((s.height, s.width))
 }
 
 /// An image as the vision tower takes it.
@@ -223,10 +199,6 @@ mod tests {
         assert_eq!((h % 28, w % 28), (0, 0));
         assert!(smart_resize(1, 500, f, d.min_pixels, d.max_pixels).is_err());
         assert!(smart_resize(0, 5, f, d.min_pixels, d.max_pixels).is_err());
-        // Python rounds 2.5 to 2 and 3.5 to 4.
-        assert_eq!(round_half_even(2.5), 2.0);
-        assert_eq!(round_half_even(3.5), 4.0);
-        assert_eq!(round_half_even(-2.5), -2.0);
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn clamp_zoom(zoom: f64, size: ImageSize, viewport: Rect) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::rng::Rng;
+    use crate::rng::Rng;
 
     const SIZE: ImageSize = ImageSize {
         width: 12000,

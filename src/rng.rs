@@ -1,5 +1,5 @@
-//! A small deterministic random generator (SplitMix64), so a seed gives the same demo on every
-//! machine and every version of our dependencies.
+//! A small deterministic random generator (SplitMix64), so a seed gives the same demo scenes,
+//! test data and sampled tokens on every machine and every version of our dependencies.
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
