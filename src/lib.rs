@@ -20,5 +20,6 @@ pub mod paths;
 pub mod rng;
 pub mod sandbox;
 pub mod store;
+pub mod team;
 pub mod trace;
 pub mod ui;
