@@ -1180,3 +1180,50 @@ fn with_no_python_the_guide_says_how_to_get_it() {
     );
     assert!(h.query_by_label("Set up the sandbox now").is_none());
 }
+
+#[test]
+fn run_takes_an_image_file_outside_the_project() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("street.png");
+    image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([x as u8, y as u8, 60]))
+        .save(&file)
+        .unwrap();
+    let broken = root.path().join("broken.png");
+    std::fs::write(&broken, b"not an image").unwrap();
+    // The scripted dialog answers from the end of its list.
+    let mut h = harness(app_with(
+        None,
+        root.path(),
+        vec![vec![broken], vec![file.clone()]],
+    ));
+    step_until(&mut h, "the demo project", |h| {
+        h.state()
+            .project
+            .as_ref()
+            .is_some_and(|p| p.images.len() == 3)
+    });
+    h.state_mut().workspace = Workspace::Run;
+    h.run_steps(2);
+    h.get_by_label("Open an image file...").click();
+    step_until(&mut h, "the file to open", |h| {
+        h.state().run.file_image.is_some()
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label("street.png").is_some());
+    assert!(h.query_by_label_contains("not in the project").is_some());
+    assert!(
+        h.state().run.typed,
+        "a file has no QA items: the question is typed"
+    );
+    let projects_images = h.state().project.as_ref().unwrap().images.len();
+    assert_eq!(projects_images, 3, "the file was not added to the project");
+    h.get_by_label("Back to the project's image").click();
+    h.run_steps(2);
+    assert!(h.state().run.file_image.is_none());
+    // A file that is not an image: a message, nothing replaced.
+    h.get_by_label("Open an image file...").click();
+    step_until(&mut h, "the message", |h| {
+        h.query_all_by_label_contains("broken.png").next().is_some()
+    });
+    assert!(h.state().run.file_image.is_none());
+}

@@ -21,6 +21,8 @@ pub enum DialogRequest {
     OpenTrace,
     /// A model folder (a Hugging Face download of Qwen2.5-VL / Thyme-RL).
     ModelFolder,
+    /// An image file to run the agent on (not added to the project).
+    RunImage,
 }
 
 /// Something that can show file dialogs; `None` when the person cancels.
@@ -66,6 +68,11 @@ impl Dialogs for NativeDialogs {
             DialogRequest::OpenTrace => dialog
                 .set_title("Open a trace (trace.json, a JSONL of traces, or an agent log)")
                 .add_filter("traces and logs", &["json", "jsonl"])
+                .pick_file()
+                .map(|p| vec![p]),
+            DialogRequest::RunImage => dialog
+                .set_title("Run the agent on an image file")
+                .add_filter("Images", &crate::imagery::format::EXTENSIONS)
                 .pick_file()
                 .map(|p| vec![p]),
             DialogRequest::ModelFolder => dialog

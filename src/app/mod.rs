@@ -606,6 +606,7 @@ impl StudioApp {
                         DialogRequest::ExportTo(_) => {
                             self.export_window.out = Some(paths[0].clone());
                         }
+                        DialogRequest::RunImage => self.open_run_image(paths[0].clone()),
                         DialogRequest::ModelFolder => {
                             self.run.model_dir = paths[0].display().to_string();
                             self.run.model_dir_changed = true;
@@ -721,6 +722,9 @@ impl StudioApp {
                     &self.detail.regions,
                     &self.tiles,
                 );
+                if std::mem::take(&mut self.run.want_image_dialog) {
+                    self.ask(DialogRequest::RunImage);
+                }
                 if std::mem::take(&mut self.run.want_model_dialog) {
                     self.ask(DialogRequest::ModelFolder);
                 }
@@ -1410,6 +1414,33 @@ impl StudioApp {
             });
             self.canvas.focus(&union);
         }
+    }
+
+    /// An image file for the Run workspace: checked from its header against the pixel budget,
+    /// given an id from its path, size and time (it is not added to the project).
+    fn open_run_image(&mut self, path: PathBuf) {
+        let probe = match crate::imagery::probe_file(&path, self.config.budget) {
+            Ok(p) => p,
+            Err(e) => {
+                self.notify_error(format!("{}: {e}", path.display()));
+                return;
+            }
+        };
+        let meta = std::fs::metadata(&path).ok();
+        let stamp = format!(
+            "{}:{}:{:?}",
+            path.display(),
+            meta.as_ref().map_or(0, |m| m.len()),
+            meta.as_ref().and_then(|m| m.modified().ok())
+        );
+        self.run.file_image = Some(crate::dataset::ImageRecord {
+            id: crate::dataset::ImageId::of_bytes(stamp.as_bytes()),
+            path,
+            size: probe.size,
+            bytes: meta.map_or(0, |m| m.len()),
+            added_at_ms: crate::store::now_ms(),
+            status: Default::default(),
+        });
     }
 
     fn guide(&mut self, ctx: &egui::Context) {

@@ -76,6 +76,10 @@ pub struct RunPanel {
     pub model_dir_changed: bool,
     /// The person asked for the folder dialog (the app shows it).
     pub want_model_dialog: bool,
+    /// An image from a file, run instead of the project's selected image.
+    pub file_image: Option<ImageRecord>,
+    /// The person asked for the image-file dialog (the app shows it).
+    pub want_image_dialog: bool,
     /// The loaded model and its folder.
     model: Option<(String, Arc<Mutex<LocalModel>>)>,
     loading: Option<Receiver<LoadMsg>>,
@@ -119,6 +123,8 @@ impl RunPanel {
             model_dir: String::new(),
             model_dir_changed: false,
             want_model_dialog: false,
+            file_image: None,
+            want_image_dialog: false,
             model: None,
             loading: None,
             load_status: String::new(),
@@ -493,6 +499,8 @@ impl RunPanel {
     ) {
         let ctx = ui.ctx().clone();
         self.poll(&ctx);
+        let from_file = self.file_image.clone();
+        let image = from_file.as_ref().or(image);
         let Some(image) = image else {
             egui::CentralPanel::default().show(ui, |ui| {
                 ui.heading("Run");
@@ -521,10 +529,24 @@ impl RunPanel {
         regions: &[Region],
     ) {
         let ctx = ui.ctx().clone();
+        let from_file = self.file_image.is_some();
         ui.horizontal(|ui| {
             ui.strong(image.file_name());
             ui.weak(format!("{} x {}", image.size.width, image.size.height));
+            if from_file {
+                ui.weak("(a file, not in the project)");
+                if ui.button("Back to the project's image").clicked() {
+                    self.file_image = None;
+                }
+            } else if ui.button("Open an image file...").clicked() {
+                self.want_image_dialog = true;
+            }
         });
+        // A file has no QA items: its question is typed.
+        let questions: &[Question] = if from_file { &[] } else { questions };
+        if from_file {
+            self.typed = true;
+        }
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.typed, false, "QA item");
             ui.radio_value(&mut self.typed, true, "typed question");
