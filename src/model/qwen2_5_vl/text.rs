@@ -9,13 +9,15 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder, linear, linear_no_bias, rms_norm};
 
-use super::attention::attend;
+use super::attention::attend_grouped;
 use super::config::TextConfig;
 use super::rope::{inverse_frequencies, text_cos_sin};
 use crate::model::Result;
 
-/// Keys and values of every layer for the tokens seen so far.
-#[derive(Default, Clone)]
+/// Keys and values of every layer for the tokens seen so far, in buffers with room to grow
+/// (doubling), so a decoded token writes its keys in place instead of copying the cache.
+/// Not `Clone`: the buffers are written in place, so a copy would share them.
+#[derive(Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
@@ -41,10 +43,7 @@ impl KvCache {
             self.clear();
             return Ok(());
         }
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.narrow(2, 0, n)?;
-            *v = v.narrow(2, 0, n)?;
-        }
+        // The buffers keep their room; only the length shrinks.
         self.len = n;
         Ok(())
     }
@@ -285,9 +284,10 @@ impl TextModel {
         let mut x = embeds.clone();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = layer.ln1.forward(&x)?;
-            let a = layer
-                .attn
-                .forward(&h, &cos, &sin, mask.as_ref(), slot, self.score_budget)?;
+            let a =
+                layer
+                    .attn
+                    .forward(&h, &cos, &sin, mask.as_ref(), slot, past, self.score_budget)?;
             x = (x + a)?;
             let h = layer.ln2.forward(&x)?;
             let g = layer.gate.forward(&h)?.silu()?;
@@ -307,7 +307,41 @@ impl TextModel {
     }
 }
 
+/// Write `k`, `v` ([1, kv_heads, n, d]) after the first `past` positions of a layer's
+/// buffers (growing them by doubling when full); the keys and values of all `past + n`.
+fn append(
+    slot: &mut Option<(Tensor, Tensor)>,
+    k: &Tensor,
+    v: &Tensor,
+    past: usize,
+) -> Result<(Tensor, Tensor)> {
+    let n = k.dim(2)?;
+    let need = past + n;
+    let room = match slot {
+        Some((kb, _)) => kb.dim(2)?,
+        None => 0,
+    };
+    if room < need {
+        let mut shape = k.dims().to_vec();
+        shape[2] = (2 * need).max(256);
+        let nk = Tensor::zeros(shape.as_slice(), k.dtype(), k.device())?;
+        let nv = Tensor::zeros(shape.as_slice(), v.dtype(), v.device())?;
+        if let (Some((kb, vb)), true) = (slot.as_ref(), past > 0) {
+            nk.slice_set(&kb.narrow(2, 0, past)?.contiguous()?, 2, 0)?;
+            nv.slice_set(&vb.narrow(2, 0, past)?.contiguous()?, 2, 0)?;
+        }
+        *slot = Some((nk, nv));
+    }
+    let Some((kb, vb)) = slot.as_ref() else {
+        return Err(crate::model::ModelError::Input("no cache buffer".into()));
+    };
+    kb.slice_set(&k.contiguous()?, 2, past)?;
+    vb.slice_set(&v.contiguous()?, 2, past)?;
+    Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
+}
+
 impl Attention {
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &Tensor,
@@ -315,6 +349,7 @@ impl Attention {
         sin: &Tensor,
         mask: Option<&Tensor>,
         cache: &mut Option<(Tensor, Tensor)>,
+        past: usize,
         budget: usize,
     ) -> Result<Tensor> {
         let n = x.dim(0)?;
@@ -328,27 +363,13 @@ impl Attention {
         let dtype = q.dtype();
         let q = candle_nn::rotary_emb::rope(&q.to_dtype(DType::F32)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k.to_dtype(DType::F32)?, cos, sin)?.to_dtype(dtype)?;
-        let (k, v) = match cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
-        let rep = self.heads / self.kv_heads;
-        let expand = |t: &Tensor| -> Result<Tensor> {
-            let t = t.squeeze(0)?.to_dtype(DType::F32)?;
-            if rep == 1 {
-                return Ok(t);
-            }
-            let (kvh, len, d) = t.dims3()?;
-            Ok(t.unsqueeze(1)?
-                .expand((kvh, rep, len, d))?
-                .reshape((kvh * rep, len, d))?)
-        };
-        let (k, v) = (expand(&k)?, expand(&v)?);
-        let out = attend(
+        let (k, v) = append(cache, &k, &v, past)?;
+        let k32 = k.squeeze(0)?.to_dtype(DType::F32)?;
+        let v32 = v.squeeze(0)?.to_dtype(DType::F32)?;
+        let out = attend_grouped(
             &q.squeeze(0)?,
-            &k,
-            &v,
+            &k32,
+            &v32,
             1.0 / (d as f64).sqrt(),
             mask,
             budget,

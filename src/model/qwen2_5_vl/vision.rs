@@ -226,6 +226,13 @@ impl VisionTower {
         let c = &self.cfg;
         let m = c.spatial_merge_size;
         let unit = m * m;
+        let rows: usize = grids.iter().map(|[t, h, w]| t * h * w).sum();
+        if pixels.dim(0)? != rows || grids.iter().any(|[_, h, w]| h % m != 0 || w % m != 0) {
+            return Err(crate::model::ModelError::Input(format!(
+                "{} patch rows for image grids {grids:?} (they need {rows}, sides multiples of {m})",
+                pixels.dim(0)?
+            )));
+        }
         let order = window_order(grids, m, c.window_size / m / c.patch_size);
         // Every patch's (row, col) in the processor's order, then permuted to window order.
         let mut rc = Vec::with_capacity(pixels.dim(0)?);
