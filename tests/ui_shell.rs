@@ -85,14 +85,19 @@ fn click_image(h: &Harness<'static, StudioApp>, name: &str) {
 /// The app on a freshly made (small) demo project, its first image open.
 fn demo_harness(root: &std::path::Path) -> Harness<'static, StudioApp> {
     let mut h = harness(app_with(None, root, vec![]));
-    step_until(&mut h, "the demo project", |h| {
+    wait_for_demo(&mut h);
+    h.run_steps(2);
+    h
+}
+
+/// Step frames until the demo project (three scenes) is open.
+fn wait_for_demo(h: &mut Harness<'static, StudioApp>) {
+    step_until(h, "the demo project", |h| {
         h.state()
             .project
             .as_ref()
             .is_some_and(|p| p.images.len() == 3)
     });
-    h.run_steps(2);
-    h
 }
 
 /// Step frames until `done` holds (background threads need real time).
@@ -117,12 +122,7 @@ fn step_until(
 fn first_run_builds_the_demo_and_shows_an_image_with_its_questions() {
     let root = tempfile::tempdir().unwrap();
     let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
+    wait_for_demo(&mut h);
     // Switch tabs and back.
     h.get_by_label("Inspect").click();
     h.run_steps(2);
@@ -1123,12 +1123,7 @@ fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
 fn the_first_start_says_what_is_missing_and_leads_to_it() {
     let root = tempfile::tempdir().unwrap();
     let mut h = harness(app_first_run(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
+    wait_for_demo(&mut h);
     h.run_steps(2);
     assert!(h.state().guide.open);
     assert!(
@@ -1166,12 +1161,7 @@ fn with_no_python_the_guide_says_how_to_get_it() {
     unsafe { std::env::set_var("PATH", root.path().join("empty-path")) };
     // No sandbox runtime either: a root of its own, without the shared runtime's link.
     let mut h = harness(StudioApp::new(config_under(root.path(), None, vec![])));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
+    wait_for_demo(&mut h);
     h.run_steps(2);
     assert!(
         h.query_all_by_label_contains("sudo apt install python3 python3-venv")
@@ -1196,12 +1186,7 @@ fn run_takes_an_image_file_outside_the_project() {
         root.path(),
         vec![vec![broken], vec![file.clone()]],
     ));
-    step_until(&mut h, "the demo project", |h| {
-        h.state()
-            .project
-            .as_ref()
-            .is_some_and(|p| p.images.len() == 3)
-    });
+    wait_for_demo(&mut h);
     h.state_mut().workspace = Workspace::Run;
     h.run_steps(2);
     h.get_by_label("Open an image file...").click();

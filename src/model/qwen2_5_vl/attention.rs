@@ -80,32 +80,40 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
-    #[test]
-    fn chunked_attention_equals_one_pass() {
-        let dev = Device::Cpu;
-        let q = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
-        let k = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
-        let v = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
-        let mask: Vec<f32> = (0..37 * 37)
+    fn causal(n: usize) -> Tensor {
+        let m: Vec<f32> = (0..n * n)
             .map(|i| {
-                if i % 37 > i / 37 {
+                if i % n > i / n {
                     f32::NEG_INFINITY
                 } else {
                     0.0
                 }
             })
             .collect();
-        let mask = Tensor::from_vec(mask, (37, 37), &dev).unwrap();
-        let one = attend(&q, &k, &v, 0.3, Some(&mask), usize::MAX).unwrap();
-        let chunked = attend(&q, &k, &v, 0.3, Some(&mask), 2 * 37 * 5).unwrap();
-        let diff = (one - chunked)
+        Tensor::from_vec(m, (n, n), &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
             .unwrap()
             .abs()
             .unwrap()
             .max_all()
             .unwrap()
             .to_scalar::<f32>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn chunked_attention_equals_one_pass() {
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (2, 37, 8), &dev).unwrap();
+        let mask = causal(37);
+        let one = attend(&q, &k, &v, 0.3, Some(&mask), usize::MAX).unwrap();
+        let chunked = attend(&q, &k, &v, 0.3, Some(&mask), 2 * 37 * 5).unwrap();
+        let diff = max_diff(&one, &chunked);
         assert!(diff < 1e-6, "{diff}");
     }
 
@@ -115,16 +123,7 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (8, 11, 4), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (2, 11, 4), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (2, 11, 4), &dev).unwrap();
-        let mask: Vec<f32> = (0..11 * 11)
-            .map(|i| {
-                if i % 11 > i / 11 {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (11, 11), &dev).unwrap();
+        let mask = causal(11);
         let rep = |t: &Tensor| {
             t.unsqueeze(1)
                 .unwrap()
@@ -136,14 +135,7 @@ mod tests {
         let want = attend(&q, &rep(&k), &rep(&v), 0.5, Some(&mask), usize::MAX).unwrap();
         for budget in [usize::MAX, 8 * 11 * 3] {
             let got = attend_grouped(&q, &k, &v, 0.5, Some(&mask), budget).unwrap();
-            let diff = (&got - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(&got, &want);
             assert!(diff < 1e-6, "{diff}");
         }
     }
