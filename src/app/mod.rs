@@ -1444,6 +1444,10 @@ impl StudioApp {
     }
 
     fn guide(&mut self, ctx: &egui::Context) {
+        if !self.guide.open {
+            // Nothing to show: no sandbox check on the UI thread.
+            return;
+        }
         let state = first_run::GuideState {
             sandbox_ready: self.sandbox_panel.ready(),
             sandbox_busy: self.sandbox_panel.busy(),

@@ -717,11 +717,13 @@ impl RunPanel {
             .auto_shrink([false, false])
             .stick_to_bottom(true)
             .show(ui, |ui| {
-                let steps = self.live.as_ref().map(|t| t.steps.clone()).unwrap_or_default();
+                // Lent out for the frame instead of copying every step each frame.
+                let live = self.live.take();
                 let run_dir = self.agent.as_ref().map(|a| a.run_dir().to_owned());
-                for (i, step) in steps.iter().enumerate() {
+                for (i, step) in live.iter().flat_map(|t| t.steps.iter()).enumerate() {
                     self.transcript_step(ui, i, step, run_dir.as_deref());
                 }
+                self.live = live;
                 if self.job.is_some() {
                     let streamed = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
                     if !streamed.is_empty() {
