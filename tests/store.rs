@@ -1,8 +1,11 @@
-//! The SQLite store: edits, rules, undo/redo across restarts, journal, bad files.
+//! The store: edits, rules, undo/redo, journal. The conformance checks run against both
+//! backends (a SQLite project file and a PostgreSQL database on a throwaway local server);
+//! the SQLite-only ones cover restarts and bad files.
 
 use thyme_studio::dataset::{Answer, Category, ImageId, ImageRecord, Question, Region};
 use thyme_studio::geometry::{ImageRect, ImageSize};
-use thyme_studio::store::{Command, JournalAction, SqliteStore, Store, StoreError};
+use thyme_studio::store::{Command, JournalAction, PgStore, SqliteStore, Store, StoreError};
+use thyme_studio::team::cluster::LocalCluster;
 
 fn image(name: &str, w: u32, h: u32) -> ImageRecord {
     ImageRecord {
@@ -15,7 +18,7 @@ fn image(name: &str, w: u32, h: u32) -> ImageRecord {
     }
 }
 
-fn add_image(store: &mut SqliteStore, img: &ImageRecord) {
+fn add_image(store: &mut dyn Store, img: &ImageRecord) {
     store
         .apply(
             "ann",
@@ -28,7 +31,7 @@ fn add_image(store: &mut SqliteStore, img: &ImageRecord) {
         .unwrap();
 }
 
-fn add_region(store: &mut SqliteStore, region: &Region) {
+fn add_region(store: &mut dyn Store, region: &Region) {
     store
         .apply(
             "ann",
@@ -40,7 +43,7 @@ fn add_region(store: &mut SqliteStore, region: &Region) {
         .unwrap();
 }
 
-fn add_question(store: &mut SqliteStore, question: &Question) {
+fn add_question(store: &mut dyn Store, question: &Question) {
     store
         .apply(
             "ann",
@@ -97,17 +100,15 @@ fn a_new_project_has_the_builtin_categories_and_wal_mode() {
     assert_eq!(mode, "wal");
 }
 
-#[test]
-fn regions_and_questions_round_trip() {
-    let (_d, mut store) = new_store();
+fn regions_and_questions_round_trip(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r = Region::new(
         img.id.clone(),
         ImageRect::new(10.0, 20.0, 110.0, 70.0),
         "sign",
     );
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let q = Question::new(
         img.id.clone(),
         vec![r.id],
@@ -118,16 +119,14 @@ fn regions_and_questions_round_trip() {
         },
         "ocr",
     );
-    add_question(&mut store, &q);
+    add_question(store, &q);
     assert_eq!(store.regions(&img.id).unwrap(), vec![r]);
     assert_eq!(store.questions(&img.id).unwrap(), vec![q]);
 }
 
-#[test]
-fn a_box_outside_the_image_is_refused_and_nothing_changes() {
-    let (_d, mut store) = new_store();
+fn a_box_outside_the_image_is_refused_and_nothing_changes(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let before = store.journal(0, 100).unwrap().len();
     let r = Region::new(
         img.id.clone(),
@@ -148,14 +147,12 @@ fn a_box_outside_the_image_is_refused_and_nothing_changes() {
     assert_eq!(store.journal(0, 100).unwrap().len(), before);
 }
 
-#[test]
-fn a_question_cannot_link_a_box_of_another_image() {
-    let (_d, mut store) = new_store();
+fn a_question_cannot_link_a_box_of_another_image(store: &mut dyn Store) {
     let (a, b) = (image("a", 4000, 3000), image("b", 4000, 3000));
-    add_image(&mut store, &a);
-    add_image(&mut store, &b);
+    add_image(store, &a);
+    add_image(store, &b);
     let r = Region::new(b.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let q = open_question(&a, &r, "q", "a", "ocr");
     let err = store
         .apply("ann", Command::AddQuestion { question: q })
@@ -163,13 +160,11 @@ fn a_question_cannot_link_a_box_of_another_image() {
     assert!(matches!(err, StoreError::ForeignRegion { .. }), "{err}");
 }
 
-#[test]
-fn unknown_categories_are_refused_and_custom_ones_can_be_added() {
-    let (_d, mut store) = new_store();
+fn unknown_categories_are_refused_and_custom_ones_can_be_added(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "x");
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let q = open_question(&img, &r, "q", "a", "counting");
     assert!(matches!(
         store.apply(
@@ -188,7 +183,7 @@ fn unknown_categories_are_refused_and_custom_ones_can_be_added() {
             },
         )
         .unwrap();
-    add_question(&mut store, &q);
+    add_question(store, &q);
     let err = store
         .apply(
             "ann",
@@ -242,29 +237,25 @@ fn undo_and_redo_survive_a_restart() {
     assert!(store.redo("rev").unwrap().is_none());
 }
 
-#[test]
-fn a_new_edit_discards_the_redo_history() {
-    let (_d, mut store) = new_store();
+fn a_new_edit_discards_the_redo_history(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r1 = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
     let r2 = Region::new(img.id.clone(), ImageRect::new(10.0, 0.0, 15.0, 5.0), "2");
-    add_region(&mut store, &r1);
+    add_region(store, &r1);
     store.undo("a").unwrap();
     assert!(store.redo_candidate().unwrap().is_some());
-    add_region(&mut store, &r2);
+    add_region(store, &r2);
     assert!(store.redo_candidate().unwrap().is_none());
 }
 
-#[test]
-fn undo_walks_back_to_an_empty_project() {
-    let (_d, mut store) = new_store();
+fn undo_walks_back_to_an_empty_project(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let q = open_question(&img, &r, "q", "a", "ocr");
-    add_question(&mut store, &q);
+    add_question(store, &q);
     let del = store.delete_region_command(r.id).unwrap();
     store.apply("a", del).unwrap();
     // The question lost its only box.
@@ -278,15 +269,13 @@ fn undo_walks_back_to_an_empty_project() {
     assert_eq!((stats.images, stats.regions, stats.questions), (0, 0, 0));
 }
 
-#[test]
-fn removing_an_image_takes_its_annotations_and_undo_brings_them_back() {
-    let (_d, mut store) = new_store();
+fn removing_an_image_takes_its_annotations_and_undo_brings_them_back(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let q = open_question(&img, &r, "q", "a", "ocr");
-    add_question(&mut store, &q);
+    add_question(store, &q);
     let cmd = store.remove_image_command(&img.id).unwrap();
     store.apply("a", cmd).unwrap();
     assert!(store.images().unwrap().is_empty());
@@ -295,13 +284,11 @@ fn removing_an_image_takes_its_annotations_and_undo_brings_them_back() {
     assert_eq!(store.regions(&img.id).unwrap(), vec![r]);
 }
 
-#[test]
-fn a_stale_update_is_a_conflict_not_an_overwrite() {
-    let (_d, mut store) = new_store();
+fn a_stale_update_is_a_conflict_not_an_overwrite(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let r = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 5.0, 5.0), "1");
-    add_region(&mut store, &r);
+    add_region(store, &r);
     let mut first = r.clone();
     first.label = "first".into();
     let mut second = r.clone();
@@ -328,11 +315,9 @@ fn a_stale_update_is_a_conflict_not_an_overwrite() {
     assert_eq!(store.region(r.id).unwrap(), Some(first));
 }
 
-#[test]
-fn the_journal_records_who_did_what() {
-    let (_d, mut store) = new_store();
+fn the_journal_records_who_did_what(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     store.undo("reviewer").unwrap();
     let journal = store.journal(0, 10).unwrap();
     assert_eq!(journal.len(), 2);
@@ -344,11 +329,9 @@ fn the_journal_records_who_did_what() {
     assert!(matches!(journal[1].command, Command::RemoveImage { .. }));
 }
 
-#[test]
-fn the_same_image_cannot_be_added_twice() {
-    let (_d, mut store) = new_store();
+fn the_same_image_cannot_be_added_twice(store: &mut dyn Store) {
     let img = image("a", 4000, 3000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let mut again = img.clone();
     again.path = "/elsewhere/a.jpg".into();
     let err = store
@@ -364,19 +347,17 @@ fn the_same_image_cannot_be_added_twice() {
     assert!(matches!(err, StoreError::DuplicateImage { .. }), "{err}");
 }
 
-#[test]
-fn stats_count_per_category_status_and_area_limit() {
-    let (_d, mut store) = new_store();
+fn stats_count_per_category_status_and_area_limit(store: &mut dyn Store) {
     let img = image("a", 1000, 1000);
-    add_image(&mut store, &img);
+    add_image(store, &img);
     let small = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 10.0, 10.0), "s");
     let big = Region::new(img.id.clone(), ImageRect::new(0.0, 0.0, 500.0, 500.0), "b");
     for r in [&small, &big] {
-        add_region(&mut store, r);
+        add_region(store, r);
     }
     for (cat, text) in [("ocr", "q1"), ("ocr", "q2"), ("chart", "q3")] {
         let q = open_question(&img, &small, text, "x", cat);
-        add_question(&mut store, &q);
+        add_question(store, &q);
     }
     let s = store.stats().unwrap();
     assert_eq!(s.images, 1);
@@ -487,12 +468,14 @@ fn an_older_project_is_migrated_forward_and_keeps_its_data() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "ALTER TABLE images DROP COLUMN status; UPDATE schema_version SET version = 1;",
+            "ALTER TABLE images DROP COLUMN status; ALTER TABLE images DROP COLUMN revision; \
+             ALTER TABLE regions DROP COLUMN revision; ALTER TABLE questions DROP COLUMN revision; \
+             ALTER TABLE journal DROP COLUMN origin; UPDATE schema_version SET version = 1;",
         )
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     let images = store.images().unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].status, thyme_studio::dataset::ImageStatus::Todo);
@@ -562,4 +545,79 @@ fn annotation_counts_per_image_match_the_rows() {
         (rows.regions, rows.questions, rows.images_missing),
         (2, 1, 0)
     );
+}
+
+/// Each check, once per backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(#[test] fn $name() { let (_d, mut store) = new_store(); super::$name(&mut store); })*
+        }
+        mod postgres {
+            use super::*;
+            $(#[test] fn $name() {
+                let cluster = LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+                let url = cluster.create_database("conformance").unwrap();
+                let mut store = PgStore::open(&url).unwrap();
+                super::$name(&mut store);
+                drop(store);
+                drop(cluster);
+            })*
+        }
+    };
+}
+
+conformance!(
+    regions_and_questions_round_trip,
+    a_box_outside_the_image_is_refused_and_nothing_changes,
+    a_question_cannot_link_a_box_of_another_image,
+    unknown_categories_are_refused_and_custom_ones_can_be_added,
+    a_new_edit_discards_the_redo_history,
+    undo_walks_back_to_an_empty_project,
+    removing_an_image_takes_its_annotations_and_undo_brings_them_back,
+    a_stale_update_is_a_conflict_not_an_overwrite,
+    the_journal_records_who_did_what,
+    the_same_image_cannot_be_added_twice,
+    stats_count_per_category_status_and_area_limit
+);
+
+#[test]
+fn postgres_rows_carry_revisions_and_reopen_keeps_everything() {
+    let cluster = LocalCluster::start_new(false).unwrap();
+    let url = cluster.create_database("revisions").unwrap();
+    let img = image("a", 4000, 3000);
+    let r = Region::new(img.id.clone(), ImageRect::new(10.0, 10.0, 20.0, 20.0), "r");
+    let mut moved = r.clone();
+    moved.rect = ImageRect::new(30.0, 30.0, 40.0, 40.0);
+    {
+        let mut store = PgStore::open(&url).unwrap();
+        add_image(&mut store, &img);
+        add_region(&mut store, &r);
+        store
+            .apply(
+                "ann",
+                Command::UpdateRegion {
+                    before: r.clone(),
+                    after: moved.clone(),
+                },
+            )
+            .unwrap();
+        let rev = store
+            .read(|db| {
+                thyme_studio::store::rows::revision(
+                    db,
+                    thyme_studio::store::rows::RowTable::Regions,
+                    &r.id.0.to_string(),
+                )
+            })
+            .unwrap();
+        assert_eq!(rev, Some(2), "one write after the insert");
+    }
+    // A second connection (another client, or after a restart) sees the same project and
+    // the same undo history.
+    let mut store = PgStore::open(&url).unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(moved));
+    store.undo("rev").unwrap().unwrap();
+    assert_eq!(store.region(r.id).unwrap(), Some(r));
 }

@@ -5,10 +5,12 @@
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::sqlite::{
-    RawImage, RawRegion, SqliteStore, execute, image_from_raw, journal_append, parse_answer,
-    parse_uuid, raw_image, raw_region, region_from_raw,
+use super::rows::{
+    IMAGE_COLUMNS, REGION_COLUMNS, execute, image_from_row, journal_append, parse_answer,
+    parse_uuid, region_from_row,
 };
+use super::sql::{Db, Lite};
+use super::sqlite::SqliteStore;
 use super::{Command, JournalAction, StoreError};
 use crate::dataset::{
     Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId, ReviewStatus,
@@ -56,15 +58,14 @@ impl SqliteStore {
     pub fn dump(&self, with_journal: bool) -> Result<Dump, StoreError> {
         let conn = self.conn();
         let corrupt = |table: &'static str, reason: String| StoreError::Corrupt { table, reason };
-        let images = {
-            let mut stmt = conn.prepare(
-                "SELECT id, path, width, height, bytes, added_at_ms, status FROM images ORDER BY path, id",
-            )?;
-            let rows: Vec<RawImage> = stmt.query_map([], raw_image)?.collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(image_from_raw)
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let images = Lite(conn)
+            .rows(
+                &format!("SELECT {IMAGE_COLUMNS} FROM images ORDER BY path, id"),
+                &[],
+            )?
+            .iter()
+            .map(image_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let categories = {
             let mut stmt =
                 conn.prepare("SELECT name, builtin FROM categories ORDER BY builtin DESC, name")?;
@@ -76,15 +77,14 @@ impl SqliteStore {
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
-        let regions = {
-            let mut stmt = conn.prepare(
-                "SELECT id, image_id, x0, y0, x1, y1, label FROM regions ORDER BY image_id, id",
-            )?;
-            let rows: Vec<RawRegion> = stmt.query_map([], raw_region)?.collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(region_from_raw)
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let regions = Lite(conn)
+            .rows(
+                &format!("SELECT {REGION_COLUMNS} FROM regions ORDER BY image_id, id"),
+                &[],
+            )?
+            .iter()
+            .map(region_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut links: std::collections::HashMap<QuestionId, Vec<RegionId>> = Default::default();
         {
             let mut stmt = conn.prepare(
@@ -216,10 +216,10 @@ impl SqliteStore {
                 )?;
             }
             for region in &dump.regions {
-                super::sqlite::insert_region(tx, region)?;
+                super::rows::insert_region(&mut Lite(tx), region)?;
             }
             for question in &dump.questions {
-                super::sqlite::insert_question(tx, question)?;
+                super::rows::insert_question(&mut Lite(tx), question)?;
             }
             for row in &dump.journal {
                 let command = serde_json::to_string(&row.command).map_err(|e| {
@@ -260,8 +260,16 @@ impl SqliteStore {
             )?;
             for (i, command) in commands.iter().enumerate() {
                 failed_at = i;
-                execute(tx, command)?;
-                journal_append(tx, actor, JournalAction::Edit, None, command, Some("done"))?;
+                let mut db = Lite(tx);
+                execute(&mut db, command)?;
+                journal_append(
+                    &mut db,
+                    actor,
+                    JournalAction::Edit,
+                    None,
+                    command,
+                    Some("done"),
+                )?;
             }
             Ok(())
         });

@@ -2,12 +2,16 @@
 //!
 //! Owns the [`Store`] trait (the one interface every workspace edits through), the journal of
 //! [`Command`]s that gives undo/redo and the audit trail, and the SQLite implementation that
-//! makes a project one `.thyme` file. A later PostgreSQL backend implements the same trait.
+//! makes a project one `.thyme` file; the PostgreSQL one (`postgres`) holds a team project.
+//! The rules both follow are written once, in `rows`, over the small SQL surface of `sql`.
 
 pub mod command;
 pub mod dump;
 pub mod journal;
+pub mod postgres;
+pub mod rows;
 mod schema;
+pub mod sql;
 pub mod sqlite;
 pub mod stats;
 
@@ -17,6 +21,7 @@ use thiserror::Error;
 
 pub use command::{Command, RegionLink};
 pub use journal::{JournalAction, JournalEntry};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stats::ProjectStats;
 
@@ -74,6 +79,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("team server: {0}")]
+    Server(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

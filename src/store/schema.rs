@@ -64,6 +64,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE images ADD COLUMN status TEXT NOT NULL DEFAULT 'todo'
         CHECK (status IN ('todo', 'in_progress', 'done'));
     "#,
+    // 2 -> 3: row revisions (raised by every write) and where a journal row came from
+    // ('local', or 'server' for an edit a team client took from its server).
+    r#"
+    ALTER TABLE images ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE regions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE questions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE journal ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
+        CHECK (origin IN ('local', 'server'));
+    "#,
 ];
 
 /// The schema version this build writes.

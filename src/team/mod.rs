@@ -1,5 +1,14 @@
-//! Team mode: many annotators and reviewers on one project. This module owns the quality
-//! measures a lead reads (agreement between annotators and against gold). The shared
-//! PostgreSQL store, sync, assignment and review arrive with the rest of the team-mode work.
+//! Team mode: many annotators and reviewers on one project held by a PostgreSQL server.
+//!
+//! Owns the server side of a team project (members, batches and leases, blind copies for
+//! double annotation and honeypots, review states, pinned comments: `server`), the client side
+//! that keeps each annotator's edits in a local journal and syncs them (`client`), whole-image
+//! states and their differences (`state`), the quality measures a lead reads (`metrics`,
+//! `report`), and a throwaway local PostgreSQL for tests, trials and the soak (`cluster`).
 
+pub mod client;
+pub mod cluster;
 pub mod metrics;
+pub mod review;
+pub mod server;
+pub mod state;
