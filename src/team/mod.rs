@@ -9,6 +9,7 @@
 pub mod client;
 pub mod cluster;
 pub mod metrics;
+pub mod report;
 pub mod review;
 pub mod server;
 pub mod state;

@@ -230,6 +230,19 @@ pub struct Progress {
     pub leases_expired: usize,
 }
 
+/// One review transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewEvent {
+    pub assignment: i64,
+    pub actor: String,
+    pub from: WorkState,
+    pub to: WorkState,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+    /// Whose item it is.
+    pub annotator: String,
+}
+
 /// A comment pinned to a point of an image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PinnedComment {
@@ -1138,6 +1151,57 @@ impl TeamServer {
                     text: r.text(4)?,
                     author: r.text(5)?,
                     at_ms: r.int(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The names of every layer: the shared one first, then the blind copies by name.
+    pub fn layers(&self) -> Result<Vec<String>, TeamError> {
+        let rows = self.store.read(|db| {
+            db.rows(
+                "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'blind\\_%' ORDER BY 1",
+                &[],
+            )
+        })?;
+        let mut out = vec![MAIN_LAYER.to_owned()];
+        for r in rows {
+            out.push(r.text(0)?);
+        }
+        Ok(out)
+    }
+
+    /// Every journal entry of a layer (who did what, when), oldest first.
+    pub fn layer_journal(&self, layer: &str) -> Result<Vec<crate::store::JournalEntry>, TeamError> {
+        Ok(self.store.in_tx(|db| {
+            use_layer(db, layer)?;
+            rows::journal(db, 0, usize::MAX >> 2)
+        })?)
+    }
+
+    /// Every review transition: (assignment id, actor, from, to, reason, at).
+    pub fn review_events(&self) -> Result<Vec<ReviewEvent>, TeamError> {
+        let rows = self.store.read(|db| {
+            db.rows(
+                "SELECT e.assignment_id, e.actor, e.from_state, e.to_state, e.reason, e.at_ms, coalesce(a.annotator, '') \
+                 FROM review_events e JOIN assignments a ON a.id = e.assignment_id ORDER BY e.id",
+                &[],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let state = |s: String| {
+                    WorkState::parse(&s)
+                        .ok_or_else(|| TeamError::Corrupt(format!("unknown state '{s}'")))
+                };
+                Ok(ReviewEvent {
+                    assignment: r.int(0)?,
+                    actor: r.text(1)?,
+                    from: state(r.text(2)?)?,
+                    to: state(r.text(3)?)?,
+                    reason: r.opt_text(4)?,
+                    at_ms: r.int(5)?,
+                    annotator: r.text(6)?,
                 })
             })
             .collect()
