@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 mod model_cli;
+mod team_cli;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,11 @@ enum Cmd {
     Model {
         #[command(subcommand)]
         which: model_cli::ModelCmd,
+    },
+    /// Team mode on a PostgreSQL server: members, batches, sync, review, quality report, soak.
+    Team {
+        #[command(subcommand)]
+        which: team_cli::TeamCmd,
     },
     /// Agent traces: convert logs to our format, show a run, list its flags.
     Trace {
@@ -347,6 +353,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Some(Cmd::Trace { which }) => trace_cmd(which),
         Some(Cmd::Model { which }) => model_cli::model(which).map_err(Failure::User),
+        Some(Cmd::Team { which }) => team_cli::team(which).map_err(Failure::User),
         Some(Cmd::Run(args)) => run_agent(*args),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;

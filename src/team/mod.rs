@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod report;
 pub mod review;
 pub mod server;
+pub mod soak;
 pub mod state;

@@ -496,6 +496,18 @@ impl TeamServer {
         Ok(added)
     }
 
+    /// Add a category to the project (shared by every copy).
+    pub fn add_category(
+        &self,
+        lead: &str,
+        category: crate::dataset::Category,
+    ) -> Result<(), TeamError> {
+        self.require(lead, Role::Lead, "add categories")?;
+        self.store
+            .in_tx(|db| rows::apply(db, lead, &Command::AddCategory { category }))?;
+        Ok(())
+    }
+
     /// Make the shared project's current annotations of `image` its gold (the known boxes
     /// and answers honeypots are scored against).
     pub fn set_gold(&self, lead: &str, image: &ImageId, now: i64) -> Result<(), TeamError> {
