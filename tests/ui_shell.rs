@@ -1213,3 +1213,126 @@ fn run_takes_an_image_file_outside_the_project() {
     });
     assert!(h.state().run.file_image.is_none());
 }
+
+#[test]
+fn a_team_project_syncs_in_the_background_and_a_conflict_is_settled_in_the_team_window() {
+    use thyme_studio::dataset::{ImageRecord, Region};
+    use thyme_studio::geometry::ImageRect;
+    use thyme_studio::store::{Command, Store};
+    use thyme_studio::team::client::TeamClient;
+    use thyme_studio::team::cluster::LocalCluster;
+    use thyme_studio::team::review::{Role, WorkState};
+    use thyme_studio::team::server::{BatchSpec, Selection, TeamServer};
+    use thyme_studio::team::state::ImageState;
+
+    let root = tempfile::tempdir().unwrap();
+    let solo = one_image_project(root.path());
+    let cluster =
+        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("team").unwrap();
+    let server = TeamServer::init(&url, "lea", 0).unwrap();
+    server.add_member("ann", Role::Annotator, 0).unwrap();
+    server.add_member("rev", Role::Reviewer, 0).unwrap();
+    let local = thyme_studio::store::SqliteStore::open(&solo).unwrap();
+    let image: ImageRecord = local.images().unwrap().remove(0);
+    let state = ImageState::read(&local, &image.id).unwrap().unwrap();
+    server.add_images("lea", &[state], 0).unwrap();
+    server
+        .create_batch(
+            "lea",
+            &BatchSpec {
+                name: "b".into(),
+                selection: Selection::Count(1),
+                annotators: vec!["ann".into()],
+                lease_ms: 3_600_000,
+                double_share: 0.0,
+                honeypots_per_annotator: 0,
+                seed: 1,
+            },
+            0,
+        )
+        .unwrap();
+    // ann boxes a car and syncs; the reviewer renames it on the server; ann, not yet synced,
+    // renames it too.
+    let ann_file = root.path().join("ann.thyme");
+    let mut ann = TeamClient::join(&ann_file, &url, "ann").unwrap();
+    ann.sync(&server, 1).unwrap();
+    let car = Region::new(
+        image.id.clone(),
+        ImageRect::new(100.0, 100.0, 160.0, 140.0),
+        "car",
+    );
+    ann.store_mut()
+        .apply(
+            "ann",
+            Command::AddRegion {
+                region: car.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    ann.sync(&server, 2).unwrap();
+    let mut truck = car.clone();
+    truck.label = "truck".into();
+    server
+        .push(
+            "rev",
+            "rev:1",
+            &Command::UpdateRegion {
+                before: car.clone(),
+                after: truck,
+            },
+            3,
+        )
+        .unwrap();
+    let mut van = car.clone();
+    van.label = "van".into();
+    ann.store_mut()
+        .apply(
+            "ann",
+            Command::UpdateRegion {
+                before: car.clone(),
+                after: van.clone(),
+            },
+        )
+        .unwrap();
+    drop(ann);
+
+    let mut h = harness(app_with(Some(ann_file), root.path(), vec![]));
+    step_until(&mut h, "the first sync to find the conflict", |h| {
+        h.query_by_label_contains("1 conflict(s) to settle")
+            .is_some()
+    });
+    // The image list marks the image.
+    assert!(
+        h.query_by_label_contains("conflict · in progress")
+            .is_some()
+    );
+    h.get_by_label_contains("1 conflict(s) to settle").click();
+    h.run_steps(2);
+    h.get_by_label("Conflicts (1)").click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("server:  1 box(es): truck")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label_contains("yours:   1 box(es): van")
+            .is_some()
+    );
+    h.get_by_label("Keep mine").click();
+    step_until(&mut h, "the annotator's version on the server", |h| {
+        server.store().region(car.id).unwrap().unwrap().label == "van"
+            && h.query_by_label_contains("all synced").is_some()
+    });
+    // Submitting from My work moves the item on the server.
+    h.get_by_label_contains("My work").click();
+    h.run_steps(2);
+    h.get_by_label("Submit").click();
+    step_until(&mut h, "the submission", |_| {
+        server.assignments_of("ann").unwrap()[0].state == WorkState::Submitted
+    });
+    step_until(&mut h, "the list to show the state", |h| {
+        h.query_by_label_contains("synced · submitted").is_some()
+    });
+}

@@ -17,6 +17,7 @@ pub mod project;
 pub mod run_panel;
 pub mod sandbox_panel;
 pub mod settings;
+pub mod team_panel;
 pub mod thumbnails;
 
 use std::collections::HashMap;
@@ -273,6 +274,8 @@ pub struct StudioApp {
     sandbox_panel: sandbox_panel::SandboxPanel,
     pub inspect: inspect::Inspect,
     pub run: run_panel::RunPanel,
+    /// Team mode: the background sync and the Team window (idle for a solo project).
+    pub team: team_panel::TeamPanel,
     /// A trace to open on the first frame (from the command line).
     pending_trace: Option<PathBuf>,
     import: Option<ImportJob>,
@@ -361,6 +364,7 @@ impl StudioApp {
             import_annotations: exchange_window::ImportAnnotations::default(),
             sandbox_panel: sandbox_panel::SandboxPanel::new(sandbox_config(&config)),
             run: run_panel::RunPanel::new(sandbox_config(&config)),
+            team: team_panel::TeamPanel::default(),
             inspect: inspect::Inspect::default(),
             pending_trace: config.trace.clone(),
             import: None,
@@ -470,6 +474,12 @@ impl StudioApp {
                     .map(|i| i.id.clone());
                 self.settings.remember(&path);
                 self.save_settings();
+                // A project linked to a team syncs in the background; edits carry the
+                // member's name.
+                self.actor = self
+                    .team
+                    .attach(&path)
+                    .unwrap_or_else(crate::store::default_actor);
                 self.project = Some(view);
                 // Show something at once: the first image whose file is there.
                 if let Some(id) = first {
@@ -701,6 +711,7 @@ impl StudioApp {
             self.workspace = Workspace::Inspect;
         }
         self.poll_jobs(&ctx);
+        self.poll_team(&ctx);
         self.handle_dropped_files(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
@@ -841,6 +852,7 @@ impl StudioApp {
                 ui.checkbox(&mut self.canvas.show_loupe, "Loupe (when zoomed out)");
                 ui.checkbox(&mut self.show_help, "Shortcuts (? or F1)");
                 ui.checkbox(&mut self.model_eye.open, "Model-eye view (M)");
+                ui.checkbox(&mut self.team.open, "Team (sync, review, dashboard)");
                 ui.checkbox(&mut self.editor.snap, "Snap box edges to whole pixels");
                 ui.separator();
                 for (label, pref) in [
@@ -911,6 +923,16 @@ impl StudioApp {
                 );
                 if ui.button("Cancel import").clicked() {
                     job.cancel();
+                }
+            }
+            if let Some(line) = self.team.status_line() {
+                ui.separator();
+                if ui
+                    .link(line)
+                    .on_hover_text("Open the Team window")
+                    .clicked()
+                {
+                    self.team.open = true;
                 }
             }
             if self.saved_edits > 0 {
@@ -1046,6 +1068,7 @@ impl StudioApp {
                             regions,
                             questions,
                             missing: project.missing.contains(&image.id),
+                            team: self.team.badge(&image.id),
                         }
                     })
                     .collect();
@@ -1339,7 +1362,39 @@ impl StudioApp {
     }
 
     /// Carry out what the box editor asked for, through the store.
+    /// Take the team sync's news: others' changes reload the project and the open image.
+    fn poll_team(&mut self, ctx: &egui::Context) {
+        if !self.team.active() {
+            return;
+        }
+        if self.team.poll() {
+            let mut failed = None;
+            if let Some(project) = &mut self.project {
+                if let Err(e) = project.reload() {
+                    failed = Some(format!("reloading after a sync: {e}"));
+                }
+                if let Some(Ok(detail)) = self.selected.as_ref().map(|id| project.detail(id)) {
+                    self.detail = detail;
+                }
+                self.categories = project.store().categories().unwrap_or_default();
+            }
+            if let Some(text) = failed {
+                self.notify_error(text);
+            }
+        }
+        ctx.request_repaint_after(team_panel::SYNC_EVERY);
+    }
+
     fn run_edit(&mut self, action: editor::EditorAction) {
+        if !matches!(
+            action,
+            editor::EditorAction::None | editor::EditorAction::EditQuestionOf(_)
+        ) {
+            if let Some(why) = self.selected.as_ref().and_then(|id| self.team.locked(id)) {
+                self.notify_error(format!("the edit was not made: {why}"));
+                return;
+            }
+        }
         let Some(project) = &mut self.project else {
             return;
         };
@@ -1373,6 +1428,7 @@ impl StudioApp {
                 }
                 self.detail = detail;
                 self.saved_edits += 1;
+                self.team.nudge();
                 // Keep the open form on the saved question (undo may have changed it).
                 if let Some(d) = &self.draft {
                     self.draft = self.detail.questions.iter().find(|q| q.id == d.id).cloned();
@@ -1478,6 +1534,7 @@ impl StudioApp {
     }
 
     fn windows(&mut self, ctx: &egui::Context) {
+        self.team.window(ctx);
         self.guide(ctx);
         let mut dismiss = None;
         if !self.notices.is_empty() {

@@ -13,6 +13,9 @@ pub struct ImageRow<'a> {
     pub missing: bool,
     /// Why the image could not be read, when it could not.
     pub error: Option<&'a str>,
+    /// Team mode: where the image stands (synced, saved locally, conflict; review state),
+    /// and whether that needs the person's attention.
+    pub team: Option<(String, bool)>,
 }
 
 /// Draw the list; returns the image the person clicked, if any.
@@ -65,6 +68,13 @@ pub fn image_list(
                             "{} · {} boxes · {} questions",
                             row.image.size, row.regions, row.questions
                         ));
+                        if let Some((text, attention)) = &row.team {
+                            if *attention {
+                                ui.colored_label(super::WARNING, text);
+                            } else {
+                                ui.small(text);
+                            }
+                        }
                         if row.missing {
                             ui.colored_label(super::WARNING, "file not found");
                         } else if let Some(e) = row.error {

@@ -1,0 +1,612 @@
+//! Team mode in the app: a background sync of the open project (when it is linked to a team)
+//! and the Team window: my work with review states and reasons, conflicts with both versions
+//! and a choice, the review queue for reviewers, and the quality dashboard with CSV export.
+//!
+//! The sync runs on its own thread with its own connections, every few seconds and on demand;
+//! the UI only reads the latest snapshot it sent, so a slow or absent server never stalls a
+//! frame. Edits stay in the local project either way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use egui_plot::{Bar, BarChart, Legend, Plot};
+
+use crate::dataset::ImageId;
+use crate::store::now_ms;
+use crate::team::client::{LocalConflict, Resolution, SyncState, TeamClient};
+use crate::team::report::{ReportInputs, TeamReport};
+use crate::team::review::{REJECT_REASONS, ReviewAction, Role, WorkState};
+use crate::team::server::{Assignment, TeamServer};
+
+/// How often the background sync runs when nothing asks for it sooner.
+pub const SYNC_EVERY: Duration = Duration::from_secs(5);
+
+enum Request {
+    SyncNow,
+    Resolve(ImageId, Resolution),
+    Act {
+        image: ImageId,
+        annotator: String,
+        action: ReviewAction,
+    },
+    Report,
+}
+
+/// What the sync thread last saw.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub at_ms: i64,
+    /// Why the last round failed (server away, ...); edits are kept locally meanwhile.
+    pub error: Option<String>,
+    pub role: Option<Role>,
+    pub states: BTreeMap<ImageId, SyncState>,
+    pub conflicts: Vec<LocalConflict>,
+    pub mine: Vec<Assignment>,
+    /// Items waiting for a reviewer (reviewers and leads only).
+    pub queue: Vec<Assignment>,
+    /// Images changed by others in the last round (the project view reloads).
+    pub pulled: usize,
+    pub unsent: usize,
+    pub report: Option<TeamReport>,
+    /// The outcome of the last action the user asked for.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Tab {
+    #[default]
+    MyWork,
+    Conflicts,
+    Review,
+    Dashboard,
+}
+
+/// The Team window and the sync behind it.
+#[derive(Default)]
+pub struct TeamPanel {
+    pub open: bool,
+    member: String,
+    url: String,
+    /// The project file (the CSV report goes beside it).
+    project: PathBuf,
+    tx: Option<Sender<Request>>,
+    rx: Option<Receiver<Snapshot>>,
+    pub snapshot: Snapshot,
+    tab: Tab,
+    reason: usize,
+    note: String,
+    /// Where the last CSV went.
+    csv_message: Option<String>,
+}
+
+impl TeamPanel {
+    /// Start syncing `path` when it is linked to a team; stop any earlier session.
+    pub fn attach(&mut self, path: &Path) -> Option<String> {
+        self.tx = None;
+        self.rx = None;
+        self.snapshot = Snapshot::default();
+        let client = TeamClient::open(path).ok()?;
+        self.member = client.member().to_owned();
+        self.project = path.to_owned();
+        self.url = crate::store::postgres::redact_url(client.url());
+        let (req_tx, req_rx) = channel();
+        let (snap_tx, snap_rx) = channel();
+        let path = path.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("team-sync".into())
+            .spawn(move || sync_loop(&path, client, &req_rx, &snap_tx));
+        if let Err(e) = spawned {
+            tracing::warn!("team sync not started: {e}");
+            return None;
+        }
+        self.tx = Some(req_tx);
+        self.rx = Some(snap_rx);
+        Some(self.member.clone())
+    }
+
+    pub fn active(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Take the newest snapshot; true when others' changes arrived (reload the project).
+    pub fn poll(&mut self) -> bool {
+        let mut pulled = false;
+        if let Some(rx) = &self.rx {
+            while let Ok(s) = rx.try_recv() {
+                pulled |= s.pulled > 0;
+                self.snapshot = s;
+            }
+        }
+        pulled
+    }
+
+    fn send(&self, r: Request) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Ask for a sync now (after an edit).
+    pub fn nudge(&self) {
+        self.send(Request::SyncNow);
+    }
+
+    /// The sync state of an image for the image list (none outside team mode).
+    pub fn badge(&self, image: &ImageId) -> Option<(String, bool)> {
+        if !self.active() {
+            return None;
+        }
+        let sync = self
+            .snapshot
+            .states
+            .get(image)
+            .copied()
+            .unwrap_or(SyncState::Synced);
+        let work = self
+            .snapshot
+            .mine
+            .iter()
+            .find(|a| &a.image == image)
+            .map(|a| format!(" · {}", a.state.as_str().replace('_', " ")))
+            .unwrap_or_default();
+        Some((
+            format!("{}{work}", sync.title()),
+            sync == SyncState::Conflict,
+        ))
+    }
+
+    /// Why this member may not edit an image now (submitted, in review, accepted), if so.
+    pub fn locked(&self, image: &ImageId) -> Option<String> {
+        if self.snapshot.role != Some(Role::Annotator) {
+            return None;
+        }
+        let a = self.snapshot.mine.iter().find(|a| &a.image == image)?;
+        (!a.state.editable_by_annotator()).then(|| {
+            format!(
+                "this image is {} and read-only for you until its review ends",
+                a.state.as_str().replace('_', " ")
+            )
+        })
+    }
+
+    /// One line for the status bar.
+    pub fn status_line(&self) -> Option<String> {
+        if !self.active() {
+            return None;
+        }
+        let s = &self.snapshot;
+        let conflicts = s.conflicts.len();
+        Some(match (&s.error, conflicts, s.unsent) {
+            (Some(_), _, n) => format!("team: offline, {n} edit(s) saved locally, retrying"),
+            (None, 0, 0) => format!("team: {} · all synced", self.member),
+            (None, 0, n) => format!("team: {} · {n} edit(s) to send", self.member),
+            (None, c, _) => format!("team: {} · {c} conflict(s) to settle", self.member),
+        })
+    }
+
+    pub fn window(&mut self, ctx: &egui::Context) {
+        if !self.open {
+            return;
+        }
+        let mut open = self.open;
+        egui::Window::new("Team")
+            .open(&mut open)
+            .default_size([560.0, 460.0])
+            .show(ctx, |ui| {
+                if !self.active() {
+                    ui.label("This project is not linked to a team.");
+                    ui.label("A lead makes a team project with `thyme-studio team init URL --lead NAME`; each member links a local project file with `thyme-studio team join URL FILE --as NAME` and opens it here.");
+                    return;
+                }
+                ui.horizontal(|ui| {
+                    ui.label(format!("{} at {}", self.member, self.url));
+                    if ui.button("Sync now").clicked() {
+                        self.nudge();
+                    }
+                });
+                if let Some(e) = &self.snapshot.error {
+                    ui.colored_label(crate::ui::WARNING, format!("last sync failed: {e}"))
+                        .on_hover_text("Your edits are saved in the local project and are sent when the server is back.");
+                }
+                if let Some(m) = &self.snapshot.message {
+                    ui.label(m);
+                }
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.tab, Tab::MyWork, format!("My work ({})", self.snapshot.mine.len()));
+                    ui.selectable_value(&mut self.tab, Tab::Conflicts, format!("Conflicts ({})", self.snapshot.conflicts.len()));
+                    if self.snapshot.role.is_some_and(Role::reviews) {
+                        ui.selectable_value(&mut self.tab, Tab::Review, format!("Review ({})", self.snapshot.queue.len()));
+                        if ui.selectable_value(&mut self.tab, Tab::Dashboard, "Dashboard").clicked() {
+                            self.send(Request::Report);
+                        }
+                    }
+                });
+                ui.separator();
+                match self.tab {
+                    Tab::MyWork => self.my_work(ui),
+                    Tab::Conflicts => self.conflicts(ui),
+                    Tab::Review => self.review(ui),
+                    Tab::Dashboard => self.dashboard(ui),
+                }
+            });
+        self.open = open;
+    }
+
+    fn my_work(&mut self, ui: &mut egui::Ui) {
+        let mut act = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            egui::Grid::new("my-work").striped(true).show(ui, |ui| {
+                ui.strong("image");
+                ui.strong("state");
+                ui.strong("");
+                ui.end_row();
+                for a in &self.snapshot.mine {
+                    ui.label(a.image.short());
+                    let state = a.state.as_str().replace('_', " ");
+                    match (&a.reason, a.state) {
+                        (Some(reason), WorkState::Rejected) => {
+                            ui.colored_label(crate::ui::WARNING, format!("{state}: {reason}"))
+                                .on_hover_text(a.note.clone().unwrap_or_default());
+                        }
+                        _ => {
+                            ui.label(state);
+                        }
+                    }
+                    match a.state {
+                        WorkState::Todo | WorkState::InProgress => {
+                            if ui.button("Submit").clicked() {
+                                act = Some((a.image.clone(), ReviewAction::Submit));
+                            }
+                        }
+                        WorkState::Rejected => {
+                            if ui.button("Mark fixed").clicked() {
+                                act = Some((a.image.clone(), ReviewAction::Fix));
+                            }
+                        }
+                        _ => {
+                            ui.label("");
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+        });
+        if let Some((image, action)) = act {
+            self.send(Request::Act {
+                image,
+                annotator: self.member.clone(),
+                action,
+            });
+        }
+    }
+
+    fn conflicts(&mut self, ui: &mut egui::Ui) {
+        if self.snapshot.conflicts.is_empty() {
+            ui.label("No conflicts: every edit the server was sent, it took.");
+            return;
+        }
+        let mut resolve = None;
+        let mut seen = BTreeSet::new();
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for c in &self.snapshot.conflicts {
+                ui.group(|ui| {
+                    ui.label(format!(
+                        "{}: {}",
+                        c.image.as_ref().map(ImageId::short).unwrap_or("project"),
+                        c.message
+                    ));
+                    ui.small(format!("your edit: {}", c.command.describe()));
+                    let labels = |s: &Option<crate::team::state::ImageState>| {
+                        s.as_ref()
+                            .map(|s| {
+                                let l: Vec<&str> =
+                                    s.regions.iter().map(|r| r.label.as_str()).collect();
+                                format!("{} box(es): {}", l.len(), l.join(", "))
+                            })
+                            .unwrap_or_else(|| "not there".into())
+                    };
+                    ui.small(format!("yours:   {}", labels(&c.mine)));
+                    ui.small(format!("server:  {}", labels(&c.theirs)));
+                    if let Some(image) = &c.image {
+                        if seen.insert(image.clone()) {
+                            ui.horizontal(|ui| {
+                                if ui.button("Keep mine").clicked() {
+                                    resolve = Some((image.clone(), Resolution::KeepMine));
+                                }
+                                if ui.button("Take theirs").clicked() {
+                                    resolve = Some((image.clone(), Resolution::TakeTheirs));
+                                }
+                            });
+                        }
+                    }
+                });
+            }
+        });
+        if let Some((image, how)) = resolve {
+            self.send(Request::Resolve(image, how));
+        }
+    }
+
+    fn review(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("Reject reason:");
+            egui::ComboBox::from_id_salt("reject-reason")
+                .selected_text(REJECT_REASONS[self.reason.min(REJECT_REASONS.len() - 1)])
+                .show_ui(ui, |ui| {
+                    for (i, r) in REJECT_REASONS.iter().enumerate() {
+                        ui.selectable_value(&mut self.reason, i, *r);
+                    }
+                });
+            ui.add(egui::TextEdit::singleline(&mut self.note).hint_text("note for the annotator"));
+        });
+        let mut act = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            egui::Grid::new("review-queue")
+                .striped(true)
+                .show(ui, |ui| {
+                    for a in &self.snapshot.queue {
+                        let who = a.annotator.clone().unwrap_or_default();
+                        ui.label(a.image.short());
+                        ui.label(&who);
+                        ui.label(a.state.as_str().replace('_', " "));
+                        match a.state {
+                            WorkState::Submitted | WorkState::Fixed => {
+                                if ui.button("Open review").clicked() {
+                                    act = Some((a.image.clone(), who, ReviewAction::Open));
+                                }
+                            }
+                            WorkState::InReview => {
+                                if ui.button("Accept").clicked() {
+                                    act =
+                                        Some((a.image.clone(), who.clone(), ReviewAction::Accept));
+                                }
+                                if ui.button("Reject").clicked() {
+                                    act = Some((
+                                        a.image.clone(),
+                                        who,
+                                        ReviewAction::Reject {
+                                            reason: REJECT_REASONS
+                                                [self.reason.min(REJECT_REASONS.len() - 1)]
+                                            .to_owned(),
+                                            note: self.note.clone(),
+                                        },
+                                    ));
+                                }
+                            }
+                            _ => {}
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+        if let Some((image, annotator, action)) = act {
+            self.send(Request::Act {
+                image,
+                annotator,
+                action,
+            });
+        }
+    }
+
+    fn dashboard(&mut self, ui: &mut egui::Ui) {
+        let Some(report) = &self.snapshot.report else {
+            ui.label("Reading the numbers from the server...");
+            return;
+        };
+        ui.horizontal(|ui| {
+            let a = |r: &Result<f64, String>| match r {
+                Ok(v) => format!("{v:.3}"),
+                Err(e) => format!("n/a ({e})"),
+            };
+            ui.label(format!("alpha (boxes, 1-IoU): {}", a(&report.alpha_boxes)))
+                .on_hover_text("Krippendorff's alpha over double-annotated boxes");
+            ui.label(format!("alpha (choices): {}", a(&report.alpha_choices)));
+        });
+        let f1_gold: Vec<Bar> = report
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Bar::new(i as f64 - 0.2, r.gold_boxes.f1().unwrap_or(0.0))
+                    .width(0.4)
+                    .name(&r.annotator)
+            })
+            .collect();
+        let f1_double: Vec<Bar> = report
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Bar::new(i as f64 + 0.2, r.double_boxes.f1().unwrap_or(0.0))
+                    .width(0.4)
+                    .name(&r.annotator)
+            })
+            .collect();
+        let names: Vec<String> = report.rows.iter().map(|r| r.annotator.clone()).collect();
+        Plot::new("f1-per-annotator")
+            .legend(Legend::default())
+            .height(180.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .x_axis_formatter(move |mark, _| {
+                let i = mark.value.round();
+                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .show(ui, |plot| {
+                plot.bar_chart(BarChart::new("box F1 vs gold", f1_gold));
+                plot.bar_chart(BarChart::new("box F1 between doubles", f1_double));
+            });
+        let reasons: Vec<(String, usize)> = report
+            .overall
+            .rejections_by_reason
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !reasons.is_empty() {
+            let labels: Vec<String> = reasons.iter().map(|r| r.0.clone()).collect();
+            let bars: Vec<Bar> = reasons
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| Bar::new(i as f64, *v as f64).name(k))
+                .collect();
+            Plot::new("rejections-by-reason")
+                .height(140.0)
+                .x_axis_formatter(move |mark, _| {
+                    let i = mark.value.round();
+                    if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                        labels.get(i as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .show(ui, |plot| {
+                    plot.bar_chart(BarChart::new("rejections by reason", bars))
+                });
+        }
+        egui::Grid::new("report-table")
+            .striped(true)
+            .show(ui, |ui| {
+                for h in [
+                    "annotator",
+                    "gold F1",
+                    "double F1",
+                    "mean IoU",
+                    "items/h",
+                    "s/box",
+                    "rejected",
+                ] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+                for r in report.rows.iter().chain(std::iter::once(&report.overall)) {
+                    ui.label(&r.annotator);
+                    ui.label(f(r.gold_boxes.f1()));
+                    ui.label(f(r.double_boxes.f1()));
+                    ui.label(f(r.gold_boxes.mean_iou));
+                    ui.label(f(r.items_per_hour()));
+                    ui.label(f(r.seconds_per_box()));
+                    ui.label(f(r.rejection_rate()));
+                    ui.end_row();
+                }
+            });
+        let csv = report.to_csv();
+        let (mut refresh, mut export) = (false, false);
+        ui.horizontal(|ui| {
+            refresh = ui.button("Refresh").clicked();
+            export = ui.button("Export CSV").clicked();
+            if let Some(m) = &self.csv_message {
+                ui.label(m);
+            }
+        });
+        if refresh {
+            self.send(Request::Report);
+        }
+        if export {
+            let dir = self
+                .project
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_else(std::env::temp_dir);
+            let path = dir.join(format!("team-report-{}.csv", now_ms()));
+            self.csv_message = Some(match std::fs::write(&path, csv) {
+                Ok(()) => format!("wrote {}", path.display()),
+                Err(e) => format!("could not write {}: {e}", path.display()),
+            });
+        }
+    }
+}
+
+fn sync_loop(
+    path: &PathBuf,
+    mut client: TeamClient,
+    requests: &Receiver<Request>,
+    out: &Sender<Snapshot>,
+) {
+    let url = client.url().to_owned();
+    let member = client.member().to_owned();
+    let mut server: Option<TeamServer> = None;
+    let mut report: Option<TeamReport> = None;
+    let mut request = None;
+    loop {
+        let mut snap = Snapshot::default();
+        if server.as_ref().is_none_or(|s| !s.is_alive()) {
+            server = TeamServer::open(&url)
+                .map_err(|e| snap.error = Some(e.to_string()))
+                .ok();
+        }
+        if let Some(s) = &server {
+            let now = now_ms();
+            let done = match request.take() {
+                Some(Request::Resolve(image, how)) => client
+                    .resolve(s, &image, how, now)
+                    .map(|_| Some(format!("conflict on {} settled", image.short()))),
+                Some(Request::Act {
+                    image,
+                    annotator,
+                    action,
+                }) => s.act(&member, &image, &annotator, &action, now).map(|st| {
+                    Some(format!(
+                        "{}: {}",
+                        image.short(),
+                        st.as_str().replace('_', " ")
+                    ))
+                }),
+                Some(Request::Report) => ReportInputs::gather(s).map(|i| {
+                    report = Some(TeamReport::compute(&i));
+                    None
+                }),
+                Some(Request::SyncNow) | None => Ok(None),
+            };
+            match done {
+                Ok(m) => snap.message = m,
+                Err(e) => snap.message = Some(e.to_string()),
+            }
+            match client.sync(s, now) {
+                Ok(r) => snap.pulled = r.pulled_images,
+                Err(e) => {
+                    snap.error = Some(e.to_string());
+                    server = None;
+                }
+            }
+            if let Some(s) = &server {
+                snap.role = s.role_of(&member).ok();
+                snap.mine = s.assignments_of(&member).unwrap_or_default();
+                if snap.role.is_some_and(Role::reviews) {
+                    snap.queue = s
+                        .all_assignments()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|a| {
+                            a.kind == "primary"
+                                && matches!(
+                                    a.state,
+                                    WorkState::Submitted | WorkState::Fixed | WorkState::InReview
+                                )
+                        })
+                        .collect();
+                }
+            }
+        }
+        snap.states = client.image_states().unwrap_or_default();
+        snap.conflicts = client.conflicts().unwrap_or_default();
+        snap.unsent = client.unsent().map(|u| u.len()).unwrap_or(0);
+        snap.report = report.clone();
+        snap.at_ms = now_ms();
+        if out.send(snap).is_err() {
+            tracing::debug!(path = %path.display(), "team sync stopped: the window is gone");
+            return;
+        }
+        match requests.recv_timeout(SYNC_EVERY) {
+            Ok(r) => request = Some(r),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
