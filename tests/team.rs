@@ -394,7 +394,7 @@ fn review_moves_an_item_through_its_states_and_accepted_work_is_read_only() {
     assert_eq!(mine.note.as_deref(), Some("see comment"));
     let verdicts = s.item_verdicts(&img.id, "ann").unwrap();
     assert_eq!(
-        verdicts.values().next().unwrap().1.as_deref(),
+        verdicts.values().next().unwrap().reason.as_deref(),
         Some("wrong label")
     );
     let comments = s.comments(&img.id).unwrap();

@@ -74,10 +74,10 @@ fn parts(text: &str, images: &mut impl Iterator<Item = String>) -> Vec<Value> {
         if !piece.is_empty() {
             out.push(json!({"type": "text", "text": piece}));
         }
-        if pieces.peek().is_some() {
-            if let Some(url) = images.next() {
-                out.push(json!({"type": "image_url", "image_url": {"url": url}}));
-            }
+        if pieces.peek().is_some()
+            && let Some(url) = images.next()
+        {
+            out.push(json!({"type": "image_url", "image_url": {"url": url}}));
         }
     }
     out

@@ -249,10 +249,8 @@ impl Agent {
             let done = matches!(e, Event::Finished { .. });
             events.push(e);
             if done || matches!(self.state, State::Done { .. }) {
-                if !done {
-                    if let State::Done { why } = &self.state {
-                        events.push(Event::Finished { why: why.clone() });
-                    }
+                if !done && let State::Done { why } = &self.state {
+                    events.push(Event::Finished { why: why.clone() });
                 }
                 return events;
             }

@@ -93,10 +93,9 @@ impl Replay {
             if let crate::trace::Step::Generate {
                 text, rolled_back, ..
             } = s
+                && !rolled_back
             {
-                if !rolled_back {
-                    turn.push_str(text);
-                }
+                turn.push_str(text);
             }
         }
         Self::new(

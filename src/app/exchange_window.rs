@@ -113,11 +113,11 @@ impl ExportWindow {
         project: Option<&std::path::Path>,
         categories: &[crate::dataset::Category],
     ) -> ExportAsk {
-        if let Some(job) = &self.job {
-            if let Ok(r) = job.result.try_recv() {
-                self.result = Some(r);
-                self.job = None;
-            }
+        if let Some(job) = &self.job
+            && let Ok(r) = job.result.try_recv()
+        {
+            self.result = Some(r);
+            self.job = None;
         }
         if !self.open {
             return ExportAsk::None;
@@ -206,10 +206,10 @@ impl ExportWindow {
                     ctx.request_repaint_after(std::time::Duration::from_millis(100));
                 } else {
                     let ready = project.is_some() && self.out.is_some();
-                    if ui.add_enabled(ready, egui::Button::new("Export")).clicked() {
-                        if let (Some(project), Some(out)) = (project, self.out.clone()) {
-                            self.start(ctx, project.to_owned(), out);
-                        }
+                    if ui.add_enabled(ready, egui::Button::new("Export")).clicked()
+                        && let (Some(project), Some(out)) = (project, self.out.clone())
+                    {
+                        self.start(ctx, project.to_owned(), out);
                     }
                 }
                 match &self.result {

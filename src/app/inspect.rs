@@ -800,10 +800,10 @@ fn compare_column(ui: &mut egui::Ui, t: &Trace) {
         answer.as_deref().unwrap_or("-"),
         t.run.ground_truth.as_deref().unwrap_or("-")
     ));
-    if let Some(s) = &t.summary {
-        if !s.flags.is_empty() {
-            ui.colored_label(crate::ui::WARNING, format!("flags: {}", s.flags.join(", ")));
-        }
+    if let Some(s) = &t.summary
+        && !s.flags.is_empty()
+    {
+        ui.colored_label(crate::ui::WARNING, format!("flags: {}", s.flags.join(", ")));
     }
     ui.separator();
     for (i, s) in t.steps.iter().enumerate() {

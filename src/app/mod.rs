@@ -142,17 +142,17 @@ fn selected_box_panel(
         crop.y1 as u32,
         state.crop_zoom,
     );
-    if state.crop_preview.as_ref().is_none_or(|(k, _)| *k != key) {
-        if let Some(pixels) = tiles.crop(&image.id, image.size, &crop) {
-            let zoomed = image::DynamicImage::ImageRgb8(pixels)
-                .resize_exact(zw, zh, image::imageops::FilterType::CatmullRom)
-                .into_rgb8();
-            let color = egui::ColorImage::from_rgb([zw as usize, zh as usize], zoomed.as_raw());
-            let tex = ui
-                .ctx()
-                .load_texture("crop-preview", color, TextureOptions::NEAREST);
-            state.crop_preview = Some((key, tex));
-        }
+    if state.crop_preview.as_ref().is_none_or(|(k, _)| *k != key)
+        && let Some(pixels) = tiles.crop(&image.id, image.size, &crop)
+    {
+        let zoomed = image::DynamicImage::ImageRgb8(pixels)
+            .resize_exact(zw, zh, image::imageops::FilterType::CatmullRom)
+            .into_rgb8();
+        let color = egui::ColorImage::from_rgb([zw as usize, zh as usize], zoomed.as_raw());
+        let tex = ui
+            .ctx()
+            .load_texture("crop-preview", color, TextureOptions::NEAREST);
+        state.crop_preview = Some((key, tex));
     }
     match &state.crop_preview {
         Some((k, tex)) if *k == key => {
@@ -591,72 +591,70 @@ impl StudioApp {
 
     /// Collect what background work has finished since the last frame.
     fn poll_jobs(&mut self, ctx: &egui::Context) {
-        if let Some(rx) = &self.demo {
-            if let Ok(result) = rx.try_recv() {
-                self.demo = None;
-                match result {
-                    Ok(path) => self.open_project(path),
-                    Err(e) => {
-                        self.notify_error(format!("the demo project could not be created: {e}"))
+        if let Some(rx) = &self.demo
+            && let Ok(result) = rx.try_recv()
+        {
+            self.demo = None;
+            match result {
+                Ok(path) => self.open_project(path),
+                Err(e) => self.notify_error(format!("the demo project could not be created: {e}")),
+            }
+        }
+        if let Some((request, rx)) = &self.dialog
+            && let Ok(answer) = rx.try_recv()
+        {
+            let request = *request;
+            self.dialog = None;
+            if let Some(paths) = answer.filter(|p| !p.is_empty()) {
+                match request {
+                    DialogRequest::OpenProject => self.open_project(paths[0].clone()),
+                    DialogRequest::NewProject => self.new_project(paths[0].clone()),
+                    DialogRequest::ImportFolder | DialogRequest::ImportImages => {
+                        self.start_import(paths)
+                    }
+                    DialogRequest::ExportTo(_) => {
+                        self.export_window.out = Some(paths[0].clone());
+                    }
+                    DialogRequest::RunImage => self.open_run_image(paths[0].clone()),
+                    DialogRequest::ModelFolder => {
+                        self.run.model_dir = paths[0].display().to_string();
+                        self.run.model_dir_changed = true;
+                    }
+                    DialogRequest::OpenTrace => {
+                        self.inspect.open(paths[0].clone(), ctx);
+                        self.workspace = Workspace::Inspect;
+                    }
+                    DialogRequest::ImportAnnotations => {
+                        if let Some(project) = &self.project {
+                            let path = project.path.clone();
+                            self.import_annotations.start(ctx, path, paths[0].clone());
+                        }
                     }
                 }
             }
         }
-        if let Some((request, rx)) = &self.dialog {
-            if let Ok(answer) = rx.try_recv() {
-                let request = *request;
-                self.dialog = None;
-                if let Some(paths) = answer.filter(|p| !p.is_empty()) {
-                    match request {
-                        DialogRequest::OpenProject => self.open_project(paths[0].clone()),
-                        DialogRequest::NewProject => self.new_project(paths[0].clone()),
-                        DialogRequest::ImportFolder | DialogRequest::ImportImages => {
-                            self.start_import(paths)
-                        }
-                        DialogRequest::ExportTo(_) => {
-                            self.export_window.out = Some(paths[0].clone());
-                        }
-                        DialogRequest::RunImage => self.open_run_image(paths[0].clone()),
-                        DialogRequest::ModelFolder => {
-                            self.run.model_dir = paths[0].display().to_string();
-                            self.run.model_dir_changed = true;
-                        }
-                        DialogRequest::OpenTrace => {
-                            self.inspect.open(paths[0].clone(), ctx);
-                            self.workspace = Workspace::Inspect;
-                        }
-                        DialogRequest::ImportAnnotations => {
-                            if let Some(project) = &self.project {
-                                let path = project.path.clone();
-                                self.import_annotations.start(ctx, path, paths[0].clone());
-                            }
-                        }
+        if let Some(job) = &self.import
+            && let Some(result) = job.finished()
+        {
+            self.import = None;
+            match result {
+                Ok(report) => {
+                    let selected = self.selected.clone();
+                    if let Some(project) = &mut self.project
+                        && let Err(e) = project.reload()
+                    {
+                        self.notices.push(Notice {
+                            text: e.to_string(),
+                            is_error: true,
+                        });
                     }
-                }
-            }
-        }
-        if let Some(job) = &self.import {
-            if let Some(result) = job.finished() {
-                self.import = None;
-                match result {
-                    Ok(report) => {
-                        let selected = self.selected.clone();
-                        if let Some(project) = &mut self.project {
-                            if let Err(e) = project.reload() {
-                                self.notices.push(Notice {
-                                    text: e.to_string(),
-                                    is_error: true,
-                                });
-                            }
-                        }
-                        self.request_missing_thumbnails();
-                        if let Some(id) = selected {
-                            self.select(id);
-                        }
-                        self.last_report = Some(report);
+                    self.request_missing_thumbnails();
+                    if let Some(id) = selected {
+                        self.select(id);
                     }
-                    Err(e) => self.notify_error(format!("import failed: {e}")),
+                    self.last_report = Some(report);
                 }
+                Err(e) => self.notify_error(format!("import failed: {e}")),
             }
         }
         for done in self.thumbnailer.poll() {
@@ -1389,11 +1387,10 @@ impl StudioApp {
         if !matches!(
             action,
             editor::EditorAction::None | editor::EditorAction::EditQuestionOf(_)
-        ) {
-            if let Some(why) = self.selected.as_ref().and_then(|id| self.team.locked(id)) {
-                self.notify_error(format!("the edit was not made: {why}"));
-                return;
-            }
+        ) && let Some(why) = self.selected.as_ref().and_then(|id| self.team.locked(id))
+        {
+            self.notify_error(format!("the edit was not made: {why}"));
+            return;
         }
         let Some(project) = &mut self.project else {
             return;
@@ -1421,10 +1418,10 @@ impl StudioApp {
         let detail = self.selected.as_ref().map(|id| project.detail(id));
         match (result, detail) {
             (Ok(()), Some(Ok(detail))) => {
-                if let Some(sel) = self.editor.selected {
-                    if !detail.regions.iter().any(|r| r.id == sel) {
-                        self.editor.selected = None;
-                    }
+                if let Some(sel) = self.editor.selected
+                    && !detail.regions.iter().any(|r| r.id == sel)
+                {
+                    self.editor.selected = None;
                 }
                 self.detail = detail;
                 self.saved_edits += 1;

@@ -401,10 +401,11 @@ impl RunPanel {
         if matches!(agent.state, State::Execute { .. }) {
             agent.edit_pending_code(&self.code);
         }
-        if let (PolicyKind::Manual, Some(m)) = (self.policy, &self.manual) {
-            if matches!(agent.state, State::Generate) && !self.manual_text.trim().is_empty() {
-                m.push(std::mem::take(&mut self.manual_text));
-            }
+        if let (PolicyKind::Manual, Some(m)) = (self.policy, &self.manual)
+            && matches!(agent.state, State::Generate)
+            && !self.manual_text.trim().is_empty()
+        {
+            m.push(std::mem::take(&mut self.manual_text));
         }
         let (tx, rx) = channel();
         let (stream, cancel, ctx) = (self.stream.clone(), self.cancel.clone(), ctx.clone());

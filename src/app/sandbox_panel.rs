@@ -106,13 +106,13 @@ impl SandboxPanel {
     }
 
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        if let State::Working(_, rx) = &self.state {
-            if let Ok(result) = rx.try_recv() {
-                self.state = match result {
-                    Ok((i, l)) => State::Ready(i, l),
-                    Err(e) => State::Failed(e),
-                };
-            }
+        if let State::Working(_, rx) = &self.state
+            && let Ok(result) = rx.try_recv()
+        {
+            self.state = match result {
+                Ok((i, l)) => State::Ready(i, l),
+                Err(e) => State::Failed(e),
+            };
         }
         if matches!(self.state, State::Unknown) {
             let ready = self

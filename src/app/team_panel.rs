@@ -309,17 +309,17 @@ impl TeamPanel {
                     };
                     ui.small(format!("yours:   {}", labels(&c.mine)));
                     ui.small(format!("server:  {}", labels(&c.theirs)));
-                    if let Some(image) = &c.image {
-                        if seen.insert(image.clone()) {
-                            ui.horizontal(|ui| {
-                                if ui.button("Keep mine").clicked() {
-                                    resolve = Some((image.clone(), Resolution::KeepMine));
-                                }
-                                if ui.button("Take theirs").clicked() {
-                                    resolve = Some((image.clone(), Resolution::TakeTheirs));
-                                }
-                            });
-                        }
+                    if let Some(image) = &c.image
+                        && seen.insert(image.clone())
+                    {
+                        ui.horizontal(|ui| {
+                            if ui.button("Keep mine").clicked() {
+                                resolve = Some((image.clone(), Resolution::KeepMine));
+                            }
+                            if ui.button("Take theirs").clicked() {
+                                resolve = Some((image.clone(), Resolution::TakeTheirs));
+                            }
+                        });
                     }
                 });
             }
@@ -352,10 +352,10 @@ impl TeamPanel {
                         ui.label(&who);
                         ui.label(a.state.as_str().replace('_', " "));
                         match a.state {
-                            WorkState::Submitted | WorkState::Fixed => {
-                                if ui.button("Open review").clicked() {
-                                    act = Some((a.image.clone(), who, ReviewAction::Open));
-                                }
+                            WorkState::Submitted | WorkState::Fixed
+                                if ui.button("Open review").clicked() =>
+                            {
+                                act = Some((a.image.clone(), who, ReviewAction::Open));
                             }
                             WorkState::InReview => {
                                 if ui.button("Accept").clicked() {
@@ -524,7 +524,7 @@ impl TeamPanel {
 }
 
 fn sync_loop(
-    path: &PathBuf,
+    path: &Path,
     mut client: TeamClient,
     requests: &Receiver<Request>,
     out: &Sender<Snapshot>,

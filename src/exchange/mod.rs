@@ -292,7 +292,7 @@ pub(crate) fn tick(
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<(), ExchangeError> {
-    if n % 256 == 0 {
+    if n.is_multiple_of(256) {
         check_cancel(cancel)?;
         progress(n, total);
     }

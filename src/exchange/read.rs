@@ -310,14 +310,13 @@ impl Builder {
         }
         // A box given again without an id (Thyme RL lines repeat a question's box): the same
         // rectangle on the same image is the same box.
-        if id.is_none() {
-            if let Some(same) = self
+        if id.is_none()
+            && let Some(same) = self
                 .regions
                 .get(&image.id)
                 .and_then(|rs| rs.iter().find(|r| r.rect == clamped))
-            {
-                return Some(same.id);
-            }
+        {
+            return Some(same.id);
         }
         let id = id.unwrap_or_default();
         if self.known_regions.contains(&id) {
@@ -342,11 +341,11 @@ impl Builder {
             self.problem(at, format!("question {} is already in the project", q.id));
             return;
         }
-        if let Answer::Choice { options, correct } = &q.answer {
-            if *correct >= options.len() {
-                self.problem(at, "the correct option is not among the options");
-                return;
-            }
+        if let Answer::Choice { options, correct } = &q.answer
+            && *correct >= options.len()
+        {
+            self.problem(at, "the correct option is not among the options");
+            return;
         }
         self.known_questions.insert(q.id);
         self.questions.entry(q.image.clone()).or_default().push(q);
@@ -566,16 +565,16 @@ fn read_coco(b: &mut Builder, path: &Path, cancel: &AtomicBool) -> Result<(), Ex
             img.get("width").and_then(Value::as_u64),
             img.get("height").and_then(Value::as_u64),
         );
-        if let (Some(w), Some(h)) = (w, h) {
-            if (w, h) != (u64::from(record.size.width), u64::from(record.size.height)) {
-                b.problem(
-                    &at,
-                    format!(
-                        "says {w}x{h} but the file is {}; boxes are checked against the file",
-                        record.size
-                    ),
-                );
-            }
+        if let (Some(w), Some(h)) = (w, h)
+            && (w, h) != (u64::from(record.size.width), u64::from(record.size.height))
+        {
+            b.problem(
+                &at,
+                format!(
+                    "says {w}x{h} but the file is {}; boxes are checked against the file",
+                    record.size
+                ),
+            );
         }
         images.insert(id, record);
     }
@@ -623,10 +622,10 @@ fn read_coco(b: &mut Builder, path: &Path, cancel: &AtomicBool) -> Result<(), Ex
             .and_then(Value::as_str)
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .map(RegionId);
-        if let Some(region) = b.region(&at, &image, ImageRect::from_xywh(x, y, w, h), &label, id) {
-            if let Some(ann) = a.get("id").and_then(Value::as_i64) {
-                regions_by_ann.insert(ann, region);
-            }
+        if let Some(region) = b.region(&at, &image, ImageRect::from_xywh(x, y, w, h), &label, id)
+            && let Some(ann) = a.get("id").and_then(Value::as_i64)
+        {
+            regions_by_ann.insert(ann, region);
         }
     }
     for (i, q) in array("thyme_questions").iter().enumerate() {

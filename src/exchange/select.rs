@@ -115,14 +115,14 @@ pub fn select<'a>(
     for image in &dump.images {
         let regions = regions_of.remove(&image.id).unwrap_or_default();
         let questions = questions_of.remove(&image.id).unwrap_or_default();
-        if let Some(folder) = &filter.folder {
-            if !image.path.starts_with(folder) {
-                report.leave_out(
-                    || image.path.display().to_string(),
-                    "image outside the chosen folder",
-                );
-                continue;
-            }
+        if let Some(folder) = &filter.folder
+            && !image.path.starts_with(folder)
+        {
+            report.leave_out(
+                || image.path.display().to_string(),
+                "image outside the chosen folder",
+            );
+            continue;
         }
         let mut kept_regions = Vec::new();
         let mut large: BTreeSet<RegionId> = BTreeSet::new();

@@ -546,7 +546,7 @@ fn tile_pyramid(shared: &Shared, id: &ImageId, full: RgbImage, cancel: &AtomicBo
             }
             insert_ram(shared, id, key, Arc::new(tile));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 16 == 0 || n == total {
+            if n.is_multiple_of(16) || n == total {
                 set_status(shared, id, BuildStatus::Tiling { done: n, total });
             }
             Ok(())
@@ -569,10 +569,10 @@ mod tests {
     ) -> BuildStatus {
         let start = std::time::Instant::now();
         loop {
-            if let Some(s) = service.status(id) {
-                if want(&s) {
-                    return s;
-                }
+            if let Some(s) = service.status(id)
+                && want(&s)
+            {
+                return s;
             }
             assert!(start.elapsed().as_secs() < 60, "timed out");
             std::thread::sleep(std::time::Duration::from_millis(5));

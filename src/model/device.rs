@@ -55,15 +55,15 @@ pub fn choose(pref: DevicePreference) -> Result<Chosen, String> {
         DevicePreference::Cuda(i) => cuda(i),
         DevicePreference::Metal(i) => metal(i),
         DevicePreference::Auto => {
-            if cfg!(feature = "cuda") {
-                if let Ok(c) = cuda(0) {
-                    return Ok(c);
-                }
+            if cfg!(feature = "cuda")
+                && let Ok(c) = cuda(0)
+            {
+                return Ok(c);
             }
-            if cfg!(feature = "metal") {
-                if let Ok(c) = metal(0) {
-                    return Ok(c);
-                }
+            if cfg!(feature = "metal")
+                && let Ok(c) = metal(0)
+            {
+                return Ok(c);
             }
             let why = if cfg!(any(feature = "cuda", feature = "metal")) {
                 "the CPU: no usable GPU was found"

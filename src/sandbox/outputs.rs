@@ -51,11 +51,11 @@ pub fn folder_usage(dirs: &[PathBuf]) -> (u64, u64) {
     let (mut bytes, mut files) = (0u64, 0u64);
     for d in dirs {
         for entry in walkdir::WalkDir::new(d).into_iter().flatten() {
-            if let Ok(m) = entry.metadata() {
-                if !m.is_dir() {
-                    files += 1;
-                    bytes += m.len();
-                }
+            if let Ok(m) = entry.metadata()
+                && !m.is_dir()
+            {
+                files += 1;
+                bytes += m.len();
             }
         }
     }

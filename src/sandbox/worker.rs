@@ -105,10 +105,10 @@ impl Worker {
             read.push(PathBuf::from(p));
         }
         // The base Python may live behind symlinks (pyenv shims, /usr/bin/python3 -> ...).
-        if let Ok(real) = std::fs::canonicalize(cfg.runtime.python()) {
-            if let Some(dir) = real.parent().and_then(Path::parent) {
-                read.push(dir.to_owned());
-            }
+        if let Ok(real) = std::fs::canonicalize(cfg.runtime.python())
+            && let Some(dir) = real.parent().and_then(Path::parent)
+        {
+            read.push(dir.to_owned());
         }
         let policy = Policy {
             write: vec![dirs.steps(), dirs.tmp()],

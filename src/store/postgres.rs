@@ -102,7 +102,7 @@ impl<C: GenericClient> Db for Pg<'_, C> {
         let sql = dollar_params(sql);
         let owned = pg_params(params);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref()).collect();
-        Ok(self.0.execute(sql.as_str(), &refs).map_err(pg_error)?)
+        self.0.execute(sql.as_str(), &refs).map_err(pg_error)
     }
 
     fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {

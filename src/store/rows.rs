@@ -421,14 +421,14 @@ fn check_question_refs(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> 
             return Err(StoreError::ForeignRegion { region: *id });
         }
     }
-    if let Answer::Choice { options, correct } = &q.answer {
-        if *correct >= options.len() {
-            return Err(rules::RuleError::CorrectOutOfRange {
-                index: *correct,
-                count: options.len(),
-            }
-            .into());
+    if let Answer::Choice { options, correct } = &q.answer
+        && *correct >= options.len()
+    {
+        return Err(rules::RuleError::CorrectOutOfRange {
+            index: *correct,
+            count: options.len(),
         }
+        .into());
     }
     Ok(())
 }

@@ -130,13 +130,13 @@ impl TeamClient {
         let client_id = store.in_tx(|tx| {
             let mut db = Lite(tx);
             crate::store::postgres::run_script(&mut db, LINK_TABLES)?;
-            if let Some(existing) = link_get(&mut db, "member")? {
-                if existing != member {
-                    return Err(StoreError::Conflict(format!(
-                        "{} is linked to member '{existing}'; use another file for '{member}'",
-                        path.display()
-                    )));
-                }
+            if let Some(existing) = link_get(&mut db, "member")?
+                && existing != member
+            {
+                return Err(StoreError::Conflict(format!(
+                    "{} is linked to member '{existing}'; use another file for '{member}'",
+                    path.display()
+                )));
             }
             let id = match link_get(&mut db, "client_id")? {
                 Some(id) => id,

@@ -41,10 +41,10 @@ impl ReportInputs {
         let mut states = BTreeMap::new();
         for a in &assignments {
             let key = (a.layer.clone(), a.image.clone());
-            if !states.contains_key(&key) {
-                if let Some(s) = server.image_state(&a.layer, &a.image)? {
-                    states.insert(key, s);
-                }
+            if !states.contains_key(&key)
+                && let Some(s) = server.image_state(&a.layer, &a.image)?
+            {
+                states.insert(key, s);
             }
         }
         let mut journal = Vec::new();
@@ -269,10 +269,10 @@ impl TeamReport {
                 continue;
             }
             times.entry(j.actor.as_str()).or_default().push(j.at_ms);
-            if let Command::AddRegion { .. } = j.command {
-                if let Some(r) = rows.get_mut(&j.actor) {
-                    r.boxes_drawn += 1;
-                }
+            if let Command::AddRegion { .. } = j.command
+                && let Some(r) = rows.get_mut(&j.actor)
+            {
+                r.boxes_drawn += 1;
             }
         }
         for (who, t) in times {

@@ -230,6 +230,14 @@ pub struct Progress {
     pub leases_expired: usize,
 }
 
+/// A reviewer's verdict on one box or question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemVerdict {
+    pub accepted: bool,
+    pub reason: Option<String>,
+    pub note: String,
+}
+
 /// One review transition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewEvent {
@@ -976,7 +984,8 @@ impl TeamServer {
                 what: "move another annotator's item",
             });
         }
-        let result = self.store.in_tx(|db| {
+
+        self.store.in_tx(|db| {
             let Some(row) = db.row(
                 &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1"),
                 vals![image.as_str(), annotator],
@@ -1018,8 +1027,7 @@ impl TeamServer {
             )?;
             log_change(db, image, &a.layer, actor, now)?;
             Ok(Ok(next))
-        })?;
-        result
+        })?
     }
 
     /// A reviewer's verdict on one box or question of an item.
@@ -1073,7 +1081,7 @@ impl TeamServer {
         &self,
         image: &ImageId,
         annotator: &str,
-    ) -> Result<BTreeMap<(String, String), (bool, Option<String>, String)>, TeamError> {
+    ) -> Result<BTreeMap<(String, String), ItemVerdict>, TeamError> {
         let rows = self.store.read(|db| {
             db.rows(
                 "SELECT r.item_kind, r.item_id, r.verdict, r.reason, coalesce(r.note, '') FROM item_reviews r \
@@ -1085,7 +1093,11 @@ impl TeamServer {
         for r in rows {
             out.insert(
                 (r.text(0)?, r.text(1)?),
-                (r.text(2)? == "accepted", r.opt_text(3)?, r.text(4)?),
+                ItemVerdict {
+                    accepted: r.text(2)? == "accepted",
+                    reason: r.opt_text(3)?,
+                    note: r.text(4)?,
+                },
             );
         }
         Ok(out)

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -254,15 +254,16 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut killed = false;
             while Instant::now() < deadline {
-                if let Ok((who, line)) = rx.recv_timeout(Duration::from_millis(200)) {
-                    if who == victim && line.starts_with("push") {
-                        if let Some(child) = children.get_mut(&victim) {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                        }
-                        killed = true;
-                        break;
+                if let Ok((who, line)) = rx.recv_timeout(Duration::from_millis(200))
+                    && who == victim
+                    && line.starts_with("push")
+                {
+                    if let Some(child) = children.get_mut(&victim) {
+                        let _ = child.kill();
+                        let _ = child.wait();
                     }
+                    killed = true;
+                    break;
                 }
             }
             if killed {
@@ -443,7 +444,7 @@ fn reviewer_loop(
 /// then sync until everything is sent.
 pub fn soak_client(
     url: &str,
-    file: &PathBuf,
+    file: &Path,
     member: &str,
     until_ms: i64,
     seed: u64,

@@ -91,13 +91,13 @@ pub fn diff(from: Option<&ImageState>, to: &ImageState) -> Vec<Command> {
         }
     }
     for (id, r) in &new_regions {
-        if let Some(old) = old_regions.get(id) {
-            if old != r {
-                out.push(Command::UpdateRegion {
-                    before: (*old).clone(),
-                    after: (*r).clone(),
-                });
-            }
+        if let Some(old) = old_regions.get(id)
+            && old != r
+        {
+            out.push(Command::UpdateRegion {
+                before: (*old).clone(),
+                after: (*r).clone(),
+            });
         }
     }
     for (id, r) in &old_regions {

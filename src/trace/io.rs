@@ -302,11 +302,11 @@ pub fn write_folder(trace: &Trace, dir: &Path) -> Result<(), TraceError> {
                 .ok()
                 .map(|id| id.to_string());
         }
-        if img.width.is_none() {
-            if let Ok(p) = crate::imagery::probe_file(&src, crate::imagery::PixelBudget::DEFAULT) {
-                img.width = Some(p.size.width);
-                img.height = Some(p.size.height);
-            }
+        if img.width.is_none()
+            && let Ok(p) = crate::imagery::probe_file(&src, crate::imagery::PixelBudget::DEFAULT)
+        {
+            img.width = Some(p.size.width);
+            img.height = Some(p.size.height);
         }
         let name = format!(
             "{n:03}-{}",

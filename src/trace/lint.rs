@@ -157,14 +157,13 @@ pub fn lint(trace: &Trace) -> Vec<Flag> {
             Step::Generate { text, .. } if text.contains("<answer>") => Some((i, text)),
             _ => None,
         })
+        && let Err(why) = tags::check_format(text)
     {
-        if let Err(why) = tags::check_format(text) {
-            flags.push(Flag {
-                name: "format-violation",
-                step: Some(i),
-                detail: why.into(),
-            });
-        }
+        flags.push(Flag {
+            name: "format-violation",
+            step: Some(i),
+            detail: why.into(),
+        });
     }
     flags
 }

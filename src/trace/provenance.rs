@@ -105,10 +105,10 @@ pub fn template_match(original: &GrayImage, output: &GrayImage) -> Option<([f64;
         let t = image::DynamicImage::ImageLuma8(output.clone())
             .resize_exact(w, h, FilterType::Triangle)
             .into_luma8();
-        if let Some((score, x, y)) = best_ncc(&coarse, &t, None) {
-            if best.is_none_or(|b| score > b.0) {
-                best = Some((score, zoom, f64::from(x), f64::from(y)));
-            }
+        if let Some((score, x, y)) = best_ncc(&coarse, &t, None)
+            && best.is_none_or(|b| score > b.0)
+        {
+            best = Some((score, zoom, f64::from(x), f64::from(y)));
         }
     }
     let (_, zoom, cx, cy) = best?;
@@ -234,12 +234,12 @@ pub fn fill(trace: &mut Trace) -> usize {
             let Ok(output) = image::open(path) else {
                 continue;
             };
-            if let Some((rect, score)) = template_match(orig, &output.into_luma8()) {
-                if score >= 0.8 {
-                    out.source_rect = Some(rect);
-                    out.provenance = Some(Provenance::TemplateMatch { score });
-                    found += 1;
-                }
+            if let Some((rect, score)) = template_match(orig, &output.into_luma8())
+                && score >= 0.8
+            {
+                out.source_rect = Some(rect);
+                out.provenance = Some(Provenance::TemplateMatch { score });
+                found += 1;
             }
         }
     }

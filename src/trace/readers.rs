@@ -206,10 +206,10 @@ fn read_ours(path: &Path) -> Result<Loaded, TraceError> {
 /// Make relative image paths absolute against the trace's folder.
 pub fn resolve_images(trace: &mut Trace, base: &Path) {
     let fix = |img: &mut TraceImage| {
-        if let Some(p) = &img.path {
-            if p.is_relative() {
-                img.path = Some(base.join(p));
-            }
+        if let Some(p) = &img.path
+            && p.is_relative()
+        {
+            img.path = Some(base.join(p));
         }
     };
     trace.run.images.iter_mut().for_each(fix);
@@ -728,10 +728,10 @@ fn read_mini_o3(path: &Path) -> Result<Loaded, TraceError> {
                 run.images = images
                     .into_iter()
                     .map(|mut i| {
-                        if let Some(p) = &i.path {
-                            if p.is_relative() {
-                                i.path = Some(dir.join(p));
-                            }
+                        if let Some(p) = &i.path
+                            && p.is_relative()
+                        {
+                            i.path = Some(dir.join(p));
                         }
                         i
                     })

@@ -59,18 +59,16 @@ pub fn qa_panel(
                 {
                     out.clicked = Some(q.id);
                 }
-                if selected {
-                    if let Some(e) = edit.as_mut().filter(|e| e.draft.id == q.id) {
-                        let action =
-                            question_form(ui, e.draft, q, regions, e.categories, e.selected_box);
-                        if action != FormAction::None {
-                            out.form = Some(action);
-                        }
-                        if n + 1 < questions.len() {
-                            ui.separator();
-                        }
-                        continue;
+                if selected && let Some(e) = edit.as_mut().filter(|e| e.draft.id == q.id) {
+                    let action =
+                        question_form(ui, e.draft, q, regions, e.categories, e.selected_box);
+                    if action != FormAction::None {
+                        out.form = Some(action);
                     }
+                    if n + 1 < questions.len() {
+                        ui.separator();
+                    }
+                    continue;
                 }
                 ui.horizontal_wrapped(|ui| {
                     ui.small(category::display_name(&q.category));

@@ -156,7 +156,7 @@ impl Config {
         };
         let vhidden = f.usize_or("hidden_size", f.usize_or("embed_dim", 1280));
         let vheads = f.usize_or("num_heads", 16);
-        if vheads == 0 || vhidden % vheads != 0 || (vhidden / vheads) % 4 != 0 {
+        if vheads == 0 || !vhidden.is_multiple_of(vheads) || !(vhidden / vheads).is_multiple_of(4) {
             return Err(ModelError::Config(format!(
                 "vision hidden_size {vhidden} with {vheads} heads: the head size must be a multiple of 4"
             )));

@@ -231,10 +231,10 @@ impl Canvas {
                 out.drag_released = pointer.or(self.hover);
             }
         }
-        if response.clicked() {
-            if let Some(p) = response.interact_pointer_pos() {
-                out.clicked = Some(view.to_image(rect, p));
-            }
+        if response.clicked()
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            out.clicked = Some(view.to_image(rect, p));
         }
         let typing = ui.ctx().text_edit_focused();
         if !typing && (ui.rect_contains_pointer(rect) || response.has_focus()) {
@@ -297,31 +297,32 @@ impl Canvas {
         out.hover = self.hover.filter(|p| {
             p.0 >= 0.0 && p.1 >= 0.0 && p.0 < f64::from(size.width) && p.1 < f64::from(size.height)
         });
-        if self.show_loupe && view.zoom < 1.0 {
-            if let (Some(p), Some(pos)) = (out.hover, response.hover_pos()) {
-                let frame = FrameCtx {
-                    painter: &painter,
-                    ctx: &ctx,
-                    tiles,
-                    id: &id,
-                    layout: &layout,
-                    view: &view,
-                    viewport: rect,
-                };
-                self.draw_loupe(&frame, p, pos, &mut uploads);
-            }
+        if self.show_loupe
+            && view.zoom < 1.0
+            && let (Some(p), Some(pos)) = (out.hover, response.hover_pos())
+        {
+            let frame = FrameCtx {
+                painter: &painter,
+                ctx: &ctx,
+                tiles,
+                id: &id,
+                layout: &layout,
+                view: &view,
+                viewport: rect,
+            };
+            self.draw_loupe(&frame, p, pos, &mut uploads);
         }
         // The minimap helps only when part of the image is off screen.
         let vis = view.visible(rect, size);
         let all_visible = vis.width() >= f64::from(size.width) - 0.5
             && vis.height() >= f64::from(size.height) - 0.5;
-        if self.show_minimap && !all_visible {
-            if let Some(jump) = self.minimap(ui, rect, size, &view, overlays) {
-                if let Some(v) = self.view.as_mut() {
-                    v.center = jump;
-                    v.keep_in_view(size);
-                }
-            }
+        if self.show_minimap
+            && !all_visible
+            && let Some(jump) = self.minimap(ui, rect, size, &view, overlays)
+            && let Some(v) = self.view.as_mut()
+        {
+            v.center = jump;
+            v.keep_in_view(size);
         }
         self.settled = !missing;
         let status = tiles.status(&id);
@@ -417,17 +418,16 @@ impl Canvas {
             row: 0,
         };
         let source = tiles.preview(id).or_else(|| tiles.tile(id, top));
-        if let Some(img) = source {
-            if self.preview.as_ref().map(|t| t.size())
+        if let Some(img) = source
+            && self.preview.as_ref().map(|t| t.size())
                 != Some([img.width() as usize, img.height() as usize])
-            {
-                self.preview = Some(upload(
-                    ctx,
-                    &format!("{}-preview", id.short()),
-                    &img,
-                    TextureOptions::LINEAR,
-                ));
-            }
+        {
+            self.preview = Some(upload(
+                ctx,
+                &format!("{}-preview", id.short()),
+                &img,
+                TextureOptions::LINEAR,
+            ));
         }
     }
 
