@@ -146,6 +146,33 @@ pub enum TeamCmd {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// A reviewer's verdict on one box or question of an item.
+    Verdict {
+        url: String,
+        image: String,
+        #[arg(long)]
+        annotator: String,
+        #[arg(long = "as")]
+        reviewer: String,
+        /// The box's id (from `team status` or an export).
+        #[arg(long, group = "item")]
+        r#box: Option<String>,
+        #[arg(long, group = "item")]
+        question: Option<String>,
+        /// Reject with this listed reason (accept when absent).
+        #[arg(long)]
+        reject: Option<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Fill an empty team database with a worked example (the demo scenes, three simulated
+    /// annotators of different care, doubles, honeypots, a review round); files go into DIR.
+    Example {
+        url: String,
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2, hide = true)]
+        scale: u32,
+    },
     /// Start a throwaway PostgreSQL on loopback for trying team mode on one machine; prints
     /// its URL and runs until stopped (Ctrl-C).
     Serve,
@@ -175,6 +202,22 @@ pub enum TeamCmd {
         #[arg(long)]
         seed: u64,
     },
+}
+
+/// Block until SIGINT or SIGTERM arrives (the signals are taken, so the process lives on to
+/// stop its server cleanly).
+fn wait_for_stop_signal() {
+    // SAFETY: plain libc calls on a local signal set; the mask is set before any other thread
+    // of this command starts, and sigwait only reads the set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut sig: libc::c_int = 0;
+        libc::sigwait(&set, &mut sig);
+    }
 }
 
 fn find_image(server: &TeamServer, key: &str) -> anyhow::Result<ImageId> {
@@ -407,6 +450,53 @@ pub fn team(cmd: TeamCmd) -> anyhow::Result<()> {
             let n = server.pin_comment(&author, &id, x, y, &text, now)?;
             println!("comment {n} pinned at ({x:.0}, {y:.0})");
         }
+        TeamCmd::Verdict {
+            url,
+            image,
+            annotator,
+            reviewer,
+            r#box,
+            question,
+            reject,
+            note,
+        } => {
+            let server = TeamServer::open(&url)?;
+            let id = find_image(&server, &image)?;
+            let (kind, item) = match (r#box, question) {
+                (Some(b), None) => ("box", b),
+                (None, Some(q)) => ("question", q),
+                _ => bail!("name the item with --box ID or --question ID"),
+            };
+            server.review_item(
+                &reviewer,
+                &id,
+                &annotator,
+                kind,
+                &item,
+                reject.is_none(),
+                reject.as_deref(),
+                &note,
+                now,
+            )?;
+            println!(
+                "{kind} {item}: {}",
+                if reject.is_none() {
+                    "accepted"
+                } else {
+                    "rejected"
+                }
+            );
+        }
+        TeamCmd::Example { url, dir, scale } => {
+            let summary = thyme_studio::team::example::write_example(&url, &dir, scale)?;
+            println!(
+                "example team project filled from {}",
+                summary.demo_project.display()
+            );
+            for (who, file) in summary.member_files {
+                println!("  {who}: thyme-studio open {}", file.display());
+            }
+        }
         TeamCmd::Report { url, csv } => {
             let server = TeamServer::open(&url)?;
             let report = TeamReport::compute(&ReportInputs::gather(&server)?);
@@ -425,9 +515,10 @@ pub fn team(cmd: TeamCmd) -> anyhow::Result<()> {
             let url = cluster.create_database("team")?;
             println!("PostgreSQL is running; team project URL: {url}");
             println!("next: thyme-studio team init {url} --lead YOUR_NAME");
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            }
+            println!("Ctrl-C stops the server and removes its data.");
+            wait_for_stop_signal();
+            drop(cluster);
+            println!("stopped");
         }
         TeamCmd::Soak {
             annotators,

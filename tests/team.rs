@@ -570,3 +570,42 @@ fn a_database_without_team_tables_is_named_and_members_are_checked() {
     let err = TeamServer::open("postgres://nobody@127.0.0.1:1/none").unwrap_err();
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn the_worked_example_tells_a_careful_annotator_from_a_careless_one() {
+    use thyme_studio::team::report::{ReportInputs, TeamReport};
+    let cluster = LocalCluster::start_new(false).unwrap();
+    let url = cluster.create_database("example").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
+    assert_eq!(summary.member_files.len(), 5);
+    let server = TeamServer::open(&url).unwrap();
+    let report = TeamReport::compute(&ReportInputs::gather(&server).unwrap());
+    let row = |n: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.annotator == n)
+            .unwrap()
+            .clone()
+    };
+    let (ann, bob) = (row("ann"), row("bob"));
+    // Both did both honeypots; the careful hand scores higher against the gold.
+    assert!(ann.gold_boxes.true_positives > 0);
+    assert!(
+        ann.gold_boxes.f1().unwrap() > bob.gold_boxes.f1().unwrap(),
+        "ann {:?} bob {:?}",
+        ann.gold_boxes,
+        bob.gold_boxes
+    );
+    assert!(ann.gold_boxes.mean_iou.unwrap() > bob.gold_boxes.mean_iou.unwrap_or(0.0));
+    assert_eq!(bob.rejections_by_reason.get("box too loose"), Some(&1));
+    assert_eq!(bob.rejection_rate(), Some(1.0));
+    // The double annotation of the work image gives matched pairs, so alpha is defined.
+    assert!(report.alpha_boxes.is_ok(), "{:?}", report.alpha_boxes);
+    assert!(report.overall.double_boxes.true_positives > 0);
+    // The reviewer's comment is pinned, and the example refuses a second fill.
+    assert_eq!(server.all_comments().unwrap().len(), 1);
+    let again = thyme_studio::team::example::write_example(&url, &dir.path().join("again"), 16);
+    assert!(again.is_err());
+}

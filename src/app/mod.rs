@@ -1201,6 +1201,21 @@ impl StudioApp {
                         }
                     })
                     .collect();
+                // Team mode: comments pinned on this image, as small markers with their text.
+                for c in self.team.comments_of(&image.id) {
+                    overlays.push(Overlay {
+                        rect: crate::geometry::ImageRect::new(
+                            c.x - 0.5,
+                            c.y - 0.5,
+                            c.x + 0.5,
+                            c.y + 0.5,
+                        ),
+                        color: egui::Color32::from_rgb(255, 210, 80),
+                        label: Some(format!("{}: {}", c.author, c.text)),
+                        emphasis: true,
+                        style: OverlayStyle::Crop,
+                    });
+                }
                 if let Some(preview) = self.editor.preview {
                     // Live rule feedback while drawing or editing.
                     let (text, over) =
@@ -1364,6 +1379,19 @@ impl StudioApp {
     fn poll_team(&mut self, ctx: &egui::Context) {
         if !self.team.active() {
             return;
+        }
+        if let Some(text) = self.team.take_pin() {
+            let at = self.editor.selected.and_then(|id| {
+                self.detail
+                    .regions
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map(|r| ((r.rect.x0 + r.rect.x1) / 2.0, (r.rect.y0 + r.rect.y1) / 2.0))
+            });
+            match (self.selected.clone(), at) {
+                (Some(image), Some((x, y))) => self.team.pin(image, x, y, text),
+                _ => self.notify_error("select a box on the canvas to pin the comment on".into()),
+            }
         }
         if self.team.poll() {
             let mut failed = None;

@@ -18,7 +18,7 @@ use crate::store::now_ms;
 use crate::team::client::{LocalConflict, Resolution, SyncState, TeamClient};
 use crate::team::report::{ReportInputs, TeamReport};
 use crate::team::review::{REJECT_REASONS, ReviewAction, Role, WorkState};
-use crate::team::server::{Assignment, TeamServer};
+use crate::team::server::{Assignment, PinnedComment, TeamServer};
 
 /// How often the background sync runs when nothing asks for it sooner.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
@@ -32,6 +32,12 @@ enum Request {
         action: ReviewAction,
     },
     Report,
+    Pin {
+        image: ImageId,
+        x: f64,
+        y: f64,
+        text: String,
+    },
 }
 
 /// What the sync thread last saw.
@@ -50,6 +56,10 @@ pub struct Snapshot {
     pub pulled: usize,
     pub unsent: usize,
     pub report: Option<TeamReport>,
+    /// Pinned comments by image.
+    pub comments: BTreeMap<ImageId, Vec<PinnedComment>>,
+    /// For items in review: what changed since they were submitted, in words.
+    pub diffs: BTreeMap<(ImageId, String), Vec<String>>,
     /// The outcome of the last action the user asked for.
     pub message: Option<String>,
 }
@@ -79,6 +89,9 @@ pub struct TeamPanel {
     note: String,
     /// Where the last CSV went.
     csv_message: Option<String>,
+    /// A comment being written, and whether the user asked to pin it.
+    comment: String,
+    want_pin: bool,
 }
 
 impl TeamPanel {
@@ -171,6 +184,29 @@ impl TeamPanel {
         })
     }
 
+    /// The comment the user asked to pin (the app knows where: the selected box).
+    pub fn take_pin(&mut self) -> Option<String> {
+        if std::mem::take(&mut self.want_pin) && !self.comment.trim().is_empty() {
+            Some(std::mem::take(&mut self.comment))
+        } else {
+            None
+        }
+    }
+
+    /// Pin a comment at a point of an image.
+    pub fn pin(&self, image: ImageId, x: f64, y: f64, text: String) {
+        self.send(Request::Pin { image, x, y, text });
+    }
+
+    /// Pinned comments of an image, for the canvas.
+    pub fn comments_of(&self, image: &ImageId) -> &[PinnedComment] {
+        self.snapshot
+            .comments
+            .get(image)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
     /// One line for the status bar.
     pub fn status_line(&self) -> Option<String> {
         if !self.active() {
@@ -193,6 +229,7 @@ impl TeamPanel {
         let mut open = self.open;
         egui::Window::new("Team")
             .open(&mut open)
+            .default_pos([300.0, 70.0])
             .default_size([560.0, 460.0])
             .show(ctx, |ui| {
                 if !self.active() {
@@ -341,6 +378,16 @@ impl TeamPanel {
                 });
             ui.add(egui::TextEdit::singleline(&mut self.note).hint_text("note for the annotator"));
         });
+        ui.horizontal(|ui| {
+            ui.add(egui::TextEdit::singleline(&mut self.comment).hint_text("comment to pin"));
+            if ui
+                .button("Pin on the selected box")
+                .on_hover_text("Select a box on the canvas first; the comment goes to its centre.")
+                .clicked()
+            {
+                self.want_pin = true;
+            }
+        });
         let mut act = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
             egui::Grid::new("review-queue")
@@ -358,6 +405,13 @@ impl TeamPanel {
                                 act = Some((a.image.clone(), who, ReviewAction::Open));
                             }
                             WorkState::InReview => {
+                                if let Some(lines) =
+                                    self.snapshot.diffs.get(&(a.image.clone(), who.clone()))
+                                    && !lines.is_empty()
+                                {
+                                    ui.label(format!("{} change(s)", lines.len()))
+                                        .on_hover_text(lines.join("\n"));
+                                }
                                 if ui.button("Accept").clicked() {
                                     act =
                                         Some((a.image.clone(), who.clone(), ReviewAction::Accept));
@@ -426,10 +480,12 @@ impl TeamPanel {
             .collect();
         let names: Vec<String> = report.rows.iter().map(|r| r.annotator.clone()).collect();
         Plot::new("f1-per-annotator")
-            .legend(Legend::default())
+            .legend(Legend::default().position(egui_plot::Corner::RightTop))
+            .include_x(-0.75)
+            .include_x(report.rows.len() as f64 - 0.25)
             .height(180.0)
             .include_y(0.0)
-            .include_y(1.0)
+            .include_y(1.3)
             .x_axis_formatter(move |mark, _| {
                 let i = mark.value.round();
                 if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
@@ -442,32 +498,16 @@ impl TeamPanel {
                 plot.bar_chart(BarChart::new("box F1 vs gold", f1_gold));
                 plot.bar_chart(BarChart::new("box F1 between doubles", f1_double));
             });
-        let reasons: Vec<(String, usize)> = report
-            .overall
-            .rejections_by_reason
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        if !reasons.is_empty() {
-            let labels: Vec<String> = reasons.iter().map(|r| r.0.clone()).collect();
-            let bars: Vec<Bar> = reasons
-                .iter()
-                .enumerate()
-                .map(|(i, (k, v))| Bar::new(i as f64, *v as f64).name(k))
-                .collect();
-            Plot::new("rejections-by-reason")
-                .height(140.0)
-                .x_axis_formatter(move |mark, _| {
-                    let i = mark.value.round();
-                    if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                        labels.get(i as usize).cloned().unwrap_or_default()
-                    } else {
-                        String::new()
-                    }
-                })
-                .show(ui, |plot| {
-                    plot.bar_chart(BarChart::new("rejections by reason", bars))
-                });
+        if !report.overall.rejections_by_reason.is_empty() {
+            ui.label("Rejections by reason:");
+            let total: usize = report.overall.rejections_by_reason.values().sum();
+            for (reason, n) in &report.overall.rejections_by_reason {
+                ui.add(
+                    egui::ProgressBar::new(*n as f32 / total.max(1) as f32)
+                        .desired_width(320.0)
+                        .text(format!("{reason}: {n}")),
+                );
+            }
         }
         egui::Grid::new("report-table")
             .striped(true)
@@ -562,6 +602,9 @@ fn sync_loop(
                     report = Some(TeamReport::compute(&i));
                     None
                 }),
+                Some(Request::Pin { image, x, y, text }) => s
+                    .pin_comment(&member, &image, x, y, &text, now)
+                    .map(|_| Some(format!("comment pinned on {}", image.short()))),
                 Some(Request::SyncNow) | None => Ok(None),
             };
             match done {
@@ -591,6 +634,16 @@ fn sync_loop(
                                 )
                         })
                         .collect();
+                    for a in snap.queue.iter().filter(|a| a.state == WorkState::InReview) {
+                        if let Some(who) = &a.annotator
+                            && let Ok(lines) = s.review_diff(&a.image, who)
+                        {
+                            snap.diffs.insert((a.image.clone(), who.clone()), lines);
+                        }
+                    }
+                }
+                for c in s.all_comments().unwrap_or_default() {
+                    snap.comments.entry(c.image.clone()).or_default().push(c);
                 }
             }
         }

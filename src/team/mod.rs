@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod example;
 pub mod metrics;
 pub mod report;
 pub mod review;

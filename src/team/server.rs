@@ -1158,6 +1158,31 @@ impl TeamServer {
         Ok(id)
     }
 
+    /// Every pinned comment of the project, by image then time.
+    pub fn all_comments(&self) -> Result<Vec<PinnedComment>, TeamError> {
+        let rows = self.store.read(|db| {
+            db.rows(
+                "SELECT id, image_id, x, y, text, author, at_ms FROM comments ORDER BY image_id, id",
+                &[],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let image = r.text(1)?;
+                Ok(PinnedComment {
+                    id: r.int(0)?,
+                    image: ImageId::parse(&image)
+                        .ok_or_else(|| TeamError::Corrupt(format!("bad image id '{image}'")))?,
+                    x: r.real(2)?,
+                    y: r.real(3)?,
+                    text: r.text(4)?,
+                    author: r.text(5)?,
+                    at_ms: r.int(6)?,
+                })
+            })
+            .collect()
+    }
+
     pub fn comments(&self, image: &ImageId) -> Result<Vec<PinnedComment>, TeamError> {
         let rows = self.store.read(|db| {
             db.rows(
