@@ -1336,3 +1336,92 @@ fn a_team_project_syncs_in_the_background_and_a_conflict_is_settled_in_the_team_
         h.query_by_label_contains("synced · submitted").is_some()
     });
 }
+
+#[test]
+fn a_lead_deals_a_batch_and_a_reviewer_verdict_on_a_box_reaches_the_server_from_the_team_window() {
+    use thyme_studio::dataset::Region;
+    use thyme_studio::geometry::ImageRect;
+    use thyme_studio::store::Store;
+    use thyme_studio::team::client::TeamClient;
+    use thyme_studio::team::cluster::LocalCluster;
+    use thyme_studio::team::review::Role;
+    use thyme_studio::team::server::TeamServer;
+    use thyme_studio::team::state::ImageState;
+
+    let root = tempfile::tempdir().unwrap();
+    let solo = one_image_project(root.path());
+    let cluster =
+        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("team").unwrap();
+    let server = TeamServer::init(&url, "lea", 0).unwrap();
+    server.add_member("ann", Role::Annotator, 0).unwrap();
+    server.add_member("bob", Role::Annotator, 0).unwrap();
+    let local = thyme_studio::store::SqliteStore::open(&solo).unwrap();
+    let image = local.images().unwrap().remove(0);
+    let mut state = ImageState::read(&local, &image.id).unwrap().unwrap();
+    let sign = Region::new(
+        image.id.clone(),
+        ImageRect::new(200.0, 200.0, 260.0, 240.0),
+        "sign",
+    );
+    state.regions.push(sign.clone());
+    server.add_images("lea", &[state], 0).unwrap();
+    let lea_file = root.path().join("lea.thyme");
+    let mut lea = TeamClient::join(&lea_file, &url, "lea").unwrap();
+    lea.sync(&server, 1).unwrap();
+    drop(lea);
+
+    // The lead's own file holds the image she added from the command line.
+    assert_eq!(
+        TeamClient::open(&lea_file)
+            .unwrap()
+            .store()
+            .images()
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut h = harness(app_with(Some(lea_file), root.path(), vec![]));
+    step_until(&mut h, "the first sync", |h| {
+        h.query_by_label_contains("team: lea · all synced")
+            .is_some()
+    });
+    h.get_by_label_contains("team: lea · all synced").click();
+    h.run_steps(2);
+    step_until(&mut h, "the lead's tab", |h| {
+        h.query_by_label("Lead").is_some()
+    });
+    h.get_by_label("Lead").click();
+    h.run_steps(2);
+    // One annotator with the default double share: refused with the reason.
+    h.get_by_label("ann").click();
+    h.run_steps(1);
+    h.get_by_label("Create batch").click();
+    step_until(&mut h, "the refusal", |h| {
+        h.query_by_label_contains("double annotation needs at least two annotators")
+            .is_some()
+    });
+    h.get_by_label("bob").click();
+    h.run_steps(1);
+    h.get_by_label("Create batch").click();
+    step_until(&mut h, "the batch on the server", |_| {
+        server.assignments_of("ann").unwrap().len() == 1
+    });
+    step_until(&mut h, "the batch message", |h| {
+        h.query_by_label_contains("batch 1: 1 image(s)").is_some()
+    });
+    // A verdict on the selected box, with the reason picked in the Review tab.
+    h.get_by_label_contains("Review (").click();
+    h.run_steps(2);
+    // Select the box as a click on it would (the canvas's click path has its own tests).
+    h.state_mut().editor.selected = Some(sign.id);
+    h.run_steps(1);
+    h.get_by_label("Reject box").click();
+    step_until(&mut h, "the verdict on the server", |_| {
+        server
+            .item_verdicts(&image.id, "ann")
+            .unwrap()
+            .get(&("box".to_owned(), sign.id.0.to_string()))
+            .is_some_and(|v| !v.accepted && v.reason.as_deref() == Some("box too loose"))
+    });
+}

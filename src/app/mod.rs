@@ -1380,6 +1380,21 @@ impl StudioApp {
         if !self.team.active() {
             return;
         }
+        if let Some((accepted, reason, note)) = self.team.take_verdict() {
+            match (self.selected.clone(), self.editor.selected) {
+                (Some(image), Some(region)) => {
+                    self.team
+                        .verdict(image, region.0.to_string(), accepted, reason, note)
+                }
+                _ => self.notify_error("select a box on the canvas to give it a verdict".into()),
+            }
+        }
+        if let Some(to) = self.team.take_reassign() {
+            match self.selected.clone() {
+                Some(image) => self.team.reassign(image, to),
+                None => self.notify_error("select an image to reassign".into()),
+            }
+        }
         if let Some(text) = self.team.take_pin() {
             let at = self.editor.selected.and_then(|id| {
                 self.detail

@@ -18,7 +18,9 @@ use crate::store::now_ms;
 use crate::team::client::{LocalConflict, Resolution, SyncState, TeamClient};
 use crate::team::report::{ReportInputs, TeamReport};
 use crate::team::review::{REJECT_REASONS, ReviewAction, Role, WorkState};
-use crate::team::server::{Assignment, PinnedComment, TeamServer};
+use crate::team::server::{
+    Assignment, BatchSpec, Member, PinnedComment, Progress, Selection, TeamServer,
+};
 
 /// How often the background sync runs when nothing asks for it sooner.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
@@ -32,6 +34,20 @@ enum Request {
         action: ReviewAction,
     },
     Report,
+    Batch(BatchSpec),
+    Reclaim,
+    Reassign {
+        image: ImageId,
+        to: String,
+    },
+    Verdict {
+        image: ImageId,
+        kind: &'static str,
+        item: String,
+        accepted: bool,
+        reason: Option<String>,
+        note: String,
+    },
     Pin {
         image: ImageId,
         x: f64,
@@ -60,6 +76,11 @@ pub struct Snapshot {
     pub comments: BTreeMap<ImageId, Vec<PinnedComment>>,
     /// For items in review: what changed since they were submitted, in words.
     pub diffs: BTreeMap<(ImageId, String), Vec<String>>,
+    /// Leads: every member, and progress per annotator.
+    pub members: Vec<Member>,
+    pub progress: Vec<Progress>,
+    /// Per-box and per-question verdicts on this member's rejected items, in words.
+    pub verdicts: BTreeMap<ImageId, Vec<String>>,
     /// The outcome of the last action the user asked for.
     pub message: Option<String>,
 }
@@ -71,6 +92,36 @@ enum Tab {
     Conflicts,
     Review,
     Dashboard,
+    Lead,
+}
+
+/// A new batch as the lead fills it in.
+#[derive(Debug, Clone)]
+struct BatchForm {
+    name: String,
+    /// 0: first N, 1: random N, 2: folder.
+    pick: usize,
+    count: usize,
+    folder: String,
+    chosen: BTreeSet<String>,
+    lease_hours: f64,
+    double: f64,
+    honeypots: usize,
+}
+
+impl Default for BatchForm {
+    fn default() -> Self {
+        Self {
+            name: "batch".into(),
+            pick: 0,
+            count: 20,
+            folder: String::new(),
+            chosen: BTreeSet::new(),
+            lease_hours: 8.0,
+            double: 0.1,
+            honeypots: 1,
+        }
+    }
 }
 
 /// The Team window and the sync behind it.
@@ -92,6 +143,12 @@ pub struct TeamPanel {
     /// A comment being written, and whether the user asked to pin it.
     comment: String,
     want_pin: bool,
+    /// A verdict on the selected box the reviewer asked for (accept = true).
+    want_verdict: Option<bool>,
+    batch: BatchForm,
+    /// The member the lead gives the selected image to.
+    reassign_to: String,
+    want_reassign: bool,
 }
 
 impl TeamPanel {
@@ -127,8 +184,12 @@ impl TeamPanel {
     pub fn poll(&mut self) -> bool {
         let mut pulled = false;
         if let Some(rx) = &self.rx {
-            while let Ok(s) = rx.try_recv() {
+            while let Ok(mut s) = rx.try_recv() {
                 pulled |= s.pulled > 0;
+                // An action's outcome stays on screen until the next action's.
+                if s.message.is_none() {
+                    s.message = self.snapshot.message.take();
+                }
                 self.snapshot = s;
             }
         }
@@ -191,6 +252,44 @@ impl TeamPanel {
         } else {
             None
         }
+    }
+
+    /// The verdict the reviewer asked for on the selected box: (accepted, reason, note).
+    pub fn take_verdict(&mut self) -> Option<(bool, Option<String>, String)> {
+        let accepted = self.want_verdict.take()?;
+        let reason = (!accepted)
+            .then(|| REJECT_REASONS[self.reason.min(REJECT_REASONS.len() - 1)].to_owned());
+        Some((accepted, reason, self.note.clone()))
+    }
+
+    /// Record a verdict on one box of an image.
+    pub fn verdict(
+        &self,
+        image: ImageId,
+        item: String,
+        accepted: bool,
+        reason: Option<String>,
+        note: String,
+    ) {
+        self.send(Request::Verdict {
+            image,
+            kind: "box",
+            item,
+            accepted,
+            reason,
+            note,
+        });
+    }
+
+    /// The member the lead asked to give the selected image to.
+    pub fn take_reassign(&mut self) -> Option<String> {
+        (std::mem::take(&mut self.want_reassign) && !self.reassign_to.is_empty())
+            .then(|| self.reassign_to.clone())
+    }
+
+    /// Give an image to another annotator (leads).
+    pub fn reassign(&self, image: ImageId, to: String) {
+        self.send(Request::Reassign { image, to });
     }
 
     /// Pin a comment at a point of an image.
@@ -259,6 +358,9 @@ impl TeamPanel {
                             self.send(Request::Report);
                         }
                     }
+                    if self.snapshot.role == Some(Role::Lead) {
+                        ui.selectable_value(&mut self.tab, Tab::Lead, "Lead");
+                    }
                 });
                 ui.separator();
                 match self.tab {
@@ -266,6 +368,7 @@ impl TeamPanel {
                     Tab::Conflicts => self.conflicts(ui),
                     Tab::Review => self.review(ui),
                     Tab::Dashboard => self.dashboard(ui),
+                    Tab::Lead => self.lead(ui),
                 }
             });
         self.open = open;
@@ -284,8 +387,15 @@ impl TeamPanel {
                     let state = a.state.as_str().replace('_', " ");
                     match (&a.reason, a.state) {
                         (Some(reason), WorkState::Rejected) => {
+                            let mut why = a.note.clone().unwrap_or_default();
+                            if let Some(lines) = self.snapshot.verdicts.get(&a.image) {
+                                for l in lines {
+                                    why.push('\n');
+                                    why.push_str(l);
+                                }
+                            }
                             ui.colored_label(crate::ui::WARNING, format!("{state}: {reason}"))
-                                .on_hover_text(a.note.clone().unwrap_or_default());
+                                .on_hover_text(why);
                         }
                         _ => {
                             ui.label(state);
@@ -388,6 +498,19 @@ impl TeamPanel {
                 self.want_pin = true;
             }
         });
+        ui.horizontal(|ui| {
+            ui.label("Selected box:");
+            if ui.button("Accept box").clicked() {
+                self.want_verdict = Some(true);
+            }
+            if ui
+                .button("Reject box")
+                .on_hover_text("With the reason and note above")
+                .clicked()
+            {
+                self.want_verdict = Some(false);
+            }
+        });
         let mut act = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
             egui::Grid::new("review-queue")
@@ -441,6 +564,121 @@ impl TeamPanel {
                 annotator,
                 action,
             });
+        }
+    }
+
+    fn lead(&mut self, ui: &mut egui::Ui) {
+        ui.strong("Progress");
+        egui::Grid::new("progress").striped(true).show(ui, |ui| {
+            for p in &self.snapshot.progress {
+                ui.label(&p.annotator);
+                let states: Vec<String> = p
+                    .by_state
+                    .iter()
+                    .map(|(s, n)| format!("{} {n}", s.as_str().replace('_', " ")))
+                    .collect();
+                ui.label(states.join(", "));
+                if p.leases_expired > 0 {
+                    ui.colored_label(
+                        crate::ui::WARNING,
+                        format!("{} lease(s) expired", p.leases_expired),
+                    );
+                } else {
+                    ui.label("");
+                }
+                ui.end_row();
+            }
+        });
+        if ui.button("Free expired leases").clicked() {
+            self.send(Request::Reclaim);
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("Give the selected image to");
+            egui::ComboBox::from_id_salt("reassign-to")
+                .selected_text(self.reassign_to.clone())
+                .show_ui(ui, |ui| {
+                    for m in self
+                        .snapshot
+                        .members
+                        .iter()
+                        .filter(|m| m.role == Role::Annotator)
+                    {
+                        ui.selectable_value(&mut self.reassign_to, m.name.clone(), &m.name);
+                    }
+                });
+            if ui.button("Reassign").clicked() {
+                self.want_reassign = true;
+            }
+        });
+        ui.separator();
+        ui.strong("New batch");
+        let f = &mut self.batch;
+        ui.horizontal(|ui| {
+            ui.label("name");
+            ui.text_edit_singleline(&mut f.name);
+        });
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut f.pick, 0, "first");
+            ui.radio_value(&mut f.pick, 1, "random");
+            ui.add_enabled(
+                f.pick < 2,
+                egui::DragValue::new(&mut f.count).range(1..=100_000),
+            );
+            ui.radio_value(&mut f.pick, 2, "folder");
+            ui.add_enabled(
+                f.pick == 2,
+                egui::TextEdit::singleline(&mut f.folder).hint_text("/photos/site-a"),
+            );
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label("to");
+            for m in self
+                .snapshot
+                .members
+                .iter()
+                .filter(|m| m.role == Role::Annotator)
+            {
+                let mut on = f.chosen.contains(&m.name);
+                if ui.checkbox(&mut on, &m.name).changed() {
+                    if on {
+                        f.chosen.insert(m.name.clone());
+                    } else {
+                        f.chosen.remove(&m.name);
+                    }
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("lease hours");
+            ui.add(egui::DragValue::new(&mut f.lease_hours).range(0.25..=720.0));
+            ui.label("double share");
+            ui.add(egui::Slider::new(&mut f.double, 0.0..=1.0));
+            ui.label("honeypots each");
+            ui.add(egui::DragValue::new(&mut f.honeypots).range(0..=50));
+        });
+        let ready = !f.chosen.is_empty() && !f.name.trim().is_empty();
+        if ui
+            .add_enabled(ready, egui::Button::new("Create batch"))
+            .clicked()
+        {
+            let spec = BatchSpec {
+                name: f.name.trim().to_owned(),
+                selection: match f.pick {
+                    0 => Selection::Count(f.count),
+                    1 => Selection::Random {
+                        count: f.count,
+                        seed: now_ms() as u64,
+                    },
+                    _ => Selection::Folder(f.folder.trim().to_owned()),
+                },
+                annotators: f.chosen.iter().cloned().collect(),
+                lease_ms: (f.lease_hours * 3_600_000.0) as i64,
+                double_share: f.double,
+                honeypots_per_annotator: f.honeypots,
+                seed: now_ms() as u64,
+            };
+            self.send(Request::Batch(spec));
         }
     }
 
@@ -605,6 +843,57 @@ fn sync_loop(
                 Some(Request::Pin { image, x, y, text }) => s
                     .pin_comment(&member, &image, x, y, &text, now)
                     .map(|_| Some(format!("comment pinned on {}", image.short()))),
+                Some(Request::Batch(spec)) => s.create_batch(&member, &spec, now).map(|b| {
+                    Some(format!(
+                        "batch {}: {} image(s), {} double, {} honeypot(s)",
+                        b.id, b.images, b.doubles, b.honeypots
+                    ))
+                }),
+                Some(Request::Reclaim) => s
+                    .reclaim_expired(&member, now)
+                    .map(|freed| Some(format!("{} item(s) freed", freed.len()))),
+                Some(Request::Reassign { image, to }) => {
+                    let from = s
+                        .assignments_for(&image)
+                        .ok()
+                        .and_then(|all| all.into_iter().find(|a| a.kind == "primary"))
+                        .and_then(|a| a.annotator)
+                        .unwrap_or_default();
+                    s.reassign(&member, &image, &from, &to, now)
+                        .map(|()| Some(format!("{} is {to}'s now", image.short())))
+                }
+                Some(Request::Verdict {
+                    image,
+                    kind,
+                    item,
+                    accepted,
+                    reason,
+                    note,
+                }) => {
+                    let annotator = s
+                        .assignments_for(&image)
+                        .ok()
+                        .and_then(|all| all.into_iter().find(|a| a.kind == "primary"))
+                        .and_then(|a| a.annotator)
+                        .unwrap_or_default();
+                    s.review_item(
+                        &member,
+                        &image,
+                        &annotator,
+                        kind,
+                        &item,
+                        accepted,
+                        reason.as_deref(),
+                        &note,
+                        now,
+                    )
+                    .map(|()| {
+                        Some(format!(
+                            "{kind} {}",
+                            if accepted { "accepted" } else { "rejected" }
+                        ))
+                    })
+                }
                 Some(Request::SyncNow) | None => Ok(None),
             };
             match done {
@@ -640,6 +929,31 @@ fn sync_loop(
                         {
                             snap.diffs.insert((a.image.clone(), who.clone()), lines);
                         }
+                    }
+                }
+                if snap.role == Some(Role::Lead) {
+                    snap.members = s.members().unwrap_or_default();
+                    snap.progress = s.progress(now_ms()).unwrap_or_default();
+                }
+                for a in snap.mine.iter().filter(|a| a.state == WorkState::Rejected) {
+                    if let Ok(v) = s.item_verdicts(&a.image, &member) {
+                        let lines: Vec<String> = v
+                            .iter()
+                            .filter(|(_, v)| !v.accepted)
+                            .map(|((kind, id), v)| {
+                                format!(
+                                    "{kind} {}: {}{}",
+                                    id.get(..8).unwrap_or(id),
+                                    v.reason.clone().unwrap_or_default(),
+                                    if v.note.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(" ({})", v.note)
+                                    }
+                                )
+                            })
+                            .collect();
+                        snap.verdicts.insert(a.image.clone(), lines);
                     }
                 }
                 for c in s.all_comments().unwrap_or_default() {

@@ -327,7 +327,7 @@ impl TeamClient {
 
     fn pull(&mut self, server: &TeamServer, report: &mut SyncReport) -> Result<(), TeamError> {
         let cursor = self.cursor("pull_cursor")?;
-        let (changed, next) = server.changes(&self.member, cursor)?;
+        let (changed, next) = server.changes(&self.member, &self.client_id, cursor)?;
         let categories = server.categories()?;
         let mut targets: BTreeMap<ImageId, String> = Lite(self.store.conn())
             .rows(

@@ -68,6 +68,7 @@ pub const TEAM_TABLES: &str = r#"
         image_id TEXT NOT NULL,
         layer TEXT NOT NULL,
         actor TEXT NOT NULL,
+        client TEXT,
         at_ms BIGINT NOT NULL
     );
     CREATE TABLE sync_log (
@@ -876,7 +877,8 @@ impl TeamServer {
                     db.exec("RELEASE SAVEPOINT edit", &[])?;
                     log(db, "applied", "", &layer)?;
                     if let Some(image) = &image {
-                        log_change(db, image, &layer, actor, now)?;
+                        let client = op_key.split(':').next();
+                        log_change_from(db, image, &layer, actor, client, now)?;
                     }
                     Ok(PushOutcome::Applied)
                 }
@@ -898,9 +900,13 @@ impl TeamServer {
 
     /// Images changed by others after `cursor` that `member` should fetch (with the layer
     /// they live in for this member), and the new cursor.
+    ///
+    /// Changes this client pushed itself are left out (it has them); everything else counts,
+    /// including this member's work from another machine or the command line.
     pub fn changes(
         &self,
         member: &str,
+        client: &str,
         cursor: i64,
     ) -> Result<(Vec<(ImageId, String)>, i64), TeamError> {
         let role = self.role_of(member)?;
@@ -910,14 +916,14 @@ impl TeamServer {
                 db.rows(
                     "SELECT DISTINCT c.image_id, c.layer FROM changes c JOIN assignments a \
                      ON a.image_id = c.image_id AND a.layer = c.layer AND a.annotator = ?1 \
-                     WHERE c.seq > ?2 AND c.seq <= ?3 AND c.actor <> ?1 ORDER BY c.image_id",
-                    vals![member, cursor, last],
+                     WHERE c.seq > ?2 AND c.seq <= ?3 AND (c.client IS NULL OR c.client <> ?4) ORDER BY c.image_id",
+                    vals![member, cursor, last, client],
                 )?
             } else {
                 db.rows(
                     "SELECT DISTINCT image_id, layer FROM changes WHERE seq > ?1 AND seq <= ?2 \
-                     AND layer = 'main' AND actor <> ?3 ORDER BY image_id",
-                    vals![cursor, last, member],
+                     AND layer = 'main' AND (client IS NULL OR client <> ?3) ORDER BY image_id",
+                    vals![cursor, last, client],
                 )?
             };
             Ok((rows, last))
@@ -1326,9 +1332,21 @@ fn log_change(
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    log_change_from(db, image, layer, actor, None, now)
+}
+
+/// Log a change; `client` names the client whose push it was (that client has it already).
+fn log_change_from(
+    db: &mut dyn Db,
+    image: &ImageId,
+    layer: &str,
+    actor: &str,
+    client: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     db.exec(
-        "INSERT INTO public.changes (image_id, layer, actor, at_ms) VALUES (?1, ?2, ?3, ?4)",
-        vals![image.as_str(), layer, actor, now],
+        "INSERT INTO public.changes (image_id, layer, actor, client, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        vals![image.as_str(), layer, actor, client, now],
     )?;
     Ok(())
 }
