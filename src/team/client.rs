@@ -16,7 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::server::{PushOutcome, TeamError, TeamServer, command_image};
-use super::state::{ImageState, diff};
+use super::state::{ImageState, diff, to_server_state};
 use crate::dataset::ImageId;
 use crate::store::rows::{self, journal_append_from};
 use crate::store::sql::{Db, Lite, vals};
@@ -377,20 +377,7 @@ impl TeamClient {
                     report.waiting += 1;
                     continue;
                 }
-                let mine = read_local(&mut db, id)?;
-                let commands = match (theirs, &mine) {
-                    (Some(t), _) => diff(mine.as_ref(), t),
-                    (None, Some(m)) => vec![Command::RemoveImage {
-                        image: m.image.clone(),
-                        regions: m.regions.clone(),
-                        questions: m.questions.clone(),
-                    }],
-                    (None, None) => Vec::new(),
-                };
-                for command in &commands {
-                    rows::execute(&mut db, command)?;
-                    journal_append_from(&mut db, &member, JournalAction::Edit, None, command, None, "server")?;
-                }
+                take_server_state(&mut db, &member, id, theirs.as_ref())?;
                 db.exec("DELETE FROM team_stale WHERE image_id = ?1", vals![id.as_str()])?;
                 report.pulled_images += 1;
             }
@@ -424,28 +411,7 @@ impl TeamClient {
                 let member = self.member.clone();
                 self.store.in_tx(|tx| {
                     let mut db = Lite(tx);
-                    let mine = read_local(&mut db, image)?;
-                    let commands = match (&theirs, &mine) {
-                        (Some(t), _) => diff(mine.as_ref(), t),
-                        (None, Some(m)) => vec![Command::RemoveImage {
-                            image: m.image.clone(),
-                            regions: m.regions.clone(),
-                            questions: m.questions.clone(),
-                        }],
-                        (None, None) => Vec::new(),
-                    };
-                    for command in &commands {
-                        rows::execute(&mut db, command)?;
-                        journal_append_from(
-                            &mut db,
-                            &member,
-                            JournalAction::Edit,
-                            None,
-                            command,
-                            None,
-                            "server",
-                        )?;
-                    }
+                    take_server_state(&mut db, &member, image, theirs.as_ref())?;
                     Ok(())
                 })?;
                 report.pulled_images += 1;
@@ -512,14 +478,31 @@ impl TeamClient {
 }
 
 fn read_local(db: &mut dyn Db, id: &ImageId) -> Result<Option<ImageState>, StoreError> {
-    let Some(image) = rows::read_image(db, id)? else {
-        return Ok(None);
-    };
-    Ok(Some(ImageState {
-        regions: rows::read_regions(db, id)?,
-        questions: rows::read_questions(db, id)?,
-        image,
-    }))
+    ImageState::read_in(db, id)
+}
+
+/// Bring the local copy of an image to the server's state, journaled as the server's (never
+/// sent back).
+fn take_server_state(
+    db: &mut dyn Db,
+    member: &str,
+    id: &ImageId,
+    theirs: Option<&ImageState>,
+) -> Result<(), StoreError> {
+    let mine = read_local(db, id)?;
+    for command in &to_server_state(mine.as_ref(), theirs) {
+        rows::execute(db, command)?;
+        journal_append_from(
+            db,
+            member,
+            JournalAction::Edit,
+            None,
+            command,
+            None,
+            "server",
+        )?;
+    }
+    Ok(())
 }
 
 fn record_conflict(

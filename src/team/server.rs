@@ -313,14 +313,7 @@ pub fn command_image(command: &Command) -> Option<&ImageId> {
 }
 
 fn read_state(db: &mut dyn Db, id: &ImageId) -> Result<Option<ImageState>, StoreError> {
-    let Some(image) = rows::read_image(db, id)? else {
-        return Ok(None);
-    };
-    Ok(Some(ImageState {
-        regions: rows::read_regions(db, id)?,
-        questions: rows::read_questions(db, id)?,
-        image,
-    }))
+    ImageState::read_in(db, id)
 }
 
 fn assignment_from_row(row: &crate::store::sql::Row) -> Result<Assignment, TeamError> {
@@ -736,38 +729,27 @@ impl TeamServer {
 
     /// Every assignment of `annotator` (the lead's view and the annotator's own list).
     pub fn assignments_of(&self, annotator: &str) -> Result<Vec<Assignment>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                &format!(
-                    "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE annotator = ?1 ORDER BY id"
-                ),
-                vals![annotator],
-            )
-        })?;
-        rows.iter().map(assignment_from_row).collect()
+        self.assignments_where("annotator = ?1", vals![annotator])
     }
 
     /// Every assignment of an image.
     pub fn assignments_for(&self, image: &ImageId) -> Result<Vec<Assignment>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                &format!(
-                    "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE image_id = ?1 ORDER BY id"
-                ),
-                vals![image.as_str()],
-            )
-        })?;
-        rows.iter().map(assignment_from_row).collect()
+        self.assignments_where("image_id = ?1", vals![image.as_str()])
     }
 
     /// Every assignment.
     pub fn all_assignments(&self) -> Result<Vec<Assignment>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments ORDER BY id"),
-                &[],
-            )
-        })?;
+        self.assignments_where("TRUE", &[])
+    }
+
+    fn assignments_where(
+        &self,
+        condition: &str,
+        params: &[crate::store::sql::Val],
+    ) -> Result<Vec<Assignment>, TeamError> {
+        let sql =
+            format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE {condition} ORDER BY id");
+        let rows = self.store.read(|db| db.rows(&sql, params))?;
         rows.iter().map(assignment_from_row).collect()
     }
 

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ImageId, ImageRecord, Question, QuestionId, Region, RegionId};
+use crate::store::rows;
+use crate::store::sql::Db;
 use crate::store::{Command, Store, StoreError};
 
 /// An image with its boxes and questions.
@@ -29,6 +31,18 @@ impl ImageState {
         Ok(Some(Self {
             regions: store.regions(id)?,
             questions: store.questions(id)?,
+            image,
+        }))
+    }
+
+    /// Read an image's state inside a transaction of either backend.
+    pub fn read_in(db: &mut dyn Db, id: &ImageId) -> Result<Option<Self>, StoreError> {
+        let Some(image) = rows::read_image(db, id)? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            regions: rows::read_regions(db, id)?,
+            questions: rows::read_questions(db, id)?,
             image,
         }))
     }
@@ -116,6 +130,20 @@ pub fn diff(from: Option<&ImageState>, to: &ImageState) -> Vec<Command> {
         });
     }
     out
+}
+
+/// The commands that take what is here (`mine`) to the server's state (`theirs`; none when the
+/// image is gone there).
+pub fn to_server_state(mine: Option<&ImageState>, theirs: Option<&ImageState>) -> Vec<Command> {
+    match (theirs, mine) {
+        (Some(t), _) => diff(mine, t),
+        (None, Some(m)) => vec![Command::RemoveImage {
+            image: m.image.clone(),
+            regions: m.regions.clone(),
+            questions: m.questions.clone(),
+        }],
+        (None, None) => Vec::new(),
+    }
 }
 
 /// The change from `from` to `to` in words, one line per box or question.
