@@ -135,6 +135,8 @@ pub struct TeamPanel {
     tx: Option<Sender<Request>>,
     rx: Option<Receiver<Snapshot>>,
     pub snapshot: Snapshot,
+    /// This member's work state per image, from the snapshot (looked up per list row).
+    work: BTreeMap<ImageId, WorkState>,
     tab: Tab,
     reason: usize,
     note: String,
@@ -191,6 +193,10 @@ impl TeamPanel {
                     s.message = self.snapshot.message.take();
                 }
                 self.snapshot = s;
+                self.work.clear();
+                for a in &self.snapshot.mine {
+                    self.work.entry(a.image.clone()).or_insert(a.state);
+                }
             }
         }
         pulled
@@ -219,11 +225,9 @@ impl TeamPanel {
             .copied()
             .unwrap_or(SyncState::Synced);
         let work = self
-            .snapshot
-            .mine
-            .iter()
-            .find(|a| &a.image == image)
-            .map(|a| format!(" · {}", a.state.as_str().replace('_', " ")))
+            .work
+            .get(image)
+            .map(|s| format!(" · {}", s.as_str().replace('_', " ")))
             .unwrap_or_default();
         Some((
             format!("{}{work}", sync.title()),
@@ -236,11 +240,11 @@ impl TeamPanel {
         if self.snapshot.role != Some(Role::Annotator) {
             return None;
         }
-        let a = self.snapshot.mine.iter().find(|a| &a.image == image)?;
-        (!a.state.editable_by_annotator()).then(|| {
+        let state = *self.work.get(image)?;
+        (!state.editable_by_annotator()).then(|| {
             format!(
                 "this image is {} and read-only for you until its review ends",
-                a.state.as_str().replace('_', " ")
+                state.as_str().replace('_', " ")
             )
         })
     }
@@ -774,7 +778,6 @@ impl TeamPanel {
                     ui.end_row();
                 }
             });
-        let csv = report.to_csv();
         let (mut refresh, mut export) = (false, false);
         ui.horizontal(|ui| {
             refresh = ui.button("Refresh").clicked();
@@ -793,6 +796,12 @@ impl TeamPanel {
                 .map(Path::to_owned)
                 .unwrap_or_else(std::env::temp_dir);
             let path = dir.join(format!("team-report-{}.csv", now_ms()));
+            let csv = self
+                .snapshot
+                .report
+                .as_ref()
+                .map(TeamReport::to_csv)
+                .unwrap_or_default();
             self.csv_message = Some(match std::fs::write(&path, csv) {
                 Ok(()) => format!("wrote {}", path.display()),
                 Err(e) => format!("could not write {}: {e}", path.display()),
