@@ -1214,28 +1214,46 @@ fn run_takes_an_image_file_outside_the_project() {
     assert!(h.state().run.file_image.is_none());
 }
 
+/// A team on a throwaway PostgreSQL: lead "lea", annotator "ann" and `other`; plus the state
+/// of a one-image project's image (with a real file) for the test to put on the server.
+fn team_with_an_image(
+    root: &std::path::Path,
+    other: (&str, thyme_studio::team::review::Role),
+) -> (
+    thyme_studio::team::cluster::LocalCluster,
+    String,
+    thyme_studio::team::server::TeamServer,
+    thyme_studio::team::state::ImageState,
+) {
+    use thyme_studio::store::Store;
+    use thyme_studio::team::review::Role;
+    let solo = one_image_project(root);
+    let cluster = thyme_studio::team::cluster::LocalCluster::start_new(false)
+        .expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("team").unwrap();
+    let server = thyme_studio::team::server::TeamServer::init(&url, "lea", 0).unwrap();
+    server.add_member("ann", Role::Annotator, 0).unwrap();
+    server.add_member(other.0, other.1, 0).unwrap();
+    let local = thyme_studio::store::SqliteStore::open(&solo).unwrap();
+    let image = local.images().unwrap().remove(0);
+    let state = thyme_studio::team::state::ImageState::read(&local, &image.id)
+        .unwrap()
+        .unwrap();
+    (cluster, url, server, state)
+}
+
 #[test]
 fn a_team_project_syncs_in_the_background_and_a_conflict_is_settled_in_the_team_window() {
     use thyme_studio::dataset::{ImageRecord, Region};
     use thyme_studio::geometry::ImageRect;
     use thyme_studio::store::{Command, Store};
     use thyme_studio::team::client::TeamClient;
-    use thyme_studio::team::cluster::LocalCluster;
     use thyme_studio::team::review::{Role, WorkState};
-    use thyme_studio::team::server::{BatchSpec, Selection, TeamServer};
-    use thyme_studio::team::state::ImageState;
+    use thyme_studio::team::server::{BatchSpec, Selection};
 
     let root = tempfile::tempdir().unwrap();
-    let solo = one_image_project(root.path());
-    let cluster =
-        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
-    let url = cluster.create_database("team").unwrap();
-    let server = TeamServer::init(&url, "lea", 0).unwrap();
-    server.add_member("ann", Role::Annotator, 0).unwrap();
-    server.add_member("rev", Role::Reviewer, 0).unwrap();
-    let local = thyme_studio::store::SqliteStore::open(&solo).unwrap();
-    let image: ImageRecord = local.images().unwrap().remove(0);
-    let state = ImageState::read(&local, &image.id).unwrap().unwrap();
+    let (_cluster, url, server, state) = team_with_an_image(root.path(), ("rev", Role::Reviewer));
+    let image: ImageRecord = state.image.clone();
     server.add_images("lea", &[state], 0).unwrap();
     server
         .create_batch(
@@ -1343,22 +1361,12 @@ fn a_lead_deals_a_batch_and_a_reviewer_verdict_on_a_box_reaches_the_server_from_
     use thyme_studio::geometry::ImageRect;
     use thyme_studio::store::Store;
     use thyme_studio::team::client::TeamClient;
-    use thyme_studio::team::cluster::LocalCluster;
     use thyme_studio::team::review::Role;
-    use thyme_studio::team::server::TeamServer;
-    use thyme_studio::team::state::ImageState;
 
     let root = tempfile::tempdir().unwrap();
-    let solo = one_image_project(root.path());
-    let cluster =
-        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
-    let url = cluster.create_database("team").unwrap();
-    let server = TeamServer::init(&url, "lea", 0).unwrap();
-    server.add_member("ann", Role::Annotator, 0).unwrap();
-    server.add_member("bob", Role::Annotator, 0).unwrap();
-    let local = thyme_studio::store::SqliteStore::open(&solo).unwrap();
-    let image = local.images().unwrap().remove(0);
-    let mut state = ImageState::read(&local, &image.id).unwrap().unwrap();
+    let (_cluster, url, server, mut state) =
+        team_with_an_image(root.path(), ("bob", Role::Annotator));
+    let image = state.image.clone();
     let sign = Region::new(
         image.id.clone(),
         ImageRect::new(200.0, 200.0, 260.0, 240.0),

@@ -1148,12 +1148,23 @@ impl TeamServer {
 
     /// Every pinned comment of the project, by image then time.
     pub fn all_comments(&self) -> Result<Vec<PinnedComment>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                "SELECT id, image_id, x, y, text, author, at_ms FROM comments ORDER BY image_id, id",
-                &[],
-            )
-        })?;
+        self.comments_where("TRUE", &[])
+    }
+
+    /// The comments pinned on one image, oldest first.
+    pub fn comments(&self, image: &ImageId) -> Result<Vec<PinnedComment>, TeamError> {
+        self.comments_where("image_id = ?1", vals![image.as_str()])
+    }
+
+    fn comments_where(
+        &self,
+        condition: &str,
+        params: &[crate::store::sql::Val],
+    ) -> Result<Vec<PinnedComment>, TeamError> {
+        let sql = format!(
+            "SELECT id, image_id, x, y, text, author, at_ms FROM comments WHERE {condition} ORDER BY image_id, id"
+        );
+        let rows = self.store.read(|db| db.rows(&sql, params))?;
         rows.iter()
             .map(|r| {
                 let image = r.text(1)?;
@@ -1161,28 +1172,6 @@ impl TeamServer {
                     id: r.int(0)?,
                     image: ImageId::parse(&image)
                         .ok_or_else(|| TeamError::Corrupt(format!("bad image id '{image}'")))?,
-                    x: r.real(2)?,
-                    y: r.real(3)?,
-                    text: r.text(4)?,
-                    author: r.text(5)?,
-                    at_ms: r.int(6)?,
-                })
-            })
-            .collect()
-    }
-
-    pub fn comments(&self, image: &ImageId) -> Result<Vec<PinnedComment>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                "SELECT id, image_id, x, y, text, author, at_ms FROM comments WHERE image_id = ?1 ORDER BY id",
-                vals![image.as_str()],
-            )
-        })?;
-        rows.iter()
-            .map(|r| {
-                Ok(PinnedComment {
-                    id: r.int(0)?,
-                    image: image.clone(),
                     x: r.real(2)?,
                     y: r.real(3)?,
                     text: r.text(4)?,
