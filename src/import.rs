@@ -203,6 +203,7 @@ pub fn probe_image(path: &Path, budget: PixelBudget) -> Result<ImageRecord, (Ski
             bytes,
             added_at_ms: now_ms(),
             status: Default::default(),
+            review: None,
         }),
         Checked::Skip(reason, message) => Err((reason, message)),
     }
@@ -295,6 +296,7 @@ fn add_image(
         bytes,
         added_at_ms: now_ms(),
         status: Default::default(),
+        review: None,
     };
     store.apply(
         &options.actor,

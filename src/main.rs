@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+mod cli;
 mod model_cli;
 mod team_cli;
 
@@ -81,7 +82,8 @@ enum Cmd {
         /// Multiple-choice solutions as letters (A, B, ...) or as the option's text.
         #[arg(long, default_value = "letters", value_parser = ["letters", "text"])]
         choices: String,
-        /// Only questions accepted in review.
+        /// Only images accepted in review, with their items that are not rejected (rejected
+        /// items never go out, with or without this).
         #[arg(long)]
         accepted_only: bool,
         /// Only these question categories (repeatable).
@@ -99,6 +101,19 @@ enum Cmd {
         /// A prompt profile (TOML) for thyme-rl; default: the built-in one.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Take the system prompt from this text file, byte for byte (e.g. a Thyme checkout's
+        /// scripts/prompt.txt).
+        #[arg(long)]
+        system_prompt_file: Option<PathBuf>,
+        /// Split by image into named parts, stratified by category: train=0.8,val=0.1,test=0.1.
+        #[arg(long)]
+        split: Option<String>,
+        /// The seed of the split.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the manifest the export would write, and write nothing.
+        #[arg(long)]
+        manifest_only: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -129,6 +144,8 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Verdicts: list them, or accept, reject or withdraw one on an image, box or question.
+    Review(cli::review::ReviewCommand),
     /// Count images, boxes and questions of a project.
     Stats {
         file: PathBuf,
@@ -355,6 +372,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Cmd::Model { which }) => model_cli::model(which).map_err(Failure::User),
         Some(Cmd::Team { which }) => team_cli::team(which).map_err(Failure::User),
         Some(Cmd::Run(args)) => run_agent(*args),
+        Some(Cmd::Review(cmd)) => cmd.run().map_err(Failure::User),
         Some(Cmd::New { file }) => {
             SqliteStore::create(&file)?;
             println!("created {}", file.display());
@@ -378,6 +396,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             folder,
             allow_large_boxes,
             profile,
+            system_prompt_file,
+            split,
+            seed,
+            manifest_only,
             json,
         }) => {
             use thyme_studio::exchange::{ChoiceStyle, ExportOptions, Filter};
@@ -399,6 +421,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(p) = profile {
                 options.profile = thyme_studio::agent::PromptProfile::load(&p)
                     .map_err(|e| Failure::User(e.into()))?;
+            }
+            if let Some(f) = system_prompt_file {
+                options.profile = options
+                    .profile
+                    .with_system_file(&f)
+                    .map_err(|e| Failure::User(e.into()))?;
+            }
+            if let Some(spec) = split {
+                options.split = Some(
+                    thyme_studio::exchange::SplitSpec::parse(&spec, seed)
+                        .map_err(|e| Failure::User(e.into()))?,
+                );
+            }
+            if manifest_only {
+                let manifest = thyme_studio::exchange::manifest_only(&store, &options, &out)
+                    .map_err(exchange_failure)?;
+                println!("{manifest}");
+                return Ok(());
             }
             let bar = progress_bar();
             let started = Instant::now();
@@ -672,6 +712,10 @@ struct RunArgs {
     /// A prompt profile (TOML).
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// Take the system prompt from this text file, byte for byte (e.g. a Thyme checkout's
+    /// scripts/prompt.txt).
+    #[arg(long)]
+    system_prompt_file: Option<PathBuf>,
     /// Where the run's folder (its steps' images) goes; default: the app's data folder.
     #[arg(long)]
     runs: Option<PathBuf>,
@@ -812,10 +856,15 @@ fn run_agent(a: RunArgs) -> Result<(), Failure> {
         },
         ..Settings::default()
     };
-    let profile = match &a.profile {
+    let mut profile = match &a.profile {
         Some(p) => PromptProfile::load(p).map_err(|e| Failure::User(e.into()))?,
         None => PromptProfile::default(),
     };
+    if let Some(f) = &a.system_prompt_file {
+        profile = profile
+            .with_system_file(f)
+            .map_err(|e| Failure::User(e.into()))?;
+    }
     let dirs = thyme_studio::paths::AppDirs::for_user();
     let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)
         .map_err(|e| Failure::Internal(e.into()))?;

@@ -30,6 +30,14 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.range(0, items.len() as u32) as usize]
     }
+
+    /// Shuffle in place (Fisher-Yates): the same seed gives the same order everywhere.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 /// SplitMix64's finaliser: a good 64-bit hash of one number.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Subcommand;
-use thyme_studio::dataset::ImageId;
+use thyme_studio::dataset::{ImageId, QuestionId, RegionId, Review, ReviewTarget};
 use thyme_studio::store::{SqliteStore, Store, now_ms};
 use thyme_studio::team::client::{Resolution, TeamClient};
 use thyme_studio::team::cluster::LocalCluster;
@@ -250,6 +250,7 @@ fn parse_action(
         "open" => ReviewAction::Open,
         "accept" => ReviewAction::Accept,
         "reopen" => ReviewAction::Reopen,
+        "withdraw" => ReviewAction::Withdraw,
         "reject" => ReviewAction::Reject {
             reason: reason.ok_or_else(|| {
                 anyhow!(
@@ -260,7 +261,7 @@ fn parse_action(
             note,
         },
         other => bail!(
-            "'{other}' is not a review action (start, submit, fix, open, accept, reject, reopen)"
+            "'{other}' is not a review action (start, submit, fix, open, accept, reject, reopen, withdraw)"
         ),
     })
 }
@@ -462,22 +463,25 @@ pub fn team(cmd: TeamCmd) -> anyhow::Result<()> {
         } => {
             let server = TeamServer::open(&url)?;
             let id = find_image(&server, &image)?;
-            let (kind, item) = match (r#box, question) {
-                (Some(b), None) => ("box", b),
-                (None, Some(q)) => ("question", q),
+            let parse = |s: &str| {
+                uuid::Uuid::parse_str(s).map_err(|e| anyhow!("'{s}' is not an item id: {e}"))
+            };
+            let (kind, item, target) = match (r#box, question) {
+                (Some(b), None) => {
+                    let t = ReviewTarget::Region(RegionId(parse(&b)?));
+                    ("box", b, t)
+                }
+                (None, Some(q)) => {
+                    let t = ReviewTarget::Question(QuestionId(parse(&q)?));
+                    ("question", q, t)
+                }
                 _ => bail!("name the item with --box ID or --question ID"),
             };
-            server.review_item(
-                &reviewer,
-                &id,
-                &annotator,
-                kind,
-                &item,
-                reject.is_none(),
-                reject.as_deref(),
-                &note,
-                now,
-            )?;
+            let verdict = match &reject {
+                None => Review::accepted(&reviewer, &note, now),
+                Some(reason) => Review::rejected(&reviewer, reason, &note, now)?,
+            };
+            server.review_item(&reviewer, &id, &annotator, &target, Some(verdict), now)?;
             println!(
                 "{kind} {item}: {}",
                 if reject.is_none() {

@@ -350,3 +350,67 @@ fn the_run_command_prints_the_steps_and_writes_the_trace() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// A policy that keeps every request it is asked and answers at once.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<thyme_studio::agent::policy::Request>>>);
+
+impl thyme_studio::agent::Policy for Recorder {
+    fn name(&self) -> String {
+        "recorder".into()
+    }
+
+    fn generate(
+        &mut self,
+        request: &thyme_studio::agent::policy::Request,
+        _on_text: &mut dyn FnMut(&str),
+        _cancel: &AtomicBool,
+    ) -> Result<thyme_studio::agent::policy::Segment, thyme_studio::agent::policy::PolicyError>
+    {
+        self.0.lock().unwrap().push(request.clone());
+        Ok(thyme_studio::agent::policy::Segment {
+            text: ANSWER.into(),
+            stop: Some("</answer>".into()),
+            tokens: None,
+            ms: 0.0,
+        })
+    }
+}
+
+#[test]
+fn a_system_prompt_file_is_sent_byte_for_byte_and_its_hash_is_in_the_trace() {
+    let f = fixture();
+    // Our own words in the shape of a prompt file: leading spaces, inner blank lines,
+    // indented bullets, no newline at the end.
+    let prompt = f.image.with_file_name("prompt.txt");
+    let text = "You are careful.\n\nLook closer with code:\n    * wrap it as <code>\n    ```python\n    # code\n    ```\n    </code>\n    * print the path you saved.";
+    std::fs::write(&prompt, text).unwrap();
+    let profile = PromptProfile::default().with_system_file(&prompt).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut agent = Agent::new(
+        Box::new(Recorder(seen.clone())),
+        Sandbox::start(f.cfg.clone()).unwrap(),
+        profile,
+        Settings::default(),
+        Task {
+            image: f.image.clone(),
+            size: ImageSize::new(2496, 1392),
+            question: "What is written on the sign?".into(),
+            ground_truth: None,
+        },
+    );
+    agent.run_to_end(&no());
+    let first = seen.lock().unwrap()[0].clone();
+    assert_eq!(first.system.as_bytes(), text.as_bytes());
+    let expected_user = format!(
+        "<image>\nWhat is written on the sign?\n\n### User Image Path:** \"{}\"\n### User Image Size:** \"2496x1392\"\n\n### **Output Format (strict adherence required):**\n\n<think>Your detailed reasoning process, including any code, should go here.</think>\n<answer>Your final answer to the user's question goes here.</answer>\n",
+        f.image.display()
+    );
+    assert_eq!(first.user, expected_user);
+    assert_eq!(first.images, vec![f.image.clone()]);
+    let trace = agent.close();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    assert_eq!(
+        trace.run.system_prompt_sha256.as_deref(),
+        Some(sha.as_str())
+    );
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::atomic::AtomicBool;
 
-use thyme_studio::dataset::{Answer, Question, Region, ReviewStatus};
+use thyme_studio::dataset::{Answer, Question, Region, Review};
 use thyme_studio::exchange::{
     ExportOptions, Filter, Format, ImportFormat, ImportSettings, PathMode, export, import_file,
 };
@@ -83,7 +83,7 @@ fn project(dir: &Path) -> PathBuf {
     );
     let mut accepted = store.questions(&image.id).unwrap().remove(0);
     let before = accepted.clone();
-    accepted.status = ReviewStatus::Accepted;
+    accepted.review = Some(Review::accepted("reviewer", "", 1));
     store
         .apply_all(
             "reviewer",
@@ -196,14 +196,31 @@ fn thyme_rl_lines_have_what_the_trainer_reads() {
     assert!(user.contains("\nOptions:\nA. "), "{user}");
     let solution = choice["solution"].as_str().unwrap();
     assert!(solution.len() == 1 && solution.chars().all(|c| c.is_ascii_uppercase()));
-    // Only accepted items.
+    // Only accepted images: an accepted question on an image nobody accepted is not enough.
     let mut accepted = ExportOptions::new(Format::ThymeRl);
     accepted.filter = Filter {
         accepted_only: true,
         ..Filter::default()
     };
     let report = run_export(&p, &accepted, &dir.path().join("accepted.jsonl"));
-    assert_eq!(report.questions, 1);
+    assert_eq!(report.questions, 0);
+    // Accept the first image: its valid questions go out (not the one about the large box,
+    // not the invalid one).
+    let mut store = SqliteStore::open(&p).unwrap();
+    let image = store.images().unwrap().remove(0);
+    let on_it = store.questions(&image.id).unwrap().len() as u64;
+    let shown = thyme_studio::team::state::ImageState::read(&store, &image.id)
+        .unwrap()
+        .unwrap();
+    let accept = thyme_studio::annotate::review::review_command(
+        &shown,
+        thyme_studio::dataset::ReviewTarget::Image(image.id.clone()),
+        Some(Review::accepted("lead", "", 2)),
+    )
+    .unwrap();
+    store.apply("lead", accept).unwrap();
+    let report = run_export(&p, &accepted, &dir.path().join("accepted2.jsonl"));
+    assert_eq!(report.questions, on_it - 2);
 }
 
 #[test]

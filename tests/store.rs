@@ -15,6 +15,7 @@ fn image(name: &str, w: u32, h: u32) -> ImageRecord {
         bytes: 100,
         added_at_ms: 1,
         status: Default::default(),
+        review: None,
     }
 }
 
@@ -470,12 +471,17 @@ fn an_older_project_is_migrated_forward_and_keeps_its_data() {
         conn.execute_batch(
             "ALTER TABLE images DROP COLUMN status; ALTER TABLE images DROP COLUMN revision; \
              ALTER TABLE regions DROP COLUMN revision; ALTER TABLE questions DROP COLUMN revision; \
-             ALTER TABLE journal DROP COLUMN origin; UPDATE schema_version SET version = 1;",
+             ALTER TABLE journal DROP COLUMN origin; ALTER TABLE images DROP COLUMN review; \
+             ALTER TABLE regions DROP COLUMN review; ALTER TABLE questions DROP COLUMN review; \
+             ALTER TABLE journal DROP COLUMN visit; UPDATE schema_version SET version = 1;",
         )
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(
+        store.schema_version().unwrap(),
+        thyme_studio::store::schema_version()
+    );
     let images = store.images().unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].status, thyme_studio::dataset::ImageStatus::Todo);

@@ -22,6 +22,7 @@ fn the_image() -> ImageRecord {
         bytes: 1,
         added_at_ms: 0,
         status: Default::default(),
+        review: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn image(name: &str) -> ImageRecord {
         bytes: 100,
         added_at_ms: 1,
         status: Default::default(),
+        review: None,
     }
 }
 
@@ -357,11 +358,8 @@ fn review_moves_an_item_through_its_states_and_accepted_work_is_read_only() {
         "rev",
         &img.id,
         "ann",
-        "box",
-        &r.id.0.to_string(),
-        false,
-        Some("wrong label"),
-        "it barks",
+        &thyme_studio::dataset::ReviewTarget::Region(r.id),
+        Some(thyme_studio::dataset::Review::rejected("rev", "wrong label", "it barks", 8).unwrap()),
         8,
     )
     .unwrap();

@@ -660,14 +660,17 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     let field = text_field(&h, "Question");
     field.focus();
     h.run_steps(1);
-    text_field(&h, "Question").type_text("What is written on the tiny sign?");
+    text_field(&h, "Question").type_text("What is written");
     h.run_steps(1);
-    assert!(
+    // Saved a moment after the last keystroke, while the field still has the keyboard.
+    std::thread::sleep(thyme_studio::app::autosave::QUIET + Duration::from_millis(200));
+    step_until(&mut h, "the typed text saved", |_| {
         questions(&project)
             .iter()
-            .any(|q| q.id == new.id && q.text.is_empty()),
-        "not saved mid-typing"
-    );
+            .any(|q| q.id == new.id && q.text == "What is written")
+    });
+    text_field(&h, "Question").type_text(" on the tiny sign?");
+    h.run_steps(1);
     h.key_press(egui::Key::Escape);
     h.run_steps(2);
     let saved = questions(&project)
@@ -699,6 +702,14 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
         .unwrap();
     assert_eq!(undone.answer.solution(), "");
     assert_eq!(undone.text, "What is written on the tiny sign?");
+    // One more undo takes back the whole visit to the question field (two saves).
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    let undone = questions(&project)
+        .into_iter()
+        .find(|q| q.id == new.id)
+        .unwrap();
+    assert_eq!(undone.text, "");
 }
 
 #[test]
@@ -1418,9 +1429,8 @@ fn a_lead_deals_a_batch_and_a_reviewer_verdict_on_a_box_reaches_the_server_from_
     step_until(&mut h, "the batch message", |h| {
         h.query_by_label_contains("batch 1: 1 image(s)").is_some()
     });
-    // A verdict on the selected box, with the reason picked in the Review tab.
-    h.get_by_label_contains("Review (").click();
-    h.run_steps(2);
+    // A verdict on the selected box, from the Review section of the Annotate panel (the
+    // default reason is the first listed); the sync sends it to the server.
     // Select the box as a click on it would (the canvas's click path has its own tests).
     h.state_mut().editor.selected = Some(sign.id);
     h.run_steps(1);
@@ -1430,6 +1440,6 @@ fn a_lead_deals_a_batch_and_a_reviewer_verdict_on_a_box_reaches_the_server_from_
             .item_verdicts(&image.id, "ann")
             .unwrap()
             .get(&("box".to_owned(), sign.id.0.to_string()))
-            .is_some_and(|v| !v.accepted && v.reason.as_deref() == Some("box too loose"))
+            .is_some_and(|v| v.is_rejected() && v.reason.as_deref() == Some("box too loose"))
     });
 }

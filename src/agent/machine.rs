@@ -136,6 +136,7 @@ impl Agent {
             created_ms: Some(crate::store::now_ms()),
             model: Some(policy.name()),
             profile: Some(profile.name.clone()),
+            system_prompt_sha256: Some(profile.system_sha256()),
             decoding: [
                 (
                     "mode".to_owned(),

@@ -1,7 +1,9 @@
 //! Prompt profiles: the system prompt, the user-turn template with `{question}`,
 //! `{image_path}`, `{width}`, `{height}`, the multiple-choice instruction and the stop
 //! strings. The default is our own wording (assets/profiles/default.toml); a user can load any
-//! TOML file of the same shape, e.g. one holding the upstream Thyme prompt.
+//! TOML file of the same shape, or take the system prompt from a plain text file as it is,
+//! byte for byte (a Thyme checkout's `scripts/prompt.txt`, with which Thyme-RL was trained).
+//! Every export row and trace records the SHA-256 of the system prompt it was made with.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,8 @@ pub enum ProfileError {
     },
     #[error("{path}: not a prompt profile: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{path}: {why}; a system prompt file must be non-empty UTF-8 text")]
+    SystemFile { path: PathBuf, why: String },
     #[error(
         "{path}: the user template lacks {missing} (it must hold {{question}}, {{image_path}}, {{width}} and {{height}})"
     )]
@@ -69,6 +73,38 @@ impl Default for PromptProfile {
 }
 
 impl PromptProfile {
+    /// This profile with its system prompt taken from a text file exactly as it is (no
+    /// trimming, no newline added). A missing, empty or non-UTF-8 file is an error naming it.
+    pub fn with_system_file(mut self, path: &Path) -> Result<Self, ProfileError> {
+        let fail = |why: String| ProfileError::SystemFile {
+            path: path.to_owned(),
+            why,
+        };
+        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(fail("the file is empty".into()));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        self.system = text;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.name = format!("{}+system:{stem}", self.name);
+        Ok(self)
+    }
+
+    /// The SHA-256 of the system prompt's bytes, as 64 hex digits.
+    pub fn system_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.system.as_bytes()))
+    }
+
     /// Read a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
@@ -172,6 +208,46 @@ mod tests {
             q,
             "Question: Which colour?\nOptions:\nA. red\nB. blue\nPlease select the correct answer from the options above."
         );
+    }
+
+    #[test]
+    fn a_system_prompt_file_is_taken_byte_for_byte_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("prompt.txt");
+        let text = "  You look closely.\n\n* Code goes in <code>.\n    indented line";
+        std::fs::write(&f, text).unwrap();
+        let p = PromptProfile::default().with_system_file(&f).unwrap();
+        assert_eq!(p.system, text);
+        assert_eq!(
+            p.system_sha256(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
+        );
+        assert!(p.name.ends_with("+system:prompt"), "{}", p.name);
+    }
+
+    #[test]
+    fn a_missing_empty_or_binary_prompt_file_is_a_one_line_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.txt");
+        let empty = dir.path().join("empty.txt");
+        let binary = dir.path().join("bin.txt");
+        std::fs::write(&empty, " \n").unwrap();
+        std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41]).unwrap();
+        for (f, says) in [
+            (&missing, "No such file"),
+            (&empty, "empty"),
+            (&binary, "UTF-8"),
+        ] {
+            let e = PromptProfile::default()
+                .with_system_file(f)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&f.display().to_string()) && e.contains(says),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -164,7 +164,10 @@ impl ExportWindow {
                         );
                         ui.radio_value(&mut self.choices, ChoiceStyle::Text, "option text");
                     });
-                    ui.checkbox(&mut self.accepted_only, "Only questions accepted in review");
+                    ui.checkbox(
+                        &mut self.accepted_only,
+                        "Only accepted images (without rejected items)",
+                    );
                     ui.checkbox(
                         &mut self.allow_large_boxes,
                         "Keep boxes over 5 % of the image (not small-object targets)",

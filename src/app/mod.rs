@@ -4,6 +4,7 @@
 //! frame, and every job (import, thumbnails, the first-run demo, file dialogs) runs on another
 //! thread and reports through a channel, so the UI thread never waits on disk or compute.
 
+pub mod autosave;
 pub mod dialogs;
 pub mod editor;
 pub mod exchange_window;
@@ -251,6 +252,10 @@ pub struct StudioApp {
     /// The highlighted question as being edited.
     pub draft: Option<crate::dataset::Question>,
     box_panel: BoxPanel,
+    /// The reason and note the review section gives with a rejection.
+    review_form: ui::review_bar::ReviewForm,
+    /// Typed text saved a moment after the last keystroke.
+    autosave: autosave::Autosave,
     pub list_filter: ListFilter,
     /// The model's max_pixels for the model-eye sizes.
     pub max_pixels: u64,
@@ -352,6 +357,8 @@ impl StudioApp {
                 crop_zoom: 2,
                 crop_preview: None,
             },
+            review_form: ui::review_bar::ReviewForm::default(),
+            autosave: autosave::Autosave::default(),
             categories: Vec::new(),
             actor: crate::store::default_actor(),
             saved_edits: 0,
@@ -1083,11 +1090,15 @@ impl StudioApp {
         let mut qa_form = None;
         let mut add_question = false;
         let mut edit = None;
+        let mut review_ask = None;
         if let Some(image) = &selected {
             egui::Panel::right("qa")
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| {
+                    let rows =
+                        review_rows(image, &self.detail, self.editor.selected, self.highlighted);
+                    review_ask = ui::review_bar::review_bar(ui, &mut self.review_form, &rows);
                     if let Some(action) = selected_box_panel(
                         ui,
                         &mut self.box_panel,
@@ -1283,6 +1294,10 @@ impl StudioApp {
         if let Some(action) = qa_form {
             self.run_form(action);
         }
+        if let Some(ask) = review_ask {
+            self.review(ask);
+        }
+        self.autosave_typing(ui.ctx());
         if add_question {
             self.add_question();
         }
@@ -1319,10 +1334,21 @@ impl StudioApp {
         };
         let command = match action {
             ui::qa_editor::FormAction::None => return,
-            ui::qa_editor::FormAction::Save => crate::store::Command::UpdateQuestion {
-                before: stored,
-                after: draft,
-            },
+            ui::qa_editor::FormAction::Save => {
+                let visit = self.autosave.finish(&format!("question:{}", draft.id));
+                if stored == draft {
+                    return;
+                }
+                let command = crate::store::Command::UpdateQuestion {
+                    before: stored,
+                    after: draft,
+                };
+                if let Some(visit) = visit {
+                    self.save_typed(command, &visit);
+                    return;
+                }
+                command
+            }
             ui::qa_editor::FormAction::Delete => {
                 self.highlighted = None;
                 self.draft = None;
@@ -1330,6 +1356,154 @@ impl StudioApp {
             }
         };
         self.run_edit(editor::EditorAction::Apply(Box::new(command)));
+    }
+
+    /// Save what is being typed (question, answer, options, box label) once it has been quiet
+    /// for a moment; all saves of one visit to a field undo together.
+    fn autosave_typing(&mut self, ctx: &egui::Context) {
+        let now = std::time::Instant::now();
+        if let Some(draft) = self.draft.clone()
+            && let Some(stored) = self
+                .detail
+                .questions
+                .iter()
+                .find(|q| q.id == draft.id)
+                .cloned()
+        {
+            let key = format!("question:{}", draft.id);
+            let text = serde_json::to_string(&(&draft.text, &draft.answer)).unwrap_or_default();
+            if let Some(visit) = self.autosave.tick(&key, &text, stored != draft, now) {
+                self.save_typed(
+                    crate::store::Command::UpdateQuestion {
+                        before: stored,
+                        after: draft,
+                    },
+                    &visit,
+                );
+            }
+        }
+        if let Some((id, text)) = self.box_panel.box_label.clone()
+            && let Some(region) = self.detail.regions.iter().find(|r| r.id == id).cloned()
+        {
+            let key = format!("label:{id}");
+            if let Some(visit) = self.autosave.tick(&key, &text, text != region.label, now) {
+                let mut after = region.clone();
+                after.label = text;
+                self.save_typed(
+                    crate::store::Command::UpdateRegion {
+                        before: region,
+                        after,
+                    },
+                    &visit,
+                );
+            }
+        }
+        if let Some(due) = self.autosave.next_due() {
+            ctx.request_repaint_after(due);
+        }
+    }
+
+    /// Save one step of typing as part of its field visit.
+    fn save_typed(&mut self, command: crate::store::Command, visit: &str) {
+        if let Some(why) = self.selected.as_ref().and_then(|id| self.team.locked(id)) {
+            self.notify_error(format!("the edit was not made: {why}"));
+            return;
+        }
+        let Some(project) = &mut self.project else {
+            return;
+        };
+        let command = crate::annotate::review::drop_stale_verdicts(command);
+        match project.apply_in_visit(&self.actor, command, visit) {
+            Ok(()) => {
+                // Keep what is being typed: the field goes on from the draft, not the store.
+                let draft = self.draft.clone();
+                self.after_edit();
+                if let (Some(d), Some(keep)) = (&mut self.draft, draft)
+                    && d.id == keep.id
+                {
+                    *d = keep;
+                }
+            }
+            Err(e) => self.notify_error(format!("the typed text was not saved: {e}")),
+        }
+    }
+
+    /// Give a verdict: one journaled edit naming the item as it is shown, so an item changed
+    /// meanwhile (by a sync, another window) is a conflict shown with both versions.
+    fn review(&mut self, ask: ui::review_bar::ReviewAsk) {
+        let Some(image) = self
+            .selected
+            .as_ref()
+            .and_then(|id| self.project.as_ref()?.image(id).cloned())
+        else {
+            return;
+        };
+        let seen = crate::team::state::ImageState {
+            image: image.clone(),
+            regions: self.detail.regions.clone(),
+            questions: self.detail.questions.clone(),
+        };
+        let after = match ask.verdict {
+            None => None,
+            Some((verdict, reason, note)) => {
+                match crate::dataset::Review::new(
+                    verdict,
+                    reason.as_deref(),
+                    &note,
+                    &self.actor,
+                    crate::store::now_ms(),
+                ) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.notify_error(format!("the verdict was not given: {e}"));
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(command) = crate::annotate::review::review_command(&seen, ask.target, after)
+        else {
+            return;
+        };
+        let Some(project) = &mut self.project else {
+            return;
+        };
+        match project.apply(&self.actor, command) {
+            Ok(()) => self.after_edit(),
+            Err(crate::store::StoreError::Conflict(what)) => {
+                let now = crate::team::state::ImageState::read(project.store(), &image.id)
+                    .ok()
+                    .flatten();
+                let mut text =
+                    format!("the verdict was not given: {what} changed since it was shown.");
+                if let Some(now) = now {
+                    let lines = crate::team::state::describe(&seen, &now);
+                    text.push_str(&format!(
+                        "\nYou saw: {} box(es), {} question(s). Now: {} box(es), {} question(s).",
+                        seen.regions.len(),
+                        seen.questions.len(),
+                        now.regions.len(),
+                        now.questions.len()
+                    ));
+                    for l in lines {
+                        text.push_str(&format!("\n  {l}"));
+                    }
+                }
+                text.push_str("\nLook at it again, then review it as it is now.");
+                self.notify_error(text);
+                self.reload_detail();
+            }
+            Err(e) => self.notify_error(format!("the verdict was not given: {e}")),
+        }
+    }
+
+    /// Re-read the selected image's boxes and questions.
+    fn reload_detail(&mut self) {
+        if let (Some(project), Some(id)) = (&self.project, &self.selected)
+            && let Ok(detail) = project.detail(id)
+        {
+            self.detail = detail;
+        }
     }
 
     /// Enter on a box: open its first question for editing, or start one linked to it.
@@ -1380,15 +1554,6 @@ impl StudioApp {
         if !self.team.active() {
             return;
         }
-        if let Some((accepted, reason, note)) = self.team.take_verdict() {
-            match (self.selected.clone(), self.editor.selected) {
-                (Some(image), Some(region)) => {
-                    self.team
-                        .verdict(image, region.0.to_string(), accepted, reason, note)
-                }
-                _ => self.notify_error("select a box on the canvas to give it a verdict".into()),
-            }
-        }
         if let Some(to) = self.team.take_reassign() {
             match self.selected.clone() {
                 Some(image) => self.team.reassign(image, to),
@@ -1435,6 +1600,14 @@ impl StudioApp {
             self.notify_error(format!("the edit was not made: {why}"));
             return;
         }
+        if let editor::EditorAction::Apply(command) = &action
+            && let crate::store::Command::UpdateRegion { after, .. } = command.as_ref()
+            && let Some(visit) = self.autosave.finish(&format!("label:{}", after.id))
+        {
+            // The end of a visit to the label field: one undo with the saves made while typing.
+            self.save_typed(command.as_ref().clone(), &visit);
+            return;
+        }
         let Some(project) = &mut self.project else {
             return;
         };
@@ -1445,7 +1618,10 @@ impl StudioApp {
                 if let crate::store::Command::AddRegion { region, .. } = command.as_ref() {
                     self.box_panel.focus_label = region.label.is_empty();
                 }
-                project.apply(&self.actor, *command)
+                project.apply(
+                    &self.actor,
+                    crate::annotate::review::drop_stale_verdicts(*command),
+                )
             }
             editor::EditorAction::Delete(id) => project
                 .store()
@@ -1458,29 +1634,42 @@ impl StudioApp {
             editor::EditorAction::Undo => project.undo(&self.actor).map(|_| ()),
             editor::EditorAction::Redo => project.redo(&self.actor).map(|_| ()),
         };
-        let detail = self.selected.as_ref().map(|id| project.detail(id));
-        match (result, detail) {
-            (Ok(()), Some(Ok(detail))) => {
-                if let Some(sel) = self.editor.selected
-                    && !detail.regions.iter().any(|r| r.id == sel)
-                {
-                    self.editor.selected = None;
-                }
-                self.detail = detail;
-                self.saved_edits += 1;
-                self.team.nudge();
-                // Keep the open form on the saved question (undo may have changed it).
-                if let Some(d) = &self.draft {
-                    self.draft = self.detail.questions.iter().find(|q| q.id == d.id).cloned();
-                    if self.draft.is_none() {
-                        self.highlighted = None;
-                    }
-                }
+        match result {
+            Ok(()) => self.after_edit(),
+            Err(e) => self.notify_error(format!("the edit was not saved: {e}")),
+        }
+    }
+
+    /// After a saved edit: the open image's detail anew, the count of saved edits, a nudge to
+    /// the team sync, and the open form kept on its (saved) question.
+    fn after_edit(&mut self) {
+        let Some(project) = &self.project else {
+            return;
+        };
+        let detail = match self.selected.as_ref().map(|id| project.detail(id)) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.notify_error(format!(
+                    "the edit was saved but could not be read back: {e}"
+                ));
+                return;
             }
-            (Err(e), _) | (_, Some(Err(e))) => {
-                self.notify_error(format!("the edit was not saved: {e}"))
+            None => return,
+        };
+        if let Some(sel) = self.editor.selected
+            && !detail.regions.iter().any(|r| r.id == sel)
+        {
+            self.editor.selected = None;
+        }
+        self.detail = detail;
+        self.saved_edits += 1;
+        self.team.nudge();
+        // Keep the open form on the saved question (undo may have changed it).
+        if let Some(d) = &self.draft {
+            self.draft = self.detail.questions.iter().find(|q| q.id == d.id).cloned();
+            if self.draft.is_none() {
+                self.highlighted = None;
             }
-            (Ok(()), None) => {}
         }
     }
 
@@ -1536,6 +1725,7 @@ impl StudioApp {
             bytes: meta.map_or(0, |m| m.len()),
             added_at_ms: crate::store::now_ms(),
             status: Default::default(),
+            review: None,
         });
     }
 
@@ -1752,6 +1942,40 @@ impl StudioApp {
             self.rebinding = None;
         }
     }
+}
+
+/// What the review section offers verdicts on: the image, the selected box, the highlighted
+/// question.
+fn review_rows<'a>(
+    image: &'a crate::dataset::ImageRecord,
+    detail: &'a ImageDetail,
+    selected_box: Option<crate::dataset::RegionId>,
+    highlighted: Option<QuestionId>,
+) -> Vec<ui::review_bar::ReviewRow<'a>> {
+    use crate::dataset::ReviewTarget;
+    let mut rows = vec![ui::review_bar::ReviewRow {
+        target: ReviewTarget::Image(image.id.clone()),
+        title: "Image".into(),
+        current: image.review.as_ref(),
+    }];
+    if let Some((n, r)) =
+        selected_box.and_then(|id| detail.regions.iter().enumerate().find(|(_, r)| r.id == id))
+    {
+        rows.push(ui::review_bar::ReviewRow {
+            target: ReviewTarget::Region(r.id),
+            title: format!("Box #{} {}", n + 1, r.label),
+            current: r.review.as_ref(),
+        });
+    }
+    if let Some(q) = highlighted.and_then(|id| detail.questions.iter().find(|q| q.id == id)) {
+        let text: String = q.text.chars().take(40).collect();
+        rows.push(ui::review_bar::ReviewRow {
+            target: ReviewTarget::Question(q.id),
+            title: format!("Question '{text}'"),
+            current: q.review.as_ref(),
+        });
+    }
+    rows
 }
 
 /// The sandbox settings for this app: its data folder, and the launcher binary.

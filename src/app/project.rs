@@ -59,6 +59,17 @@ impl ProjectView {
         self.refresh_counts()
     }
 
+    /// Apply an edit made while typing in one field (undone with the rest of that visit).
+    pub fn apply_in_visit(
+        &mut self,
+        actor: &str,
+        command: Command,
+        visit: &str,
+    ) -> Result<(), StoreError> {
+        self.store.apply_in_visit(actor, command, visit)?;
+        self.refresh_counts()
+    }
+
     /// Undo the latest edit; returns it.
     pub fn undo(&mut self, actor: &str) -> Result<Option<Command>, StoreError> {
         let undone = self.store.undo(actor)?;

@@ -40,14 +40,6 @@ enum Request {
         image: ImageId,
         to: String,
     },
-    Verdict {
-        image: ImageId,
-        kind: &'static str,
-        item: String,
-        accepted: bool,
-        reason: Option<String>,
-        note: String,
-    },
     Pin {
         image: ImageId,
         x: f64,
@@ -145,8 +137,6 @@ pub struct TeamPanel {
     /// A comment being written, and whether the user asked to pin it.
     comment: String,
     want_pin: bool,
-    /// A verdict on the selected box the reviewer asked for (accept = true).
-    want_verdict: Option<bool>,
     batch: BatchForm,
     /// The member the lead gives the selected image to.
     reassign_to: String,
@@ -256,33 +246,6 @@ impl TeamPanel {
         } else {
             None
         }
-    }
-
-    /// The verdict the reviewer asked for on the selected box: (accepted, reason, note).
-    pub fn take_verdict(&mut self) -> Option<(bool, Option<String>, String)> {
-        let accepted = self.want_verdict.take()?;
-        let reason = (!accepted)
-            .then(|| REJECT_REASONS[self.reason.min(REJECT_REASONS.len() - 1)].to_owned());
-        Some((accepted, reason, self.note.clone()))
-    }
-
-    /// Record a verdict on one box of an image.
-    pub fn verdict(
-        &self,
-        image: ImageId,
-        item: String,
-        accepted: bool,
-        reason: Option<String>,
-        note: String,
-    ) {
-        self.send(Request::Verdict {
-            image,
-            kind: "box",
-            item,
-            accepted,
-            reason,
-            note,
-        });
     }
 
     /// The member the lead asked to give the selected image to.
@@ -502,19 +465,9 @@ impl TeamPanel {
                 self.want_pin = true;
             }
         });
-        ui.horizontal(|ui| {
-            ui.label("Selected box:");
-            if ui.button("Accept box").clicked() {
-                self.want_verdict = Some(true);
-            }
-            if ui
-                .button("Reject box")
-                .on_hover_text("With the reason and note above")
-                .clicked()
-            {
-                self.want_verdict = Some(false);
-            }
-        });
+        ui.weak(
+            "Verdicts on the image, a box or a question: the Review section of the Annotate panel.",
+        );
         let mut act = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
             egui::Grid::new("review-queue")
@@ -871,38 +824,6 @@ fn sync_loop(
                     s.reassign(&member, &image, &from, &to, now)
                         .map(|()| Some(format!("{} is {to}'s now", image.short())))
                 }
-                Some(Request::Verdict {
-                    image,
-                    kind,
-                    item,
-                    accepted,
-                    reason,
-                    note,
-                }) => {
-                    let annotator = s
-                        .assignments_for(&image)
-                        .ok()
-                        .and_then(|all| all.into_iter().find(|a| a.kind == "primary"))
-                        .and_then(|a| a.annotator)
-                        .unwrap_or_default();
-                    s.review_item(
-                        &member,
-                        &image,
-                        &annotator,
-                        kind,
-                        &item,
-                        accepted,
-                        reason.as_deref(),
-                        &note,
-                        now,
-                    )
-                    .map(|()| {
-                        Some(format!(
-                            "{kind} {}",
-                            if accepted { "accepted" } else { "rejected" }
-                        ))
-                    })
-                }
                 Some(Request::SyncNow) | None => Ok(None),
             };
             match done {
@@ -948,18 +869,9 @@ fn sync_loop(
                     if let Ok(v) = s.item_verdicts(&a.image, &member) {
                         let lines: Vec<String> = v
                             .iter()
-                            .filter(|(_, v)| !v.accepted)
+                            .filter(|(_, v)| v.is_rejected())
                             .map(|((kind, id), v)| {
-                                format!(
-                                    "{kind} {}: {}{}",
-                                    id.get(..8).unwrap_or(id),
-                                    v.reason.clone().unwrap_or_default(),
-                                    if v.note.is_empty() {
-                                        String::new()
-                                    } else {
-                                        format!(" ({})", v.note)
-                                    }
-                                )
+                                format!("{kind} {}: {}", id.get(..8).unwrap_or(id), v.describe())
                             })
                             .collect();
                         snap.verdicts.insert(a.image.clone(), lines);

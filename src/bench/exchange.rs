@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::dataset::{Answer, ImageId, ImageRecord, ImageStatus, Question, Region, ReviewStatus};
+use crate::dataset::{Answer, ImageId, ImageRecord, ImageStatus, Question, Region, Review};
 use crate::exchange::{ExportOptions, Format, export};
 use crate::geometry::{ImageRect, ImageSize};
 use crate::store::dump::{Dump, JournalRow};
@@ -57,6 +57,7 @@ pub fn make_project(dir: &Path, images: usize, questions: usize) -> anyhow::Resu
             bytes,
             added_at_ms: 1_700_000_000_000 + i as i64,
             status: ImageStatus::InProgress,
+            review: None,
         };
         let regions: Vec<Region> = (0..3)
             .map(|k| {
@@ -93,7 +94,7 @@ pub fn make_project(dir: &Path, images: usize, questions: usize) -> anyhow::Resu
                     categories[j % categories.len()],
                 );
                 if j % 2 == 0 {
-                    q.status = ReviewStatus::Accepted;
+                    q.review = Some(Review::accepted("reviewer", "", 1));
                 }
                 q
             })

@@ -103,6 +103,9 @@ pub struct ImageRecord {
     pub added_at_ms: i64,
     #[serde(default)]
     pub status: ImageStatus,
+    /// A reviewer's verdict on the whole image (see [`super::review`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<super::Review>,
 }
 
 impl ImageRecord {

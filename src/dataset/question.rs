@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ImageId, RegionId};
+use super::{ImageId, RegionId, Review, Verdict};
 
 /// A question's identity (UUID v7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -59,43 +59,9 @@ impl Answer {
     }
 }
 
-/// Where a question stands in review.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewStatus {
-    #[default]
-    Draft,
-    Submitted,
-    Accepted,
-    Rejected,
-}
-
-impl ReviewStatus {
-    pub const ALL: [ReviewStatus; 4] = [
-        ReviewStatus::Draft,
-        ReviewStatus::Submitted,
-        ReviewStatus::Accepted,
-        ReviewStatus::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewStatus::Draft => "draft",
-            ReviewStatus::Submitted => "submitted",
-            ReviewStatus::Accepted => "accepted",
-            ReviewStatus::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
 /// A question about one image, linked to one or more of its regions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "QuestionWire")]
 pub struct Question {
     pub id: QuestionId,
     pub image: ImageId,
@@ -105,7 +71,54 @@ pub struct Question {
     pub answer: Answer,
     /// A category name (see [`super::Category`]).
     pub category: String,
-    pub status: ReviewStatus,
+    /// A reviewer's verdict on this question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// A question as stored in JSON, also as written before verdicts existed: then a `status` of
+/// `accepted` or `rejected` stood for the verdict (the project migration reads it the same way).
+#[derive(Deserialize)]
+struct QuestionWire {
+    id: QuestionId,
+    image: ImageId,
+    regions: Vec<RegionId>,
+    text: String,
+    answer: Answer,
+    category: String,
+    #[serde(default)]
+    review: Option<Review>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+impl From<QuestionWire> for Question {
+    fn from(w: QuestionWire) -> Self {
+        let review = w
+            .review
+            .or_else(|| w.status.as_deref().and_then(legacy_review));
+        Self {
+            id: w.id,
+            image: w.image,
+            regions: w.regions,
+            text: w.text,
+            answer: w.answer,
+            category: w.category,
+            review,
+        }
+    }
+}
+
+/// The verdict an old `status` value stood for (`draft` and `submitted`: none).
+pub fn legacy_review(status: &str) -> Option<Review> {
+    let verdict = Verdict::parse(status)?;
+    Some(Review {
+        verdict,
+        reason: (verdict == Verdict::Rejected).then(|| "other".to_owned()),
+        note: String::new(),
+        by: String::new(),
+        at_ms: 0,
+    })
 }
 
 impl Question {
@@ -123,7 +136,7 @@ impl Question {
             text: text.into(),
             answer,
             category: category.into(),
-            status: ReviewStatus::Draft,
+            review: None,
         }
     }
 }

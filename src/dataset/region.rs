@@ -35,6 +35,9 @@ pub struct Region {
     pub image: ImageId,
     pub rect: ImageRect,
     pub label: String,
+    /// A reviewer's verdict on this box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<super::Review>,
 }
 
 impl Region {
@@ -44,6 +47,7 @@ impl Region {
             image,
             rect,
             label: label.into(),
+            review: None,
         }
     }
 }

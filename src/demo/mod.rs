@@ -124,6 +124,7 @@ fn scene_command(scene: &Scene, path: &Path) -> Result<Command, DemoError> {
         bytes,
         added_at_ms: now_ms(),
         status: Default::default(),
+        review: None,
     };
     let regions: Vec<Region> = scene
         .objects

@@ -192,7 +192,7 @@ pub fn write(
                 correct,
                 solution: q.answer.solution(),
                 category: &q.category,
-                review: q.status.as_str(),
+                review: crate::dataset::review::review_word(q.review.as_ref()),
             });
             report.questions += 1;
         }

@@ -8,9 +8,11 @@
 mod canonical;
 mod coco;
 mod llava;
+pub mod manifest;
 mod paths;
 mod read;
 mod select;
+mod split;
 mod swift;
 mod thyme_rl;
 mod yolo;
@@ -28,6 +30,7 @@ pub use read::{
     ImportFormat, ImportSettings, ImportSummary, Problem, bare_question, import_file, unwrap_boxed,
 };
 pub use select::Filter;
+pub use split::SplitSpec;
 
 use crate::agent::PromptProfile;
 use crate::store::{SqliteStore, StoreError};
@@ -142,6 +145,8 @@ pub struct ExportOptions {
     pub paths: PathMode,
     pub choices: ChoiceStyle,
     pub profile: PromptProfile,
+    /// Parts by image (train/val/test), when asked for.
+    pub split: Option<SplitSpec>,
 }
 
 impl ExportOptions {
@@ -152,6 +157,7 @@ impl ExportOptions {
             paths: PathMode::Absolute,
             choices: ChoiceStyle::Letters,
             profile: PromptProfile::default(),
+            split: None,
         }
     }
 }
@@ -171,6 +177,21 @@ pub struct ExportReport {
     pub left_out: BTreeMap<String, u64>,
     /// The first items left out, for a person to look at: (what, reason).
     pub examples: Vec<(String, String)>,
+    /// Every box and question that review kept out, with the verdict (for the manifest).
+    pub left_out_items: Vec<LeftOutItem>,
+}
+
+/// One box or question an export left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeftOutItem {
+    /// `box` or `question`.
+    pub kind: &'static str,
+    pub id: String,
+    pub image: String,
+    pub reason: String,
+    /// The reviewer's verdict behind it, in words ("rejected: wrong label (note)").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 /// How many left-out items the report names one by one.
@@ -182,6 +203,25 @@ impl ExportReport {
         if self.examples.len() < EXAMPLES {
             self.examples.push((what(), reason.to_owned()));
         }
+    }
+
+    /// Leave out one item because of review, naming it and the verdict behind it.
+    pub(crate) fn leave_out_item(
+        &mut self,
+        kind: &'static str,
+        id: &str,
+        image: &crate::dataset::ImageRecord,
+        reason: &str,
+        verdict: Option<&crate::dataset::Review>,
+    ) {
+        self.leave_out(|| format!("{kind} {id} on {}", image.file_name()), reason);
+        self.left_out_items.push(LeftOutItem {
+            kind,
+            id: id.to_owned(),
+            image: image.id.to_string(),
+            reason: reason.to_owned(),
+            verdict: verdict.map(crate::dataset::Review::describe),
+        });
     }
 
     pub fn left_out_total(&self) -> u64 {
@@ -217,9 +257,10 @@ impl ExportReport {
 /// Progress callback: (done, total) images.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
-/// Export the project to `out` (a file, or a folder for YOLO). The output is written to a
-/// temporary name beside it and renamed at the end, so a failed or cancelled export never
-/// leaves a half-written file under the real name.
+/// Export the project to `out` (a file, or a folder for YOLO), with its manifest beside it
+/// (see [`manifest`]). Each output is written to a temporary name beside it and renamed at the
+/// end, so a failed or cancelled export never leaves a half-written file under the real name.
+/// With a split, each part goes to its own file (`thyme-rl.train.jsonl`, ...).
 pub fn export(
     store: &SqliteStore,
     options: &ExportOptions,
@@ -227,34 +268,127 @@ pub fn export(
     progress: Progress<'_>,
     cancel: &AtomicBool,
 ) -> Result<ExportReport, ExchangeError> {
+    let (report, manifest) = export_to(store, options, options.paths, out, progress, cancel)?;
+    manifest.write(&manifest::path_beside(out))?;
+    Ok(report)
+}
+
+/// The manifest an export would write (pretty JSON), writing nothing the user sees: the
+/// export runs into a temporary folder (without copying images) and is thrown away.
+pub fn manifest_only(
+    store: &SqliteStore,
+    options: &ExportOptions,
+    out: &Path,
+) -> Result<String, ExchangeError> {
+    let dir = tempfile::tempdir().map_err(io_err(Path::new("(temporary folder)")))?;
+    let name = out.file_name().unwrap_or(std::ffi::OsStr::new("export"));
+    let writes = if options.paths == PathMode::Copy {
+        PathMode::Absolute
+    } else {
+        options.paths
+    };
+    let (_, manifest) = export_to(
+        store,
+        options,
+        writes,
+        &dir.path().join(name),
+        &mut |_, _| {},
+        &AtomicBool::new(false),
+    )?;
+    manifest.to_json()
+}
+
+/// Export with image paths written as `writes`; returns the report and the manifest (which
+/// names `options` as asked).
+fn export_to(
+    store: &SqliteStore,
+    options: &ExportOptions,
+    writes: PathMode,
+    out: &Path,
+    progress: Progress<'_>,
+    cancel: &AtomicBool,
+) -> Result<(ExportReport, manifest::Manifest), ExchangeError> {
     let mut report = ExportReport {
         format: options.format.name().to_owned(),
         out: out.to_owned(),
         ..Default::default()
     };
+    let dump = store.dump(true)?;
     if options.format == Format::Jsonl {
-        if !options.filter.is_everything() {
+        if !options.filter.is_everything() || options.split.is_some() {
             return Err(ExchangeError::Options(
-                "the canonical jsonl export always holds the whole project; filters apply to the other formats".into(),
+                "the canonical jsonl export always holds the whole project; filters and splits apply to the other formats".into(),
             ));
         }
         canonical::write(store, out, &mut report, progress, cancel)?;
-        return Ok(report);
+        let m = manifest::Manifest::new(store, &dump, options, &report, Vec::new());
+        return Ok((report, m));
     }
-    let dump = store.dump(options.filter.needs_journal() || options.format == Format::ThymeRl)?;
+    if options.split.is_some() && options.format.writes_folder() {
+        return Err(ExchangeError::Options(
+            "a YOLO export is one folder; split the thyme-rl, coco, swift or llava exports".into(),
+        ));
+    }
+    let mut write_options = options.clone();
+    write_options.paths = writes;
     let selection = select::select(&dump, &options.filter, options.format, &mut report);
-    match options.format {
-        Format::ThymeRl => {
-            thyme_rl::write(&selection, options, out, &mut report, progress, cancel)?
+    let parts = match &options.split {
+        None => vec![(String::new(), selection)],
+        Some(spec) => {
+            let select::Selection { items, annotators } = selection;
+            split::assign(items, spec)
+                .into_iter()
+                .map(|(name, items)| {
+                    let annotators = annotators.clone();
+                    (name, select::Selection { items, annotators })
+                })
+                .collect()
         }
-        Format::Coco => coco::write(&selection, options, out, &mut report, progress, cancel)?,
-        Format::Yolo => yolo::write(&selection, out, &mut report, progress, cancel)?,
-        Format::Swift => swift::write(&selection, options, out, &mut report, progress, cancel)?,
-        Format::Llava => llava::write(&selection, options, out, &mut report, progress, cancel)?,
-        // Written above, before the selection.
-        Format::Jsonl => {}
+    };
+    let mut written = Vec::with_capacity(parts.len());
+    for (name, part) in &parts {
+        let path = if name.is_empty() {
+            out.to_owned()
+        } else {
+            part_path(out, name)
+        };
+        write_format(part, &write_options, &path, &mut report, progress, cancel)?;
+        written.push(manifest::Part::of(name, &path, part));
     }
-    Ok(report)
+    let m = manifest::Manifest::new(store, &dump, options, &report, written);
+    Ok((report, m))
+}
+
+/// `thyme-rl.jsonl` -> `thyme-rl.train.jsonl`.
+pub fn part_path(out: &Path, part: &str) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match out.extension() {
+        Some(ext) => format!("{stem}.{part}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{part}"),
+    };
+    out.with_file_name(name)
+}
+
+fn write_format(
+    selection: &select::Selection<'_>,
+    options: &ExportOptions,
+    out: &Path,
+    report: &mut ExportReport,
+    progress: Progress<'_>,
+    cancel: &AtomicBool,
+) -> Result<(), ExchangeError> {
+    match options.format {
+        Format::ThymeRl => thyme_rl::write(selection, options, out, report, progress, cancel),
+        Format::Coco => coco::write(selection, options, out, report, progress, cancel),
+        Format::Yolo => yolo::write(selection, out, report, progress, cancel),
+        Format::Swift => swift::write(selection, options, out, report, progress, cancel),
+        Format::Llava => llava::write(selection, options, out, report, progress, cancel),
+        // Written by the canonical writer, before any selection.
+        Format::Jsonl => Ok(()),
+    }
 }
 
 /// Write through a temporary file beside `path`, renamed into place when `f` succeeds.

@@ -16,8 +16,7 @@ use serde_json::Value;
 
 use super::{ExchangeError, canonical, check_cancel, io_err};
 use crate::dataset::{
-    Answer, Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId, ReviewStatus,
-    rules,
+    Answer, Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId, rules,
 };
 use crate::geometry::ImageRect;
 use crate::imagery::PixelBudget;
@@ -332,6 +331,7 @@ impl Builder {
                 image: image.id.clone(),
                 rect: clamped,
                 label: label.trim().to_owned(),
+                review: None,
             });
         Some(id)
     }
@@ -698,13 +698,10 @@ fn question_from_value(
     {
         q.id = QuestionId(id);
     }
-    if let Some(status) = v
+    q.review = v
         .get("review")
         .and_then(Value::as_str)
-        .and_then(ReviewStatus::parse)
-    {
-        q.status = status;
-    }
+        .and_then(crate::dataset::question::legacy_review);
     Ok(q)
 }
 

@@ -1,18 +1,22 @@
 //! Which images, boxes and questions an export holds: the filters (review, category,
 //! annotator, folder, the 5 % rule, valid items only) and the reason for everything left out.
+//!
+//! Review gates every export: a rejected image, box or question never goes out. With
+//! `accepted_only`, an image goes out only when it is accepted, and then with every item on it
+//! that is not itself rejected.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use super::{ExportReport, Format};
-use crate::dataset::{ImageRecord, Question, Region, RegionId, ReviewStatus, rules};
+use crate::dataset::{ImageRecord, Question, Region, RegionId, Review, rules};
 use crate::store::Command;
 use crate::store::dump::Dump;
 
 /// Filters of an export. The default keeps every valid item with boxes of at most 5 %.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
-    /// Only questions accepted in review.
+    /// Only accepted images (with their items that are not rejected).
     pub accepted_only: bool,
     /// Only these question categories (empty: all).
     pub categories: BTreeSet<String>,
@@ -62,7 +66,7 @@ impl Selection<'_> {
 }
 
 /// Who first added each question and box.
-fn creators(dump: &Dump) -> HashMap<uuid::Uuid, String> {
+pub(crate) fn creators(dump: &Dump) -> HashMap<uuid::Uuid, String> {
     let mut out = HashMap::new();
     for row in &dump.journal {
         let Some(command) = row.parsed() else {
@@ -124,11 +128,24 @@ pub fn select<'a>(
             );
             continue;
         }
+        let gate = image_gate(image.review.as_ref(), filter.accepted_only);
         let mut kept_regions = Vec::new();
         let mut large: BTreeSet<RegionId> = BTreeSet::new();
+        let mut rejected: BTreeSet<RegionId> = BTreeSet::new();
         for r in regions {
             let what = || format!("box {} on {}", r.id, image.file_name());
-            if !filter.allow_large_boxes && rules::check_area(&r.rect, image.size).is_err() {
+            if let Some((reason, review)) = &gate {
+                report.leave_out_item("box", &r.id.to_string(), image, reason, *review);
+            } else if let Some(review) = r.review.as_ref().filter(|v| v.is_rejected()) {
+                rejected.insert(r.id);
+                report.leave_out_item(
+                    "box",
+                    &r.id.to_string(),
+                    image,
+                    "box rejected in review",
+                    Some(review),
+                );
+            } else if !filter.allow_large_boxes && rules::check_area(&r.rect, image.size).is_err() {
                 large.insert(r.id);
                 report.leave_out(
                     what,
@@ -143,8 +160,25 @@ pub fn select<'a>(
         let mut kept_questions = Vec::new();
         for q in questions {
             let what = || format!("question {} on {}", q.id, image.file_name());
-            if filter.accepted_only && q.status != ReviewStatus::Accepted {
-                report.leave_out(what, "question not accepted in review");
+            let id = q.id.to_string();
+            if let Some((reason, review)) = &gate {
+                report.leave_out_item("question", &id, image, reason, *review);
+            } else if let Some(review) = q.review.as_ref().filter(|v| v.is_rejected()) {
+                report.leave_out_item(
+                    "question",
+                    &id,
+                    image,
+                    "question rejected in review",
+                    Some(review),
+                );
+            } else if q.regions.iter().any(|r| rejected.contains(r)) {
+                report.leave_out_item(
+                    "question",
+                    &id,
+                    image,
+                    "question about a box rejected in review",
+                    None,
+                );
             } else if !filter.categories.is_empty() && !filter.categories.contains(&q.category) {
                 report.leave_out(what, "question in another category");
             } else if !by_annotator(&q.id.0) {
@@ -170,6 +204,20 @@ pub fn select<'a>(
         });
     }
     Selection { items, annotators }
+}
+
+/// Why review keeps a whole image out, with the verdict behind it: a rejected image never goes
+/// out; with `accepted_only`, neither does one that is not accepted.
+fn image_gate(
+    review: Option<&Review>,
+    accepted_only: bool,
+) -> Option<(&'static str, Option<&Review>)> {
+    match review {
+        Some(r) if r.is_rejected() => Some(("image rejected in review", Some(r))),
+        Some(r) if r.is_accepted() => None,
+        _ if accepted_only => Some(("image not accepted in review", None)),
+        _ => None,
+    }
 }
 
 /// A question's linked boxes that are in the selection, in link order.

@@ -39,6 +39,8 @@ struct Line<'a> {
     image_size: [u32; 2],
     annotator: Option<&'a str>,
     review: &'static str,
+    /// The SHA-256 of the system prompt in `messages[0]`.
+    system_prompt_sha256: &'a str,
 }
 
 /// The question part of the user turn and the solution, by the choice style.
@@ -70,6 +72,7 @@ pub fn write(
     let base = out.parent().unwrap_or(Path::new("."));
     let mut paths = Paths::new(options.paths, base);
     let system = options.profile.system.as_str();
+    let system_sha = options.profile.system_sha256();
     let total = selection.items.len();
     write_atomically(out, |w| {
         for (n, item) in selection.items.iter().enumerate() {
@@ -115,7 +118,8 @@ pub fn write(
                     },
                     image_size: [size.width, size.height],
                     annotator: selection.annotator(&q.id.0),
-                    review: q.status.as_str(),
+                    review: crate::dataset::review::review_word(q.review.as_ref()),
+                    system_prompt_sha256: &system_sha,
                 };
                 json_line(w, &line, out)?;
                 report.questions += 1;

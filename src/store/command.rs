@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region};
+use crate::dataset::{
+    Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region, Review, ReviewTarget,
+};
 
 /// Where a region sat in a question's list of linked regions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +83,18 @@ pub enum Command {
     RemoveCategory {
         category: Category,
     },
+    /// Give (or take back) a verdict on an image, a box or a question. `seen` is the
+    /// [fingerprint](crate::dataset::review) of the item as the reviewer saw it: the store
+    /// refuses the verdict when the item has changed since (empty: not checked).
+    SetReview {
+        /// The image the item is on.
+        image: ImageId,
+        target: ReviewTarget,
+        #[serde(default)]
+        seen: String,
+        before: Option<Review>,
+        after: Option<Review>,
+    },
 }
 
 impl Command {
@@ -129,6 +143,19 @@ impl Command {
             },
             Command::AddCategory { category } => Command::RemoveCategory { category },
             Command::RemoveCategory { category } => Command::AddCategory { category },
+            Command::SetReview {
+                image,
+                target,
+                seen,
+                before,
+                after,
+            } => Command::SetReview {
+                image,
+                target,
+                seen,
+                before: after,
+                after: before,
+            },
         }
     }
 
@@ -151,6 +178,10 @@ impl Command {
             Command::RemoveCategory { category } => {
                 format!("remove category '{}'", category.name)
             }
+            Command::SetReview { target, after, .. } => match after {
+                Some(r) => format!("{} {}", r.verdict.as_str(), target.kind_name()),
+                None => format!("withdraw the verdict on a {}", target.kind_name()),
+            },
         }
     }
 }
@@ -169,6 +200,7 @@ mod tests {
             bytes: 10,
             added_at_ms: 1,
             status: Default::default(),
+            review: None,
         };
         let region = Region::new(image.id.clone(), ImageRect::new(1.0, 2.0, 3.0, 4.0), "r");
         let mut moved = region.clone();
@@ -205,6 +237,13 @@ mod tests {
             Command::AddQuestion { question: q },
             Command::AddCategory {
                 category: Category::custom("counting"),
+            },
+            Command::SetReview {
+                image: image.id.clone(),
+                target: crate::dataset::ReviewTarget::Image(image.id.clone()),
+                seen: "abc".into(),
+                before: None,
+                after: Some(crate::dataset::Review::accepted("rev", "fine", 7)),
             },
         ]
     }

@@ -7,14 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::rows::{
     IMAGE_COLUMNS, REGION_COLUMNS, execute, image_from_row, journal_append, parse_answer,
-    parse_uuid, region_from_row,
+    parse_review, parse_uuid, region_from_row,
 };
 use super::sql::{Db, Lite};
 use super::sqlite::SqliteStore;
 use super::{Command, JournalAction, StoreError};
-use crate::dataset::{
-    Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId, ReviewStatus,
-};
+use crate::dataset::{Category, ImageId, ImageRecord, Question, QuestionId, Region, RegionId};
 
 /// One journal row exactly as stored, its command kept as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,7 +100,7 @@ impl SqliteStore {
         }
         let questions = {
             let mut stmt = conn.prepare(
-                "SELECT id, image_id, text, answer, category, status FROM questions ORDER BY image_id, id",
+                "SELECT id, image_id, text, answer, category, review FROM questions ORDER BY image_id, id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -111,12 +109,12 @@ impl SqliteStore {
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, image, text, answer, category, status) = row?;
+                let (id, image, text, answer, category, review) = row?;
                 let id = QuestionId(parse_uuid("questions", &id)?);
                 out.push(Question {
                     id,
@@ -126,9 +124,7 @@ impl SqliteStore {
                     text,
                     answer: parse_answer(&answer)?,
                     category,
-                    status: ReviewStatus::parse(&status).ok_or_else(|| {
-                        corrupt("questions", format!("unknown status '{status}'"))
-                    })?,
+                    review: parse_review("questions", review)?,
                 });
             }
             out
@@ -203,7 +199,7 @@ impl SqliteStore {
             }
             for image in &dump.images {
                 tx.execute(
-                    "INSERT INTO images (id, path, width, height, bytes, added_at_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO images (id, path, width, height, bytes, added_at_ms, status, review) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         image.id.as_str(),
                         image.path.to_string_lossy(),
@@ -211,7 +207,8 @@ impl SqliteStore {
                         image.size.height,
                         image.bytes as i64,
                         image.added_at_ms,
-                        image.status.as_str()
+                        image.status.as_str(),
+                        super::rows::review_json(image.review.as_ref())?
                     ],
                 )?;
             }
@@ -292,6 +289,7 @@ mod tests {
             bytes: 100,
             added_at_ms: 1,
             status: ImageStatus::Todo,
+            review: None,
         }
     }
 

@@ -22,6 +22,7 @@ use thiserror::Error;
 pub use command::{Command, RegionLink};
 pub use journal::{JournalAction, JournalEntry};
 pub use postgres::PgStore;
+pub use schema::latest_version as schema_version;
 pub use sqlite::SqliteStore;
 pub use stats::ProjectStats;
 
@@ -51,6 +52,8 @@ pub enum StoreError {
     NotFound { path: PathBuf },
     #[error("invalid edit: {0}")]
     Rule(#[from] RuleError),
+    #[error("invalid verdict: {0}")]
+    Review(#[from] crate::dataset::review::ReviewError),
     #[error("no image {0} in this project")]
     UnknownImage(ImageId),
     #[error("no box {0} in this project")]
@@ -103,6 +106,14 @@ pub struct MissingFile {
 pub trait Store {
     /// Apply one edit and journal it; returns the journal sequence number.
     fn apply(&mut self, actor: &str, command: Command) -> Result<i64, StoreError>;
+    /// Apply one edit made while typing in one field: the edits of one `visit` are undone
+    /// and redone together.
+    fn apply_in_visit(
+        &mut self,
+        actor: &str,
+        command: Command,
+        visit: &str,
+    ) -> Result<i64, StoreError>;
     /// Undo the latest edit that is not undone; returns it, or `None` when there is nothing to undo.
     fn undo(&mut self, actor: &str) -> Result<Option<Command>, StoreError>;
     /// Redo the earliest undone edit; returns it, or `None` when there is nothing to redo.

@@ -19,8 +19,17 @@ use crate::dataset::{Category, ImageId, ImageRecord, Question, QuestionId, Regio
 /// Advisory lock key every write transaction takes ("THYM").
 const WRITE_LOCK: i64 = 0x5448_594D;
 
-/// The version of the project tables below (SQLite schema version 3 in PostgreSQL spelling).
-pub const PG_SCHEMA_VERSION: i64 = 1;
+/// The version of the project tables below (SQLite schema version 4 in PostgreSQL spelling).
+pub const PG_SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 -> 2, for every schema that holds annotation tables (the shared one and each
+/// blind copy): verdicts on images, boxes and questions, and journal field visits.
+const PG_MIGRATION_2: &str = r#"
+    ALTER TABLE {s}.images ADD COLUMN review TEXT;
+    ALTER TABLE {s}.regions ADD COLUMN review TEXT;
+    ALTER TABLE {s}.questions ADD COLUMN review TEXT;
+    ALTER TABLE {s}.journal ADD COLUMN visit TEXT
+"#;
 
 /// The project tables in PostgreSQL's spelling (same names and columns as SQLite's): the
 /// categories here, the rest in [`ANNOTATION_TABLES`], which team mode also makes in other
@@ -42,7 +51,8 @@ pub const ANNOTATION_TABLES: &str = r#"
         bytes BIGINT NOT NULL,
         added_at_ms BIGINT NOT NULL,
         status TEXT NOT NULL DEFAULT 'todo' CHECK (status IN ('todo', 'in_progress', 'done')),
-        revision BIGINT NOT NULL DEFAULT 1
+        revision BIGINT NOT NULL DEFAULT 1,
+        review TEXT
     );
     CREATE TABLE regions (
         id TEXT PRIMARY KEY,
@@ -51,6 +61,7 @@ pub const ANNOTATION_TABLES: &str = r#"
         x1 DOUBLE PRECISION NOT NULL, y1 DOUBLE PRECISION NOT NULL,
         label TEXT NOT NULL,
         revision BIGINT NOT NULL DEFAULT 1,
+        review TEXT,
         CHECK (x0 < x1 AND y0 < y1)
     );
     CREATE INDEX regions_by_image ON regions(image_id);
@@ -61,7 +72,8 @@ pub const ANNOTATION_TABLES: &str = r#"
         answer TEXT NOT NULL,
         category TEXT NOT NULL REFERENCES categories(name),
         status TEXT NOT NULL,
-        revision BIGINT NOT NULL DEFAULT 1
+        revision BIGINT NOT NULL DEFAULT 1,
+        review TEXT
     );
     CREATE INDEX questions_by_image ON questions(image_id);
     CREATE TABLE question_regions (
@@ -79,7 +91,8 @@ pub const ANNOTATION_TABLES: &str = r#"
         target BIGINT REFERENCES journal(seq),
         command TEXT NOT NULL,
         state TEXT CHECK (state IN ('done', 'undone', 'discarded')),
-        origin TEXT NOT NULL DEFAULT 'local' CHECK (origin IN ('local', 'server'))
+        origin TEXT NOT NULL DEFAULT 'local' CHECK (origin IN ('local', 'server')),
+        visit TEXT
     );
     CREATE INDEX journal_by_state ON journal(state, seq);
 "#;
@@ -256,6 +269,20 @@ impl PgStore {
                     vals![PG_SCHEMA_VERSION],
                 )?;
                 tracing::info!(url = %store.shown_url, "made the project tables");
+            } else if version < PG_SCHEMA_VERSION {
+                let schemas = db.rows(
+                    "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'images' ORDER BY 1",
+                    &[],
+                )?;
+                for row in schemas {
+                    let schema = row.text(0)?.replace('"', "");
+                    run_script(db, &PG_MIGRATION_2.replace("{s}", &format!("\"{schema}\"")))?;
+                }
+                db.exec(
+                    "UPDATE project_schema SET version = ?1",
+                    vals![PG_SCHEMA_VERSION],
+                )?;
+                tracing::info!(url = %store.shown_url, "migrated the project tables to version {PG_SCHEMA_VERSION}");
             }
             Ok(())
         })?;
@@ -331,6 +358,15 @@ impl Store for PgStore {
         self.in_tx(|db| rows::apply(db, actor, &command))
     }
 
+    fn apply_in_visit(
+        &mut self,
+        actor: &str,
+        command: Command,
+        visit: &str,
+    ) -> Result<i64, StoreError> {
+        self.in_tx(|db| rows::apply_in_visit(db, actor, &command, visit))
+    }
+
     fn undo(&mut self, actor: &str) -> Result<Option<Command>, StoreError> {
         self.in_tx(|db| rows::undo(db, actor))
     }
@@ -340,11 +376,11 @@ impl Store for PgStore {
     }
 
     fn undo_candidate(&self) -> Result<Option<Command>, StoreError> {
-        self.read(|db| Ok(rows::journal_candidate(db, "done", true)?.map(|(_, c)| c)))
+        self.read(|db| Ok(rows::journal_candidate(db, "done", true)?.map(|c| c.command)))
     }
 
     fn redo_candidate(&self) -> Result<Option<Command>, StoreError> {
-        self.read(|db| Ok(rows::journal_candidate(db, "undone", false)?.map(|(_, c)| c)))
+        self.read(|db| Ok(rows::journal_candidate(db, "undone", false)?.map(|c| c.command)))
     }
 
     fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {

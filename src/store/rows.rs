@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use super::sql::{Db, Row, vals};
 use super::{Command, JournalAction, JournalEntry, RegionLink, StoreError, now_ms};
+use crate::dataset::review::{image_fingerprint, question_fingerprint, region_fingerprint};
 use crate::dataset::{
     Answer, Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region, RegionId,
-    ReviewStatus, rules,
+    Review, ReviewTarget, rules,
 };
 use crate::geometry::{ImageRect, ImageSize};
 
@@ -27,33 +28,75 @@ pub fn apply(db: &mut dyn Db, actor: &str, command: &Command) -> Result<i64, Sto
     journal_append(db, actor, JournalAction::Edit, None, command, Some("done"))
 }
 
-/// Undo the latest done edit.
-pub fn undo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
-    let Some((seq, command)) = journal_candidate(db, "done", true)? else {
-        return Ok(None);
-    };
-    let inverse = command.inverse();
-    execute(db, &inverse)?;
+/// Apply a new edit that belongs to a visit of one text field: the edits saved while a
+/// person types in one field share `visit`, so one undo takes the whole visit back.
+pub fn apply_in_visit(
+    db: &mut dyn Db,
+    actor: &str,
+    command: &Command,
+    visit: &str,
+) -> Result<i64, StoreError> {
+    let seq = apply(db, actor, command)?;
     db.exec(
-        "UPDATE journal SET state = 'undone' WHERE seq = ?1",
-        vals![seq],
+        "UPDATE journal SET visit = ?1 WHERE seq = ?2",
+        vals![visit, seq],
     )?;
-    journal_append(db, actor, JournalAction::Undo, Some(seq), &inverse, None)?;
-    Ok(Some(command))
+    Ok(seq)
 }
 
-/// Redo the earliest undone edit.
-pub fn redo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
-    let Some((seq, command)) = journal_candidate(db, "undone", false)? else {
+/// Undo the latest done edit, with the rest of its field visit.
+pub fn undo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
+    let Some(first) = journal_candidate(db, "done", true)? else {
         return Ok(None);
     };
-    execute(db, &command)?;
-    db.exec(
-        "UPDATE journal SET state = 'done' WHERE seq = ?1",
-        vals![seq],
-    )?;
-    journal_append(db, actor, JournalAction::Redo, Some(seq), &command, None)?;
-    Ok(Some(command))
+    let visit = first.visit.clone();
+    let mut next = Some(first);
+    let mut undone = None;
+    while let Some(c) = next {
+        let inverse = c.command.inverse();
+        execute(db, &inverse)?;
+        db.exec(
+            "UPDATE journal SET state = 'undone' WHERE seq = ?1",
+            vals![c.seq],
+        )?;
+        journal_append(db, actor, JournalAction::Undo, Some(c.seq), &inverse, None)?;
+        undone.get_or_insert(c.command);
+        next = same_visit(journal_candidate(db, "done", true)?, visit.as_deref());
+    }
+    Ok(undone)
+}
+
+/// Redo the earliest undone edit, with the rest of its field visit.
+pub fn redo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
+    let Some(first) = journal_candidate(db, "undone", false)? else {
+        return Ok(None);
+    };
+    let visit = first.visit.clone();
+    let mut next = Some(first);
+    let mut redone = None;
+    while let Some(c) = next {
+        execute(db, &c.command)?;
+        db.exec(
+            "UPDATE journal SET state = 'done' WHERE seq = ?1",
+            vals![c.seq],
+        )?;
+        journal_append(
+            db,
+            actor,
+            JournalAction::Redo,
+            Some(c.seq),
+            &c.command,
+            None,
+        )?;
+        redone.get_or_insert(c.command);
+        next = same_visit(journal_candidate(db, "undone", false)?, visit.as_deref());
+    }
+    Ok(redone)
+}
+
+/// The candidate, when it belongs to the same (named) field visit.
+fn same_visit(candidate: Option<Candidate>, visit: Option<&str>) -> Option<Candidate> {
+    candidate.filter(|c| visit.is_some() && c.visit.as_deref() == visit)
 }
 
 pub fn journal_append(
@@ -103,18 +146,31 @@ pub fn journal_append_from(
     row.int(0)
 }
 
+/// The next edit undo or redo would take.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub seq: i64,
+    pub command: Command,
+    /// The field visit it belongs to, if any.
+    pub visit: Option<String>,
+}
+
 pub fn journal_candidate(
     db: &mut dyn Db,
     state: &str,
     newest_first: bool,
-) -> Result<Option<(i64, Command)>, StoreError> {
+) -> Result<Option<Candidate>, StoreError> {
     let sql = if newest_first {
-        "SELECT seq, command FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq DESC LIMIT 1"
+        "SELECT seq, command, visit FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq DESC LIMIT 1"
     } else {
-        "SELECT seq, command FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq ASC LIMIT 1"
+        "SELECT seq, command, visit FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq ASC LIMIT 1"
     };
     match db.row(sql, vals![state])? {
-        Some(row) => Ok(Some((row.int(0)?, parse_command(&row.text(1)?)?))),
+        Some(row) => Ok(Some(Candidate {
+            seq: row.int(0)?,
+            command: parse_command(&row.text(1)?)?,
+            visit: row.opt_text(2)?,
+        })),
         None => Ok(None),
     }
 }
@@ -165,7 +221,7 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
                 });
             }
             db.exec(
-                "INSERT INTO images (id, path, width, height, bytes, added_at_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO images (id, path, width, height, bytes, added_at_ms, status, review) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 vals![
                     image.id.as_str(),
                     path_text(&image.path),
@@ -173,7 +229,8 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
                     image.size.height,
                     image.bytes as i64,
                     image.added_at_ms,
-                    image.status.as_str()
+                    image.status.as_str(),
+                    review_json(image.review.as_ref())?
                 ],
             )?;
             for r in regions {
@@ -257,13 +314,14 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
             )?;
             check_region_geometry(db, after)?;
             db.exec(
-                "UPDATE regions SET x0 = ?1, y0 = ?2, x1 = ?3, y1 = ?4, label = ?5, revision = revision + 1 WHERE id = ?6",
+                "UPDATE regions SET x0 = ?1, y0 = ?2, x1 = ?3, y1 = ?4, label = ?5, review = ?6, revision = revision + 1 WHERE id = ?7",
                 vals![
                     after.rect.x0,
                     after.rect.y0,
                     after.rect.x1,
                     after.rect.y1,
                     after.label.as_str(),
+                    review_json(after.review.as_ref())?,
                     after.id.0.to_string()
                 ],
             )?;
@@ -282,12 +340,13 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
             )?;
             check_question_refs(db, after)?;
             db.exec(
-                "UPDATE questions SET text = ?1, answer = ?2, category = ?3, status = ?4, revision = revision + 1 WHERE id = ?5",
+                "UPDATE questions SET text = ?1, answer = ?2, category = ?3, status = ?4, review = ?5, revision = revision + 1 WHERE id = ?6",
                 vals![
                     after.text.as_str(),
                     answer_json(&after.answer)?,
                     after.category.as_str(),
-                    after.status.as_str(),
+                    status_word(after.review.as_ref()),
+                    review_json(after.review.as_ref())?,
                     after.id.0.to_string()
                 ],
             )?;
@@ -331,8 +390,141 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
                 return Err(StoreError::UnknownCategory(category.name.clone()));
             }
         }
+        Command::SetReview {
+            image,
+            target,
+            seen,
+            before,
+            after,
+        } => set_review(db, image, target, seen, before.as_ref(), after.as_ref())?,
     }
     Ok(())
+}
+
+/// A verdict changes only when the item is as the reviewer saw it and its verdict is the one
+/// the reviewer replaced.
+fn set_review(
+    db: &mut dyn Db,
+    image_id: &ImageId,
+    target: &ReviewTarget,
+    seen: &str,
+    before: Option<&Review>,
+    after: Option<&Review>,
+) -> Result<(), StoreError> {
+    if let Some(Review {
+        verdict: crate::dataset::Verdict::Rejected,
+        reason,
+        ..
+    }) = after
+    {
+        let reason = reason.as_deref().unwrap_or("");
+        if !crate::dataset::REJECT_REASONS.contains(&reason) {
+            return Err(StoreError::Review(
+                crate::dataset::review::ReviewError::UnknownReason(reason.to_owned()),
+            ));
+        }
+    }
+    let (what, current, fingerprint, table, id) = match target {
+        ReviewTarget::Image(id) if id != image_id => {
+            return Err(StoreError::Conflict(format!("image {}", id.short())));
+        }
+        ReviewTarget::Image(id) => {
+            let image = read_image(db, id)?.ok_or_else(|| StoreError::UnknownImage(id.clone()))?;
+            let fp = image_fingerprint(&image, &read_regions(db, id)?, &read_questions(db, id)?);
+            (
+                format!("image {}", image.file_name()),
+                image.review,
+                fp,
+                "images",
+                id.as_str().to_owned(),
+            )
+        }
+        ReviewTarget::Region(id) => {
+            let r = read_region(db, *id)?.ok_or(StoreError::UnknownRegion(*id))?;
+            if r.image != *image_id {
+                return Err(StoreError::UnknownRegion(*id));
+            }
+            let fp = region_fingerprint(&r);
+            (
+                format!("box '{}'", r.label),
+                r.review,
+                fp,
+                "regions",
+                id.to_string(),
+            )
+        }
+        ReviewTarget::Question(id) => {
+            let q = read_question(db, *id)?.ok_or(StoreError::UnknownQuestion(*id))?;
+            if q.image != *image_id {
+                return Err(StoreError::UnknownQuestion(*id));
+            }
+            let fp = question_fingerprint(&q);
+            (
+                format!("question '{}'", q.text),
+                q.review,
+                fp,
+                "questions",
+                id.to_string(),
+            )
+        }
+    };
+    if !seen.is_empty() && seen != fingerprint {
+        return Err(StoreError::Conflict(format!(
+            "{what} (it was edited after it was opened for review)"
+        )));
+    }
+    if current.as_ref() != before {
+        return Err(StoreError::Conflict(format!(
+            "the verdict on {what} (now {})",
+            current
+                .as_ref()
+                .map_or("unreviewed".to_owned(), Review::describe)
+        )));
+    }
+    let json = review_json(after)?;
+    match table {
+        "images" => db.exec(
+            "UPDATE images SET review = ?1, revision = revision + 1 WHERE id = ?2",
+            vals![json, id],
+        )?,
+        "regions" => db.exec(
+            "UPDATE regions SET review = ?1, revision = revision + 1 WHERE id = ?2",
+            vals![json, id],
+        )?,
+        _ => db.exec(
+            "UPDATE questions SET review = ?1, status = ?2, revision = revision + 1 WHERE id = ?3",
+            vals![json, status_word(after), id],
+        )?,
+    };
+    Ok(())
+}
+
+/// The old `status` column, kept readable for plain SQL: draft, accepted or rejected.
+fn status_word(review: Option<&Review>) -> &'static str {
+    review.map_or("draft", |r| r.verdict.as_str())
+}
+
+pub fn review_json(review: Option<&Review>) -> Result<Option<String>, StoreError> {
+    review
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            table: "reviews",
+            reason: e.to_string(),
+        })
+}
+
+pub fn parse_review(
+    table: &'static str,
+    json: Option<String>,
+) -> Result<Option<Review>, StoreError> {
+    json.filter(|j| !j.is_empty())
+        .map(|j| serde_json::from_str(&j))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            table,
+            reason: format!("bad review: {e}"),
+        })
 }
 
 /// An update or deletion must find the row as it expects it: otherwise someone else changed
@@ -363,7 +555,7 @@ pub fn insert_region(db: &mut dyn Db, region: &Region) -> Result<(), StoreError>
         return Err(StoreError::DuplicateRegion(region.id));
     }
     db.exec(
-        "INSERT INTO regions (id, image_id, x0, y0, x1, y1, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO regions (id, image_id, x0, y0, x1, y1, label, review) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         vals![
             region.id.0.to_string(),
             region.image.as_str(),
@@ -371,7 +563,8 @@ pub fn insert_region(db: &mut dyn Db, region: &Region) -> Result<(), StoreError>
             region.rect.y0,
             region.rect.x1,
             region.rect.y1,
-            region.label.as_str()
+            region.label.as_str(),
+            review_json(region.review.as_ref())?
         ],
     )?;
     Ok(())
@@ -439,14 +632,15 @@ pub fn insert_question(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> 
         return Err(StoreError::DuplicateQuestion(q.id));
     }
     db.exec(
-        "INSERT INTO questions (id, image_id, text, answer, category, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO questions (id, image_id, text, answer, category, status, review) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         vals![
             q.id.0.to_string(),
             q.image.as_str(),
             q.text.as_str(),
             answer_json(&q.answer)?,
             q.category.as_str(),
-            q.status.as_str()
+            status_word(q.review.as_ref()),
+            review_json(q.review.as_ref())?
         ],
     )?;
     write_links(db, q.id, &q.regions)
@@ -489,8 +683,8 @@ pub fn write_links(
 
 // ---- reading rows ----
 
-pub const IMAGE_COLUMNS: &str = "id, path, width, height, bytes, added_at_ms, status";
-pub const REGION_COLUMNS: &str = "id, image_id, x0, y0, x1, y1, label";
+pub const IMAGE_COLUMNS: &str = "id, path, width, height, bytes, added_at_ms, status, review";
+pub const REGION_COLUMNS: &str = "id, image_id, x0, y0, x1, y1, label, review";
 
 pub fn image_from_row(row: &Row) -> Result<ImageRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -511,6 +705,7 @@ pub fn image_from_row(row: &Row) -> Result<ImageRecord, StoreError> {
         added_at_ms: row.int(5)?,
         status: ImageStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown status '{status}'")))?,
+        review: parse_review("images", row.opt_text(7)?)?,
     })
 }
 
@@ -524,6 +719,7 @@ pub fn region_from_row(row: &Row) -> Result<Region, StoreError> {
         })?,
         rect: ImageRect::new(row.real(2)?, row.real(3)?, row.real(4)?, row.real(5)?),
         label: row.text(6)?,
+        review: parse_review("regions", row.opt_text(7)?)?,
     })
 }
 
@@ -606,7 +802,7 @@ pub fn read_questions(db: &mut dyn Db, image: &ImageId) -> Result<Vec<Question>,
 
 pub fn read_question(db: &mut dyn Db, id: QuestionId) -> Result<Option<Question>, StoreError> {
     let Some(row) = db.row(
-        "SELECT image_id, text, answer, category, status FROM questions WHERE id = ?1",
+        "SELECT image_id, text, answer, category, review FROM questions WHERE id = ?1",
         vals![id.0.to_string()],
     )?
     else {
@@ -625,7 +821,6 @@ pub fn read_question(db: &mut dyn Db, id: QuestionId) -> Result<Option<Question>
         .map(|r| Ok(RegionId(parse_uuid("question_regions", &r.text(0)?)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let image = row.text(0)?;
-    let status = row.text(4)?;
     Ok(Some(Question {
         id,
         image: ImageId::parse(&image).ok_or_else(|| corrupt(format!("bad image id '{image}'")))?,
@@ -633,8 +828,7 @@ pub fn read_question(db: &mut dyn Db, id: QuestionId) -> Result<Option<Question>
         text: row.text(1)?,
         answer: parse_answer(&row.text(2)?)?,
         category: row.text(3)?,
-        status: ReviewStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("unknown status '{status}'")))?,
+        review: parse_review("questions", row.opt_text(4)?)?,
     }))
 }
 

@@ -73,6 +73,19 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE journal ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
         CHECK (origin IN ('local', 'server'));
     "#,
+    // 3 -> 4: verdicts on images, boxes and questions (JSON, see dataset::review); an old
+    // question status of accepted or rejected becomes its verdict; and the field visit a
+    // journal row belongs to (edits saved while typing in one field are undone together).
+    r#"
+    ALTER TABLE images ADD COLUMN review TEXT;
+    ALTER TABLE regions ADD COLUMN review TEXT;
+    ALTER TABLE questions ADD COLUMN review TEXT;
+    UPDATE questions SET review = json_object('verdict', 'accepted', 'by', '', 'at_ms', 0)
+        WHERE status = 'accepted';
+    UPDATE questions SET review = json_object('verdict', 'rejected', 'reason', 'other', 'by', '', 'at_ms', 0)
+        WHERE status = 'rejected';
+    ALTER TABLE journal ADD COLUMN visit TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

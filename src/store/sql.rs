@@ -67,6 +67,11 @@ impl From<Option<&str>> for Val {
         Val::OptText(v.map(str::to_owned))
     }
 }
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::OptText(v)
+    }
+}
 
 /// Parameters for a statement: `vals![a, b, c]`.
 macro_rules! vals {

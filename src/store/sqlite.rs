@@ -287,6 +287,15 @@ impl Store for SqliteStore {
         self.in_tx(|tx| rows::apply(&mut Lite(tx), actor, &command))
     }
 
+    fn apply_in_visit(
+        &mut self,
+        actor: &str,
+        command: Command,
+        visit: &str,
+    ) -> Result<i64, StoreError> {
+        self.in_tx(|tx| rows::apply_in_visit(&mut Lite(tx), actor, &command, visit))
+    }
+
     fn undo(&mut self, actor: &str) -> Result<Option<Command>, StoreError> {
         self.in_tx(|tx| rows::undo(&mut Lite(tx), actor))
     }
@@ -296,11 +305,11 @@ impl Store for SqliteStore {
     }
 
     fn undo_candidate(&self) -> Result<Option<Command>, StoreError> {
-        Ok(rows::journal_candidate(&mut Lite(&self.conn), "done", true)?.map(|(_, c)| c))
+        Ok(rows::journal_candidate(&mut Lite(&self.conn), "done", true)?.map(|c| c.command))
     }
 
     fn redo_candidate(&self) -> Result<Option<Command>, StoreError> {
-        Ok(rows::journal_candidate(&mut Lite(&self.conn), "undone", false)?.map(|(_, c)| c))
+        Ok(rows::journal_candidate(&mut Lite(&self.conn), "undone", false)?.map(|c| c.command))
     }
 
     fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {

@@ -398,6 +398,7 @@ mod tests {
             bytes: 1,
             added_at_ms: 0,
             status: Default::default(),
+            review: None,
         }
     }
 

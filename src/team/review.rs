@@ -2,7 +2,9 @@
 //!
 //! todo -> in progress -> submitted -> in review -> accepted | rejected (reason) -> fixed ->
 //! in review. Annotators start, submit and fix; reviewers and leads open a review and accept or
-//! reject; a lead may also reopen an accepted item. Annotators may edit an item only while it
+//! reject, and may withdraw a verdict (back to in review, as an undo does); a lead may also
+//! reopen an accepted item. The verdict itself is written on the image (see
+//! [`crate::dataset::review`]), so it reaches every member's file and the exports. Annotators may edit an item only while it
 //! is theirs to work on (todo, in progress, rejected).
 
 use serde::{Deserialize, Serialize};
@@ -96,8 +98,13 @@ pub enum ReviewAction {
     Fix,
     Open,
     Accept,
-    Reject { reason: String, note: String },
+    Reject {
+        reason: String,
+        note: String,
+    },
     Reopen,
+    /// Take a verdict back (the reviewer's undo): accepted or rejected -> in review.
+    Withdraw,
 }
 
 impl ReviewAction {
@@ -110,21 +117,13 @@ impl ReviewAction {
             ReviewAction::Accept => "accept",
             ReviewAction::Reject { .. } => "reject",
             ReviewAction::Reopen => "reopen",
+            ReviewAction::Withdraw => "withdraw the verdict on",
         }
     }
 }
 
 /// Reasons a reviewer picks from when rejecting (plus free text).
-pub const REJECT_REASONS: [&str; 8] = [
-    "box too loose",
-    "box misses the object",
-    "wrong label",
-    "wrong answer",
-    "ambiguous question",
-    "missing objects",
-    "box over 5% of the image",
-    "other",
-];
+pub use crate::dataset::REJECT_REASONS;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReviewError {
@@ -163,6 +162,7 @@ pub fn next_state(
             Rejected
         }
         (ReviewAction::Reopen, Accepted) if role == Role::Lead => InReview,
+        (ReviewAction::Withdraw, Accepted | Rejected) if role.reviews() => InReview,
         _ => return Err(refused()),
     };
     Ok(next)

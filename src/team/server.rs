@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use super::review::{ReviewAction, ReviewError, Role, WorkState, next_state};
 use super::state::{ImageState, diff};
-use crate::dataset::{ImageId, ImageRecord};
+use crate::dataset::{ImageId, ImageRecord, Review, ReviewTarget, Verdict};
 use crate::rng::Rng;
 use crate::store::postgres::{ANNOTATION_TABLES, run_script};
 use crate::store::rows;
@@ -90,17 +90,6 @@ pub const TEAM_TABLES: &str = r#"
         reason TEXT,
         note TEXT,
         at_ms BIGINT NOT NULL
-    );
-    CREATE TABLE item_reviews (
-        assignment_id BIGINT NOT NULL REFERENCES assignments(id),
-        item_kind TEXT NOT NULL CHECK (item_kind IN ('box', 'question')),
-        item_id TEXT NOT NULL,
-        verdict TEXT NOT NULL CHECK (verdict IN ('accepted', 'rejected')),
-        reason TEXT,
-        note TEXT,
-        reviewer TEXT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        PRIMARY KEY (assignment_id, item_kind, item_id)
     );
     CREATE TABLE comments (
         id BIGSERIAL PRIMARY KEY,
@@ -231,14 +220,6 @@ pub struct Progress {
     pub leases_expired: usize,
 }
 
-/// A reviewer's verdict on one box or question.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemVerdict {
-    pub accepted: bool,
-    pub reason: Option<String>,
-    pub note: String,
-}
-
 /// One review transition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewEvent {
@@ -308,6 +289,7 @@ pub fn command_image(command: &Command) -> Option<&ImageId> {
             Some(&question.image)
         }
         Command::UpdateQuestion { after, .. } => Some(&after.image),
+        Command::SetReview { image, .. } => Some(image),
         Command::AddCategory { .. } | Command::RemoveCategory { .. } => None,
     }
 }
@@ -804,7 +786,8 @@ impl TeamServer {
             }
             let image = command_image(command).cloned();
             let mut layer = MAIN_LAYER.to_owned();
-            let refusal = match (role_in(db, actor)?, &image) {
+            let role_in_cached = role_in(db, actor)?;
+            let refusal = match (role_in_cached, &image) {
                 (None, _) => Some(format!("'{actor}' is not a member of this team")),
                 (Some(Role::Annotator), Some(image)) => {
                     match db.row(
@@ -835,6 +818,10 @@ impl TeamServer {
                 }
                 _ => None,
             };
+            let refusal = refusal.or_else(|| {
+                (role_in_cached == Some(Role::Annotator) && sets_verdict(command))
+                    .then(|| "only reviewers and leads give verdicts".to_owned())
+            });
             let json = serde_json::to_string(command).map_err(|e| StoreError::Corrupt {
                 table: "sync_log",
                 reason: e.to_string(),
@@ -851,6 +838,36 @@ impl TeamServer {
             if let Some(message) = refusal {
                 log(db, "refused", &message, &layer)?;
                 return Ok(PushOutcome::Refused { message });
+            }
+            if let (Some(role), Command::SetReview { target: ReviewTarget::Image(id), seen, after, .. }) =
+                (role_in_cached, command)
+            {
+                // A verdict on a whole image from a reviewer's file is a review action.
+                let annotator = primary_annotator(db, id)?.unwrap_or_default();
+                let action = action_for_verdict(after.as_ref());
+                db.exec("SAVEPOINT edit", &[])?;
+                return match transition(db, actor, role, id, &annotator, &action, Some(after.clone()), seen, now) {
+                    Ok(Ok(_)) => {
+                        db.exec("RELEASE SAVEPOINT edit", &[])?;
+                        log(db, "applied", "", MAIN_LAYER)?;
+                        Ok(PushOutcome::Applied)
+                    }
+                    Ok(Err(e)) => {
+                        db.exec("ROLLBACK TO SAVEPOINT edit", &[])?;
+                        let message = e.to_string();
+                        log(db, "refused", &message, MAIN_LAYER)?;
+                        Ok(PushOutcome::Refused { message })
+                    }
+                    Err(e @ StoreError::Server(_)) => Err(e),
+                    Err(e) => {
+                        db.exec("ROLLBACK TO SAVEPOINT edit", &[])?;
+                        db.exec("SET LOCAL search_path TO public", &[])?;
+                        let theirs = read_state(db, id)?;
+                        let message = e.to_string();
+                        log(db, "conflict", &message, MAIN_LAYER)?;
+                        Ok(PushOutcome::Conflict { message, theirs })
+                    }
+                };
             }
             use_layer(db, &layer)?;
             db.exec("SAVEPOINT edit", &[])?;
@@ -955,6 +972,8 @@ impl TeamServer {
     // ---- review ----
 
     /// Move an item through review. Annotators act on their own items; reviewers on anyone's.
+    /// An accept, reject, withdraw, reopen or fix also writes the image's verdict in the
+    /// item's layer, journaled under `actor`, so it reaches every member's file.
     pub fn act(
         &self,
         actor: &str,
@@ -972,78 +991,32 @@ impl TeamServer {
                 what: "move another annotator's item",
             });
         }
-
         self.store.in_tx(|db| {
-            let Some(row) = db.row(
-                &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1"),
-                vals![image.as_str(), annotator],
-            )? else {
-                return Ok(Err(TeamError::NotAssigned { image: image.short().to_owned(), who: annotator.to_owned() }));
-            };
-            let a = match assignment_from_row(&row) {
-                Ok(a) => a,
+            let verdict = match verdict_of(action, actor, now) {
+                Ok(v) => v,
                 Err(e) => return Ok(Err(e)),
             };
-            let next = match next_state(a.state, action, role) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            let (reason, note) = match action {
-                ReviewAction::Reject { reason, note } => (Some(reason.as_str()), Some(note.as_str())),
-                _ => (None, None),
-            };
-            let snapshot = if matches!(action, ReviewAction::Submit | ReviewAction::Fix) {
-                use_layer(db, &a.layer)?;
-                let state = read_state(db, image)?;
-                db.exec("SET LOCAL search_path TO public", &[])?;
-                state.map(|s| serde_json::to_string(&s)).transpose().map_err(|e| StoreError::Corrupt {
-                    table: "assignments",
-                    reason: e.to_string(),
-                })?
-            } else {
-                None
-            };
-            db.exec(
-                "UPDATE assignments SET state = ?1, reason = CASE WHEN ?1 = 'rejected' THEN ?2 ELSE reason END, \
-                 note = CASE WHEN ?1 = 'rejected' THEN ?3 ELSE note END, \
-                 submitted_state = coalesce(?4, submitted_state), updated_at_ms = ?5 WHERE id = ?6",
-                vals![next.as_str(), reason, note, snapshot.as_deref(), now, a.id],
-            )?;
-            db.exec(
-                "INSERT INTO review_events (assignment_id, actor, from_state, to_state, reason, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                vals![a.id, actor, a.state.as_str(), next.as_str(), reason, note, now],
-            )?;
-            log_change(db, image, &a.layer, actor, now)?;
-            Ok(Ok(next))
+            transition(db, actor, role, image, annotator, action, verdict, "", now)
         })?
     }
 
-    /// A reviewer's verdict on one box or question of an item.
+    /// A reviewer's verdict on one box or question of an item (`None`: take it back),
+    /// written on the item in the annotator's layer.
     #[allow(clippy::too_many_arguments)]
     pub fn review_item(
         &self,
         reviewer: &str,
         image: &ImageId,
         annotator: &str,
-        item_kind: &str,
-        item_id: &str,
-        accepted: bool,
-        reason: Option<&str>,
-        note: &str,
+        target: &ReviewTarget,
+        verdict: Option<Review>,
         now: i64,
     ) -> Result<(), TeamError> {
         self.require(reviewer, Role::Reviewer, "review items")?;
-        if !matches!(item_kind, "box" | "question") {
-            return Err(TeamError::Batch(format!(
-                "'{item_kind}' is not box or question"
-            )));
-        }
-        if let Some(r) = reason {
-            if !super::review::REJECT_REASONS.contains(&r) {
-                return Err(ReviewError::UnknownReason(r.to_owned()).into());
-            }
-        } else if !accepted {
-            return Err(ReviewError::UnknownReason(String::new()).into());
+        if matches!(target, ReviewTarget::Image(_)) {
+            return Err(TeamError::Batch(
+                "a verdict on the whole image is an accept or reject of the item".into(),
+            ));
         }
         let a = self
             .assignments_for(image)?
@@ -1054,39 +1027,57 @@ impl TeamServer {
                 who: annotator.to_owned(),
             })?;
         self.store.in_tx(|db| {
-            db.exec(
-                "INSERT INTO item_reviews (assignment_id, item_kind, item_id, verdict, reason, note, reviewer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (assignment_id, item_kind, item_id) DO UPDATE SET verdict = EXCLUDED.verdict, reason = EXCLUDED.reason, note = EXCLUDED.note, reviewer = EXCLUDED.reviewer, at_ms = EXCLUDED.at_ms",
-                vals![a.id, item_kind, item_id, if accepted { "accepted" } else { "rejected" }, reason, note, reviewer, now],
+            use_layer(db, &a.layer)?;
+            let before = match target {
+                ReviewTarget::Region(id) => {
+                    rows::read_region(db, *id)?
+                        .ok_or(StoreError::UnknownRegion(*id))?
+                        .review
+                }
+                ReviewTarget::Question(id) => {
+                    rows::read_question(db, *id)?
+                        .ok_or(StoreError::UnknownQuestion(*id))?
+                        .review
+                }
+                ReviewTarget::Image(_) => None,
+            };
+            rows::apply(
+                db,
+                reviewer,
+                &Command::SetReview {
+                    image: image.clone(),
+                    target: target.clone(),
+                    seen: String::new(),
+                    before,
+                    after: verdict.clone(),
+                },
             )?;
-            Ok(())
+            db.exec("SET LOCAL search_path TO public", &[])?;
+            log_change(db, image, &a.layer, reviewer, now)
         })?;
         Ok(())
     }
 
-    /// Per-item verdicts on an item: (kind, id) -> (accepted, reason, note).
+    /// The verdicts on the boxes and questions of an item: (kind, id) -> verdict.
     pub fn item_verdicts(
         &self,
         image: &ImageId,
         annotator: &str,
-    ) -> Result<BTreeMap<(String, String), ItemVerdict>, TeamError> {
-        let rows = self.store.read(|db| {
-            db.rows(
-                "SELECT r.item_kind, r.item_id, r.verdict, r.reason, coalesce(r.note, '') FROM item_reviews r \
-                 JOIN assignments a ON a.id = r.assignment_id WHERE a.image_id = ?1 AND a.annotator = ?2 ORDER BY 1, 2",
-                vals![image.as_str(), annotator],
-            )
-        })?;
+    ) -> Result<BTreeMap<(String, String), Review>, TeamError> {
+        let layer = self.layer_of(annotator, image)?;
+        let Some(state) = self.image_state(&layer, image)? else {
+            return Ok(BTreeMap::new());
+        };
         let mut out = BTreeMap::new();
-        for r in rows {
-            out.insert(
-                (r.text(0)?, r.text(1)?),
-                ItemVerdict {
-                    accepted: r.text(2)? == "accepted",
-                    reason: r.opt_text(3)?,
-                    note: r.text(4)?,
-                },
-            );
+        for r in state.regions {
+            if let Some(v) = r.review {
+                out.insert(("box".to_owned(), r.id.to_string()), v);
+            }
+        }
+        for q in state.questions {
+            if let Some(v) = q.review {
+                out.insert(("question".to_owned(), q.id.to_string()), v);
+            }
         }
         Ok(out)
     }
@@ -1286,6 +1277,18 @@ impl TeamServer {
     }
 }
 
+/// Who holds the primary assignment of an image.
+fn primary_annotator(db: &mut dyn Db, image: &ImageId) -> Result<Option<String>, StoreError> {
+    Ok(db
+        .row(
+            "SELECT annotator FROM public.assignments WHERE image_id = ?1 AND kind = 'primary'",
+            vals![image.as_str()],
+        )?
+        .map(|r| r.opt_text(0))
+        .transpose()?
+        .flatten())
+}
+
 fn role_in(db: &mut dyn Db, name: &str) -> Result<Option<Role>, StoreError> {
     match db.row(
         "SELECT role FROM public.members WHERE name = ?1",
@@ -1376,4 +1379,161 @@ fn copy_bare(db: &mut dyn Db, image: &str, layer: &str, actor: &str) -> Result<(
     }
     db.exec("SET LOCAL search_path TO public", &[])?;
     Ok(())
+}
+
+/// The verdict an action writes on the image: `Some(None)` clears it, `None` leaves it.
+#[allow(clippy::option_option)]
+fn verdict_of(
+    action: &ReviewAction,
+    actor: &str,
+    now: i64,
+) -> Result<Option<Option<Review>>, TeamError> {
+    Ok(match action {
+        ReviewAction::Accept => Some(Some(Review::accepted(actor, "", now))),
+        ReviewAction::Reject { reason, note } => Some(Some(
+            Review::rejected(actor, reason, note, now)
+                .map_err(|_| ReviewError::UnknownReason(reason.clone()))?,
+        )),
+        ReviewAction::Withdraw | ReviewAction::Reopen | ReviewAction::Fix => Some(None),
+        ReviewAction::Start | ReviewAction::Submit | ReviewAction::Open => None,
+    })
+}
+
+/// The review action an image-level verdict pushed from a reviewer's file stands for.
+fn action_for_verdict(after: Option<&Review>) -> ReviewAction {
+    match after {
+        Some(r) if r.verdict == Verdict::Accepted => ReviewAction::Accept,
+        Some(r) => ReviewAction::Reject {
+            reason: r.reason.clone().unwrap_or_default(),
+            note: r.note.clone(),
+        },
+        None => ReviewAction::Withdraw,
+    }
+}
+
+/// Move an assignment through review inside a transaction and write the image's verdict in
+/// its layer. An accept or reject of an item that waits for review opens the review first.
+/// Returns the new state, or (as the inner error) why the move is not allowed.
+#[allow(clippy::too_many_arguments, clippy::option_option)]
+fn transition(
+    db: &mut dyn Db,
+    actor: &str,
+    role: Role,
+    image: &ImageId,
+    annotator: &str,
+    action: &ReviewAction,
+    verdict: Option<Option<Review>>,
+    seen: &str,
+    now: i64,
+) -> Result<Result<WorkState, TeamError>, StoreError> {
+    let Some(row) = db.row(
+        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM public.assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1"),
+        vals![image.as_str(), annotator],
+    )? else {
+        return Ok(Err(TeamError::NotAssigned { image: image.short().to_owned(), who: annotator.to_owned() }));
+    };
+    let a = match assignment_from_row(&row) {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut from = a.state;
+    let decides = matches!(action, ReviewAction::Accept | ReviewAction::Reject { .. });
+    if decides && matches!(from, WorkState::Submitted | WorkState::Fixed) && role.reviews() {
+        record_transition(db, a.id, actor, from, WorkState::InReview, None, None, now)?;
+        from = WorkState::InReview;
+    }
+    let next = match next_state(from, action, role) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let (reason, note) = match action {
+        ReviewAction::Reject { reason, note } => (Some(reason.as_str()), Some(note.as_str())),
+        _ => (None, None),
+    };
+    let snapshot = if matches!(action, ReviewAction::Submit | ReviewAction::Fix) {
+        use_layer(db, &a.layer)?;
+        let state = read_state(db, image)?;
+        db.exec("SET LOCAL search_path TO public", &[])?;
+        state
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                table: "assignments",
+                reason: e.to_string(),
+            })?
+    } else {
+        None
+    };
+    db.exec(
+        "UPDATE public.assignments SET state = ?1, reason = CASE WHEN ?1 = 'rejected' THEN ?2 ELSE reason END, \
+         note = CASE WHEN ?1 = 'rejected' THEN ?3 ELSE note END, \
+         submitted_state = coalesce(?4, submitted_state), updated_at_ms = ?5 WHERE id = ?6",
+        vals![next.as_str(), reason, note, snapshot.as_deref(), now, a.id],
+    )?;
+    record_transition(db, a.id, actor, from, next, reason, note, now)?;
+    if let Some(after) = verdict {
+        use_layer(db, &a.layer)?;
+        let before = rows::read_image(db, image)?
+            .ok_or_else(|| StoreError::UnknownImage(image.clone()))?
+            .review;
+        if before != after {
+            let command = Command::SetReview {
+                image: image.clone(),
+                target: ReviewTarget::Image(image.clone()),
+                seen: seen.to_owned(),
+                before,
+                after,
+            };
+            rows::apply(db, actor, &command)?;
+        }
+        db.exec("SET LOCAL search_path TO public", &[])?;
+    }
+    log_change(db, image, &a.layer, actor, now)?;
+    Ok(Ok(next))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_transition(
+    db: &mut dyn Db,
+    assignment: i64,
+    actor: &str,
+    from: WorkState,
+    to: WorkState,
+    reason: Option<&str>,
+    note: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    db.exec(
+        "INSERT INTO public.review_events (assignment_id, actor, from_state, to_state, reason, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        vals![assignment, actor, from.as_str(), to.as_str(), reason, note, now],
+    )?;
+    Ok(())
+}
+
+/// Whether a command gives a verdict: any review action, or an edit that carries an
+/// acceptance (annotators may do neither; an edit that clears a verdict is fine).
+pub fn sets_verdict(command: &Command) -> bool {
+    let accepts = |r: Option<&Review>| r.is_some_and(Review::is_accepted);
+    let gives = |before: Option<&Review>, after: Option<&Review>| accepts(after) && before != after;
+    match command {
+        Command::SetReview { .. } => true,
+        Command::AddImage {
+            image,
+            regions,
+            questions,
+        } => {
+            accepts(image.review.as_ref())
+                || regions.iter().any(|r| accepts(r.review.as_ref()))
+                || questions.iter().any(|q| accepts(q.review.as_ref()))
+        }
+        Command::AddRegion { region, .. } => accepts(region.review.as_ref()),
+        Command::AddQuestion { question } => accepts(question.review.as_ref()),
+        Command::UpdateRegion { before, after } => {
+            gives(before.review.as_ref(), after.review.as_ref())
+        }
+        Command::UpdateQuestion { before, after } => {
+            gives(before.review.as_ref(), after.review.as_ref())
+        }
+        _ => false,
+    }
 }

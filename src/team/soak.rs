@@ -98,6 +98,7 @@ fn soak_image(i: usize) -> ImageRecord {
         bytes: 1_000_000,
         added_at_ms: 0,
         status: Default::default(),
+        review: None,
     }
 }
 

@@ -129,7 +129,26 @@ pub fn diff(from: Option<&ImageState>, to: &ImageState) -> Vec<Command> {
             after: to.image.status,
         });
     }
+    if from.image.review != to.image.review {
+        out.push(Command::SetReview {
+            image: to.image.id.clone(),
+            target: crate::dataset::ReviewTarget::Image(to.image.id.clone()),
+            seen: String::new(),
+            before: from.image.review.clone(),
+            after: to.image.review.clone(),
+        });
+    }
     out
+}
+
+/// A verdict change in words ("accepted" -> "rejected: wrong label").
+fn verdict_change(
+    before: Option<&crate::dataset::Review>,
+    after: Option<&crate::dataset::Review>,
+) -> Option<String> {
+    let word =
+        |r: Option<&crate::dataset::Review>| r.map_or("unreviewed".to_owned(), |r| r.describe());
+    (before != after).then(|| format!("verdict {} -> {}", word(before), word(after)))
 }
 
 /// The commands that take what is here (`mine`) to the server's state (`theirs`; none when the
@@ -169,6 +188,10 @@ pub fn describe(from: &ImageState, to: &ImageState) -> Vec<String> {
                         after.rect.y1
                     ));
                 }
+                parts.extend(verdict_change(
+                    before.review.as_ref(),
+                    after.review.as_ref(),
+                ));
                 format!("box '{}': {}", before.label, parts.join(", "))
             }
             Command::UpdateQuestion { before, after } => {
@@ -192,13 +215,10 @@ pub fn describe(from: &ImageState, to: &ImageState) -> Vec<String> {
                 if before.regions != after.regions {
                     parts.push("linked boxes changed".into());
                 }
-                if before.status != after.status {
-                    parts.push(format!(
-                        "status {} -> {}",
-                        before.status.as_str(),
-                        after.status.as_str()
-                    ));
-                }
+                parts.extend(verdict_change(
+                    before.review.as_ref(),
+                    after.review.as_ref(),
+                ));
                 format!("question '{}': {}", before.text, parts.join(", "))
             }
             other => other.describe(),
@@ -221,6 +241,7 @@ mod tests {
             bytes: 1,
             added_at_ms: 1,
             status: ImageStatus::Todo,
+            review: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct Run {
     /// The prompt profile's name.
     #[serde(default)]
     pub profile: Option<String>,
+    /// The SHA-256 of the system prompt the run was made with (64 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_sha256: Option<String>,
     /// Decoding settings (temperature, top_p, max tokens, ...), as given.
     #[serde(default)]
     pub decoding: BTreeMap<String, serde_json::Value>,

@@ -4,6 +4,7 @@ pub mod canvas;
 pub mod image_list;
 pub mod qa_editor;
 pub mod qa_panel;
+pub mod review_bar;
 
 use egui::Color32;
 

@@ -75,7 +75,7 @@ pub fn qa_panel(
                     ui.small("·");
                     ui.small(q.answer.kind_name());
                     ui.small("·");
-                    ui.small(q.status.as_str());
+                    ui.small(crate::dataset::review::review_word(q.review.as_ref()));
                     ui.small("·");
                     ui.small(format!("boxes: {}", box_numbers(regions, &q.regions)));
                 });

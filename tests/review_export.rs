@@ -1,0 +1,427 @@
+//! Review gates the export, in solo and team projects: the team's verdicts reach every
+//! member's file through sync and are what `--accepted-only` filters on; a reviewer's verdict
+//! given in their own file reaches the server and the others; rejected items never go out.
+//! Team tests run against a throwaway PostgreSQL on loopback (scripts/test installs it).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use thyme_studio::annotate::review::review_command;
+use thyme_studio::dataset::{Review, ReviewTarget, rules};
+use thyme_studio::exchange::{ExportOptions, Format, export};
+use thyme_studio::store::{SqliteStore, Store, now_ms};
+use thyme_studio::team::client::TeamClient;
+use thyme_studio::team::cluster::LocalCluster;
+use thyme_studio::team::review::{ReviewAction, WorkState};
+use thyme_studio::team::server::{MAIN_LAYER, TeamServer};
+use thyme_studio::team::state::ImageState;
+
+/// The question ids of a thyme-rl export of `file` (accepted only).
+fn exported_ids(
+    file: &Path,
+    out: &Path,
+) -> (BTreeSet<String>, thyme_studio::exchange::ExportReport) {
+    let store = SqliteStore::open(file).unwrap();
+    let mut options = ExportOptions::new(Format::ThymeRl);
+    options.filter.accepted_only = true;
+    let report = export(
+        &store,
+        &options,
+        out,
+        &mut |_, _| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let ids = std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(
+                v["review"], "unreviewed",
+                "questions themselves were not judged: {l}"
+            );
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (ids, report)
+}
+
+/// The questions on accepted images that an export may hold (valid, about small boxes, not
+/// rejected): of the shared layer, or of one annotator's items in whatever layer they are.
+fn accepted_questions(server: &TeamServer, only: Option<&str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in server.all_assignments().unwrap() {
+        let mine = only.is_some_and(|who| a.annotator.as_deref() == Some(who));
+        if a.state != WorkState::Accepted || !(mine || (only.is_none() && a.layer == MAIN_LAYER)) {
+            continue;
+        }
+        let s = server.image_state(&a.layer, &a.image).unwrap().unwrap();
+        assert!(s.image.review.as_ref().is_some_and(Review::is_accepted));
+        for q in &s.questions {
+            let small = q.regions.iter().all(|id| {
+                s.regions
+                    .iter()
+                    .find(|r| r.id == *id)
+                    .is_some_and(|r| rules::check_area(&r.rect, s.image.size).is_ok())
+            });
+            let rejected = q.review.as_ref().is_some_and(Review::is_rejected);
+            if rules::question_errors(q).is_empty() && small && !rejected {
+                out.insert(q.id.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn team_acceptance_reaches_the_lead_and_the_annotator_and_gates_the_export() {
+    let cluster =
+        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("review").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
+    let server = TeamServer::open(&url).unwrap();
+    let file = |who: &str| {
+        summary
+            .member_files
+            .iter()
+            .find(|(w, _)| w == who)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let sync = |who: &str| {
+        let mut c = TeamClient::open(&file(who)).unwrap();
+        c.sync(&server, now_ms()).unwrap();
+    };
+    for who in ["lea", "ann", "bob"] {
+        sync(who);
+    }
+
+    // The example's reviewer rejected the one shared item (bob's): nothing goes out yet, and
+    // the report says why.
+    let (rows, report) = exported_ids(&file("lea"), &dir.path().join("lea0.jsonl"));
+    assert!(rows.is_empty());
+    assert!(
+        report.left_out.contains_key("image rejected in review"),
+        "{report:?}"
+    );
+
+    // Bob fixes it, the reviewer opens and accepts it (as `team review ... fix|open|accept`
+    // does); after a sync both the lead's and bob's files export exactly its questions.
+    let bobs = server
+        .all_assignments()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
+        .unwrap();
+    assert_eq!(bobs.state, WorkState::Rejected);
+    server
+        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
+        .unwrap();
+    server
+        .act("rev", &bobs.image, "bob", &ReviewAction::Open, now_ms())
+        .unwrap();
+    server
+        .act("rev", &bobs.image, "bob", &ReviewAction::Accept, now_ms())
+        .unwrap();
+    sync("lea");
+    sync("bob");
+    let expected = accepted_questions(&server, None);
+    assert!(!expected.is_empty());
+    let (rows, _) = exported_ids(&file("lea"), &dir.path().join("lea.jsonl"));
+    assert_eq!(rows, expected);
+    let (rows, _) = exported_ids(&file("bob"), &dir.path().join("bob.jsonl"));
+    assert_eq!(rows, accepted_questions(&server, Some("bob")));
+    assert_eq!(rows, expected);
+
+    // Ann's item (her blind second copy of the same image): submit, open, accept, sync;
+    // her own file then exports her accepted questions.
+    let anns = server
+        .assignments_of("ann")
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == "double")
+        .unwrap();
+    server
+        .act("ann", &anns.image, "ann", &ReviewAction::Submit, now_ms())
+        .unwrap();
+    server
+        .act("rev", &anns.image, "ann", &ReviewAction::Open, now_ms())
+        .unwrap();
+    server
+        .act("rev", &anns.image, "ann", &ReviewAction::Accept, now_ms())
+        .unwrap();
+    sync("ann");
+    let (rows, _) = exported_ids(&file("ann"), &dir.path().join("ann.jsonl"));
+    let anns_expected = accepted_questions(&server, Some("ann"));
+    assert!(!anns_expected.is_empty());
+    assert_eq!(rows, anns_expected);
+}
+
+#[test]
+fn a_reviewers_verdict_in_their_own_file_reaches_the_server_and_undo_takes_it_back() {
+    let cluster =
+        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("review2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
+    let server = TeamServer::open(&url).unwrap();
+    let rev_file = &summary
+        .member_files
+        .iter()
+        .find(|(w, _)| w == "rev")
+        .unwrap()
+        .1;
+    let lea_file = &summary
+        .member_files
+        .iter()
+        .find(|(w, _)| w == "lea")
+        .unwrap()
+        .1;
+    let bobs = server
+        .all_assignments()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
+        .unwrap();
+    server
+        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
+        .unwrap();
+    server
+        .act("rev", &bobs.image, "bob", &ReviewAction::Accept, now_ms())
+        .unwrap();
+    let mut rev = TeamClient::open(rev_file).unwrap();
+    rev.sync(&server, now_ms()).unwrap();
+
+    // Reject one question of an accepted image, in the reviewer's own file.
+    let accepted = server
+        .all_assignments()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.layer == MAIN_LAYER && a.state == WorkState::Accepted)
+        .unwrap();
+    let shown = ImageState::read(rev.store(), &accepted.image)
+        .unwrap()
+        .unwrap();
+    let q = shown.questions[0].clone();
+    let verdict = Review::rejected("rev", "wrong answer", "read it again", now_ms()).unwrap();
+    let command =
+        review_command(&shown, ReviewTarget::Question(q.id), Some(verdict.clone())).unwrap();
+    rev.store_mut().apply("rev", command).unwrap();
+    let report = rev.sync(&server, now_ms()).unwrap();
+    assert_eq!((report.pushed, report.refused, report.conflicts), (1, 0, 0));
+    let on_server = server.store().question(q.id).unwrap().unwrap();
+    assert_eq!(on_server.review, Some(verdict));
+
+    // The lead's export leaves it out and says why.
+    let mut lea = TeamClient::open(lea_file).unwrap();
+    lea.sync(&server, now_ms()).unwrap();
+    let out = dir.path().join("x.jsonl");
+    let (rows, report) = exported_ids(lea_file, &out);
+    assert!(!rows.contains(&q.id.to_string()));
+    let item = report
+        .left_out_items
+        .iter()
+        .find(|i| i.id == q.id.to_string())
+        .unwrap();
+    assert_eq!(item.reason, "question rejected in review");
+    assert!(item.verdict.as_deref().unwrap().contains("wrong answer"));
+
+    // The reviewer undoes it; the next sync takes it back everywhere.
+    rev.store_mut().undo("rev").unwrap().unwrap();
+    rev.sync(&server, now_ms()).unwrap();
+    assert_eq!(server.store().question(q.id).unwrap().unwrap().review, None);
+    lea.sync(&server, now_ms()).unwrap();
+    let (rows, _) = exported_ids(lea_file, &dir.path().join("y.jsonl"));
+    assert!(rows.contains(&q.id.to_string()));
+}
+
+#[test]
+fn an_image_verdict_from_a_reviewers_file_moves_the_item_and_an_annotator_cannot_give_one() {
+    let cluster =
+        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+    let url = cluster.create_database("review3").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
+    let server = TeamServer::open(&url).unwrap();
+    let path = |who: &str| {
+        summary
+            .member_files
+            .iter()
+            .find(|(w, _)| w == who)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let bobs = server
+        .all_assignments()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
+        .unwrap();
+
+    // Bob may not accept his own image by editing his file.
+    let mut bob = TeamClient::open(&path("bob")).unwrap();
+    bob.sync(&server, now_ms()).unwrap();
+    server
+        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
+        .unwrap();
+    bob.sync(&server, now_ms()).unwrap();
+    let shown = ImageState::read(bob.store(), &bobs.image).unwrap().unwrap();
+    let forged = review_command(
+        &shown,
+        ReviewTarget::Image(bobs.image.clone()),
+        Some(Review::accepted("bob", "", now_ms())),
+    )
+    .unwrap();
+    bob.store_mut().apply("bob", forged).unwrap();
+    let r = bob.sync(&server, now_ms()).unwrap();
+    assert_eq!(r.refused, 1);
+    assert_eq!(
+        server.assignments_for(&bobs.image).unwrap()[0].state,
+        WorkState::Fixed
+    );
+
+    // The reviewer accepts it from his file: the fixed item is opened and accepted.
+    let mut rev = TeamClient::open(&path("rev")).unwrap();
+    rev.sync(&server, now_ms()).unwrap();
+    let shown = ImageState::read(rev.store(), &bobs.image).unwrap().unwrap();
+    let accept = review_command(
+        &shown,
+        ReviewTarget::Image(bobs.image.clone()),
+        Some(Review::accepted("rev", "good now", now_ms())),
+    )
+    .unwrap();
+    rev.store_mut().apply("rev", accept).unwrap();
+    let r = rev.sync(&server, now_ms()).unwrap();
+    assert_eq!((r.pushed, r.refused, r.conflicts), (1, 0, 0));
+    let a = &server.assignments_for(&bobs.image).unwrap()[0];
+    assert_eq!(a.state, WorkState::Accepted);
+    let image = server.store().image(&bobs.image).unwrap().unwrap();
+    assert_eq!(image.review.unwrap().note, "good now");
+    // Undone in the reviewer's file: back in review.
+    rev.store_mut().undo("rev").unwrap().unwrap();
+    rev.sync(&server, now_ms()).unwrap();
+    assert_eq!(
+        server.assignments_for(&bobs.image).unwrap()[0].state,
+        WorkState::InReview
+    );
+}
+
+#[test]
+fn a_solo_project_reviews_images_boxes_and_questions_and_the_export_follows() {
+    use thyme_studio::dataset::{Answer, ImageId, ImageRecord, Question, Region};
+    use thyme_studio::geometry::{ImageRect, ImageSize};
+    use thyme_studio::store::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("solo.thyme");
+    let mut store = SqliteStore::create(&path).unwrap();
+    let image = ImageRecord {
+        id: ImageId::of_bytes(b"solo"),
+        path: dir.path().join("solo.jpg"),
+        size: ImageSize::new(4000, 3000),
+        bytes: 1,
+        added_at_ms: 0,
+        status: Default::default(),
+        review: None,
+    };
+    let a = Region::new(
+        image.id.clone(),
+        ImageRect::new(10.0, 10.0, 60.0, 60.0),
+        "a",
+    );
+    let b = Region::new(
+        image.id.clone(),
+        ImageRect::new(100.0, 10.0, 160.0, 60.0),
+        "b",
+    );
+    let qa = Question::new(
+        image.id.clone(),
+        vec![a.id],
+        "What is a?",
+        Answer::Open { text: "x".into() },
+        "ocr",
+    );
+    let qb = Question::new(
+        image.id.clone(),
+        vec![b.id],
+        "What is b?",
+        Answer::Open { text: "y".into() },
+        "ocr",
+    );
+    store
+        .apply(
+            "me",
+            Command::AddImage {
+                image: image.clone(),
+                regions: vec![a.clone(), b.clone()],
+                questions: vec![qa.clone(), qb.clone()],
+            },
+        )
+        .unwrap();
+    let out = dir.path().join("o.jsonl");
+    // Nothing accepted yet: --accepted-only writes nothing and says why.
+    let (rows, report) = exported_ids(&path, &out);
+    assert!(rows.is_empty());
+    assert_eq!(report.left_out["image not accepted in review"], 4);
+
+    let shown = || {
+        ImageState::read(&store_at(&path), &image.id)
+            .unwrap()
+            .unwrap()
+    };
+    let reject_b = review_command(
+        &shown(),
+        ReviewTarget::Region(b.id),
+        Some(Review::rejected("me", "box too loose", "", 1).unwrap()),
+    )
+    .unwrap();
+    store.apply("me", reject_b).unwrap();
+    let accept = review_command(
+        &shown(),
+        ReviewTarget::Image(image.id.clone()),
+        Some(Review::accepted("me", "", 2)),
+    )
+    .unwrap();
+    store.apply("me", accept).unwrap();
+    let (rows, report) = exported_ids(&path, &out);
+    assert_eq!(rows, BTreeSet::from([qa.id.to_string()]));
+    assert_eq!(report.left_out["box rejected in review"], 1);
+    assert_eq!(
+        report.left_out["question about a box rejected in review"],
+        1
+    );
+
+    // A verdict given on what was shown is refused once the item has changed since.
+    let stale = shown();
+    let mut moved = stale.regions.iter().find(|r| r.id == a.id).unwrap().clone();
+    let before = moved.clone();
+    moved.rect.x1 = 70.0;
+    store
+        .apply(
+            "me",
+            Command::UpdateRegion {
+                before,
+                after: moved,
+            },
+        )
+        .unwrap();
+    let late = review_command(
+        &stale,
+        ReviewTarget::Region(a.id),
+        Some(Review::accepted("me", "", 3)),
+    )
+    .unwrap();
+    let e = store.apply("me", late).unwrap_err().to_string();
+    assert!(
+        e.contains("box 'a'") && e.contains("edited after it was opened"),
+        "{e}"
+    );
+}
+
+fn store_at(path: &Path) -> SqliteStore {
+    SqliteStore::open(path).unwrap()
+}
