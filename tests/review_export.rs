@@ -75,34 +75,75 @@ fn accepted_questions(server: &TeamServer, only: Option<&str>) -> BTreeSet<Strin
     out
 }
 
+/// The worked team example on a throwaway server: lead lea, reviewer rev, annotators ann, bob
+/// and cat, bob's shared item rejected by the example's review round.
+struct Example {
+    _cluster: LocalCluster,
+    dir: tempfile::TempDir,
+    server: TeamServer,
+    files: Vec<(String, std::path::PathBuf)>,
+}
+
+impl Example {
+    fn new(db: &str) -> Self {
+        let cluster =
+            LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
+        let url = cluster.create_database(db).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
+        Self {
+            server: TeamServer::open(&url).unwrap(),
+            _cluster: cluster,
+            dir,
+            files: summary.member_files,
+        }
+    }
+
+    /// A member's project file.
+    fn file(&self, who: &str) -> std::path::PathBuf {
+        self.files.iter().find(|(w, _)| w == who).unwrap().1.clone()
+    }
+
+    fn sync(&self, who: &str) {
+        let mut c = TeamClient::open(&self.file(who)).unwrap();
+        c.sync(&self.server, now_ms()).unwrap();
+    }
+
+    /// Bob's item in the shared layer.
+    fn bobs(&self) -> thyme_studio::team::server::Assignment {
+        self.server
+            .all_assignments()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
+            .unwrap()
+    }
+
+    /// `who` moves `annotator`'s item on `image` (as `team review` does).
+    fn act(
+        &self,
+        who: &str,
+        image: &thyme_studio::dataset::ImageId,
+        annotator: &str,
+        action: ReviewAction,
+    ) {
+        self.server
+            .act(who, image, annotator, &action, now_ms())
+            .unwrap();
+    }
+}
+
 #[test]
 fn team_acceptance_reaches_the_lead_and_the_annotator_and_gates_the_export() {
-    let cluster =
-        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
-    let url = cluster.create_database("review").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
-    let server = TeamServer::open(&url).unwrap();
-    let file = |who: &str| {
-        summary
-            .member_files
-            .iter()
-            .find(|(w, _)| w == who)
-            .unwrap()
-            .1
-            .clone()
-    };
-    let sync = |who: &str| {
-        let mut c = TeamClient::open(&file(who)).unwrap();
-        c.sync(&server, now_ms()).unwrap();
-    };
+    let t = Example::new("review");
     for who in ["lea", "ann", "bob"] {
-        sync(who);
+        t.sync(who);
     }
+    let out = |name: &str| t.dir.path().join(name);
 
     // The example's reviewer rejected the one shared item (bob's): nothing goes out yet, and
     // the report says why.
-    let (rows, report) = exported_ids(&file("lea"), &dir.path().join("lea0.jsonl"));
+    let (rows, report) = exported_ids(&t.file("lea"), &out("lea0.jsonl"));
     assert!(rows.is_empty());
     assert!(
         report.left_out.contains_key("image rejected in review"),
@@ -111,116 +152,65 @@ fn team_acceptance_reaches_the_lead_and_the_annotator_and_gates_the_export() {
 
     // Bob fixes it, the reviewer opens and accepts it (as `team review ... fix|open|accept`
     // does); after a sync both the lead's and bob's files export exactly its questions.
-    let bobs = server
-        .all_assignments()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
-        .unwrap();
+    let bobs = t.bobs();
     assert_eq!(bobs.state, WorkState::Rejected);
-    server
-        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
-        .unwrap();
-    server
-        .act("rev", &bobs.image, "bob", &ReviewAction::Open, now_ms())
-        .unwrap();
-    server
-        .act("rev", &bobs.image, "bob", &ReviewAction::Accept, now_ms())
-        .unwrap();
-    sync("lea");
-    sync("bob");
-    let expected = accepted_questions(&server, None);
+    t.act("bob", &bobs.image, "bob", ReviewAction::Fix);
+    t.act("rev", &bobs.image, "bob", ReviewAction::Open);
+    t.act("rev", &bobs.image, "bob", ReviewAction::Accept);
+    t.sync("lea");
+    t.sync("bob");
+    let expected = accepted_questions(&t.server, None);
     assert!(!expected.is_empty());
-    let (rows, _) = exported_ids(&file("lea"), &dir.path().join("lea.jsonl"));
+    let (rows, _) = exported_ids(&t.file("lea"), &out("lea.jsonl"));
     assert_eq!(rows, expected);
-    let (rows, _) = exported_ids(&file("bob"), &dir.path().join("bob.jsonl"));
-    assert_eq!(rows, accepted_questions(&server, Some("bob")));
+    let (rows, _) = exported_ids(&t.file("bob"), &out("bob.jsonl"));
+    assert_eq!(rows, accepted_questions(&t.server, Some("bob")));
     assert_eq!(rows, expected);
 
     // Ann's item (her blind second copy of the same image): submit, open, accept, sync;
     // her own file then exports her accepted questions.
-    let anns = server
+    let anns = t
+        .server
         .assignments_of("ann")
         .unwrap()
         .into_iter()
         .find(|a| a.kind == "double")
         .unwrap();
-    server
-        .act("ann", &anns.image, "ann", &ReviewAction::Submit, now_ms())
-        .unwrap();
-    server
-        .act("rev", &anns.image, "ann", &ReviewAction::Open, now_ms())
-        .unwrap();
-    server
-        .act("rev", &anns.image, "ann", &ReviewAction::Accept, now_ms())
-        .unwrap();
-    sync("ann");
-    let (rows, _) = exported_ids(&file("ann"), &dir.path().join("ann.jsonl"));
-    let anns_expected = accepted_questions(&server, Some("ann"));
+    t.act("ann", &anns.image, "ann", ReviewAction::Submit);
+    t.act("rev", &anns.image, "ann", ReviewAction::Open);
+    t.act("rev", &anns.image, "ann", ReviewAction::Accept);
+    t.sync("ann");
+    let (rows, _) = exported_ids(&t.file("ann"), &out("ann.jsonl"));
+    let anns_expected = accepted_questions(&t.server, Some("ann"));
     assert!(!anns_expected.is_empty());
     assert_eq!(rows, anns_expected);
 }
 
 #[test]
 fn a_reviewers_verdict_in_their_own_file_reaches_the_server_and_undo_takes_it_back() {
-    let cluster =
-        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
-    let url = cluster.create_database("review2").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
-    let server = TeamServer::open(&url).unwrap();
-    let rev_file = &summary
-        .member_files
-        .iter()
-        .find(|(w, _)| w == "rev")
-        .unwrap()
-        .1;
-    let lea_file = &summary
-        .member_files
-        .iter()
-        .find(|(w, _)| w == "lea")
-        .unwrap()
-        .1;
-    let bobs = server
-        .all_assignments()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
-        .unwrap();
-    server
-        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
-        .unwrap();
-    server
-        .act("rev", &bobs.image, "bob", &ReviewAction::Accept, now_ms())
-        .unwrap();
-    let mut rev = TeamClient::open(rev_file).unwrap();
-    rev.sync(&server, now_ms()).unwrap();
+    let t = Example::new("review2");
+    let server = &t.server;
+    let bobs = t.bobs();
+    t.act("bob", &bobs.image, "bob", ReviewAction::Fix);
+    t.act("rev", &bobs.image, "bob", ReviewAction::Accept);
+    let mut rev = TeamClient::open(&t.file("rev")).unwrap();
+    rev.sync(server, now_ms()).unwrap();
 
-    // Reject one question of an accepted image, in the reviewer's own file.
-    let accepted = server
-        .all_assignments()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.layer == MAIN_LAYER && a.state == WorkState::Accepted)
-        .unwrap();
-    let shown = ImageState::read(rev.store(), &accepted.image)
-        .unwrap()
-        .unwrap();
+    // Reject one question of the accepted image, in the reviewer's own file.
+    let shown = ImageState::read(rev.store(), &bobs.image).unwrap().unwrap();
     let q = shown.questions[0].clone();
     let verdict = Review::rejected("rev", "wrong answer", "read it again", now_ms()).unwrap();
     let command =
         review_command(&shown, ReviewTarget::Question(q.id), Some(verdict.clone())).unwrap();
     rev.store_mut().apply("rev", command).unwrap();
-    let report = rev.sync(&server, now_ms()).unwrap();
+    let report = rev.sync(server, now_ms()).unwrap();
     assert_eq!((report.pushed, report.refused, report.conflicts), (1, 0, 0));
     let on_server = server.store().question(q.id).unwrap().unwrap();
     assert_eq!(on_server.review, Some(verdict));
 
     // The lead's export leaves it out and says why.
-    let mut lea = TeamClient::open(lea_file).unwrap();
-    lea.sync(&server, now_ms()).unwrap();
-    let out = dir.path().join("x.jsonl");
-    let (rows, report) = exported_ids(lea_file, &out);
+    t.sync("lea");
+    let (rows, report) = exported_ids(&t.file("lea"), &t.dir.path().join("x.jsonl"));
     assert!(!rows.contains(&q.id.to_string()));
     let item = report
         .left_out_items
@@ -232,44 +222,25 @@ fn a_reviewers_verdict_in_their_own_file_reaches_the_server_and_undo_takes_it_ba
 
     // The reviewer undoes it; the next sync takes it back everywhere.
     rev.store_mut().undo("rev").unwrap().unwrap();
-    rev.sync(&server, now_ms()).unwrap();
+    rev.sync(server, now_ms()).unwrap();
     assert_eq!(server.store().question(q.id).unwrap().unwrap().review, None);
-    lea.sync(&server, now_ms()).unwrap();
-    let (rows, _) = exported_ids(lea_file, &dir.path().join("y.jsonl"));
+    t.sync("lea");
+    let (rows, _) = exported_ids(&t.file("lea"), &t.dir.path().join("y.jsonl"));
     assert!(rows.contains(&q.id.to_string()));
 }
 
 #[test]
 fn an_image_verdict_from_a_reviewers_file_moves_the_item_and_an_annotator_cannot_give_one() {
-    let cluster =
-        LocalCluster::start_new(false).expect("a local PostgreSQL (scripts/test installs it)");
-    let url = cluster.create_database("review3").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let summary = thyme_studio::team::example::write_example(&url, dir.path(), 16).unwrap();
-    let server = TeamServer::open(&url).unwrap();
-    let path = |who: &str| {
-        summary
-            .member_files
-            .iter()
-            .find(|(w, _)| w == who)
-            .unwrap()
-            .1
-            .clone()
-    };
-    let bobs = server
-        .all_assignments()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.layer == MAIN_LAYER && a.annotator.as_deref() == Some("bob"))
-        .unwrap();
+    let t = Example::new("review3");
+    let server = &t.server;
+    let bobs = t.bobs();
+    let state = || server.assignments_for(&bobs.image).unwrap()[0].state;
 
     // Bob may not accept his own image by editing his file.
-    let mut bob = TeamClient::open(&path("bob")).unwrap();
-    bob.sync(&server, now_ms()).unwrap();
-    server
-        .act("bob", &bobs.image, "bob", &ReviewAction::Fix, now_ms())
-        .unwrap();
-    bob.sync(&server, now_ms()).unwrap();
+    let mut bob = TeamClient::open(&t.file("bob")).unwrap();
+    bob.sync(server, now_ms()).unwrap();
+    t.act("bob", &bobs.image, "bob", ReviewAction::Fix);
+    bob.sync(server, now_ms()).unwrap();
     let shown = ImageState::read(bob.store(), &bobs.image).unwrap().unwrap();
     let forged = review_command(
         &shown,
@@ -278,16 +249,12 @@ fn an_image_verdict_from_a_reviewers_file_moves_the_item_and_an_annotator_cannot
     )
     .unwrap();
     bob.store_mut().apply("bob", forged).unwrap();
-    let r = bob.sync(&server, now_ms()).unwrap();
-    assert_eq!(r.refused, 1);
-    assert_eq!(
-        server.assignments_for(&bobs.image).unwrap()[0].state,
-        WorkState::Fixed
-    );
+    assert_eq!(bob.sync(server, now_ms()).unwrap().refused, 1);
+    assert_eq!(state(), WorkState::Fixed);
 
     // The reviewer accepts it from his file: the fixed item is opened and accepted.
-    let mut rev = TeamClient::open(&path("rev")).unwrap();
-    rev.sync(&server, now_ms()).unwrap();
+    let mut rev = TeamClient::open(&t.file("rev")).unwrap();
+    rev.sync(server, now_ms()).unwrap();
     let shown = ImageState::read(rev.store(), &bobs.image).unwrap().unwrap();
     let accept = review_command(
         &shown,
@@ -296,19 +263,15 @@ fn an_image_verdict_from_a_reviewers_file_moves_the_item_and_an_annotator_cannot
     )
     .unwrap();
     rev.store_mut().apply("rev", accept).unwrap();
-    let r = rev.sync(&server, now_ms()).unwrap();
+    let r = rev.sync(server, now_ms()).unwrap();
     assert_eq!((r.pushed, r.refused, r.conflicts), (1, 0, 0));
-    let a = &server.assignments_for(&bobs.image).unwrap()[0];
-    assert_eq!(a.state, WorkState::Accepted);
+    assert_eq!(state(), WorkState::Accepted);
     let image = server.store().image(&bobs.image).unwrap().unwrap();
     assert_eq!(image.review.unwrap().note, "good now");
     // Undone in the reviewer's file: back in review.
     rev.store_mut().undo("rev").unwrap().unwrap();
-    rev.sync(&server, now_ms()).unwrap();
-    assert_eq!(
-        server.assignments_for(&bobs.image).unwrap()[0].state,
-        WorkState::InReview
-    );
+    rev.sync(server, now_ms()).unwrap();
+    assert_eq!(state(), WorkState::InReview);
 }
 
 #[test]

@@ -1470,12 +1470,14 @@ impl StudioApp {
         };
         match project.apply(&self.actor, command) {
             Ok(()) => self.after_edit(),
-            Err(crate::store::StoreError::Conflict(what)) => {
+            Err(
+                e @ (crate::store::StoreError::Conflict(_)
+                | crate::store::StoreError::ChangedSinceSeen { .. }),
+            ) => {
                 let now = crate::team::state::ImageState::read(project.store(), &image.id)
                     .ok()
                     .flatten();
-                let mut text =
-                    format!("the verdict was not given: {what} changed since it was shown.");
+                let mut text = format!("the verdict was not given: {e}.");
                 if let Some(now) = now {
                     let lines = crate::team::state::describe(&seen, &now);
                     text.push_str(&format!(
@@ -1489,7 +1491,6 @@ impl StudioApp {
                         text.push_str(&format!("\n  {l}"));
                     }
                 }
-                text.push_str("\nLook at it again, then review it as it is now.");
                 self.notify_error(text);
                 self.reload_detail();
             }

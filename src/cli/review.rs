@@ -52,7 +52,11 @@ impl ReviewCommand {
             show(&state);
             return Ok(());
         };
-        let actor = self.actor()?;
+        let actor = self
+            .actor
+            .clone()
+            .or_else(|| linked_member(&store))
+            .unwrap_or_else(thyme_studio::store::default_actor);
         let after = match action.as_str() {
             "accept" => Some(Review::new(
                 Verdict::Accepted,
@@ -84,8 +88,8 @@ impl ReviewCommand {
         let description = command.describe();
         match store.apply(&actor, command) {
             Ok(_) => {}
-            Err(StoreError::Conflict(c)) => bail!(
-                "{c} changed since it was read: list it again (thyme-studio review {} {name}) and review it as it is now",
+            Err(e @ (StoreError::Conflict(_) | StoreError::ChangedSinceSeen { .. })) => bail!(
+                "{e} (list it again: thyme-studio review {} {name})",
                 self.file.display()
             ),
             Err(e) => return Err(e.into()),
@@ -98,14 +102,6 @@ impl ReviewCommand {
             println!("saved in this file; the next sync sends it to the team server");
         }
         Ok(())
-    }
-
-    fn actor(&self) -> anyhow::Result<String> {
-        if let Some(a) = &self.actor {
-            return Ok(a.clone());
-        }
-        let store = SqliteStore::open(&self.file)?;
-        Ok(linked_member(&store).unwrap_or_else(thyme_studio::store::default_actor))
     }
 
     fn target(&self, image: &ImageRecord) -> anyhow::Result<ReviewTarget> {

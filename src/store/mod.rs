@@ -74,6 +74,10 @@ pub enum StoreError {
     ForeignRegion { region: RegionId },
     #[error("{0} changed since it was read; reload and try again")]
     Conflict(String),
+    #[error(
+        "{what} was edited after it was opened for review; look at it again and review it as it is now"
+    )]
+    ChangedSinceSeen { what: String },
     #[error("category '{name}' is still used by {count} question(s)")]
     CategoryInUse { name: String, count: u64 },
     #[error("built-in category '{0}' cannot be removed")]

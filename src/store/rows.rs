@@ -469,9 +469,7 @@ fn set_review(
         }
     };
     if !seen.is_empty() && seen != fingerprint {
-        return Err(StoreError::Conflict(format!(
-            "{what} (it was edited after it was opened for review)"
-        )));
+        return Err(StoreError::ChangedSinceSeen { what });
     }
     if current.as_ref() != before {
         return Err(StoreError::Conflict(format!(
