@@ -23,6 +23,8 @@ pub enum DialogRequest {
     ModelFolder,
     /// An image file to run the agent on (not added to the project).
     RunImage,
+    /// A system prompt file (a Thyme checkout's scripts/prompt.txt).
+    SystemPromptFile,
 }
 
 /// Something that can show file dialogs; `None` when the person cancels.
@@ -73,6 +75,11 @@ impl Dialogs for NativeDialogs {
             DialogRequest::RunImage => dialog
                 .set_title("Run the agent on an image file")
                 .add_filter("Images", &crate::imagery::format::EXTENSIONS)
+                .pick_file()
+                .map(|p| vec![p]),
+            DialogRequest::SystemPromptFile => dialog
+                .set_title("Use a Thyme checkout's prompt file (scripts/prompt.txt)")
+                .add_filter("text", &["txt"])
                 .pick_file()
                 .map(|p| vec![p]),
             DialogRequest::ModelFolder => dialog

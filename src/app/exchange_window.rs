@@ -73,6 +73,8 @@ pub struct ExportWindow {
     /// Categories to keep (empty: all).
     pub categories: std::collections::BTreeSet<String>,
     pub out: Option<PathBuf>,
+    /// The prompt profile thyme-rl rows are written with (the app's choice).
+    pub profile: crate::agent::PromptProfile,
     job: Option<Job>,
     /// The last result: the summary, or the error.
     pub result: Option<Result<String, String>>,
@@ -89,6 +91,7 @@ impl Default for ExportWindow {
             allow_large_boxes: false,
             categories: Default::default(),
             out: None,
+            profile: Default::default(),
             job: None,
             result: None,
         }
@@ -189,6 +192,11 @@ impl ExportWindow {
                 if lossless {
                     ui.weak("The canonical export always holds the whole project and its history.");
                 }
+                ui.small(format!(
+                    "Prompt: {} (system prompt SHA-256 {}...; File > Use a Thyme checkout's prompt file...)",
+                    self.profile.name,
+                    &self.profile.system_sha256()[..12]
+                ));
                 ui.horizontal(|ui| {
                     if ui.button("Choose where...").clicked() {
                         ask = ExportAsk::ChooseOutput(self.format);
@@ -236,6 +244,7 @@ impl ExportWindow {
 
     fn options(&self) -> ExportOptions {
         let mut o = ExportOptions::new(self.format);
+        o.profile = self.profile.clone();
         o.paths = self.paths;
         o.choices = self.choices;
         if self.format != Format::Jsonl {

@@ -385,6 +385,7 @@ impl StudioApp {
             app.notify_error(format!("a saved shortcut was ignored: {e}"));
         }
         app.guide.open = !app.settings.welcome_seen;
+        app.apply_prompt_choice();
         if let Some(dir) = &app.settings.model_dir {
             app.run.model_dir = dir.display().to_string();
         }
@@ -565,6 +566,20 @@ impl StudioApp {
         self.import = Some(ImportJob::start(project.path.clone(), inputs, options));
     }
 
+    /// The prompt runs and exports use: the built-in profile, with the system prompt from the
+    /// chosen file when there is one (a file that cannot be read is said, and not used).
+    fn apply_prompt_choice(&mut self) {
+        let mut profile = crate::agent::PromptProfile::default();
+        if let Some(file) = self.settings.system_prompt_file.clone() {
+            match profile.clone().with_system_file(&file) {
+                Ok(p) => profile = p,
+                Err(e) => self.notify_error(format!("the built-in prompt is used: {e}")),
+            }
+        }
+        self.run.profile = profile.clone();
+        self.export_window.profile = profile;
+    }
+
     fn save_settings(&mut self) {
         if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
             self.notify_error(format!("settings not saved: {e}"));
@@ -623,6 +638,11 @@ impl StudioApp {
                         self.export_window.out = Some(paths[0].clone());
                     }
                     DialogRequest::RunImage => self.open_run_image(paths[0].clone()),
+                    DialogRequest::SystemPromptFile => {
+                        self.settings.system_prompt_file = Some(paths[0].clone());
+                        self.save_settings();
+                        self.apply_prompt_choice();
+                    }
                     DialogRequest::ModelFolder => {
                         self.run.model_dir = paths[0].display().to_string();
                         self.run.model_dir_changed = true;
@@ -846,6 +866,21 @@ impl StudioApp {
                     .clicked()
                 {
                     self.export_window.open = true;
+                }
+                ui.separator();
+                if ui
+                    .button("Use a Thyme checkout's prompt file...")
+                    .on_hover_text("scripts/prompt.txt, used byte for byte as the system prompt of runs and thyme-rl exports")
+                    .clicked()
+                {
+                    self.ask(DialogRequest::SystemPromptFile);
+                }
+                if self.settings.system_prompt_file.is_some()
+                    && ui.button("Use the built-in prompt").clicked()
+                {
+                    self.settings.system_prompt_file = None;
+                    self.save_settings();
+                    self.apply_prompt_choice();
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {

@@ -78,6 +78,8 @@ pub struct RunPanel {
     pub want_model_dialog: bool,
     /// An image from a file, run instead of the project's selected image.
     pub file_image: Option<ImageRecord>,
+    /// What the model is told (the app's choice: built-in, or a Thyme prompt file).
+    pub profile: PromptProfile,
     /// The person asked for the image-file dialog (the app shows it).
     pub want_image_dialog: bool,
     /// The loaded model and its folder.
@@ -124,6 +126,7 @@ impl RunPanel {
             model_dir_changed: false,
             want_model_dialog: false,
             file_image: None,
+            profile: PromptProfile::default(),
             want_image_dialog: false,
             model: None,
             loading: None,
@@ -347,6 +350,7 @@ impl RunPanel {
             ground_truth,
         };
         self.reset();
+        let profile = self.profile.clone();
         let (tx, rx) = channel();
         let ctx = ctx.clone();
         let spawned = std::thread::Builder::new()
@@ -362,7 +366,7 @@ impl RunPanel {
                     Ok(Agent::new(
                         policy,
                         sandbox,
-                        PromptProfile::default(),
+                        profile,
                         Settings::default(),
                         task,
                     ))

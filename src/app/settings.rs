@@ -24,6 +24,10 @@ pub struct Settings {
     /// The getting-started guide was closed once (it opens by itself only before that).
     #[serde(default)]
     pub welcome_seen: bool,
+    /// A system prompt file (a Thyme checkout's scripts/prompt.txt) used byte for byte by
+    /// runs and exports instead of the built-in profile's system prompt.
+    #[serde(default)]
+    pub system_prompt_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
