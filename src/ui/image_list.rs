@@ -68,6 +68,15 @@ pub fn image_list(
                             "{} · {} boxes · {} questions",
                             row.image.size, row.regions, row.questions
                         ));
+                        match &row.image.review {
+                            Some(r) if r.is_rejected() => {
+                                ui.colored_label(super::WARNING, r.describe());
+                            }
+                            Some(r) => {
+                                ui.small(format!("{} by {}", r.verdict.as_str(), r.by));
+                            }
+                            None => {}
+                        }
                         if let Some((text, attention)) = &row.team {
                             if *attention {
                                 ui.colored_label(super::WARNING, text);

@@ -106,5 +106,9 @@ pub fn review_bar(
         });
     }
     ui.separator();
+    if ask.is_some() {
+        // A note belongs to the verdict it was written for, not to the next one.
+        form.note.clear();
+    }
     ask
 }

@@ -1,5 +1,8 @@
 """Load thyme-studio exports with the libraries (or the exact rules) their consumers use.
 
+The trainers' own libraries (Ultralytics, ms-swift, datasets) load the exports in
+check_consumers.py; the checks here are the quick structural ones, run everywhere.
+
 Usage: check_exports.py KIND PATH
   coco FILE       pycocotools loads it; ground truth scored as detections gives AP 1.0
   yolo DIR        the Ultralytics label rules; every image opens with Pillow
@@ -181,13 +184,19 @@ def check_swift(path):
 
 
 def check_llava(path):
+    # LLaVA is not a package; these are the rules of its loader, haotian-liu/LLaVA
+    # llava/train/train.py: LazySupervisedDataset.__getitem__ opens
+    # os.path.join(image_folder, entry["image"]) (an absolute path stays as it is);
+    # preprocess_multimodal moves <image> to the front of its turn; preprocess_v1 takes the
+    # turns as human/gpt pairs, starting with human.
     with open(path) as f:
         data = json.load(f)
     if not isinstance(data, list) or not data:
         fail("not a non-empty list")
     for e in data:
         conv = e["conversations"]
-        if not isinstance(e["id"], str) or not os.path.isfile(e["image"]):
+        image = os.path.join(os.path.dirname(os.path.abspath(path)), e["image"])
+        if not isinstance(e["id"], str) or not os.path.isfile(image):
             fail(f"{e.get('id')}: bad id or image")
         if [t["from"] for t in conv] != ["human", "gpt"] * (len(conv) // 2) or len(conv) % 2:
             fail(f"{e['id']}: turns do not alternate human/gpt")
