@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{ExchangeError, ExportReport, Progress, io_err, json_line, tick, write_atomically};
 use crate::dataset::{Category, ImageId, ImageRecord, Question, Region};
-use crate::store::SqliteStore;
 use crate::store::dump::{Dump, JournalRow};
 
 pub const FORMAT: &str = "thyme-studio";
@@ -46,13 +45,12 @@ enum Line {
 }
 
 pub fn write(
-    store: &SqliteStore,
+    dump: &Dump,
     out: &Path,
     report: &mut ExportReport,
     progress: Progress<'_>,
     cancel: &AtomicBool,
 ) -> Result<(), ExchangeError> {
-    let dump = store.dump(true)?;
     let mut regions: HashMap<&ImageId, Vec<&Region>> = HashMap::new();
     for r in &dump.regions {
         regions.entry(&r.image).or_default().push(r);

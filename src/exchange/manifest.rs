@@ -43,6 +43,8 @@ pub struct Part {
     pub image_ids: Vec<String>,
     pub question_ids: Vec<String>,
     pub by_category: BTreeMap<String, usize>,
+    /// Who created each question (from the journal).
+    pub by_annotator: BTreeMap<String, usize>,
 }
 
 impl Part {
@@ -59,6 +61,7 @@ impl Part {
             image_ids: Vec::new(),
             question_ids: Vec::new(),
             by_category: BTreeMap::new(),
+            by_annotator: BTreeMap::new(),
         };
         for item in &selection.items {
             if item.regions.is_empty() && item.questions.is_empty() {
@@ -71,6 +74,8 @@ impl Part {
                 part.questions += 1;
                 part.question_ids.push(q.id.to_string());
                 *part.by_category.entry(q.category.clone()).or_default() += 1;
+                let who = selection.annotator(&q.id.0).unwrap_or("(unknown)");
+                *part.by_annotator.entry(who.to_owned()).or_default() += 1;
             }
         }
         part
@@ -154,27 +159,17 @@ impl Manifest {
         options: &ExportOptions,
         report: &ExportReport,
         parts: Vec<Part>,
+        (journal_entries, state_at_ms): (usize, i64),
     ) -> Self {
         let f = &options.filter;
-        let creators = super::select::creators(dump);
         let mut by_category = BTreeMap::new();
         let mut by_annotator = BTreeMap::new();
         for p in &parts {
             for (c, n) in &p.by_category {
                 *by_category.entry(c.clone()).or_default() += n;
             }
-        }
-        let written: std::collections::BTreeSet<&str> = parts
-            .iter()
-            .flat_map(|p| p.question_ids.iter().map(String::as_str))
-            .collect();
-        for q in &dump.questions {
-            if written.contains(q.id.to_string().as_str()) {
-                let who = creators
-                    .get(&q.id.0)
-                    .cloned()
-                    .unwrap_or_else(|| "(unknown)".into());
-                *by_annotator.entry(who).or_default() += 1;
+            for (who, n) in &p.by_annotator {
+                *by_annotator.entry(who.clone()).or_default() += n;
             }
         }
         let mut review = ReviewCounts::default();
@@ -209,8 +204,8 @@ impl Manifest {
                 file: store.path().to_owned(),
                 schema_version: crate::store::schema_version(),
                 content_sha256: content_sha256(dump),
-                journal_entries: dump.journal.len(),
-                state_at_ms: dump.journal.iter().map(|j| j.at_ms).max().unwrap_or(0),
+                journal_entries,
+                state_at_ms,
             },
             filters: Filters {
                 accepted_only: f.accepted_only,
@@ -260,17 +255,18 @@ impl Manifest {
     }
 }
 
-/// SHA-256 over the project's rows in their stable order.
+/// SHA-256 over the project's rows in their stable order, serialised straight into the hash.
 fn content_sha256(dump: &Dump) -> String {
+    use std::io::Write;
     let mut h = Sha256::new();
-    for part in [
-        serde_json::to_vec(&dump.images),
-        serde_json::to_vec(&dump.categories),
-        serde_json::to_vec(&dump.regions),
-        serde_json::to_vec(&dump.questions),
-    ] {
-        h.update(part.unwrap_or_default());
-        h.update(b"\n");
-    }
+    // Writing into a hash cannot fail; a serialisation error would only make the hash differ,
+    // never make two different contents hash alike.
+    let _ = serde_json::to_writer(&mut h, &dump.images);
+    let _ = h.write_all(b"\n");
+    let _ = serde_json::to_writer(&mut h, &dump.categories);
+    let _ = h.write_all(b"\n");
+    let _ = serde_json::to_writer(&mut h, &dump.regions);
+    let _ = h.write_all(b"\n");
+    let _ = serde_json::to_writer(&mut h, &dump.questions);
     hex::encode(h.finalize())
 }

@@ -313,15 +313,23 @@ fn export_to(
         out: out.to_owned(),
         ..Default::default()
     };
-    let dump = store.dump(true)?;
+    // Only the canonical export carries the journal; the others need just who made what.
+    let dump = store.dump(options.format == Format::Jsonl)?;
     if options.format == Format::Jsonl {
         if !options.filter.is_everything() || options.split.is_some() {
             return Err(ExchangeError::Options(
                 "the canonical jsonl export always holds the whole project; filters and splits apply to the other formats".into(),
             ));
         }
-        canonical::write(store, out, &mut report, progress, cancel)?;
-        let m = manifest::Manifest::new(store, &dump, options, &report, Vec::new());
+        canonical::write(&dump, out, &mut report, progress, cancel)?;
+        let m = manifest::Manifest::new(
+            store,
+            &dump,
+            options,
+            &report,
+            Vec::new(),
+            store.journal_summary()?,
+        );
         return Ok((report, m));
     }
     if options.split.is_some() && options.format.writes_folder() {
@@ -331,7 +339,13 @@ fn export_to(
     }
     let mut write_options = options.clone();
     write_options.paths = writes;
-    let selection = select::select(&dump, &options.filter, options.format, &mut report);
+    let selection = select::select(
+        &dump,
+        store.creators()?,
+        &options.filter,
+        options.format,
+        &mut report,
+    );
     let parts = match &options.split {
         None => vec![(String::new(), selection)],
         Some(spec) => {
@@ -355,7 +369,14 @@ fn export_to(
         write_format(part, &write_options, &path, &mut report, progress, cancel)?;
         written.push(manifest::Part::of(name, &path, part));
     }
-    let m = manifest::Manifest::new(store, &dump, options, &report, written);
+    let m = manifest::Manifest::new(
+        store,
+        &dump,
+        options,
+        &report,
+        written,
+        store.journal_summary()?,
+    );
     Ok((report, m))
 }
 

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use super::{ExportReport, Format};
 use crate::dataset::{ImageRecord, Question, Region, RegionId, Review, rules};
-use crate::store::Command;
 use crate::store::dump::Dump;
 
 /// Filters of an export. The default keeps every valid item with boxes of at most 5 %.
@@ -36,11 +35,6 @@ impl Filter {
             && self.annotators.is_empty()
             && self.folder.is_none()
     }
-
-    /// Filtering by annotator reads the journal.
-    pub fn needs_journal(&self) -> bool {
-        !self.annotators.is_empty()
-    }
 }
 
 /// One image and what of it goes out.
@@ -65,42 +59,15 @@ impl Selection<'_> {
     }
 }
 
-/// Who first added each question and box.
-pub(crate) fn creators(dump: &Dump) -> HashMap<uuid::Uuid, String> {
-    let mut out = HashMap::new();
-    for row in &dump.journal {
-        let Some(command) = row.parsed() else {
-            continue;
-        };
-        let mut note = |id: uuid::Uuid| {
-            out.entry(id).or_insert_with(|| row.actor.clone());
-        };
-        match command {
-            Command::AddImage {
-                regions, questions, ..
-            } => {
-                regions.iter().for_each(|r| note(r.id.0));
-                questions.iter().for_each(|q| note(q.id.0));
-            }
-            Command::AddRegion { region, .. } => note(region.id.0),
-            Command::AddQuestion { question } => note(question.id.0),
-            _ => {}
-        }
-    }
-    out
-}
-
+/// Choose what goes out; `annotators` says who created each box and question (see
+/// [`crate::store::SqliteStore::creators`]).
 pub fn select<'a>(
     dump: &'a Dump,
+    annotators: HashMap<uuid::Uuid, String>,
     filter: &Filter,
     format: Format,
     report: &mut ExportReport,
 ) -> Selection<'a> {
-    let annotators = if dump.journal.is_empty() {
-        HashMap::new()
-    } else {
-        creators(dump)
-    };
     let mut regions_of: HashMap<&crate::dataset::ImageId, Vec<&Region>> = HashMap::new();
     for r in &dump.regions {
         regions_of.entry(&r.image).or_default().push(r);

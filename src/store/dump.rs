@@ -172,6 +172,44 @@ impl SqliteStore {
         })
     }
 
+    /// Who first added each box and question (by id), read from the journal in one query:
+    /// SQLite's JSON functions pick the ids out of the journaled commands, oldest first.
+    pub fn creators(&self) -> Result<std::collections::HashMap<uuid::Uuid, String>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT seq, json_extract(command, '$.region.id'), actor FROM journal
+                 WHERE json_extract(command, '$.op') = 'add_region'
+             UNION ALL SELECT seq, json_extract(command, '$.question.id'), actor FROM journal
+                 WHERE json_extract(command, '$.op') = 'add_question'
+             UNION ALL SELECT j.seq, json_extract(r.value, '$.id'), j.actor
+                 FROM journal j, json_each(j.command, '$.regions') r
+                 WHERE json_extract(j.command, '$.op') = 'add_image'
+             UNION ALL SELECT j.seq, json_extract(q.value, '$.id'), j.actor
+                 FROM journal j, json_each(j.command, '$.questions') q
+                 WHERE json_extract(j.command, '$.op') = 'add_image'
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (id, actor) = row?;
+            if let Some(id) = id.and_then(|s| uuid::Uuid::parse_str(&s).ok()) {
+                out.entry(id).or_insert(actor);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many journal entries there are, and the time of the latest (0 when none).
+    pub fn journal_summary(&self) -> Result<(usize, i64), StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT count(*), coalesce(max(at_ms), 0) FROM journal",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?.max(0) as usize, r.get::<_, i64>(1)?)),
+        )?)
+    }
+
     /// Is the project empty (no images, no journal)?
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         let n: i64 = self.conn().query_row(
