@@ -302,7 +302,7 @@ impl TeamClient {
                             image.as_ref(),
                             message,
                             &command,
-                            theirs.as_ref(),
+                            theirs.as_deref(),
                             now,
                         )?;
                     }
@@ -439,7 +439,7 @@ impl TeamClient {
                                     Some(image),
                                     &message,
                                     command,
-                                    theirs.as_ref(),
+                                    theirs.as_deref(),
                                     now,
                                 )
                             })?;

@@ -204,7 +204,7 @@ pub enum PushOutcome {
     /// longer fits it; `theirs` is the server's image as it is.
     Conflict {
         message: String,
-        theirs: Option<ImageState>,
+        theirs: Option<Box<ImageState>>,
     },
     /// The edit is not this member's to make (not assigned, under review, accepted).
     Refused {
@@ -780,7 +780,7 @@ impl TeamServer {
                             }
                             None => None,
                         };
-                        PushOutcome::Conflict { message, theirs }
+                        PushOutcome::Conflict { message, theirs: theirs.map(Box::new) }
                     }
                 });
             }
@@ -865,7 +865,7 @@ impl TeamServer {
                         let theirs = read_state(db, id)?;
                         let message = e.to_string();
                         log(db, "conflict", &message, MAIN_LAYER)?;
-                        Ok(PushOutcome::Conflict { message, theirs })
+                        Ok(PushOutcome::Conflict { message, theirs: theirs.map(Box::new) })
                     }
                 };
             }
@@ -890,7 +890,7 @@ impl TeamServer {
                     };
                     let message = e.to_string();
                     log(db, "conflict", &message, &layer)?;
-                    Ok(PushOutcome::Conflict { message, theirs })
+                    Ok(PushOutcome::Conflict { message, theirs: theirs.map(Box::new) })
                 }
             }
         })?;
