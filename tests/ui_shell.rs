@@ -649,6 +649,11 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     h.key_press(egui::Key::Tab);
     h.run_steps(1);
     let the_box = h.state().editor.selected.unwrap();
+    // The box's crop preview appears above the questions when its tiles are read; wait for
+    // it so the button does not move between finding it and clicking it.
+    step_until(&mut h, "the crop preview", |h| {
+        h.query_by_label("crop preview").is_some()
+    });
     h.get_by_label("Add question").click();
     h.run_steps(2);
     let added = questions(&project);

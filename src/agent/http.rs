@@ -25,18 +25,45 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// From `THYME_STUDIO_BASE_URL`, `THYME_STUDIO_MODEL` and `THYME_STUDIO_API_KEY` (or
-    /// `OPENAI_API_KEY`), when the base URL is set.
-    pub fn from_env() -> Option<Self> {
-        let base_url = std::env::var("THYME_STUDIO_BASE_URL").ok()?;
-        Some(Self {
-            base_url,
-            model: std::env::var("THYME_STUDIO_MODEL").unwrap_or_else(|_| "Thyme-RL".into()),
+    /// The model name asked for when none is given.
+    pub const DEFAULT_MODEL: &'static str = "Thyme-RL";
+
+    /// A server at `base_url` serving `model`; the API key from `THYME_STUDIO_API_KEY` (or
+    /// `OPENAI_API_KEY`), ten minutes per request. The one constructor every caller uses.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: model.into(),
             api_key: std::env::var("THYME_STUDIO_API_KEY")
                 .or_else(|_| std::env::var("OPENAI_API_KEY"))
                 .ok(),
             timeout: Duration::from_secs(600),
-        })
+        }
+    }
+
+    /// From `THYME_STUDIO_BASE_URL` and `THYME_STUDIO_MODEL`, when the base URL is set.
+    pub fn from_env() -> Option<Self> {
+        let base_url = std::env::var("THYME_STUDIO_BASE_URL").ok()?;
+        let model =
+            std::env::var("THYME_STUDIO_MODEL").unwrap_or_else(|_| Self::DEFAULT_MODEL.into());
+        Some(Self::new(base_url, model))
+    }
+
+    /// What the user named (a URL, a model) over what the environment says; `None` when
+    /// neither names a server.
+    pub fn resolve(base_url: Option<&str>, model: Option<&str>) -> Option<Self> {
+        let env = Self::from_env();
+        let mut s = match (base_url, env) {
+            (Some(url), env) => Self::new(
+                url,
+                env.map_or_else(|| Self::DEFAULT_MODEL.to_owned(), |e| e.model),
+            ),
+            (None, env) => env?,
+        };
+        if let Some(m) = model.map(str::trim).filter(|m| !m.is_empty()) {
+            s.model = m.to_owned();
+        }
+        Some(s)
     }
 }
 

@@ -323,14 +323,7 @@ impl RunPanel {
                     );
                     return;
                 }
-                Box::new(Http::new(HttpSettings {
-                    base_url: url.to_owned(),
-                    model: self.server_model.trim().to_owned(),
-                    api_key: std::env::var("THYME_STUDIO_API_KEY")
-                        .or_else(|_| std::env::var("OPENAI_API_KEY"))
-                        .ok(),
-                    timeout: std::time::Duration::from_secs(600),
-                }))
+                Box::new(Http::new(HttpSettings::new(url, self.server_model.trim())))
             }
         };
         let (question, ground_truth) = match q {
@@ -357,11 +350,7 @@ impl RunPanel {
             .name("run-start".into())
             .spawn(move || {
                 let result = (|| {
-                    if cfg.runtime.installed().is_none() {
-                        cfg.runtime
-                            .setup(false, &mut |_| {})
-                            .map_err(|e| e.to_string())?;
-                    }
+                    cfg.runtime.ensure(&mut |_| {}).map_err(|e| e.to_string())?;
                     let sandbox = Sandbox::start(cfg).map_err(|e| e.to_string())?;
                     Ok(Agent::new(
                         policy,

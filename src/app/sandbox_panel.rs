@@ -5,7 +5,7 @@
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 
-use crate::sandbox::{Installed, Layer, Sandbox, SandboxConfig, badge};
+use crate::sandbox::{Installed, Layer, SandboxConfig, badge};
 
 enum State {
     /// Not looked at yet.
@@ -89,11 +89,7 @@ impl SandboxPanel {
                         cfg.runtime.installed().ok_or("not set up")?
                     };
                     say("starting a worker to check its protections");
-                    let sandbox = Sandbox::start(cfg).map_err(|e| e.to_string())?;
-                    let layers = sandbox.layers();
-                    let dir = sandbox.run_dir().to_owned();
-                    sandbox.close();
-                    let _ = std::fs::remove_dir_all(dir);
+                    let (_, layers) = crate::sandbox::probe(cfg).map_err(|e| e.to_string())?;
                     Ok((installed, layers))
                 })();
                 let _ = tx.send(result);

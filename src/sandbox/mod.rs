@@ -195,6 +195,18 @@ struct ReplyCrop {
     source_rect: [f64; 4],
 }
 
+/// Start a worker only to learn what protects it (and what it runs), then close it and
+/// remove its run folder: what `sandbox doctor` and the app's sandbox panel show.
+pub fn probe(cfg: SandboxConfig) -> Result<(Option<Hello>, Vec<Layer>), SandboxError> {
+    let sandbox = Sandbox::start(cfg)?;
+    let hello = sandbox.hello().cloned();
+    let layers = sandbox.layers();
+    let dir = sandbox.run_dir().to_owned();
+    sandbox.close();
+    let _ = std::fs::remove_dir_all(dir);
+    Ok((hello, layers))
+}
+
 impl Sandbox {
     /// A run with a new worker (a pool hands out warm ones; see [`SandboxPool`]).
     pub fn start(cfg: SandboxConfig) -> Result<Self, SandboxError> {

@@ -74,6 +74,18 @@ impl Runtime {
         std::fs::rename(&tmp, &path).map_err(SandboxError::io(&path))
     }
 
+    /// The runtime, made from the lock first when this is its first use: the one way every
+    /// caller (the app, `run`, `sandbox run`) gets a runtime before starting a worker.
+    pub fn ensure(&self, progress: &mut dyn FnMut(&str)) -> Result<Installed, SandboxError> {
+        match self.installed() {
+            Some(i) => Ok(i),
+            None => {
+                progress("setting up the sandbox runtime (first use)");
+                self.setup(false, progress)
+            }
+        }
+    }
+
     /// Make the runtime (idempotent: nothing to do when it is current). `unlocked` installs
     /// the same versions without hash checking, for platforms the lock has no wheels for.
     pub fn setup(

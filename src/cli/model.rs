@@ -6,14 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
-use clap::Subcommand;
 use thyme_studio::model::device::DevicePreference;
 use thyme_studio::model::folder::ModelFolder;
 use thyme_studio::model::load::{LoadEvent, load_local, parse_dtype, saved_dtype};
 use thyme_studio::model::qwen2_5_vl::{Config, memory_estimate};
 
-#[derive(Subcommand)]
-pub enum ModelCmd {
+#[derive(clap::Subcommand)]
+pub enum ModelCommand {
     /// Architecture, parameters, dtype, files and memory estimates of a model folder.
     Info {
         dir: PathBuf,
@@ -59,18 +58,24 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-pub fn model(which: ModelCmd) -> anyhow::Result<()> {
+impl ModelCommand {
+    pub fn run(self) -> Result<(), super::Failure> {
+        model(self).map_err(super::Failure::from)
+    }
+}
+
+fn model(which: ModelCommand) -> anyhow::Result<()> {
     match which {
-        ModelCmd::Info { dir, json } => info(&dir, json),
-        ModelCmd::Check {
+        ModelCommand::Info { dir, json } => info(&dir, json),
+        ModelCommand::Check {
             dir,
             device,
             dtype,
             image,
             tokens,
         } => check(&dir, &device, &dtype, image.as_deref(), tokens),
-        ModelCmd::Quantize { dir, to, out } => quantize(&dir, &to, out),
-        ModelCmd::Tiny { dir } => {
+        ModelCommand::Quantize { dir, to, out } => quantize(&dir, &to, out),
+        ModelCommand::Tiny { dir } => {
             thyme_studio::model::tiny::write_tiny(&dir, &Default::default())?;
             println!(
                 "wrote a tiny random-weight Qwen2.5-VL to {} (its text is random)",

@@ -1,0 +1,196 @@
+//! `thyme-studio bench ...`: measurements against named peers, each printed as JSON or a
+//! markdown table (the README's performance section quotes them).
+
+use std::path::PathBuf;
+
+use super::Failure;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// The canvas: first pixels and full pyramid against libvips and Pillow, frame times,
+    /// memory. Uses ../shared/fixtures when present and generated 100 MP and 400 MP JPEGs.
+    Canvas {
+        /// Where generated images are kept between runs.
+        #[arg(long, default_value = "target/bench-images")]
+        dir: PathBuf,
+        /// Also the 400 MP image (about a minute more, 3 GB of RAM).
+        #[arg(long)]
+        large: bool,
+        /// Frames of the pan-and-zoom session per image.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// Extra images to measure.
+        files: Vec<PathBuf>,
+    },
+    /// The Annotate workspace's frame time while a box handle is dragged on the 96 MP demo
+    /// scene (the demo is made full size in DIR on the first run).
+    AnnotateDrag {
+        #[arg(long, default_value = "target/bench-annotate")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 240)]
+        frames: usize,
+    },
+    /// Export speed: 10,000 images and 100,000 QA items in every format, against a Python
+    /// script doing the same (needs target/test-python, made by scripts/test).
+    Export {
+        #[arg(long, default_value = "target/bench-export")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        #[arg(long, default_value_t = 100_000)]
+        questions: usize,
+    },
+    /// The on-device Qwen2.5-VL against transformers (CPU) on a random checkpoint with the 3B
+    /// model's dimensions: prefill of an image + text, greedy decode speed.
+    Model {
+        #[arg(long, default_value = "target/bench-model/qwen2_5_vl_3b_random")]
+        dir: PathBuf,
+        /// A Python with torch and transformers (pip install torch transformers pillow).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// f32 or f16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        #[arg(long, default_value_t = 1344)]
+        side: u32,
+        #[arg(long, default_value_t = 100)]
+        text_tokens: usize,
+        #[arg(long, default_value_t = 8)]
+        decode: usize,
+    },
+    /// The agent loop's own time per step on a replayed 21-step run.
+    Agent {
+        #[arg(long, default_value = "target/bench-agent")]
+        dir: PathBuf,
+    },
+    /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
+    Sandbox {
+        #[arg(long, default_value = "target/bench-sandbox")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+    },
+    /// Listing a 10,000-run JSONL (about 1 GB with base64 images) against a Python json.loads loop.
+    Traces {
+        #[arg(long, default_value = "target/bench-traces")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// The Python for the peer (default: python3).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+    },
+    /// One image, in this process (the canvas benchmark runs this as a child).
+    #[command(hide = true)]
+    CanvasOne {
+        file: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
+}
+
+fn bench(which: BenchCommand) -> anyhow::Result<()> {
+    use thyme_studio::bench::{canvas, images};
+    match which {
+        BenchCommand::AnnotateDrag { dir, frames } => {
+            let r = thyme_studio::bench::annotate::run(&dir, frames)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::Export {
+            dir,
+            images,
+            questions,
+        } => {
+            let rows = thyme_studio::bench::exchange::run(&dir, images, questions)?;
+            print!("{}", thyme_studio::bench::exchange::markdown(&rows));
+        }
+        BenchCommand::Model {
+            dir,
+            python,
+            dtype,
+            side,
+            text_tokens,
+            decode,
+        } => {
+            let dtype = match dtype.as_str() {
+                "f32" => candle_core::DType::F32,
+                "f16" => candle_core::DType::F16,
+                d => anyhow::bail!("--dtype is f32 or f16, not '{d}'"),
+            };
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let r = thyme_studio::bench::model::run(&thyme_studio::bench::model::ModelBench {
+                dir,
+                python,
+                dtype,
+                side,
+                text_tokens,
+                decode,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::Agent { dir } => {
+            let dirs = thyme_studio::paths::AppDirs::for_user();
+            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let r = thyme_studio::bench::agent::run(cfg, &dir)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::Sandbox { dir, steps } => {
+            let dirs = thyme_studio::paths::AppDirs::for_user();
+            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
+            print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
+        }
+        BenchCommand::Traces { dir, runs, python } => {
+            let r = thyme_studio::bench::traces::run(&dir, runs, &python)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::CanvasOne { file, frames } => {
+            let one = canvas::measure_one(&file, frames)?;
+            println!("{}", serde_json::to_string(&one)?);
+        }
+        BenchCommand::Canvas {
+            dir,
+            large,
+            frames,
+            files,
+        } => {
+            let mut all = Vec::new();
+            let fixtures = PathBuf::from("../shared/fixtures");
+            for name in [
+                "safe-landing-5120x2880.jpg",
+                "elephants-5640x3172.jpg",
+                "patak-5120x2880.png",
+                "pixels-4096x4096.webp",
+            ] {
+                let p = fixtures.join(name);
+                if p.is_file() {
+                    all.push(p);
+                }
+            }
+            let hundred = images::generated_jpeg(&dir, 12000, 8400)?;
+            all.push(hundred.clone());
+            // The same photo as a camera would write it: with an EXIF thumbnail.
+            all.push(images::with_exif_thumbnail(&hundred)?);
+            if large {
+                all.push(images::generated_jpeg(&dir, 24000, 16800)?);
+            }
+            all.extend(files);
+            let exe = std::env::current_exe()?;
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
+            let rows = canvas::run(&exe, &all, &script, frames)?;
+            println!("{}", canvas::markdown(&rows));
+        }
+    }
+    Ok(())
+}
+
+impl BenchCommand {
+    pub fn run(self) -> Result<(), Failure> {
+        bench(self).map_err(Failure::Internal)
+    }
+}

@@ -1,0 +1,275 @@
+//! `thyme-studio trace ...`: read agent logs (ours and other agents'), convert them to our
+//! format, show a run step by step, list the flags of every run.
+
+use std::path::{Path, PathBuf};
+
+use thyme_studio::trace::Step;
+
+use super::Failure;
+use super::output::print_json;
+
+#[derive(clap::Subcommand)]
+pub enum TraceCommand {
+    /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision) and write our
+    /// format: OUT.jsonl for many runs, OUT.zip for one, else a folder (one folder per run when
+    /// there are several).
+    Convert {
+        input: PathBuf,
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+    /// A text summary of a run (the first, or --run ID), or of one step.
+    Show {
+        path: PathBuf,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        step: Option<usize>,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+    /// The flags of every run, as a table or JSON.
+    Lint {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
+}
+
+pub fn load_traces(
+    path: &std::path::Path,
+    format: &str,
+) -> Result<thyme_studio::trace::readers::Loaded, Failure> {
+    use thyme_studio::trace::readers::{LogFormat, read};
+    let format = match format {
+        "auto" => LogFormat::detect(path).map_err(|e| Failure::User(e.into()))?,
+        f => LogFormat::parse(f).ok_or_else(|| {
+            Failure::User(anyhow::anyhow!(
+                "unknown format '{f}' (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)"
+            ))
+        })?,
+    };
+    let mut loaded = read(path, format).map_err(|e| Failure::User(e.into()))?;
+    for t in &mut loaded.traces {
+        thyme_studio::trace::provenance::fill(t);
+    }
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
+    Ok(loaded)
+}
+
+impl TraceCommand {
+    pub fn run(self) -> Result<(), Failure> {
+        match self {
+            TraceCommand::Convert { input, out, format } => convert(&input, &out, &format),
+            TraceCommand::Show {
+                path,
+                run,
+                step,
+                format,
+            } => show(&path, run.as_deref(), step, &format),
+            TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format),
+        }
+    }
+}
+
+fn convert(input: &Path, out: &Path, format: &str) -> Result<(), Failure> {
+    use thyme_studio::trace::io;
+    let loaded = load_traces(input, format)?;
+    let n = loaded.traces.len();
+    if out.extension().is_some_and(|e| e == "jsonl") {
+        io::write_jsonl(&loaded.traces, out).map_err(|e| Failure::User(e.into()))?;
+    } else if out.extension().is_some_and(|e| e == "zip") {
+        if n != 1 {
+            return Err(Failure::User(anyhow::anyhow!(
+                "a .zip holds one run and {} has {n}; write OUT.jsonl or a folder",
+                input.display()
+            )));
+        }
+        io::write_zip(&loaded.traces[0], out).map_err(|e| Failure::User(e.into()))?;
+    } else if n == 1 {
+        io::write_folder(&loaded.traces[0], out).map_err(|e| Failure::User(e.into()))?;
+    } else {
+        for (i, t) in loaded.traces.iter().enumerate() {
+            let name: String = t
+                .run
+                .id
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let dir = out.join(format!("{i:05}-{name}"));
+            io::write_folder(t, &dir).map_err(|e| Failure::User(e.into()))?;
+        }
+    }
+    println!(
+        "{n} run(s) written to {} ({} line(s) not read)",
+        out.display(),
+        loaded.problems.len()
+    );
+    Ok(())
+}
+
+fn show(path: &Path, run: Option<&str>, step: Option<usize>, format: &str) -> Result<(), Failure> {
+    use thyme_studio::trace::lint;
+    let loaded = load_traces(path, format)?;
+    let t = match run {
+        Some(id) => loaded.traces.iter().find(|t| t.run.id == id),
+        None => loaded.traces.first(),
+    }
+    .ok_or_else(|| Failure::User(anyhow::anyhow!("no such run in {}", path.display())))?;
+    println!("run {} ({})", t.run.id, t.run.source_format);
+    println!("question: {}", t.run.question);
+    println!(
+        "outcome: {} (ground truth: {})",
+        t.run.outcome.as_str(),
+        t.run.ground_truth.as_deref().unwrap_or("-")
+    );
+    for (k, v) in &t.run.rewards {
+        println!("reward {k}: {v}");
+    }
+    let flags = lint::lint(t);
+    match step {
+        Some(n) => {
+            let s = t.steps.get(n.wrapping_sub(1)).ok_or_else(|| {
+                Failure::User(anyhow::anyhow!("the run has {} steps", t.steps.len()))
+            })?;
+            print_step(n - 1, s);
+        }
+        None => {
+            for (i, s) in t.steps.iter().enumerate() {
+                print_step(i, s);
+            }
+        }
+    }
+    for f in flags {
+        println!(
+            "flag {}{}: {}",
+            f.name,
+            f.step
+                .map(|s| format!(" (step {})", s + 1))
+                .unwrap_or_default(),
+            f.detail
+        );
+    }
+    Ok(())
+}
+
+fn lint_table(path: &Path, json: bool, format: &str) -> Result<(), Failure> {
+    use thyme_studio::trace::lint;
+    let loaded = load_traces(path, format)?;
+    let rows: Vec<serde_json::Value> = loaded
+        .traces
+        .iter()
+        .flat_map(|t| {
+            lint::lint(t).into_iter().map(move |f| {
+                serde_json::json!({
+                    "run": t.run.id,
+                    "flag": f.name,
+                    "step": f.step.map(|s| s + 1),
+                    "detail": f.detail,
+                })
+            })
+        })
+        .collect();
+    if json {
+        print_json(&rows)?;
+    } else {
+        println!("{:<28} {:<26} {:>5}  detail", "run", "flag", "step");
+        for r in &rows {
+            println!(
+                "{:<28} {:<26} {:>5}  {}",
+                r["run"].as_str().unwrap_or(""),
+                r["flag"].as_str().unwrap_or(""),
+                r["step"]
+                    .as_u64()
+                    .map(|s| s.to_string())
+                    .unwrap_or("-".into()),
+                r["detail"].as_str().unwrap_or("")
+            );
+        }
+        println!("{} run(s), {} flag(s)", loaded.traces.len(), rows.len());
+    }
+    Ok(())
+}
+
+/// One step of a run, as `trace show` prints it.
+fn print_step(i: usize, s: &Step) {
+    match s {
+        Step::Generate { text, stop, .. } => {
+            println!(
+                "[{}] generate (stop {})
+{}",
+                i + 1,
+                stop.as_deref().unwrap_or("-"),
+                text
+            )
+        }
+        Step::Execute {
+            executed_code,
+            raw_code,
+            stdout,
+            error,
+            outputs,
+            ..
+        } => {
+            let code = if executed_code.is_empty() {
+                raw_code
+            } else {
+                executed_code
+            };
+            println!(
+                "[{}] execute
+{}",
+                i + 1,
+                code.trim_end()
+            );
+            if !stdout.is_empty() {
+                println!("  output: {}", stdout.trim_end());
+            }
+            if let Some(e) = error {
+                println!("  error: {e}");
+            }
+            for o in outputs {
+                let from = o
+                    .source_rect
+                    .map(|r| format!(" from [{:.0}, {:.0}, {:.0}, {:.0}]", r[0], r[1], r[2], r[3]))
+                    .unwrap_or_default();
+                let how = o
+                    .provenance
+                    .map(|p| format!(" ({})", p.as_str()))
+                    .unwrap_or_default();
+                let name = o
+                    .image
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or("(embedded)".into());
+                println!("  image {name}{from}{how}");
+            }
+        }
+        Step::Answer {
+            extracted,
+            matches_ground_truth,
+            ..
+        } => println!(
+            "[{}] answer: {} ({})",
+            i + 1,
+            extracted.as_deref().unwrap_or("-"),
+            match matches_ground_truth {
+                Some(true) => "correct",
+                Some(false) => "wrong",
+                None => "no ground truth",
+            }
+        ),
+    }
+}
