@@ -94,6 +94,7 @@ fn demo_harness(root: &std::path::Path) -> Harness<'static, StudioApp> {
 fn wait_for_demo(h: &mut Harness<'static, StudioApp>) {
     step_until(h, "the demo project", |h| {
         h.state()
+            .session
             .project
             .as_ref()
             .is_some_and(|p| p.images.len() == 3)
@@ -136,7 +137,7 @@ fn first_run_builds_the_demo_and_shows_an_image_with_its_questions() {
     // Select the plaza image and see its questions and answers.
     click_image(&h, "plaza-375x250.jpg");
     h.run_steps(2);
-    assert!(h.state().selected.is_some());
+    assert!(h.state().session.selected.is_some());
     assert!(
         h.query_by_label("What is written on the small sign with the red border?")
             .is_some()
@@ -191,7 +192,7 @@ fn a_bad_project_file_gives_a_message_and_no_crash() {
     std::fs::write(&bad, vec![0u8; 2048]).unwrap();
     let mut h = harness(app_with(Some(bad), root.path(), vec![]));
     h.run_steps(2);
-    assert!(h.state().project.is_none());
+    assert!(h.state().session.project.is_none());
     assert!(h.query_by_label_contains("bad.thyme").is_some());
     h.get_by_label("Dismiss").click();
     h.run_steps(2);
@@ -202,7 +203,9 @@ fn a_bad_project_file_gives_a_message_and_no_crash() {
 fn annotate_workspace_snapshot() {
     let root = tempfile::tempdir().unwrap();
     let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| h.state().project.is_some());
+    step_until(&mut h, "the demo project", |h| {
+        h.state().session.project.is_some()
+    });
     click_image(&h, "harbour-375x250.jpg");
     h.run_steps(2);
     h.get_by_label("What is written on the small sign with the red border?")
@@ -247,11 +250,13 @@ fn dropping_a_folder_on_the_window_imports_it() {
 fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
     let root = tempfile::tempdir().unwrap();
     let mut h = harness(app_with(None, root.path(), vec![]));
-    step_until(&mut h, "the demo project", |h| h.state().project.is_some());
+    step_until(&mut h, "the demo project", |h| {
+        h.state().session.project.is_some()
+    });
     click_image(&h, "metropolis-750x500.jpg");
     step_until(&mut h, "the tiles", |h| !h.state().busy());
     // Fitted: the whole image is visible.
-    let vis = h.state().canvas.visible().unwrap();
+    let vis = h.state().annotate.canvas.visible().unwrap();
     assert_eq!((vis.x0, vis.y0), (0.0, 0.0));
     assert!(
         (vis.x1 - 750.0).abs() < 1e-3 && (vis.y1 - 500.0).abs() < 1e-3,
@@ -265,9 +270,9 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
     h.run_steps(1);
     h.key_press(egui::Key::Num1);
     h.run_steps(2);
-    let view = h.state().canvas.view().unwrap();
+    let view = h.state().annotate.canvas.view().unwrap();
     assert!((view.zoom - 1.0).abs() < 1e-9);
-    let vis = h.state().canvas.visible().unwrap();
+    let vis = h.state().annotate.canvas.visible().unwrap();
     assert!(
         (vis.width() - f64::from(canvas.width())).abs() < 1.0,
         "{vis:?} in {canvas:?}"
@@ -286,13 +291,13 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
         modifiers: egui::Modifiers::NONE,
     });
     h.run_steps(2);
-    let zoom = h.state().canvas.view().unwrap().zoom;
+    let zoom = h.state().annotate.canvas.view().unwrap().zoom;
     assert!((zoom - 1.25f64.powi(3)).abs() < 1e-6, "zoom {zoom}");
     let after = image_point(&h, canvas, anchor);
     assert!((before.0 - after.0).abs() < 0.01 && (before.1 - after.1).abs() < 0.01);
 
     // Dragging with the middle button pans (the primary button draws boxes in Annotate).
-    let center_before = h.state().canvas.view().unwrap().center;
+    let center_before = h.state().annotate.canvas.view().unwrap().center;
     let to = anchor + egui::vec2(-100.0, -50.0);
     h.event(button(anchor, egui::PointerButton::Middle, true));
     h.run_steps(1);
@@ -302,7 +307,7 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
     h.run_steps(1);
     h.event(button(to, egui::PointerButton::Middle, false));
     h.run_steps(2);
-    let center_after = h.state().canvas.view().unwrap().center;
+    let center_after = h.state().annotate.canvas.view().unwrap().center;
     assert!(
         (center_after.0 - center_before.0 - 100.0 / zoom).abs() < 0.5,
         "{center_before:?} -> {center_after:?}"
@@ -314,18 +319,25 @@ fn the_canvas_zooms_pans_and_fits_from_pointer_and_keyboard() {
     h.run_steps(1);
     h.key_press(egui::Key::Num0);
     h.run_steps(2);
-    let vis = h.state().canvas.visible().unwrap();
+    let vis = h.state().annotate.canvas.visible().unwrap();
     assert!(
         (vis.x1 - 750.0).abs() < 1e-3 && vis.x0 == 0.0,
         "{vis:?} {:?}",
-        h.state().canvas.view()
+        h.state().annotate.canvas.view()
     );
     // The pixel grid and native pixels need tiles; everything was drawn at its level.
-    step_until(&mut h, "settled tiles", |h| h.state().canvas.settled());
+    step_until(&mut h, "settled tiles", |h| {
+        h.state().annotate.canvas.settled()
+    });
 }
 
 fn image_point(h: &Harness<'static, StudioApp>, canvas: egui::Rect, p: egui::Pos2) -> (f64, f64) {
-    h.state().canvas.view().unwrap().to_image(canvas, p)
+    h.state()
+        .annotate
+        .canvas
+        .view()
+        .unwrap()
+        .to_image(canvas, p)
 }
 
 /// Wait until the project's image is on the canvas; its screen rectangle and view.
@@ -333,11 +345,11 @@ fn image_shown(
     h: &mut Harness<'static, StudioApp>,
 ) -> (egui::Rect, thyme_studio::ui::canvas::View) {
     step_until(h, "the image", |h| {
-        !h.state().busy() && h.state().canvas.view().is_some()
+        !h.state().busy() && h.state().annotate.canvas.view().is_some()
     });
     (
         h.get_by_label("image canvas").rect(),
-        h.state().canvas.view().unwrap(),
+        h.state().annotate.canvas.view().unwrap(),
     )
 }
 
@@ -431,7 +443,7 @@ fn a_rebound_key_draws_a_box_by_two_clicks_and_the_model_eye_view_flags_it() {
     h.run_steps(1);
     h.key_press(egui::Key::N);
     h.run_steps(1);
-    assert!(h.state().editor.two_click.is_none());
+    assert!(h.state().annotate.editor.two_click.is_none());
     h.key_press(egui::Key::B);
     h.run_steps(1);
     assert!(
@@ -467,13 +479,13 @@ fn a_rebound_key_draws_a_box_by_two_clicks_and_the_model_eye_view_flags_it() {
 
     // The model sees a 3000 x 2000 image at 1,003,520 px as 1204 x 812: a 40 x 20 px box
     // shrinks to about 16 x 8, below one patch.
-    h.state_mut().max_pixels = 1_003_520;
+    h.state_mut().annotate.max_pixels = 1_003_520;
     // The new box's label field has the keyboard; Escape leaves it.
     h.key_press(egui::Key::Escape);
     h.run_steps(1);
     h.key_press(egui::Key::M);
     h.run_steps(1);
-    assert!(h.state().model_eye.open);
+    assert!(h.state().annotate.model_eye.open);
     step_until(&mut h, "the model-eye picture", |h| !h.state().busy());
     assert!(
         h.query_by_label_contains("3000x2000 becomes 1204x812")
@@ -520,7 +532,7 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
     );
     assert_eq!(r, r.snapped(), "edges snap to whole pixels");
     assert!(
-        h.state().editor.selected.is_some(),
+        h.state().annotate.editor.selected.is_some(),
         "the new box is selected"
     );
     assert!(h.query_by_label_contains("edit(s) saved").is_some());
@@ -568,8 +580,8 @@ fn drawing_a_box_saves_it_and_keys_move_undo_redo_and_delete_it() {
 fn duplicate_edge_keys_tab_paging_and_help() {
     let root = tempfile::tempdir().unwrap();
     let mut h = demo_harness(root.path());
-    let first = h.state().selected.clone().unwrap();
-    let project = h.state().project.as_ref().unwrap().path.clone();
+    let first = h.state().session.selected.clone().unwrap();
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
     let boxes_of = |id: &thyme_studio::dataset::ImageId| {
         use thyme_studio::store::Store;
         thyme_studio::store::SqliteStore::open(&project)
@@ -582,12 +594,12 @@ fn duplicate_edge_keys_tab_paging_and_help() {
     // Tab selects the first box; Ctrl+D duplicates it; Alt+Right grows the copy's right edge.
     h.key_press(egui::Key::Tab);
     h.run_steps(1);
-    let picked = h.state().editor.selected.unwrap();
+    let picked = h.state().annotate.editor.selected.unwrap();
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::D);
     h.run_steps(1);
     let after = boxes_of(&first);
     assert_eq!(after.len(), before + 1);
-    let copy_id = h.state().editor.selected.unwrap();
+    let copy_id = h.state().annotate.editor.selected.unwrap();
     assert_ne!(copy_id, picked);
     let copy = after.iter().find(|r| r.id == copy_id).unwrap().rect;
     h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowRight);
@@ -601,15 +613,15 @@ fn duplicate_edge_keys_tab_paging_and_help() {
     // Shift+Tab goes back to the previous box.
     h.key_press(egui::Key::Escape);
     h.run_steps(1);
-    assert!(h.state().editor.selected.is_none());
+    assert!(h.state().annotate.editor.selected.is_none());
 
     // PageDown opens the next image; PageUp comes back.
     h.key_press(egui::Key::PageDown);
     h.run_steps(1);
-    assert_ne!(h.state().selected.as_ref(), Some(&first));
+    assert_ne!(h.state().session.selected.as_ref(), Some(&first));
     h.key_press(egui::Key::PageUp);
     h.run_steps(1);
-    assert_eq!(h.state().selected.as_ref(), Some(&first));
+    assert_eq!(h.state().session.selected.as_ref(), Some(&first));
 
     // "?" shows the shortcuts.
     h.key_press(egui::Key::Questionmark);
@@ -635,8 +647,8 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     use thyme_studio::store::Store;
     let root = tempfile::tempdir().unwrap();
     let mut h = demo_harness(root.path());
-    let project = h.state().project.as_ref().unwrap().path.clone();
-    let image = h.state().selected.clone().unwrap();
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
+    let image = h.state().session.selected.clone().unwrap();
     let questions = |p: &std::path::Path| {
         thyme_studio::store::SqliteStore::open(p)
             .unwrap()
@@ -648,7 +660,7 @@ fn writing_a_question_and_answer_saves_them_and_undo_takes_them_back() {
     // Select a box, add a question linked to it.
     h.key_press(egui::Key::Tab);
     h.run_steps(1);
-    let the_box = h.state().editor.selected.unwrap();
+    let the_box = h.state().annotate.editor.selected.unwrap();
     // The box's crop preview appears above the questions when its tiles are read; wait for
     // it so the button does not move between finding it and clicking it.
     step_until(&mut h, "the crop preview", |h| {
@@ -722,10 +734,10 @@ fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
     use thyme_studio::store::Store;
     let root = tempfile::tempdir().unwrap();
     let mut h = demo_harness(root.path());
-    let project = h.state().project.as_ref().unwrap().path.clone();
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
     h.key_press(egui::Key::Tab);
     h.run_steps(1);
-    let the_box = h.state().editor.selected.unwrap();
+    let the_box = h.state().annotate.editor.selected.unwrap();
     // The crop the sandbox would make, at 2x, appears once its tiles are loaded.
     step_until(&mut h, "the crop preview", |h| {
         h.query_by_label("crop preview").is_some()
@@ -751,11 +763,16 @@ fn a_selected_box_shows_its_crop_takes_a_label_and_enter_opens_its_question() {
     h.key_press(egui::Key::Enter);
     h.run_steps(2);
     assert_eq!(
-        h.state().editor.selected,
+        h.state().annotate.editor.selected,
         Some(the_box),
         "Escape in a field keeps the box"
     );
-    let draft = h.state().draft.clone().expect("a question is open");
+    let draft = h
+        .state()
+        .annotate
+        .draft
+        .clone()
+        .expect("a question is open");
     assert!(draft.regions.contains(&the_box));
     assert!(h.query_all_by_label("Question").any(|n| n.is_focused()));
 }
@@ -771,7 +788,7 @@ fn marking_an_image_done_counts_it_and_the_filter_shows_it() {
     h.get_by_label("done").click();
     h.run_steps(2);
     assert!(h.query_by_label("1 of 3 done").is_some());
-    let project = h.state().project.as_ref().unwrap().path.clone();
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
     let stored = thyme_studio::store::SqliteStore::open(&project)
         .unwrap()
         .images()
@@ -857,6 +874,7 @@ fn export_and_import_annotations_from_the_file_menu() {
     h.get_by_label("Import annotations...").click();
     step_until(&mut h, "the import", |h| {
         h.state()
+            .session
             .project
             .as_ref()
             .is_some_and(|p| p.images.len() == 2)
@@ -969,11 +987,12 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
     let mut h = demo_harness(root.path());
     // The selected image's first OCR question with a box.
     let question = {
-        let store =
-            thyme_studio::store::SqliteStore::open(&h.state().project.as_ref().unwrap().path)
-                .unwrap();
+        let store = thyme_studio::store::SqliteStore::open(
+            &h.state().session.project.as_ref().unwrap().path,
+        )
+        .unwrap();
         use thyme_studio::store::Store;
-        let id = h.state().selected.clone().unwrap();
+        let id = h.state().session.selected.clone().unwrap();
         store
             .questions(&id)
             .unwrap()
@@ -1093,8 +1112,10 @@ fn the_on_device_model_loads_with_its_estimate_and_writes_a_run() {
             .is_some(),
         "without a folder the panel says where a model comes from"
     );
-    h.state_mut().run.model_dir = model_dir.display().to_string();
-    h.state_mut().run.model_dir_changed = true;
+    // The folder typed in (as a person would): the app remembers it.
+    text_field(&h, "Model folder").focus();
+    h.run_steps(1);
+    text_field(&h, "Model folder").type_text(&model_dir.display().to_string());
     h.state_mut().run.typed_question = "What is in the picture?".into();
     h.run_steps(2);
     // The estimate is shown before anything loads.
@@ -1217,7 +1238,7 @@ fn run_takes_an_image_file_outside_the_project() {
         h.state().run.typed,
         "a file has no QA items: the question is typed"
     );
-    let projects_images = h.state().project.as_ref().unwrap().images.len();
+    let projects_images = h.state().session.project.as_ref().unwrap().images.len();
     assert_eq!(projects_images, 3, "the file was not added to the project");
     h.get_by_label("Back to the project's image").click();
     h.run_steps(2);
@@ -1437,7 +1458,7 @@ fn a_lead_deals_a_batch_and_a_verdict_on_a_box_from_the_review_section_reaches_t
     // A verdict on the selected box, from the Review section of the Annotate panel (the
     // default reason is the first listed); the sync sends it to the server.
     // Select the box as a click on it would (the canvas's click path has its own tests).
-    h.state_mut().editor.selected = Some(sign.id);
+    h.state_mut().annotate.editor.selected = Some(sign.id);
     h.run_steps(1);
     h.get_by_label("Reject box").click();
     step_until(&mut h, "the verdict on the server", |_| {
@@ -1579,11 +1600,11 @@ fn typing_crash_child() {
     h.run_steps(2);
     text_field(&h, "Question").focus();
     h.run_steps(1);
-    let mut saved = h.state().saved_edits;
+    let mut saved = h.state().session.saved_edits;
     let mut typed = String::new();
     let mut ack = |h: &Harness<'static, StudioApp>, typed: &str| {
-        if h.state().saved_edits > saved {
-            saved = h.state().saved_edits;
+        if h.state().session.saved_edits > saved {
+            saved = h.state().session.saved_edits;
             println!("ACK {typed}");
         }
     };

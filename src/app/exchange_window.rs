@@ -1,6 +1,8 @@
 //! The Export and Import-annotations windows: options, a background job with a progress bar
 //! and Cancel, and a summary of what was written and what was left out and why.
 
+use crate::app::command::{AppCommand, Outbox};
+use crate::app::dialogs::DialogRequest;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -98,13 +100,6 @@ impl Default for ExportWindow {
     }
 }
 
-/// What the window wants from the app.
-pub enum ExportAsk {
-    None,
-    /// Show a save dialog for this format's output.
-    ChooseOutput(Format),
-}
-
 impl ExportWindow {
     pub fn busy(&self) -> bool {
         self.job.is_some()
@@ -115,7 +110,8 @@ impl ExportWindow {
         ctx: &egui::Context,
         project: Option<&std::path::Path>,
         categories: &[crate::dataset::Category],
-    ) -> ExportAsk {
+        out: &mut Outbox,
+    ) {
         if let Some(job) = &self.job
             && let Ok(r) = job.result.try_recv()
         {
@@ -123,9 +119,8 @@ impl ExportWindow {
             self.job = None;
         }
         if !self.open {
-            return ExportAsk::None;
+            return;
         }
-        let mut ask = ExportAsk::None;
         let mut open = self.open;
         egui::Window::new("Export")
             .open(&mut open)
@@ -133,65 +128,7 @@ impl ExportWindow {
             .pivot(egui::Align2::CENTER_TOP)
             .default_pos(ctx.content_rect().center_top() + egui::vec2(0.0, 80.0))
             .show(ctx, |ui| {
-                let label = ui.label("Format");
-                egui::ComboBox::from_id_salt("export-format")
-                    .selected_text(self.format.name())
-                    .show_ui(ui, |ui| {
-                        for f in Format::ALL {
-                            if ui
-                                .selectable_value(&mut self.format, f, f.name())
-                                .on_hover_text(f.describe())
-                                .clicked()
-                            {
-                                self.out = None;
-                            }
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-                ui.weak(self.format.describe());
-                let lossless = self.format == Format::Jsonl;
-                ui.add_enabled_ui(!lossless, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label("Image paths");
-                        for m in [PathMode::Absolute, PathMode::Relative, PathMode::Copy] {
-                            ui.radio_value(&mut self.paths, m, m.name());
-                        }
-                    });
-                    ui.horizontal(|ui| {
-                        ui.label("Multiple choice answers");
-                        ui.radio_value(
-                            &mut self.choices,
-                            ChoiceStyle::Letters,
-                            "letters (A, B, ...)",
-                        );
-                        ui.radio_value(&mut self.choices, ChoiceStyle::Text, "option text");
-                    });
-                    ui.checkbox(
-                        &mut self.accepted_only,
-                        "Only accepted images (without rejected items)",
-                    );
-                    ui.checkbox(
-                        &mut self.allow_large_boxes,
-                        "Keep boxes over 5 % of the image (not small-object targets)",
-                    );
-                    ui.horizontal_wrapped(|ui| {
-                        ui.label("Categories (none ticked: all)");
-                        for c in categories {
-                            let mut on = self.categories.contains(&c.name);
-                            if ui.checkbox(&mut on, c.display_name()).changed() {
-                                if on {
-                                    self.categories.insert(c.name.clone());
-                                } else {
-                                    self.categories.remove(&c.name);
-                                }
-                            }
-                        }
-                    });
-                });
-                if lossless {
-                    ui.weak("The canonical export always holds the whole project and its history.");
-                }
+                self.form(ui, categories);
                 ui.small(format!(
                     "Prompt: {} (system prompt SHA-256 {}...; File > Use a Thyme checkout's prompt file...)",
                     self.profile.name,
@@ -199,7 +136,7 @@ impl ExportWindow {
                 ));
                 ui.horizontal(|ui| {
                     if ui.button("Choose where...").clicked() {
-                        ask = ExportAsk::ChooseOutput(self.format);
+                        out.push(AppCommand::Ask(DialogRequest::ExportTo(self.format)));
                     }
                     match &self.out {
                         Some(p) => ui.monospace(p.display().to_string()),
@@ -239,7 +176,69 @@ impl ExportWindow {
                 }
             });
         self.open = open;
-        ask
+    }
+
+    /// The format and what goes into the export.
+    fn form(&mut self, ui: &mut egui::Ui, categories: &[crate::dataset::Category]) {
+        let label = ui.label("Format");
+        egui::ComboBox::from_id_salt("export-format")
+            .selected_text(self.format.name())
+            .show_ui(ui, |ui| {
+                for f in Format::ALL {
+                    if ui
+                        .selectable_value(&mut self.format, f, f.name())
+                        .on_hover_text(f.describe())
+                        .clicked()
+                    {
+                        self.out = None;
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        ui.weak(self.format.describe());
+        let lossless = self.format == Format::Jsonl;
+        ui.add_enabled_ui(!lossless, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("Image paths");
+                for m in [PathMode::Absolute, PathMode::Relative, PathMode::Copy] {
+                    ui.radio_value(&mut self.paths, m, m.name());
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("Multiple choice answers");
+                ui.radio_value(
+                    &mut self.choices,
+                    ChoiceStyle::Letters,
+                    "letters (A, B, ...)",
+                );
+                ui.radio_value(&mut self.choices, ChoiceStyle::Text, "option text");
+            });
+            ui.checkbox(
+                &mut self.accepted_only,
+                "Only accepted images (without rejected items)",
+            );
+            ui.checkbox(
+                &mut self.allow_large_boxes,
+                "Keep boxes over 5 % of the image (not small-object targets)",
+            );
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Categories (none ticked: all)");
+                for c in categories {
+                    let mut on = self.categories.contains(&c.name);
+                    if ui.checkbox(&mut on, c.display_name()).changed() {
+                        if on {
+                            self.categories.insert(c.name.clone());
+                        } else {
+                            self.categories.remove(&c.name);
+                        }
+                    }
+                }
+            });
+        });
+        if lossless {
+            ui.weak("The canonical export always holds the whole project and its history.");
+        }
     }
 
     fn options(&self) -> ExportOptions {

@@ -3,15 +3,8 @@
 //! the one click or the one command that gets each. Shown at the first start (then remembered
 //! in the settings) and from Help > Getting started.
 
-/// What the person asked the guide to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuideAction {
-    SetUpSandbox,
-    ChooseModel,
-    UseChatServer,
-    /// The window was closed.
-    Closed,
-}
+use crate::app::command::{AppCommand, Outbox};
+use crate::app::run_panel::PolicyKind;
 
 /// What the guide shows about the machine.
 pub struct GuideState<'a> {
@@ -30,15 +23,15 @@ pub struct FirstRun {
 }
 
 impl FirstRun {
-    pub fn show(&mut self, ctx: &egui::Context, s: &GuideState) -> Option<GuideAction> {
+    /// The guide's window; what the person asks for goes to the app as commands.
+    pub fn show(&mut self, ctx: &egui::Context, s: &GuideState, out: &mut Outbox) {
         if !self.open {
-            return None;
+            return;
         }
         let python = self
             .python
             .get_or_insert_with(|| crate::sandbox::runtime::system_python().map(|p| p.1))
             .clone();
-        let mut action = None;
         let mut open = true;
         egui::Window::new("Getting started")
             .open(&mut open)
@@ -61,7 +54,7 @@ impl FirstRun {
                         Some(v) => {
                             ui.label(format!("Missing. Python {v} is here: one click makes a private environment with pinned Pillow, NumPy and OpenCV (about 70 MB, downloaded once)."));
                             if ui.button("Set up the sandbox now").clicked() {
-                                action = Some(GuideAction::SetUpSandbox);
+                                out.push(AppCommand::SetUpSandbox);
                             }
                         }
                         None => {
@@ -83,10 +76,10 @@ impl FirstRun {
                     ui.label("None yet. The demo runs without one (its runs are scripted from the annotations and labelled so). For a real agent, download Thyme-RL or any Qwen2.5-VL from Hugging Face and choose its folder, or point the app at a vLLM / SGLang server.");
                     ui.horizontal(|ui| {
                         if ui.button("Choose a model folder...").clicked() {
-                            action = Some(GuideAction::ChooseModel);
+                            out.push(AppCommand::UseModelSource(PolicyKind::Local));
                         }
                         if ui.button("Use a chat server instead").clicked() {
-                            action = Some(GuideAction::UseChatServer);
+                            out.push(AppCommand::UseModelSource(PolicyKind::Http));
                         }
                     });
                     ui.weak("or from a shell: thyme-studio model info DIR; thyme-studio model quantize DIR (a 7B in about 6 GB)");
@@ -96,8 +89,7 @@ impl FirstRun {
             });
         if !open {
             self.open = false;
-            return Some(GuideAction::Closed);
+            out.push(AppCommand::WelcomeSeen);
         }
-        action
     }
 }

@@ -6,6 +6,8 @@
 //! (the canvas beside it), and the finished run opens in Inspect. Every step runs off the UI
 //! thread.
 
+use crate::app::command::{AppCommand, Outbox};
+use crate::app::dialogs::DialogRequest;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, channel};
@@ -68,20 +70,12 @@ pub struct RunPanel {
     /// environment (THYME_STUDIO_API_KEY or OPENAI_API_KEY), never in the settings file.
     pub server_url: String,
     pub server_model: String,
-    /// The server fields changed since the app last saved them.
-    pub server_changed: bool,
     /// The on-device model's folder (Local policy), as typed or picked.
     pub model_dir: String,
-    /// The folder changed since the app last saved it.
-    pub model_dir_changed: bool,
-    /// The person asked for the folder dialog (the app shows it).
-    pub want_model_dialog: bool,
     /// An image from a file, run instead of the project's selected image.
     pub file_image: Option<ImageRecord>,
     /// What the model is told (the app's choice: built-in, or a Thyme prompt file).
     pub profile: PromptProfile,
-    /// The person asked for the image-file dialog (the app shows it).
-    pub want_image_dialog: bool,
     /// The loaded model and its folder.
     model: Option<(String, Arc<Mutex<LocalModel>>)>,
     loading: Option<Receiver<LoadMsg>>,
@@ -102,8 +96,6 @@ pub struct RunPanel {
     pub log: Vec<String>,
     pub finished: Option<Trace>,
     pub error: Option<String>,
-    /// A trace written for Inspect to open.
-    pub open_in_inspect: Option<PathBuf>,
     /// The run as recorded so far (refreshed after each step).
     pub live: Option<Trace>,
     selected_step: Option<usize>,
@@ -121,13 +113,9 @@ impl RunPanel {
             policy: PolicyKind::Scripted,
             server_url: String::new(),
             server_model: "Thyme-RL".into(),
-            server_changed: false,
             model_dir: String::new(),
-            model_dir_changed: false,
-            want_model_dialog: false,
             file_image: None,
             profile: PromptProfile::default(),
-            want_image_dialog: false,
             model: None,
             loading: None,
             load_status: String::new(),
@@ -144,7 +132,6 @@ impl RunPanel {
             log: Vec::new(),
             finished: None,
             error: None,
-            open_in_inspect: None,
             live: None,
             selected_step: None,
             canvas: Canvas::new(),
@@ -490,6 +477,7 @@ impl RunPanel {
         questions: &[Question],
         regions: &[Region],
         tiles: &TileService,
+        out: &mut Outbox,
     ) {
         let ctx = ui.ctx().clone();
         self.poll(&ctx);
@@ -508,9 +496,9 @@ impl RunPanel {
             .min_size(420.0)
             .show(ui, |ui| {
                 ui.heading("Run");
-                self.controls(ui, image, questions, regions);
+                self.controls(ui, image, questions, regions, out);
                 ui.separator();
-                self.transcript(ui);
+                self.transcript(ui, out);
             });
         egui::CentralPanel::default().show(ui, |ui| self.canvas_view(ui, image, tiles));
     }
@@ -521,6 +509,7 @@ impl RunPanel {
         image: &ImageRecord,
         questions: &[Question],
         regions: &[Region],
+        out: &mut Outbox,
     ) {
         let ctx = ui.ctx().clone();
         let from_file = self.file_image.is_some();
@@ -533,7 +522,7 @@ impl RunPanel {
                     self.file_image = None;
                 }
             } else if ui.button("Open an image file...").clicked() {
-                self.want_image_dialog = true;
+                out.push(AppCommand::Ask(DialogRequest::RunImage));
             }
         });
         // A file has no QA items: its question is typed.
@@ -583,7 +572,7 @@ impl RunPanel {
             ui.radio_value(&mut self.policy, PolicyKind::Local, "on-device model");
         });
         if self.policy == PolicyKind::Local {
-            self.model_controls(ui);
+            self.model_controls(ui, out);
         }
         if self.policy == PolicyKind::Http {
             ui.horizontal(|ui| {
@@ -597,7 +586,10 @@ impl RunPanel {
                 let b =
                     ui.add(egui::TextEdit::singleline(&mut self.server_model).desired_width(120.0));
                 if a.changed() || b.changed() {
-                    self.server_changed = true;
+                    out.push(AppCommand::RememberChatServer {
+                        base_url: self.server_url.clone(),
+                        model: self.server_model.clone(),
+                    });
                 }
             });
             ui.weak("vLLM or SGLang serving Thyme-RL; the API key is read from THYME_STUDIO_API_KEY or OPENAI_API_KEY.");
@@ -654,7 +646,7 @@ impl RunPanel {
     }
 
     /// The model folder, what it needs, and loading it.
-    fn model_controls(&mut self, ui: &mut egui::Ui) {
+    fn model_controls(&mut self, ui: &mut egui::Ui, out: &mut Outbox) {
         let ctx = ui.ctx().clone();
         self.poll_load();
         ui.horizontal(|ui| {
@@ -667,10 +659,10 @@ impl RunPanel {
                 )
                 .labelled_by(label.id);
             if r.changed() {
-                self.model_dir_changed = true;
+                out.push(AppCommand::RememberModelDir(self.model_dir.clone()));
             }
             if ui.button("Choose...").clicked() {
-                self.want_model_dialog = true;
+                out.push(AppCommand::Ask(DialogRequest::ModelFolder));
             }
         });
         if self.model_dir.trim().is_empty() {
@@ -705,7 +697,7 @@ impl RunPanel {
     }
 
     /// The run step by step: model text, each execution's output (images shown), the answer.
-    fn transcript(&mut self, ui: &mut egui::Ui) {
+    fn transcript(&mut self, ui: &mut egui::Ui, out: &mut Outbox) {
         egui::ScrollArea::vertical()
             .id_salt("run-transcript")
             .auto_shrink([false, false])
@@ -766,9 +758,10 @@ impl RunPanel {
                         t.run.outcome.as_str(),
                         t.run.ground_truth.as_deref().unwrap_or("-")
                     ));
-                    if ui.button("Open in Inspect").clicked() {
-                        self.open_in_inspect =
-                            self.agent.as_ref().map(|a| a.run_dir().join("trace"));
+                    if ui.button("Open in Inspect").clicked()
+                        && let Some(agent) = &self.agent
+                    {
+                        out.push(AppCommand::OpenInInspect(agent.run_dir().join("trace")));
                     }
                 }
             });

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
+use crate::app::command::{AppCommand, Outbox};
 use crate::dataset::ImageId;
 use crate::store::now_ms;
 use crate::team::client::{LocalConflict, Resolution, SyncState, TeamClient};
@@ -134,13 +135,13 @@ pub struct TeamPanel {
     note: String,
     /// Where the last CSV went.
     csv_message: Option<String>,
-    /// A comment being written, and whether the user asked to pin it.
+    /// A comment being written.
     comment: String,
-    want_pin: bool,
+    /// What the window's buttons asked of the app, handed over at the end of the window.
+    asks: Outbox,
     batch: BatchForm,
     /// The member the lead gives the selected image to.
     reassign_to: String,
-    want_reassign: bool,
 }
 
 impl TeamPanel {
@@ -239,21 +240,6 @@ impl TeamPanel {
         })
     }
 
-    /// The comment the user asked to pin (the app knows where: the selected box).
-    pub fn take_pin(&mut self) -> Option<String> {
-        if std::mem::take(&mut self.want_pin) && !self.comment.trim().is_empty() {
-            Some(std::mem::take(&mut self.comment))
-        } else {
-            None
-        }
-    }
-
-    /// The member the lead asked to give the selected image to.
-    pub fn take_reassign(&mut self) -> Option<String> {
-        (std::mem::take(&mut self.want_reassign) && !self.reassign_to.is_empty())
-            .then(|| self.reassign_to.clone())
-    }
-
     /// Give an image to another annotator (leads).
     pub fn reassign(&self, image: ImageId, to: String) {
         self.send(Request::Reassign { image, to });
@@ -288,7 +274,9 @@ impl TeamPanel {
         })
     }
 
-    pub fn window(&mut self, ctx: &egui::Context) {
+    /// The Team window; what its buttons ask of the app goes into `out`.
+    pub fn window(&mut self, ctx: &egui::Context, out: &mut Outbox) {
+        out.append(&mut self.asks);
         if !self.open {
             return;
         }
@@ -461,8 +449,10 @@ impl TeamPanel {
                 .button("Pin on the selected box")
                 .on_hover_text("Select a box on the canvas first; the comment goes to its centre.")
                 .clicked()
+                && !self.comment.trim().is_empty()
             {
-                self.want_pin = true;
+                self.asks
+                    .push(AppCommand::TeamPin(std::mem::take(&mut self.comment)));
             }
         });
         ui.weak(
@@ -564,8 +554,9 @@ impl TeamPanel {
                         ui.selectable_value(&mut self.reassign_to, m.name.clone(), &m.name);
                     }
                 });
-            if ui.button("Reassign").clicked() {
-                self.want_reassign = true;
+            if ui.button("Reassign").clicked() && !self.reassign_to.is_empty() {
+                self.asks
+                    .push(AppCommand::TeamReassign(self.reassign_to.clone()));
             }
         });
         ui.separator();

@@ -33,6 +33,13 @@ impl Kind {
     }
 }
 
+/// A picture as the UI holds it: loading, a texture, or why it failed.
+pub enum Picture {
+    Loading,
+    Ready(egui::TextureHandle),
+    Failed(String),
+}
+
 /// A finished request.
 pub struct Done {
     pub id: ImageId,

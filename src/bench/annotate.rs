@@ -129,21 +129,22 @@ pub fn run(dir: &Path, frames: usize) -> anyhow::Result<DragReport> {
         app,
         frame: 0,
     };
-    d.until("the project", |a| a.project.is_some())?;
+    d.until("the project", |a| a.session.project.is_some())?;
     d.app.select(image.id.clone());
-    d.app.editor.selected = Some(region.id);
-    d.until("the first view", |a| a.canvas.view().is_some())?;
-    d.app.canvas.focus(&region.rect);
-    d.until("the tiles under the box", |a| a.canvas.settled())?;
+    d.app.annotate.editor.selected = Some(region.id);
+    d.until("the first view", |a| a.annotate.canvas.view().is_some())?;
+    d.app.annotate.canvas.focus(&region.rect);
+    d.until("the tiles under the box", |a| a.annotate.canvas.settled())?;
     // Reference: the same view with nothing happening.
     let idle: Vec<f64> = (0..60).map(|_| d.frame(vec![])).collect();
 
     let view = d
         .app
+        .annotate
         .canvas
         .view()
         .ok_or_else(|| anyhow::anyhow!("no view"))?;
-    let viewport = d.app.canvas.viewport();
+    let viewport = d.app.annotate.canvas.viewport();
     let start = view.to_screen(viewport, (region.rect.x1, region.rect.y1));
     d.frame(vec![egui::Event::PointerMoved(start)]);
     d.frame(vec![button(start, true)]);
