@@ -388,3 +388,65 @@ fn a_solo_project_reviews_images_boxes_and_questions_and_the_export_follows() {
 fn store_at(path: &Path) -> SqliteStore {
     SqliteStore::open(path).unwrap()
 }
+
+#[test]
+fn the_review_queue_is_one_headless_session_for_the_app_and_the_cli_and_a_lost_server_is_said() {
+    use thyme_studio::team::session::{TeamRequest, TeamSession};
+    let t = Example::new("queue");
+    let bobs = t.bobs();
+    t.act("bob", &bobs.image, "bob", ReviewAction::Fix);
+
+    // The reviewer's session: one round lists bob's fixed item, without an error.
+    let mut rev = TeamSession::open(&t.file("rev")).unwrap();
+    let snap = rev.round(None);
+    assert_eq!(snap.error, None);
+    assert!(
+        snap.queue.iter().any(|a| a.image == bobs.image
+            && a.annotator.as_deref() == Some("bob")
+            && a.state == WorkState::Fixed),
+        "{:?}",
+        snap.queue
+    );
+    // A request is carried out in the next round, and its outcome said.
+    let snap = rev.round(Some(TeamRequest::Act {
+        image: bobs.image.clone(),
+        annotator: "bob".into(),
+        action: ReviewAction::Open,
+    }));
+    assert_eq!(
+        snap.message.as_deref(),
+        Some(format!("{}: in review", bobs.image.short()).as_str())
+    );
+    assert!(
+        snap.diffs
+            .contains_key(&(bobs.image.clone(), "bob".to_owned()))
+    );
+
+    // The same queue on the command line.
+    let cli = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+            .args(["team", "queue"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&t.file("rev"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains(&format!("{} bob: in_review", bobs.image.short())),
+        "{stdout}"
+    );
+    // An annotator has no queue: a user error that says so.
+    let out = cli(&t.file("ann"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for reviewers and leads"));
+
+    // The server goes away: the next round says so instead of showing empty lists.
+    let Example {
+        _cluster: cluster, ..
+    } = t;
+    drop(cluster);
+    let snap = rev.round(None);
+    assert!(snap.error.is_some(), "{snap:?}");
+}

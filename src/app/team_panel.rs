@@ -8,75 +8,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
 use crate::app::command::{AppCommand, Outbox};
 use crate::dataset::ImageId;
 use crate::store::now_ms;
-use crate::team::client::{LocalConflict, Resolution, SyncState, TeamClient};
-use crate::team::report::{ReportInputs, TeamReport};
+use crate::team::client::{Resolution, SyncState};
+use crate::team::report::TeamReport;
 use crate::team::review::{REJECT_REASONS, ReviewAction, Role, WorkState};
-use crate::team::server::{
-    Assignment, BatchSpec, Member, PinnedComment, Progress, Selection, TeamServer,
-};
+use crate::team::server::{BatchSpec, PinnedComment, Selection};
+use crate::team::session::{TeamRequest, TeamSession, sync_loop};
 
-/// How often the background sync runs when nothing asks for it sooner.
-pub const SYNC_EVERY: Duration = Duration::from_secs(5);
-
-enum Request {
-    SyncNow,
-    Resolve(ImageId, Resolution),
-    Act {
-        image: ImageId,
-        annotator: String,
-        action: ReviewAction,
-    },
-    Report,
-    Batch(BatchSpec),
-    Reclaim,
-    Reassign {
-        image: ImageId,
-        to: String,
-    },
-    Pin {
-        image: ImageId,
-        x: f64,
-        y: f64,
-        text: String,
-    },
-}
-
-/// What the sync thread last saw.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub at_ms: i64,
-    /// Why the last round failed (server away, ...); edits are kept locally meanwhile.
-    pub error: Option<String>,
-    pub role: Option<Role>,
-    pub states: BTreeMap<ImageId, SyncState>,
-    pub conflicts: Vec<LocalConflict>,
-    pub mine: Vec<Assignment>,
-    /// Items waiting for a reviewer (reviewers and leads only).
-    pub queue: Vec<Assignment>,
-    /// Images changed by others in the last round (the project view reloads).
-    pub pulled: usize,
-    pub unsent: usize,
-    pub report: Option<TeamReport>,
-    /// Pinned comments by image.
-    pub comments: BTreeMap<ImageId, Vec<PinnedComment>>,
-    /// For items in review: what changed since they were submitted, in words.
-    pub diffs: BTreeMap<(ImageId, String), Vec<String>>,
-    /// Leads: every member, and progress per annotator.
-    pub members: Vec<Member>,
-    pub progress: Vec<Progress>,
-    /// Per-box and per-question verdicts on this member's rejected items, in words.
-    pub verdicts: BTreeMap<ImageId, Vec<String>>,
-    /// The outcome of the last action the user asked for.
-    pub message: Option<String>,
-}
+pub use crate::team::session::{SYNC_EVERY, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Tab {
@@ -125,7 +70,7 @@ pub struct TeamPanel {
     url: String,
     /// The project file (the CSV report goes beside it).
     project: PathBuf,
-    tx: Option<Sender<Request>>,
+    tx: Option<Sender<TeamRequest>>,
     rx: Option<Receiver<Snapshot>>,
     pub snapshot: Snapshot,
     /// This member's work state per image, from the snapshot (looked up per list row).
@@ -150,16 +95,15 @@ impl TeamPanel {
         self.tx = None;
         self.rx = None;
         self.snapshot = Snapshot::default();
-        let client = TeamClient::open(path).ok()?;
-        self.member = client.member().to_owned();
+        let session = TeamSession::open(path).ok()?;
+        self.member = session.member().to_owned();
         self.project = path.to_owned();
-        self.url = crate::store::postgres::redact_url(client.url());
+        self.url = crate::store::postgres::redact_url(session.url());
         let (req_tx, req_rx) = channel();
         let (snap_tx, snap_rx) = channel();
-        let path = path.to_owned();
         let spawned = std::thread::Builder::new()
             .name("team-sync".into())
-            .spawn(move || sync_loop(&path, client, &req_rx, &snap_tx));
+            .spawn(move || sync_loop(session, &req_rx, &snap_tx));
         if let Err(e) = spawned {
             tracing::warn!("team sync not started: {e}");
             return None;
@@ -193,7 +137,7 @@ impl TeamPanel {
         pulled
     }
 
-    fn send(&self, r: Request) {
+    fn send(&self, r: TeamRequest) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(r);
         }
@@ -201,7 +145,7 @@ impl TeamPanel {
 
     /// Ask for a sync now (after an edit).
     pub fn nudge(&self) {
-        self.send(Request::SyncNow);
+        self.send(TeamRequest::SyncNow);
     }
 
     /// The sync state of an image for the image list (none outside team mode).
@@ -242,12 +186,12 @@ impl TeamPanel {
 
     /// Give an image to another annotator (leads).
     pub fn reassign(&self, image: ImageId, to: String) {
-        self.send(Request::Reassign { image, to });
+        self.send(TeamRequest::Reassign { image, to });
     }
 
     /// Pin a comment at a point of an image.
     pub fn pin(&self, image: ImageId, x: f64, y: f64, text: String) {
-        self.send(Request::Pin { image, x, y, text });
+        self.send(TeamRequest::Pin { image, x, y, text });
     }
 
     /// Pinned comments of an image, for the canvas.
@@ -310,7 +254,7 @@ impl TeamPanel {
                     if self.snapshot.role.is_some_and(Role::reviews) {
                         ui.selectable_value(&mut self.tab, Tab::Review, format!("Review ({})", self.snapshot.queue.len()));
                         if ui.selectable_value(&mut self.tab, Tab::Dashboard, "Dashboard").clicked() {
-                            self.send(Request::Report);
+                            self.send(TeamRequest::Report);
                         }
                     }
                     if self.snapshot.role == Some(Role::Lead) {
@@ -376,7 +320,7 @@ impl TeamPanel {
             });
         });
         if let Some((image, action)) = act {
-            self.send(Request::Act {
+            self.send(TeamRequest::Act {
                 image,
                 annotator: self.member.clone(),
                 action,
@@ -427,7 +371,7 @@ impl TeamPanel {
             }
         });
         if let Some((image, how)) = resolve {
-            self.send(Request::Resolve(image, how));
+            self.send(TeamRequest::Resolve(image, how));
         }
     }
 
@@ -506,7 +450,7 @@ impl TeamPanel {
                 });
         });
         if let Some((image, annotator, action)) = act {
-            self.send(Request::Act {
+            self.send(TeamRequest::Act {
                 image,
                 annotator,
                 action,
@@ -537,7 +481,7 @@ impl TeamPanel {
             }
         });
         if ui.button("Free expired leases").clicked() {
-            self.send(Request::Reclaim);
+            self.send(TeamRequest::Reclaim);
         }
         ui.separator();
         ui.horizontal(|ui| {
@@ -626,7 +570,7 @@ impl TeamPanel {
                 honeypots_per_annotator: f.honeypots,
                 seed: now_ms() as u64,
             };
-            self.send(Request::Batch(spec));
+            self.send(TeamRequest::Batch(spec));
         }
     }
 
@@ -731,7 +675,7 @@ impl TeamPanel {
             }
         });
         if refresh {
-            self.send(Request::Report);
+            self.send(TeamRequest::Report);
         }
         if export {
             let dir = self
@@ -750,142 +694,6 @@ impl TeamPanel {
                 Ok(()) => format!("wrote {}", path.display()),
                 Err(e) => format!("could not write {}: {e}", path.display()),
             });
-        }
-    }
-}
-
-fn sync_loop(
-    path: &Path,
-    mut client: TeamClient,
-    requests: &Receiver<Request>,
-    out: &Sender<Snapshot>,
-) {
-    let url = client.url().to_owned();
-    let member = client.member().to_owned();
-    let mut server: Option<TeamServer> = None;
-    let mut report: Option<TeamReport> = None;
-    let mut request = None;
-    loop {
-        let mut snap = Snapshot::default();
-        if server.as_ref().is_none_or(|s| !s.is_alive()) {
-            server = TeamServer::open(&url)
-                .map_err(|e| snap.error = Some(e.to_string()))
-                .ok();
-        }
-        if let Some(s) = &server {
-            let now = now_ms();
-            let done = match request.take() {
-                Some(Request::Resolve(image, how)) => client
-                    .resolve(s, &image, how, now)
-                    .map(|_| Some(format!("conflict on {} settled", image.short()))),
-                Some(Request::Act {
-                    image,
-                    annotator,
-                    action,
-                }) => s.act(&member, &image, &annotator, &action, now).map(|st| {
-                    Some(format!(
-                        "{}: {}",
-                        image.short(),
-                        st.as_str().replace('_', " ")
-                    ))
-                }),
-                Some(Request::Report) => ReportInputs::gather(s).map(|i| {
-                    report = Some(TeamReport::compute(&i));
-                    None
-                }),
-                Some(Request::Pin { image, x, y, text }) => s
-                    .pin_comment(&member, &image, x, y, &text, now)
-                    .map(|_| Some(format!("comment pinned on {}", image.short()))),
-                Some(Request::Batch(spec)) => s.create_batch(&member, &spec, now).map(|b| {
-                    Some(format!(
-                        "batch {}: {} image(s), {} double, {} honeypot(s)",
-                        b.id, b.images, b.doubles, b.honeypots
-                    ))
-                }),
-                Some(Request::Reclaim) => s
-                    .reclaim_expired(&member, now)
-                    .map(|freed| Some(format!("{} item(s) freed", freed.len()))),
-                Some(Request::Reassign { image, to }) => {
-                    let from = s
-                        .assignments_for(&image)
-                        .ok()
-                        .and_then(|all| all.into_iter().find(|a| a.kind == "primary"))
-                        .and_then(|a| a.annotator)
-                        .unwrap_or_default();
-                    s.reassign(&member, &image, &from, &to, now)
-                        .map(|()| Some(format!("{} is {to}'s now", image.short())))
-                }
-                Some(Request::SyncNow) | None => Ok(None),
-            };
-            match done {
-                Ok(m) => snap.message = m,
-                Err(e) => snap.message = Some(e.to_string()),
-            }
-            match client.sync(s, now) {
-                Ok(r) => snap.pulled = r.pulled_images,
-                Err(e) => {
-                    snap.error = Some(e.to_string());
-                    server = None;
-                }
-            }
-            if let Some(s) = &server {
-                snap.role = s.role_of(&member).ok();
-                snap.mine = s.assignments_of(&member).unwrap_or_default();
-                if snap.role.is_some_and(Role::reviews) {
-                    snap.queue = s
-                        .all_assignments()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|a| {
-                            a.kind == "primary"
-                                && matches!(
-                                    a.state,
-                                    WorkState::Submitted | WorkState::Fixed | WorkState::InReview
-                                )
-                        })
-                        .collect();
-                    for a in snap.queue.iter().filter(|a| a.state == WorkState::InReview) {
-                        if let Some(who) = &a.annotator
-                            && let Ok(lines) = s.review_diff(&a.image, who)
-                        {
-                            snap.diffs.insert((a.image.clone(), who.clone()), lines);
-                        }
-                    }
-                }
-                if snap.role == Some(Role::Lead) {
-                    snap.members = s.members().unwrap_or_default();
-                    snap.progress = s.progress(now_ms()).unwrap_or_default();
-                }
-                for a in snap.mine.iter().filter(|a| a.state == WorkState::Rejected) {
-                    if let Ok(v) = s.item_verdicts(&a.image, &member) {
-                        let lines: Vec<String> = v
-                            .iter()
-                            .filter(|(_, v)| v.is_rejected())
-                            .map(|((kind, id), v)| {
-                                format!("{kind} {}: {}", id.get(..8).unwrap_or(id), v.describe())
-                            })
-                            .collect();
-                        snap.verdicts.insert(a.image.clone(), lines);
-                    }
-                }
-                for c in s.all_comments().unwrap_or_default() {
-                    snap.comments.entry(c.image.clone()).or_default().push(c);
-                }
-            }
-        }
-        snap.states = client.image_states().unwrap_or_default();
-        snap.conflicts = client.conflicts().unwrap_or_default();
-        snap.unsent = client.unsent().map(|u| u.len()).unwrap_or(0);
-        snap.report = report.clone();
-        snap.at_ms = now_ms();
-        if out.send(snap).is_err() {
-            tracing::debug!(path = %path.display(), "team sync stopped: the window is gone");
-            return;
-        }
-        match requests.recv_timeout(SYNC_EVERY) {
-            Ok(r) => request = Some(r),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }

@@ -83,6 +83,9 @@ pub enum TeamCommand {
         #[arg(long)]
         image: Option<String>,
     },
+    /// The items waiting for review, after a sync of a reviewer's or lead's linked file (what
+    /// the Team window's Review tab lists), with what changed since each was submitted.
+    Queue { file: PathBuf },
     /// Move an item through review: start, submit, fix, open, accept, reject, reopen.
     Review(ReviewArgs),
     /// Pin a comment on a point of an image (image pixels).
@@ -278,6 +281,7 @@ fn team(cmd: TeamCommand) -> anyhow::Result<()> {
             image,
         } => sync(&file, resolve.as_deref(), image, now)?,
         TeamCommand::Review(args) => args.run(now)?,
+        TeamCommand::Queue { file } => queue(&file)?,
         TeamCommand::Comment {
             url,
             image,
@@ -606,6 +610,34 @@ fn example(url: &str, dir: &std::path::Path, scale: u32) -> anyhow::Result<()> {
     );
     for (who, file) in summary.member_files {
         println!("  {who}: thyme-studio open {}", file.display());
+    }
+    Ok(())
+}
+
+/// The review queue of a linked file's member.
+fn queue(file: &std::path::Path) -> anyhow::Result<()> {
+    use thyme_studio::team::session::TeamSession;
+    let mut session = TeamSession::open(file)?;
+    let snap = session.round(None);
+    if let Some(e) = &snap.error {
+        bail!("{}: {e}", file.display());
+    }
+    if !snap.role.is_some_and(Role::reviews) {
+        bail!(
+            "{} is {}; the review queue is for reviewers and leads",
+            session.member(),
+            snap.role.map_or("not a member", Role::as_str)
+        );
+    }
+    println!("{} item(s) waiting for review", snap.queue.len());
+    for a in &snap.queue {
+        let who = a.annotator.as_deref().unwrap_or("-");
+        println!("{} {who}: {}", a.image.short(), a.state.as_str());
+        if let Some(lines) = snap.diffs.get(&(a.image.clone(), who.to_owned())) {
+            for l in lines {
+                println!("  changed since submitted: {l}");
+            }
+        }
     }
     Ok(())
 }

@@ -719,6 +719,26 @@ impl TeamServer {
         self.assignments_where("image_id = ?1", vals![image.as_str()])
     }
 
+    /// The annotator an image is dealt to (its primary assignment), if any.
+    pub fn primary_of(&self, image: &ImageId) -> Result<Option<String>, TeamError> {
+        Ok(self.store.read(|db| primary_annotator(db, image))?)
+    }
+
+    /// What waits for a reviewer: primary items submitted, fixed or in review, in order.
+    pub fn review_queue(&self) -> Result<Vec<Assignment>, TeamError> {
+        Ok(self
+            .all_assignments()?
+            .into_iter()
+            .filter(|a| {
+                a.kind == "primary"
+                    && matches!(
+                        a.state,
+                        WorkState::Submitted | WorkState::Fixed | WorkState::InReview
+                    )
+            })
+            .collect())
+    }
+
     /// Every assignment.
     pub fn all_assignments(&self) -> Result<Vec<Assignment>, TeamError> {
         self.assignments_where("TRUE", &[])
