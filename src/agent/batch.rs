@@ -5,6 +5,7 @@
 //! `{"image", "question", "answer"}` lines. With an HTTP policy the runs in flight are
 //! requests in flight, so a vLLM or SGLang cluster does the scaling.
 
+use crate::trace::thyme_row::{bare_question, first_image, solution};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -97,7 +98,7 @@ pub fn task_of_line(text: &str, base: &Path) -> Result<Task, String> {
     let question = user
         .or_else(|| v.get("question").and_then(Value::as_str))
         .or_else(|| v.get("problem").and_then(Value::as_str))
-        .map(crate::exchange::bare_question)
+        .map(bare_question)
         .filter(|q| !q.is_empty())
         .ok_or("no question (messages, question or problem)")?
         .to_owned();
@@ -109,7 +110,7 @@ pub fn task_of_line(text: &str, base: &Path) -> Result<Task, String> {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         })
-        .map(|s| clean_truth(&s));
+        .map(|s| solution(&s).to_owned());
     let probe = probe_file(&image, PixelBudget::DEFAULT).map_err(|e| e.to_string())?;
     Ok(Task {
         image,
@@ -117,32 +118,6 @@ pub fn task_of_line(text: &str, base: &Path) -> Result<Task, String> {
         question,
         ground_truth,
     })
-}
-
-/// `<answer>\boxed{B}</answer>` -> `B`.
-fn clean_truth(s: &str) -> String {
-    let t = s.trim();
-    let t = t
-        .strip_prefix("<answer>")
-        .and_then(|r| r.strip_suffix("</answer>"))
-        .unwrap_or(t);
-    crate::exchange::unwrap_boxed(t).to_owned()
-}
-
-fn first_image(v: &Value) -> Option<&str> {
-    for key in ["images", "image"] {
-        match v.get(key) {
-            Some(Value::String(s)) => return Some(s),
-            Some(Value::Array(a)) => {
-                let first = a.first()?;
-                return first
-                    .as_str()
-                    .or_else(|| first.get("path").and_then(Value::as_str));
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// How one task of a batch ended.

@@ -122,10 +122,7 @@ fn choices(rng: &mut Rng, correct: &str, pool: &[&str], count: usize) -> Answer 
             options.push((*p).to_owned());
         }
     }
-    for i in (1..options.len()).rev() {
-        let j = rng.range(0, i as u32 + 1) as usize;
-        options.swap(i, j);
-    }
+    rng.shuffle(&mut options);
     let correct = options.iter().position(|o| o == correct).unwrap_or(0);
     Answer::Choice { options, correct }
 }
@@ -274,10 +271,7 @@ pub fn render(spec: &SceneSpec, scale_div: u32) -> Scene {
     let (x, y) = placer.place(&mut rng, cw, ch);
     paint::fill_rect(&mut img, x, y, x + cw, y + ch, PAPER);
     let mut heights: Vec<i64> = (0..4).map(|i| 30 + i * 25).collect();
-    for i in (1..heights.len()).rev() {
-        let j = rng.range(0, i as u32 + 1) as usize;
-        heights.swap(i, j);
-    }
+    rng.shuffle(&mut heights);
     let letters = ["A", "B", "C", "D"];
     let bar_w = cw / 6;
     let label_font = (3 / d).max(1);

@@ -26,9 +26,7 @@ use thiserror::Error;
 
 pub use coco::IdSeq;
 pub use paths::PathMode;
-pub use read::{
-    ImportFormat, ImportSettings, ImportSummary, Problem, bare_question, import_file, unwrap_boxed,
-};
+pub use read::{ImportFormat, ImportSettings, ImportSummary, Problem, import_file};
 pub use select::Filter;
 pub use split::SplitSpec;
 

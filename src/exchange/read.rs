@@ -6,6 +6,7 @@
 //! imported. Every image is checked as an image import would check it; a new image comes in
 //! as one journaled edit together with its boxes and questions.
 
+use crate::trace::thyme_row::{self, bare_question, first_image, solution};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -686,7 +687,7 @@ fn question_from_value(
             Answer::Choice { options, correct }
         }
         _ => Answer::Open {
-            text: unwrap_boxed(solution).to_owned(),
+            text: thyme_row::solution(solution).to_owned(),
         },
     };
     let category = b.category(v.get("category").and_then(Value::as_str));
@@ -712,15 +713,6 @@ fn letter_index(s: &str) -> Option<usize> {
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_uppercase() => Some((c as u8 - b'A') as usize),
         _ => None,
-    }
-}
-
-/// `\boxed{x}` -> `x` (the answer convention of Thyme's evaluation).
-pub fn unwrap_boxed(s: &str) -> &str {
-    let t = s.trim();
-    match t.strip_prefix("\\boxed{").and_then(|r| r.strip_suffix('}')) {
-        Some(inner) => inner.trim(),
-        None => t,
     }
 }
 
@@ -758,40 +750,6 @@ fn read_lines(
         }
     }
     Ok(())
-}
-
-/// The first image path of a record: `images` (list or string) or `image`.
-fn first_image(v: &Value) -> Option<&str> {
-    for key in ["images", "image"] {
-        match v.get(key) {
-            Some(Value::String(s)) => return Some(s),
-            Some(Value::Array(a)) => {
-                if let Some(s) = a.first().and_then(Value::as_str) {
-                    return Some(s);
-                }
-                if let Some(s) = a
-                    .first()
-                    .and_then(|o| o.get("path"))
-                    .and_then(Value::as_str)
-                {
-                    return Some(s);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The question without the `<image>` tag and the path/size headers of Thyme's user turn.
-pub fn bare_question(text: &str) -> &str {
-    let t = text.trim_start();
-    let t = t.strip_prefix("<image>").unwrap_or(t);
-    let t = match t.find("### User Image Path:**") {
-        Some(at) => &t[..at],
-        None => t,
-    };
-    t.trim()
 }
 
 fn thyme_rl_line(b: &mut Builder, at: &str, v: &Value) -> Result<(), String> {
@@ -863,7 +821,7 @@ fn thyme_sft_line(b: &mut Builder, at: &str, v: &Value) -> Result<(), String> {
         .split_once("<answer>")
         .and_then(|(_, rest)| rest.split_once("</answer>").map(|(a, _)| a))
         .ok_or("the response has no <answer>...</answer>")?;
-    let answer = unwrap_boxed(answer).to_owned();
+    let answer = solution(answer).to_owned();
     let Some(image) = b.image(at, name) else {
         return Ok(());
     };
@@ -885,16 +843,8 @@ mod tests {
 
     #[test]
     fn boxed_answers_and_letters() {
-        assert_eq!(unwrap_boxed(" \\boxed{42} "), "42");
-        assert_eq!(unwrap_boxed("STOP"), "STOP");
         assert_eq!(letter_index("B"), Some(1));
         assert_eq!(letter_index("B."), Some(1));
         assert_eq!(letter_index("Blue"), None);
-    }
-
-    #[test]
-    fn thyme_user_turns_lose_their_headers() {
-        let t = "<image>\nWhat colour is the car?\n\n### User Image Path:** \"/a.jpg\"\n### User Image Size:** \"10x10\"\n";
-        assert_eq!(bare_question(t), "What colour is the car?");
     }
 }

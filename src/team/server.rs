@@ -579,10 +579,7 @@ impl TeamServer {
                 Selection::Random { count, seed } => {
                     let mut ids: Vec<String> = free.into_iter().map(|(id, _)| id).collect();
                     let mut r = Rng::new(*seed);
-                    for i in (1..ids.len()).rev() {
-                        let j = (r.next_u64() % (i as u64 + 1)) as usize;
-                        ids.swap(i, j);
-                    }
+                    r.shuffle(&mut ids);
                     ids.truncate(*count);
                     ids
                 }
@@ -605,10 +602,7 @@ impl TeamServer {
             let n = spec.annotators.len();
             let doubles = (spec.double_share * chosen.len() as f64).round() as usize;
             let mut double_picks: Vec<usize> = (0..chosen.len()).collect();
-            for i in (1..double_picks.len()).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                double_picks.swap(i, j);
-            }
+            rng.shuffle(&mut double_picks);
             double_picks.truncate(doubles);
             double_picks.sort_unstable();
             for (i, id) in chosen.iter().enumerate() {

@@ -11,6 +11,7 @@ pub mod lint;
 pub mod provenance;
 pub mod readers;
 pub mod tags;
+pub mod thyme_row;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 //! PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
 //! cannot be read is reported with its file and line number; the rest loads.
 
+use super::thyme_row::bare_question;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -383,23 +384,12 @@ fn thyme_sft(v: &Value, _base: &Path) -> Result<Trace, String> {
     let run = Run {
         id: str_field(v, &["id"]).unwrap_or("").to_owned(),
         images: vec![original],
-        question: bare_question(question),
+        question: bare_question(question).to_owned(),
         ground_truth: str_field(v, &["answer", "ground_truth", "gt", "solution"])
             .map(|s| tags::unbox(s).to_owned()),
         ..Default::default()
     };
     Ok(Trace::new(run, steps))
-}
-
-/// The question without `<image>` and the path/size headers of Thyme's user turn.
-pub fn bare_question(text: &str) -> String {
-    let t = text.trim_start();
-    let t = t.strip_prefix("<image>").unwrap_or(t);
-    let t = match t.find("### User Image Path:**") {
-        Some(at) => &t[..at],
-        None => t,
-    };
-    t.trim().to_owned()
 }
 
 /// The text of a message's content (a string, or a list of parts), and its image parts.
@@ -491,7 +481,7 @@ fn thyme_rl(v: &Value, _base: &Path) -> Result<Trace, String> {
         } else {
             vec![original]
         },
-        question: bare_question(&prompt),
+        question: bare_question(&prompt).to_owned(),
         ground_truth: str_field(v, &["solution", "answer", "ground_truth"])
             .map(|s| tags::unbox(s).to_owned()),
         rewards,
@@ -540,7 +530,7 @@ fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
         let (text, images) = content(m.get("content").unwrap_or(&Value::Null));
         match role(m) {
             "user" if run.question.is_empty() => {
-                run.question = bare_question(&text.replace("<image>", ""));
+                run.question = bare_question(&text.replace("<image>", "")).to_owned();
                 run.images = if images.is_empty() {
                     extra_images.next().into_iter().collect()
                 } else {
