@@ -2,6 +2,9 @@
 //! shape (model, messages, data-URL images, continuing the open assistant turn, stop strings,
 //! streaming) and replays streamed chunks, while the sandbox really runs the code.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
 //! The command line: new, import (with a report of what was skipped and why), stats, demo,
 //! and exit codes (0 ok, 1 user error with a one-line message).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

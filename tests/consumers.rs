@@ -8,6 +8,9 @@
 //!   vision blocks counted against images, grounding boxes in the resized frame; and Hugging
 //!   Face datasets reading the JSONL back with every row and key.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::atomic::AtomicBool;

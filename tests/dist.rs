@@ -1,6 +1,9 @@
 //! The Debian package and the tarball are built from this build's binary, unpacked into a
 //! temporary root, and the installed program runs from there: `--version` and `demo`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -2,6 +2,9 @@
 //! consumers' key and type rules; see tests/python/check_exports.py), round trips, and imports
 //! of good and bad data.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::atomic::AtomicBool;

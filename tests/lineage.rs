@@ -2,6 +2,9 @@
 //! prompt and every item; a seeded split by image; the same state exported again gives the
 //! same bytes.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

@@ -3,6 +3,9 @@
 //! transformers), and the invariants of prefill, caching, windows and positions on tiny
 //! random checkpoints written by the test.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,9 @@
 //! given in their own file reaches the server and the others; rejected items never go out.
 //! Team tests run against a throwaway PostgreSQL on loopback (scripts/test installs it).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

@@ -5,6 +5,9 @@
 //! Needs the sandbox runtime (`bash scripts/test` sets it up; so does
 //! `thyme-studio sandbox setup`).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! backends (a SQLite project file and a PostgreSQL database on a throwaway local server);
 //! the SQLite-only ones cover restarts and bad files.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use thyme_studio::dataset::{Answer, Category, ImageId, ImageRecord, Question, Region};
 use thyme_studio::geometry::{ImageRect, ImageSize};
 use thyme_studio::store::{Command, JournalAction, PgStore, SqliteStore, Store, StoreError};

@@ -2,6 +2,9 @@
 //! stdout; the parent kills it with SIGKILL at a random moment, reopens the project, and checks
 //! that every acknowledged edit is there and the database is intact. Repeated 25 times.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};

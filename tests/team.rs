@@ -2,6 +2,9 @@
 //! sync with a local journal, conflicts with both versions, resent edits, a server that goes
 //! away, leases, blind copies, review transitions, pinned comments.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use thyme_studio::dataset::{Answer, ImageId, ImageRecord, Question, Region};
 use thyme_studio::geometry::{ImageRect, ImageSize};
 use thyme_studio::store::{Command, Store};

@@ -1,6 +1,9 @@
 //! Trace readers on small examples of each format (with malformed lines), crop provenance by
 //! each method, every lint on a positive and a negative example, and the trace CLI.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use thyme_studio::trace::lint::{NAMES, lint};

@@ -1,5 +1,8 @@
 //! The app shell driven through its accessibility tree: tabs, image list, QA pairs, import.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
