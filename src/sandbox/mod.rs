@@ -1,5 +1,6 @@
 //! The sandbox: model-written Python run in a real CPython with Pillow, NumPy and OpenCV,
-//! keeping Thyme's execution contract (DESIGN.md section 5) behind a real boundary.
+//! keeping Thyme's execution contract (docs/sandbox.md, "Thyme's contract") behind a real
+//! boundary.
 //!
 //! Owns the runtime (`runtime`: a private, hash-pinned virtual environment), the confinement
 //! applied to every worker (`confine`: limits, namespaces, Landlock, seccomp, each reported),
