@@ -1,6 +1,6 @@
 //! What a workspace or window asks of the app: the one way panels reach beyond their own
 //! state. Each panel pushes [`AppCommand`]s into the frame's outbox; the app carries them out
-//! once the frame is drawn, in order ([`super::StudioApp::handle`]).
+//! once the frame is drawn, in order.
 
 use std::path::PathBuf;
 
