@@ -240,7 +240,6 @@ impl BoxEditor {
         regions: &[Region],
         size: ImageSize,
     ) -> EditorAction {
-        let pressed = |key: Key, mods: Modifiers| ctx.input_mut(|i| i.consume_key(mods, key));
         if keys.pressed(ctx, Action::Redo) {
             return EditorAction::Redo;
         }
@@ -256,30 +255,8 @@ impl BoxEditor {
             self.preview = None;
             return EditorAction::None;
         }
-        if !regions.is_empty() {
-            let backward = keys.pressed(ctx, Action::PreviousBox);
-            let forward = !backward && keys.pressed(ctx, Action::NextBox);
-            if forward || backward {
-                let n = regions.len();
-                let at = self
-                    .selected
-                    .and_then(|id| regions.iter().position(|r| r.id == id));
-                let next = match (at, forward) {
-                    (None, true) => 0,
-                    (None, false) => n - 1,
-                    (Some(i), true) => (i + 1) % n,
-                    (Some(i), false) => (i + n - 1) % n,
-                };
-                self.selected = Some(regions[next].id);
-                self.focus_request = Some(regions[next].rect);
-                // Tab is ours here: undo egui's own move of keyboard focus to a button.
-                ctx.memory_mut(|m| {
-                    if let Some(id) = m.focused() {
-                        m.surrender_focus(id);
-                    }
-                });
-                return EditorAction::None;
-            }
+        if self.cycle_boxes(ctx, keys, regions) {
+            return EditorAction::None;
         }
         let Some(sel) = self
             .selected
@@ -314,58 +291,39 @@ impl BoxEditor {
             self.selected = None;
             return EditorAction::Delete(sel.id);
         }
-        // Alt+arrows move the right or bottom edge, Ctrl+arrows the left or top edge.
-        for (key, dx, dy) in [
-            (Key::ArrowLeft, -1.0, 0.0),
-            (Key::ArrowRight, 1.0, 0.0),
-            (Key::ArrowUp, 0.0, -1.0),
-            (Key::ArrowDown, 0.0, 1.0),
-        ] {
-            let handle = if pressed(key, Modifiers::ALT) {
-                if dx != 0.0 {
-                    Handle::Right
-                } else {
-                    Handle::Bottom
+        arrow_edit(ctx, sel, size)
+    }
+
+    /// Tab / Shift+Tab (or their rebound keys): select the next or previous box and centre
+    /// it. Returns whether a key was taken.
+    fn cycle_boxes(&mut self, ctx: &egui::Context, keys: &Keymap, regions: &[Region]) -> bool {
+        if regions.is_empty() {
+            return false;
+        }
+        let backward = keys.pressed(ctx, Action::PreviousBox);
+        let forward = !backward && keys.pressed(ctx, Action::NextBox);
+        if forward || backward {
+            let n = regions.len();
+            let at = self
+                .selected
+                .and_then(|id| regions.iter().position(|r| r.id == id));
+            let next = match (at, forward) {
+                (None, true) => 0,
+                (None, false) => n - 1,
+                (Some(i), true) => (i + 1) % n,
+                (Some(i), false) => (i + n - 1) % n,
+            };
+            self.selected = Some(regions[next].id);
+            self.focus_request = Some(regions[next].rect);
+            // Tab is ours here: undo egui's own move of keyboard focus to a button.
+            ctx.memory_mut(|m| {
+                if let Some(id) = m.focused() {
+                    m.surrender_focus(id);
                 }
-            } else if pressed(key, Modifiers::COMMAND) {
-                if dx != 0.0 { Handle::Left } else { Handle::Top }
-            } else {
-                continue;
-            };
-            let resized = drag(&sel.rect, handle, (dx, dy), size, false);
-            if resized != sel.rect && rules::check_rect(&resized, size).is_ok() {
-                let mut after = sel.clone();
-                after.rect = resized;
-                return EditorAction::Apply(Box::new(Command::UpdateRegion {
-                    before: sel.clone(),
-                    after,
-                }));
-            }
+            });
+            return true;
         }
-        for (key, dx, dy) in [
-            (Key::ArrowLeft, -1.0, 0.0),
-            (Key::ArrowRight, 1.0, 0.0),
-            (Key::ArrowUp, 0.0, -1.0),
-            (Key::ArrowDown, 0.0, 1.0),
-        ] {
-            let step = if pressed(key, Modifiers::SHIFT) {
-                10.0
-            } else if pressed(key, Modifiers::NONE) {
-                1.0
-            } else {
-                continue;
-            };
-            let moved = nudge(&sel.rect, dx * step, dy * step, size);
-            if moved != sel.rect {
-                let mut after = sel.clone();
-                after.rect = moved;
-                return EditorAction::Apply(Box::new(Command::UpdateRegion {
-                    before: sel.clone(),
-                    after,
-                }));
-            }
-        }
-        EditorAction::None
+        false
     }
 
     /// The live feedback for a box: "W x H px, a.aaa %", and whether it breaks the 5 % rule.
@@ -394,6 +352,63 @@ impl BoxEditor {
         }
         (text, over)
     }
+}
+
+/// Arrows move the selected box (Shift: by 10 px); Alt+arrows move its right or bottom edge,
+/// Ctrl+arrows its left or top edge. A change that would break the image's bounds is not made.
+fn arrow_edit(ctx: &egui::Context, sel: &Region, size: ImageSize) -> EditorAction {
+    let pressed = |key: Key, mods: Modifiers| ctx.input_mut(|i| i.consume_key(mods, key));
+    for (key, dx, dy) in [
+        (Key::ArrowLeft, -1.0, 0.0),
+        (Key::ArrowRight, 1.0, 0.0),
+        (Key::ArrowUp, 0.0, -1.0),
+        (Key::ArrowDown, 0.0, 1.0),
+    ] {
+        let handle = if pressed(key, Modifiers::ALT) {
+            if dx != 0.0 {
+                Handle::Right
+            } else {
+                Handle::Bottom
+            }
+        } else if pressed(key, Modifiers::COMMAND) {
+            if dx != 0.0 { Handle::Left } else { Handle::Top }
+        } else {
+            continue;
+        };
+        let resized = drag(&sel.rect, handle, (dx, dy), size, false);
+        if resized != sel.rect && rules::check_rect(&resized, size).is_ok() {
+            let mut after = sel.clone();
+            after.rect = resized;
+            return EditorAction::Apply(Box::new(Command::UpdateRegion {
+                before: sel.clone(),
+                after,
+            }));
+        }
+    }
+    for (key, dx, dy) in [
+        (Key::ArrowLeft, -1.0, 0.0),
+        (Key::ArrowRight, 1.0, 0.0),
+        (Key::ArrowUp, 0.0, -1.0),
+        (Key::ArrowDown, 0.0, 1.0),
+    ] {
+        let step = if pressed(key, Modifiers::SHIFT) {
+            10.0
+        } else if pressed(key, Modifiers::NONE) {
+            1.0
+        } else {
+            continue;
+        };
+        let moved = nudge(&sel.rect, dx * step, dy * step, size);
+        if moved != sel.rect {
+            let mut after = sel.clone();
+            after.rect = moved;
+            return EditorAction::Apply(Box::new(Command::UpdateRegion {
+                before: sel.clone(),
+                after,
+            }));
+        }
+    }
+    EditorAction::None
 }
 
 #[cfg(test)]

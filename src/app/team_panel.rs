@@ -639,33 +639,7 @@ impl TeamPanel {
                 );
             }
         }
-        egui::Grid::new("report-table")
-            .striped(true)
-            .show(ui, |ui| {
-                for h in [
-                    "annotator",
-                    "gold F1",
-                    "double F1",
-                    "mean IoU",
-                    "items/h",
-                    "s/box",
-                    "rejected",
-                ] {
-                    ui.strong(h);
-                }
-                ui.end_row();
-                let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
-                for r in report.rows.iter().chain(std::iter::once(&report.overall)) {
-                    ui.label(&r.annotator);
-                    ui.label(f(r.gold_boxes.f1()));
-                    ui.label(f(r.double_boxes.f1()));
-                    ui.label(f(r.gold_boxes.mean_iou));
-                    ui.label(f(r.items_per_hour()));
-                    ui.label(f(r.seconds_per_box()));
-                    ui.label(f(r.rejection_rate()));
-                    ui.end_row();
-                }
-            });
+        report_table(ui, report);
         let (mut refresh, mut export) = (false, false);
         ui.horizontal(|ui| {
             refresh = ui.button("Refresh").clicked();
@@ -696,4 +670,35 @@ impl TeamPanel {
             });
         }
     }
+}
+
+/// The quality report as a table: one row per annotator, then everyone.
+fn report_table(ui: &mut egui::Ui, report: &TeamReport) {
+    egui::Grid::new("report-table")
+        .striped(true)
+        .show(ui, |ui| {
+            for h in [
+                "annotator",
+                "gold F1",
+                "double F1",
+                "mean IoU",
+                "items/h",
+                "s/box",
+                "rejected",
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+            for r in report.rows.iter().chain(std::iter::once(&report.overall)) {
+                ui.label(&r.annotator);
+                ui.label(f(r.gold_boxes.f1()));
+                ui.label(f(r.double_boxes.f1()));
+                ui.label(f(r.gold_boxes.mean_iou));
+                ui.label(f(r.items_per_hour()));
+                ui.label(f(r.seconds_per_box()));
+                ui.label(f(r.rejection_rate()));
+                ui.end_row();
+            }
+        });
 }
