@@ -1,211 +1,7 @@
-//! The store's rules, written once for both backends: what each [`Command`] does to the rows,
-//! the state an update or deletion expects to find (a conflict when it does not), the journal
-//! with undo/redo, and how rows read back as domain types.
-//!
-//! Everything here runs inside the caller's transaction through [`Db`]. Every row of images,
-//! regions and questions carries a `revision` that each write raises by one.
+//! Carrying out a command inside a transaction: every row change an edit makes, each checked
+//! against the rules and against what the command says was there before.
 
-use std::path::{Path, PathBuf};
-
-use super::sql::{Db, Row, vals};
-use super::{Command, JournalAction, JournalEntry, RegionLink, StoreError, now_ms};
-use crate::dataset::review::{image_fingerprint, question_fingerprint, region_fingerprint};
-use crate::dataset::{
-    Answer, Category, ImageId, ImageRecord, ImageStatus, Question, QuestionId, Region, RegionId,
-    Review, ReviewTarget, rules,
-};
-use crate::geometry::{ImageRect, ImageSize};
-
-// ---- the journal and undo/redo ----
-
-/// Apply a new edit and journal it (an undoable edit: the redo list is discarded).
-pub fn apply(db: &mut dyn Db, actor: &str, command: &Command) -> Result<i64, StoreError> {
-    execute(db, command)?;
-    db.exec(
-        "UPDATE journal SET state = 'discarded' WHERE state = 'undone'",
-        &[],
-    )?;
-    journal_append(db, actor, JournalAction::Edit, None, command, Some("done"))
-}
-
-/// Apply a new edit that belongs to a visit of one text field: the edits saved while a
-/// person types in one field share `visit`, so one undo takes the whole visit back.
-pub fn apply_in_visit(
-    db: &mut dyn Db,
-    actor: &str,
-    command: &Command,
-    visit: &str,
-) -> Result<i64, StoreError> {
-    let seq = apply(db, actor, command)?;
-    db.exec(
-        "UPDATE journal SET visit = ?1 WHERE seq = ?2",
-        vals![visit, seq],
-    )?;
-    Ok(seq)
-}
-
-/// Undo the latest done edit, with the rest of its field visit.
-pub fn undo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
-    let Some(first) = journal_candidate(db, "done", true)? else {
-        return Ok(None);
-    };
-    let visit = first.visit.clone();
-    let mut next = Some(first);
-    let mut undone = None;
-    while let Some(c) = next {
-        let inverse = c.command.inverse();
-        execute(db, &inverse)?;
-        db.exec(
-            "UPDATE journal SET state = 'undone' WHERE seq = ?1",
-            vals![c.seq],
-        )?;
-        journal_append(db, actor, JournalAction::Undo, Some(c.seq), &inverse, None)?;
-        undone.get_or_insert(c.command);
-        next = same_visit(journal_candidate(db, "done", true)?, visit.as_deref());
-    }
-    Ok(undone)
-}
-
-/// Redo the earliest undone edit, with the rest of its field visit.
-pub fn redo(db: &mut dyn Db, actor: &str) -> Result<Option<Command>, StoreError> {
-    let Some(first) = journal_candidate(db, "undone", false)? else {
-        return Ok(None);
-    };
-    let visit = first.visit.clone();
-    let mut next = Some(first);
-    let mut redone = None;
-    while let Some(c) = next {
-        execute(db, &c.command)?;
-        db.exec(
-            "UPDATE journal SET state = 'done' WHERE seq = ?1",
-            vals![c.seq],
-        )?;
-        journal_append(
-            db,
-            actor,
-            JournalAction::Redo,
-            Some(c.seq),
-            &c.command,
-            None,
-        )?;
-        redone.get_or_insert(c.command);
-        next = same_visit(journal_candidate(db, "undone", false)?, visit.as_deref());
-    }
-    Ok(redone)
-}
-
-/// The candidate, when it belongs to the same (named) field visit.
-fn same_visit(candidate: Option<Candidate>, visit: Option<&str>) -> Option<Candidate> {
-    candidate.filter(|c| visit.is_some() && c.visit.as_deref() == visit)
-}
-
-pub fn journal_append(
-    db: &mut dyn Db,
-    actor: &str,
-    action: JournalAction,
-    target: Option<i64>,
-    command: &Command,
-    state: Option<&str>,
-) -> Result<i64, StoreError> {
-    journal_append_from(db, actor, action, target, command, state, "local")
-}
-
-/// Append a journal row recording where the edit came from (`local`, or `server` for an edit
-/// a team client took from the server, which it never sends back).
-pub fn journal_append_from(
-    db: &mut dyn Db,
-    actor: &str,
-    action: JournalAction,
-    target: Option<i64>,
-    command: &Command,
-    state: Option<&str>,
-    origin: &str,
-) -> Result<i64, StoreError> {
-    let json = serde_json::to_string(command).map_err(|e| StoreError::Corrupt {
-        table: "journal",
-        reason: e.to_string(),
-    })?;
-    let row = db
-        .row(
-            "INSERT INTO journal (at_ms, actor, action, target, command, state, origin) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING seq",
-            vals![
-                now_ms(),
-                actor,
-                action.as_str(),
-                target,
-                json,
-                state,
-                origin
-            ],
-        )?
-        .ok_or_else(|| StoreError::Corrupt {
-            table: "journal",
-            reason: "insert returned no sequence number".into(),
-        })?;
-    row.int(0)
-}
-
-/// The next edit undo or redo would take.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub seq: i64,
-    pub command: Command,
-    /// The field visit it belongs to, if any.
-    pub visit: Option<String>,
-}
-
-pub fn journal_candidate(
-    db: &mut dyn Db,
-    state: &str,
-    newest_first: bool,
-) -> Result<Option<Candidate>, StoreError> {
-    let sql = if newest_first {
-        "SELECT seq, command, visit FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq DESC LIMIT 1"
-    } else {
-        "SELECT seq, command, visit FROM journal WHERE action = 'edit' AND state = ?1 ORDER BY seq ASC LIMIT 1"
-    };
-    match db.row(sql, vals![state])? {
-        Some(row) => Ok(Some(Candidate {
-            seq: row.int(0)?,
-            command: parse_command(&row.text(1)?)?,
-            visit: row.opt_text(2)?,
-        })),
-        None => Ok(None),
-    }
-}
-
-pub fn journal(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
-    let rows = db.rows(
-        "SELECT seq, at_ms, actor, action, target, command FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        vals![after, limit as i64],
-    )?;
-    rows.iter().map(journal_entry).collect()
-}
-
-pub fn journal_entry(row: &Row) -> Result<JournalEntry, StoreError> {
-    let action = row.text(3)?;
-    Ok(JournalEntry {
-        seq: row.int(0)?,
-        at_ms: row.int(1)?,
-        actor: row.text(2)?,
-        action: JournalAction::parse(&action).ok_or_else(|| StoreError::Corrupt {
-            table: "journal",
-            reason: format!("unknown action '{action}'"),
-        })?,
-        target: row.opt_int(4)?,
-        command: parse_command(&row.text(5)?)?,
-    })
-}
-
-pub fn parse_command(json: &str) -> Result<Command, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-        table: "journal",
-        reason: e.to_string(),
-    })
-}
-
-// ---- execution of commands inside a transaction ----
+use super::*;
 
 pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
     match command {
@@ -403,7 +199,7 @@ pub fn execute(db: &mut dyn Db, command: &Command) -> Result<(), StoreError> {
 
 /// A verdict changes only when the item is as the reviewer saw it and its verdict is the one
 /// the reviewer replaced.
-fn set_review(
+pub(super) fn set_review(
     db: &mut dyn Db,
     image_id: &ImageId,
     target: &ReviewTarget,
@@ -498,7 +294,7 @@ fn set_review(
 }
 
 /// The old `status` column, kept readable for plain SQL: draft, accepted or rejected.
-fn status_word(review: Option<&Review>) -> &'static str {
+pub(super) fn status_word(review: Option<&Review>) -> &'static str {
     review.map_or("draft", |r| r.verdict.as_str())
 }
 
@@ -527,7 +323,7 @@ pub fn parse_review(
 
 /// An update or deletion must find the row as it expects it: otherwise someone else changed
 /// it (a conflict) or it is gone.
-fn expect_current<T: PartialEq>(
+pub(super) fn expect_current<T: PartialEq>(
     current: Option<T>,
     expected: &T,
     unknown: StoreError,
@@ -540,7 +336,7 @@ fn expect_current<T: PartialEq>(
     }
 }
 
-fn check_region_geometry(db: &mut dyn Db, region: &Region) -> Result<(), StoreError> {
+pub(super) fn check_region_geometry(db: &mut dyn Db, region: &Region) -> Result<(), StoreError> {
     let image = read_image(db, &region.image)?
         .ok_or_else(|| StoreError::UnknownImage(region.image.clone()))?;
     rules::check_rect(&region.rect, image.size)?;
@@ -568,7 +364,11 @@ pub fn insert_region(db: &mut dyn Db, region: &Region) -> Result<(), StoreError>
     Ok(())
 }
 
-fn delete_region(db: &mut dyn Db, region: &Region, links: &[RegionLink]) -> Result<(), StoreError> {
+pub(super) fn delete_region(
+    db: &mut dyn Db,
+    region: &Region,
+    links: &[RegionLink],
+) -> Result<(), StoreError> {
     expect_current(
         read_region(db, region.id)?,
         region,
@@ -595,7 +395,7 @@ fn delete_region(db: &mut dyn Db, region: &Region, links: &[RegionLink]) -> Resu
     Ok(())
 }
 
-fn check_question_refs(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> {
+pub(super) fn check_question_refs(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> {
     if read_image(db, &q.image)?.is_none() {
         return Err(StoreError::UnknownImage(q.image.clone()));
     }
@@ -644,7 +444,7 @@ pub fn insert_question(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> 
     write_links(db, q.id, &q.regions)
 }
 
-fn delete_question(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> {
+pub(super) fn delete_question(db: &mut dyn Db, q: &Question) -> Result<(), StoreError> {
     expect_current(
         read_question(db, q.id)?,
         q,
@@ -677,219 +477,4 @@ pub fn write_links(
         )?;
     }
     Ok(())
-}
-
-// ---- reading rows ----
-
-pub const IMAGE_COLUMNS: &str = "id, path, width, height, bytes, added_at_ms, status, review";
-pub const REGION_COLUMNS: &str = "id, image_id, x0, y0, x1, y1, label, review";
-
-pub fn image_from_row(row: &Row) -> Result<ImageRecord, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "images",
-        reason,
-    };
-    let id = row.text(0)?;
-    let id = ImageId::parse(&id).ok_or_else(|| corrupt(format!("bad image id '{id}'")))?;
-    let (w, h) = (row.int(2)?, row.int(3)?);
-    let width = u32::try_from(w).map_err(|_| corrupt(format!("bad width {w}")))?;
-    let height = u32::try_from(h).map_err(|_| corrupt(format!("bad height {h}")))?;
-    let status = row.text(6)?;
-    Ok(ImageRecord {
-        id,
-        path: PathBuf::from(row.text(1)?),
-        size: ImageSize::new(width, height),
-        bytes: row.int(4)?.max(0) as u64,
-        added_at_ms: row.int(5)?,
-        status: ImageStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("unknown status '{status}'")))?,
-        review: parse_review("images", row.opt_text(7)?)?,
-    })
-}
-
-pub fn region_from_row(row: &Row) -> Result<Region, StoreError> {
-    let image = row.text(1)?;
-    Ok(Region {
-        id: RegionId(parse_uuid("regions", &row.text(0)?)?),
-        image: ImageId::parse(&image).ok_or_else(|| StoreError::Corrupt {
-            table: "regions",
-            reason: format!("bad image id '{image}'"),
-        })?,
-        rect: ImageRect::new(row.real(2)?, row.real(3)?, row.real(4)?, row.real(5)?),
-        label: row.text(6)?,
-        review: parse_review("regions", row.opt_text(7)?)?,
-    })
-}
-
-pub fn read_images(db: &mut dyn Db) -> Result<Vec<ImageRecord>, StoreError> {
-    db.rows(
-        &format!("SELECT {IMAGE_COLUMNS} FROM images ORDER BY path, id"),
-        &[],
-    )?
-    .iter()
-    .map(image_from_row)
-    .collect()
-}
-
-pub fn read_image(db: &mut dyn Db, id: &ImageId) -> Result<Option<ImageRecord>, StoreError> {
-    db.row(
-        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1"),
-        vals![id.as_str()],
-    )?
-    .as_ref()
-    .map(image_from_row)
-    .transpose()
-}
-
-fn count_questions(db: &mut dyn Db, image: &ImageId) -> Result<i64, StoreError> {
-    db.count(
-        "SELECT count(*) FROM questions WHERE image_id = ?1",
-        vals![image.as_str()],
-    )
-}
-
-pub fn read_regions(db: &mut dyn Db, image: &ImageId) -> Result<Vec<Region>, StoreError> {
-    db.rows(
-        &format!("SELECT {REGION_COLUMNS} FROM regions WHERE image_id = ?1 ORDER BY id"),
-        vals![image.as_str()],
-    )?
-    .iter()
-    .map(region_from_row)
-    .collect()
-}
-
-pub fn read_region(db: &mut dyn Db, id: RegionId) -> Result<Option<Region>, StoreError> {
-    db.row(
-        &format!("SELECT {REGION_COLUMNS} FROM regions WHERE id = ?1"),
-        vals![id.0.to_string()],
-    )?
-    .as_ref()
-    .map(region_from_row)
-    .transpose()
-}
-
-pub fn read_links(db: &mut dyn Db, region: RegionId) -> Result<Vec<RegionLink>, StoreError> {
-    db.rows(
-        "SELECT question_id, position FROM question_regions WHERE region_id = ?1 ORDER BY question_id",
-        vals![region.0.to_string()],
-    )?
-    .iter()
-    .map(|row| {
-        Ok(RegionLink {
-            question: QuestionId(parse_uuid("question_regions", &row.text(0)?)?),
-            position: row.int(1)?.max(0) as usize,
-        })
-    })
-    .collect()
-}
-
-pub fn read_questions(db: &mut dyn Db, image: &ImageId) -> Result<Vec<Question>, StoreError> {
-    let ids = db.rows(
-        "SELECT id FROM questions WHERE image_id = ?1 ORDER BY id",
-        vals![image.as_str()],
-    )?;
-    let mut out = Vec::with_capacity(ids.len());
-    for row in ids {
-        let id = QuestionId(parse_uuid("questions", &row.text(0)?)?);
-        if let Some(q) = read_question(db, id)? {
-            out.push(q);
-        }
-    }
-    Ok(out)
-}
-
-pub fn read_question(db: &mut dyn Db, id: QuestionId) -> Result<Option<Question>, StoreError> {
-    let Some(row) = db.row(
-        "SELECT image_id, text, answer, category, review FROM questions WHERE id = ?1",
-        vals![id.0.to_string()],
-    )?
-    else {
-        return Ok(None);
-    };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "questions",
-        reason,
-    };
-    let regions = db
-        .rows(
-            "SELECT region_id FROM question_regions WHERE question_id = ?1 ORDER BY position",
-            vals![id.0.to_string()],
-        )?
-        .iter()
-        .map(|r| Ok(RegionId(parse_uuid("question_regions", &r.text(0)?)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let image = row.text(0)?;
-    Ok(Some(Question {
-        id,
-        image: ImageId::parse(&image).ok_or_else(|| corrupt(format!("bad image id '{image}'")))?,
-        regions,
-        text: row.text(1)?,
-        answer: parse_answer(&row.text(2)?)?,
-        category: row.text(3)?,
-        review: parse_review("questions", row.opt_text(4)?)?,
-    }))
-}
-
-pub fn read_categories(db: &mut dyn Db) -> Result<Vec<Category>, StoreError> {
-    db.rows(
-        "SELECT name, builtin FROM categories ORDER BY builtin DESC, name",
-        &[],
-    )?
-    .iter()
-    .map(|row| {
-        Ok(Category {
-            name: row.text(0)?,
-            builtin: row.int(1)? != 0,
-        })
-    })
-    .collect()
-}
-
-pub fn delete_region_command(db: &mut dyn Db, id: RegionId) -> Result<Command, StoreError> {
-    let region = read_region(db, id)?.ok_or(StoreError::UnknownRegion(id))?;
-    let links = read_links(db, id)?;
-    Ok(Command::DeleteRegion { region, links })
-}
-
-/// The revision of an image, region or question row (`None` when there is no such row).
-pub fn revision(db: &mut dyn Db, table: RowTable, id: &str) -> Result<Option<i64>, StoreError> {
-    let sql = match table {
-        RowTable::Images => "SELECT revision FROM images WHERE id = ?1",
-        RowTable::Regions => "SELECT revision FROM regions WHERE id = ?1",
-        RowTable::Questions => "SELECT revision FROM questions WHERE id = ?1",
-    };
-    db.row(sql, vals![id])?.map(|r| r.int(0)).transpose()
-}
-
-/// The tables whose rows carry revisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowTable {
-    Images,
-    Regions,
-    Questions,
-}
-
-pub fn parse_uuid(table: &'static str, s: &str) -> Result<uuid::Uuid, StoreError> {
-    uuid::Uuid::parse_str(s).map_err(|e| StoreError::Corrupt {
-        table,
-        reason: format!("bad id '{s}': {e}"),
-    })
-}
-
-pub fn parse_answer(json: &str) -> Result<Answer, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-        table: "questions",
-        reason: format!("bad answer: {e}"),
-    })
-}
-
-pub fn answer_json(answer: &Answer) -> Result<String, StoreError> {
-    serde_json::to_string(answer).map_err(|e| StoreError::Corrupt {
-        table: "questions",
-        reason: e.to_string(),
-    })
-}
-
-fn path_text(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }

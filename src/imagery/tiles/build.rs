@@ -1,0 +1,230 @@
+//! The tile workers: building an image's pyramid (decode under the budget, a preview first,
+//! then every level's tiles to the disk cache), rebuilding damaged tiles, filling the RAM cache.
+
+use super::*;
+
+pub(super) fn set_status(shared: &Shared, id: &ImageId, status: BuildStatus) {
+    if let Ok(mut st) = shared.state.lock() {
+        st.status.insert(id.clone(), status);
+    }
+    shared.generation.fetch_add(1, Ordering::AcqRel);
+}
+
+pub(super) fn worker(shared: &Shared) {
+    loop {
+        let job = {
+            let Ok(mut st) = shared.state.lock() else {
+                return;
+            };
+            loop {
+                if st.shutdown {
+                    return;
+                }
+                if let Some((_, job)) = st.queue.pop_first() {
+                    break job;
+                }
+                st = match shared.wake.wait(st) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+            }
+        };
+        match job {
+            Job::Load { id, key } => {
+                let loaded = shared.disk.read(&id, key);
+                let ok = loaded.is_some();
+                if let Some(tile) = loaded {
+                    insert_ram(shared, &id, key, Arc::new(tile));
+                }
+                if let Ok(mut st) = shared.state.lock() {
+                    st.loading.remove(&(id.clone(), key));
+                    if !ok {
+                        rebuild_damaged(shared, &mut st, &id);
+                    }
+                }
+                shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Job::Build {
+                id,
+                path,
+                size,
+                cancel,
+            } => {
+                let status = build(shared, &id, &path, size, &cancel);
+                set_status(shared, &id, status);
+            }
+        }
+    }
+}
+
+/// A tile of a "complete" pyramid could not be read: the cache is damaged. Forget that it is
+/// complete and build the pyramid again (once; the build rewrites every tile).
+pub(super) fn rebuild_damaged(shared: &Shared, st: &mut State, id: &ImageId) {
+    if !matches!(st.status.get(id), Some(BuildStatus::Complete)) {
+        return;
+    }
+    let Some((path, size)) = st.sources.get(id).cloned() else {
+        return;
+    };
+    tracing::warn!(
+        "the tile cache of {} is damaged; rebuilding it",
+        path.display()
+    );
+    if let Err(e) = std::fs::remove_file(shared.disk.image_dir(id).join("complete")) {
+        tracing::warn!("cannot reset the tile cache: {e}");
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    st.cancels
+        .insert(id.clone(), (cancel.clone(), Priority::Open));
+    st.status.insert(id.clone(), BuildStatus::Queued);
+    st.seq += 1;
+    let seq = st.seq;
+    st.queue.insert(
+        (Priority::Open, seq),
+        Job::Build {
+            id: id.clone(),
+            path,
+            size,
+            cancel,
+        },
+    );
+    shared.wake.notify_one();
+}
+
+pub(super) fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<RgbImage>) {
+    let bytes = tile.as_raw().len();
+    if let Ok(mut ram) = shared.ram.lock() {
+        ram.insert((id.clone(), key), tile, bytes);
+    }
+}
+
+/// Smallest side of the quick preview: enough to fill a screen at fit zoom.
+pub(super) const PREVIEW_MIN_SIDE: u32 = 1024;
+/// Largest side of the quick preview.
+pub(super) const PREVIEW_MAX_SIDE: u32 = 4096;
+
+pub(super) fn build(
+    shared: &Shared,
+    id: &ImageId,
+    path: &std::path::Path,
+    size: ImageSize,
+    cancel: &AtomicBool,
+) -> BuildStatus {
+    set_status(shared, id, BuildStatus::Decoding);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return BuildStatus::Failed(format!("{}: {e}", path.display())),
+    };
+    // A camera's embedded thumbnail is the very first picture (milliseconds).
+    if let Some(thumb) = exif_thumb::exif_thumbnail(&bytes) {
+        let mut img = image::DynamicImage::ImageRgb8(thumb);
+        img.apply_orientation(preview::orientation(&bytes));
+        if let Ok(mut st) = shared.state.lock() {
+            st.previews.insert(id.clone(), Arc::new(img.to_rgb8()));
+        }
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    // The quick preview and the full decode run side by side: the full decode is one thread,
+    // so the preview costs the full pyramid almost nothing.
+    let started = std::time::Instant::now();
+    let full = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+                // GPUs cap texture sides (egui-wgpu at 8192): keep the preview well inside.
+                if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
+                    let fit = crate::imagery::thumbnail::fit_within(
+                        ImageSize::new(p.width(), p.height()),
+                        PREVIEW_MAX_SIDE,
+                    );
+                    p = image::imageops::thumbnail(&p, fit.width, fit.height);
+                }
+                if let Ok(mut st) = shared.state.lock() {
+                    st.previews.insert(id.clone(), Arc::new(p));
+                }
+                shared.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        decode::decode_bytes(path, &bytes, shared.budget)
+    });
+    if cancel.load(Ordering::Relaxed) {
+        return BuildStatus::Cancelled;
+    }
+    let full = match full {
+        Ok(img) => img.into_rgb8(),
+        Err(e) => return BuildStatus::Failed(e.to_string()),
+    };
+    drop(bytes);
+    if full.width() != size.width || full.height() != size.height {
+        tracing::warn!(
+            "{}: decoded {}x{}, the project says {size}",
+            path.display(),
+            full.width(),
+            full.height()
+        );
+    }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "decoded {}",
+        path.display()
+    );
+    let started = std::time::Instant::now();
+    let tiled = tile_pyramid(shared, id, full, cancel);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "tiled {}",
+        path.display()
+    );
+    match tiled {
+        Some(()) => {
+            if let Err(e) = shared.disk.mark_complete(id) {
+                tracing::warn!("tile cache not marked complete: {e}");
+            }
+            BuildStatus::Complete
+        }
+        None => BuildStatus::Cancelled,
+    }
+}
+
+/// Cut every level into tiles, coarsest level first so the view sharpens progressively.
+pub(super) fn tile_pyramid(
+    shared: &Shared,
+    id: &ImageId,
+    full: RgbImage,
+    cancel: &AtomicBool,
+) -> Option<()> {
+    let layout = PyramidLayout::new(ImageSize::new(full.width(), full.height()));
+    let mut levels = vec![full];
+    for _ in 0..layout.top() {
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        let next = reduce_half(levels.last()?);
+        levels.push(next);
+    }
+    let total = layout.tile_count();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    for level in (0..=layout.top()).rev() {
+        let image = &levels[level as usize];
+        let keys: Vec<TileKey> = layout.tiles(level).collect();
+        // Tiles of a level are independent: cut, encode and write them on all cores.
+        let finished = keys.par_iter().try_for_each(|&key| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(());
+            }
+            let tile = cut_tile(image, &layout, key);
+            if let Err(e) = shared.disk.write(id, key, &tile) {
+                tracing::warn!("tile not cached on disk: {e}");
+            }
+            insert_ram(shared, id, key, Arc::new(tile));
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(16) || n == total {
+                set_status(shared, id, BuildStatus::Tiling { done: n, total });
+            }
+            Ok(())
+        });
+        if finished.is_err() {
+            return None;
+        }
+    }
+    Some(())
+}

@@ -1,0 +1,82 @@
+//! DeepEyes: chat messages whose tool calls carry a zoom box.
+
+use super::*;
+
+pub(super) fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
+    let msgs = messages(v).ok_or("no messages")?;
+    let mut run = Run {
+        id: str_field(v, &["id", "uid"]).unwrap_or("").to_owned(),
+        ground_truth: str_field(v, &["ground_truth", "answer", "solution"]).map(str::to_owned),
+        ..Default::default()
+    };
+    let mut extra_images = image_list(v).into_iter();
+    let mut steps = Vec::new();
+    let mut pending: Option<(String, Option<[f64; 4]>)> = None;
+    for m in msgs {
+        let (text, images) = content(m.get("content").unwrap_or(&Value::Null));
+        match role(m) {
+            "user" if run.question.is_empty() => {
+                run.question = bare_question(&text.replace("<image>", "")).to_owned();
+                run.images = if images.is_empty() {
+                    extra_images.next().into_iter().collect()
+                } else {
+                    images
+                };
+            }
+            "user" | "tool" => {
+                // An observation: the tool's result.
+                let (code, rect) = pending.take().unwrap_or_default();
+                let n = text.matches("<image>").count().max(images.len());
+                let mut imgs: Vec<TraceImage> = images;
+                while imgs.len() < n {
+                    match extra_images.next() {
+                        Some(i) => imgs.push(i),
+                        None => break,
+                    }
+                }
+                let observation = tags::between(&text, "<tool_response>", "</tool_response>")
+                    .unwrap_or(&text)
+                    .replace("<image>", "")
+                    .trim()
+                    .to_owned();
+                steps.push(Step::Execute {
+                    executed_code: code.clone(),
+                    raw_code: code,
+                    fixes: Vec::new(),
+                    stdout: observation.clone(),
+                    stderr: String::new(),
+                    error: None,
+                    text_result: imgs.is_empty().then_some(observation),
+                    outputs: imgs
+                        .into_iter()
+                        .map(|image| StepImage {
+                            image,
+                            source_rect: rect,
+                            provenance: rect.map(|_| Provenance::Tool),
+                        })
+                        .collect(),
+                    ms: None,
+                    fed_back: true,
+                });
+            }
+            "assistant" => {
+                if let Some(call) = tags::between(&text, "<tool_call>", "</tool_call>") {
+                    let parsed: Value = serde_json::from_str(call.trim()).unwrap_or(Value::Null);
+                    let rect = parsed.pointer("/arguments/bbox_2d").and_then(bbox);
+                    pending = Some((call.trim().to_owned(), rect));
+                }
+                let stop = if text.contains("</tool_call>") {
+                    Some("</tool_call>".into())
+                } else {
+                    text.contains("<answer>").then(|| "</answer>".into())
+                };
+                push_text(&mut steps, text, stop);
+            }
+            _ => {}
+        }
+    }
+    if steps.is_empty() {
+        return Err("no assistant turns".into());
+    }
+    Ok(Trace::new(run, steps))
+}

@@ -1,0 +1,389 @@
+//! Readers of agent logs into [`Trace`]s: ours (a trace folder or a JSONL of traces), Thyme SFT
+//! rows, Thyme RL `completions.jsonl`, DeepEyes trajectories, Mini-o3 `traj.jsonl` folders and
+//! PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
+//! cannot be read is reported with its file and line number; the rest loads.
+
+mod deepeyes;
+mod mini_o3;
+mod pyvision;
+mod thyme;
+
+use deepeyes::deepeyes;
+use mini_o3::read_mini_o3;
+use pyvision::pyvision;
+pub use thyme::thyme_steps;
+use thyme::{push_text, thyme_rl, thyme_sft};
+
+use super::thyme_row::bare_question;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::tags::{self, Piece};
+use super::{Fix, Provenance, Run, Step, StepImage, Trace, TraceImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
+    move |source| TraceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A record that could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the whole file.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Ours,
+    ThymeSft,
+    ThymeRl,
+    DeepEyes,
+    MiniO3,
+    PyVision,
+}
+
+impl LogFormat {
+    pub const ALL: [LogFormat; 6] = [
+        LogFormat::Ours,
+        LogFormat::ThymeSft,
+        LogFormat::ThymeRl,
+        LogFormat::DeepEyes,
+        LogFormat::MiniO3,
+        LogFormat::PyVision,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Ours => "thyme-studio",
+            LogFormat::ThymeSft => "thyme-sft",
+            LogFormat::ThymeRl => "thyme-rl",
+            LogFormat::DeepEyes => "deepeyes",
+            LogFormat::MiniO3 => "mini-o3",
+            LogFormat::PyVision => "pyvision",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        LogFormat::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Tell the format from a path: a folder (ours with trace.json, Mini-o3 with traj.jsonl)
+    /// or the first record of a file.
+    pub fn detect(path: &Path) -> Result<LogFormat, TraceError> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+        {
+            return Ok(LogFormat::Ours);
+        }
+        if path.is_dir() {
+            if path.join("trace.json").is_file() {
+                return Ok(LogFormat::Ours);
+            }
+            if path.join("traj.jsonl").is_file() {
+                return Ok(LogFormat::MiniO3);
+            }
+        }
+        if path.file_name().is_some_and(|n| n == "trace.json") {
+            return Ok(LogFormat::Ours);
+        }
+        if path.file_name().is_some_and(|n| n == "traj.jsonl") {
+            return Ok(LogFormat::MiniO3);
+        }
+        let file = std::fs::File::open(path).map_err(io_err(path))?;
+        let mut first = String::new();
+        std::io::BufReader::new(file)
+            .read_line(&mut first)
+            .map_err(io_err(path))?;
+        let v: Value =
+            serde_json::from_str(first.trim().trim_start_matches('[').trim_end_matches(','))
+                .unwrap_or(Value::Null);
+        let has = |k: &str| v.get(k).is_some();
+        let text = first.as_str();
+        let found = if has("version") && has("run") && has("steps") {
+            Some(LogFormat::Ours)
+        } else if has("completion") && has("prompt") {
+            Some(LogFormat::ThymeRl)
+        } else if has("response") && has("question") {
+            Some(LogFormat::ThymeSft)
+        } else if text.contains("<tool_call>") || text.contains("image_zoom_in_tool") {
+            Some(LogFormat::DeepEyes)
+        } else if text.contains("<interpreter>") {
+            Some(LogFormat::PyVision)
+        } else {
+            None
+        };
+        found.ok_or_else(|| TraceError::Format {
+            path: path.to_owned(),
+            message: "cannot tell the log format; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)".into(),
+        })
+    }
+}
+
+/// What a reader produced.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub traces: Vec<Trace>,
+    pub problems: Vec<Problem>,
+}
+
+/// Read a log in `format`.
+pub fn read(path: &Path, format: LogFormat) -> Result<Loaded, TraceError> {
+    let mut loaded = match format {
+        LogFormat::Ours => read_ours(path)?,
+        LogFormat::MiniO3 => read_mini_o3(path)?,
+        LogFormat::ThymeSft => per_line(path, thyme_sft)?,
+        LogFormat::ThymeRl => per_line(path, thyme_rl)?,
+        LogFormat::DeepEyes => per_line(path, deepeyes)?,
+        LogFormat::PyVision => per_line(path, pyvision)?,
+    };
+    for t in &mut loaded.traces {
+        if t.run.source_format.is_empty() {
+            t.run.source_format = format.name().to_owned();
+        }
+    }
+    Ok(loaded)
+}
+
+fn read_ours(path: &Path) -> Result<Loaded, TraceError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
+        let dir = super::io::unpack_zip(path)?;
+        return read_ours(&dir);
+    }
+    let file = if path.is_dir() {
+        path.join("trace.json")
+    } else {
+        path.to_owned()
+    };
+    if file.file_name().is_some_and(|n| n == "trace.json") {
+        let text = std::fs::read_to_string(&file).map_err(io_err(&file))?;
+        let mut trace: Trace = serde_json::from_str(&text).map_err(|e| TraceError::Format {
+            path: file.clone(),
+            message: format!("not a trace: {e}"),
+        })?;
+        if trace.version > super::VERSION {
+            return Err(TraceError::Format {
+                path: file,
+                message: format!(
+                    "written by a newer thyme-studio (trace version {}; this build reads up to {})",
+                    trace.version,
+                    super::VERSION
+                ),
+            });
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        resolve_images(&mut trace, base);
+        if trace.summary.is_none() {
+            trace.finish();
+        }
+        return Ok(Loaded {
+            traces: vec![trace],
+            problems: vec![],
+        });
+    }
+    per_line(path, |v, _| {
+        serde_json::from_value::<Trace>(v.clone()).map_err(|e| format!("not a trace: {e}"))
+    })
+}
+
+/// Make relative image paths absolute against the trace's folder.
+pub fn resolve_images(trace: &mut Trace, base: &Path) {
+    let fix = |img: &mut TraceImage| {
+        if let Some(p) = &img.path
+            && p.is_relative()
+        {
+            img.path = Some(base.join(p));
+        }
+    };
+    trace.run.images.iter_mut().for_each(fix);
+    for s in &mut trace.steps {
+        if let Step::Execute { outputs, .. } = s {
+            outputs.iter_mut().for_each(|o| fix(&mut o.image));
+        }
+    }
+}
+
+/// One trace per JSON line (a JSON array file works too: one element per line or all in one).
+fn per_line(
+    path: &Path,
+    each: impl Fn(&Value, &Path) -> Result<Trace, String>,
+) -> Result<Loaded, TraceError> {
+    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut loaded = Loaded::default();
+    let push = |line: usize, v: &Value, loaded: &mut Loaded| match each(v, &base) {
+        Ok(mut t) => {
+            if t.run.id.is_empty() {
+                t.run.id = format!(
+                    "{}:{line}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                );
+            }
+            resolve_images(&mut t, &base);
+            loaded.traces.push(t);
+        }
+        Err(message) => loaded.problems.push(Problem {
+            file: path.to_owned(),
+            line,
+            message,
+        }),
+    };
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        let t = line.trim().trim_end_matches(',');
+        if t.is_empty() || t == "[" || t == "]" {
+            continue;
+        }
+        match serde_json::from_str::<Value>(t) {
+            // A list of messages is one conversation; a list of records is many.
+            Ok(Value::Array(items))
+                if !items
+                    .iter()
+                    .all(|x| x.get("role").is_some() || x.get("from").is_some()) =>
+            {
+                for item in &items {
+                    push(i + 1, item, &mut loaded);
+                }
+            }
+            Ok(v) => push(i + 1, &v, &mut loaded),
+            Err(e) => loaded.problems.push(Problem {
+                file: path.to_owned(),
+                line: i + 1,
+                message: format!("not JSON: {e}"),
+            }),
+        }
+    }
+    Ok(loaded)
+}
+
+fn str_field<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_str))
+}
+
+/// Image paths (or data URLs) of `images` / `image`, a string or a list.
+fn image_list(v: &Value) -> Vec<TraceImage> {
+    let one = |s: &str| {
+        if s.starts_with("data:image") {
+            TraceImage {
+                data_url: Some(s.to_owned()),
+                ..Default::default()
+            }
+        } else {
+            TraceImage::at(s)
+        }
+    };
+    for key in ["images", "image"] {
+        match v.get(key) {
+            Some(Value::String(s)) => return vec![one(s)],
+            Some(Value::Array(a)) => {
+                return a
+                    .iter()
+                    .filter_map(|x| {
+                        x.as_str()
+                            .or_else(|| x.get("path").and_then(Value::as_str))
+                            .or_else(|| x.get("image").and_then(Value::as_str))
+                    })
+                    .map(one)
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+/// The text of a message's content (a string, or a list of parts), and its image parts.
+fn content(v: &Value) -> (String, Vec<TraceImage>) {
+    match v {
+        Value::String(s) => (s.clone(), Vec::new()),
+        Value::Array(parts) => {
+            let mut text = String::new();
+            let mut images = Vec::new();
+            for p in parts {
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        text.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""))
+                    }
+                    Some("image") | Some("image_url") => {
+                        let src = p
+                            .get("image")
+                            .and_then(Value::as_str)
+                            .or_else(|| p.get("path").and_then(Value::as_str))
+                            .or_else(|| p.pointer("/image_url/url").and_then(Value::as_str));
+                        if let Some(s) = src {
+                            images.push(if s.starts_with("data:") {
+                                TraceImage {
+                                    data_url: Some(s.to_owned()),
+                                    ..Default::default()
+                                }
+                            } else {
+                                TraceImage::at(s)
+                            });
+                        }
+                        text.push_str("<image>");
+                    }
+                    _ => {}
+                }
+            }
+            (text, images)
+        }
+        _ => (String::new(), Vec::new()),
+    }
+}
+
+/// The messages of a record: `messages`, `conversations`, or the record itself as a list.
+fn messages(v: &Value) -> Option<&Vec<Value>> {
+    v.get("messages")
+        .or_else(|| v.get("conversations"))
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array())
+}
+
+fn role(m: &Value) -> &str {
+    m.get("role")
+        .or_else(|| m.get("from"))
+        .and_then(Value::as_str)
+        .map(|r| match r {
+            "human" => "user",
+            "gpt" => "assistant",
+            other => other,
+        })
+        .unwrap_or("")
+}
+
+/// A numeric box from a tool call's `bbox_2d`.
+fn bbox(v: &Value) -> Option<[f64; 4]> {
+    let a: Vec<f64> = v.as_array()?.iter().filter_map(Value::as_f64).collect();
+    <[f64; 4]>::try_from(a).ok()
+}
