@@ -1,0 +1,99 @@
+//! The Inspect workspace: a run opened from its trace, its crops on the original.
+
+use egui_kittest::kittest::Queryable;
+use thyme_studio::app::Workspace;
+
+use super::common::*;
+
+#[test]
+fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
+    use thyme_studio::trace::{Run, Step, StepImage, Trace, TraceImage, io};
+    let root = tempfile::tempdir().unwrap();
+    let project = one_image_project(root.path());
+    let original = root.path().join("street.png");
+    let zoom = root.path().join("zoom.png");
+    let full = image::open(&original).unwrap().to_rgb8();
+    image::imageops::crop_imm(&full, 1000, 800, 400, 300)
+        .to_image()
+        .save(&zoom)
+        .unwrap();
+    let generate = |text: &str| Step::Generate {
+        text: text.into(),
+        stop: None,
+        tokens: None,
+        ms: None,
+        sampling: Default::default(),
+        rolled_back: false,
+    };
+    let trace = Trace::new(
+        Run {
+            id: "demo-run".into(),
+            images: vec![TraceImage::at(&original)],
+            question: "What is in the middle?".into(),
+            ground_truth: Some("stripes".into()),
+            ..Default::default()
+        },
+        vec![
+            generate("<think>Crop the middle.</think><code>...</code>"),
+            Step::Execute {
+                raw_code: "zoom = Image.open(image_path).crop((1000, 800, 1400, 1100))".into(),
+                executed_code: "zoom = Image.open(image_path).crop((1000, 800, 1400, 1100))".into(),
+                fixes: vec![],
+                stdout: String::new(),
+                stderr: String::new(),
+                error: None,
+                outputs: vec![StepImage {
+                    image: TraceImage::at(&zoom),
+                    source_rect: Some([1000.0, 800.0, 1400.0, 1100.0]),
+                    provenance: Some(thyme_studio::trace::Provenance::Sandbox),
+                }],
+                text_result: None,
+                ms: Some(12.0),
+                fed_back: true,
+            },
+            generate("<think>Stripes.</think> <answer>stripes</answer>"),
+            Step::Answer {
+                text: "<answer>stripes</answer>".into(),
+                extracted: None,
+                matches_ground_truth: None,
+            },
+        ],
+    );
+    let folder = root.path().join("run");
+    io::write_folder(&trace, &folder).unwrap();
+    let mut app = app_with(Some(project), root.path(), vec![]);
+    app.inspect.open(folder, &egui::Context::default());
+    let mut h = harness(app);
+    h.state_mut().workspace = Workspace::Inspect;
+    step_until(&mut h, "the run", |h| {
+        h.state().inspect.trace.is_some() && h.state().inspect.canvas.view().is_some()
+    });
+    assert!(
+        h.query_all_by_label_contains("What is in the middle?")
+            .next()
+            .is_some()
+    );
+    h.state_mut().inspect.selected_step = None;
+    h.run_steps(1);
+    let view = h.state().inspect.canvas.view().unwrap();
+    let viewport = h.state().inspect.canvas.viewport();
+    let p = view.to_screen(viewport, (1200.0, 950.0));
+    click_at(&mut h, p);
+    h.run_steps(2);
+    assert_eq!(h.state().inspect.selected_step, Some(1));
+    assert!(
+        h.query_by_label_contains("crop((1000, 800, 1400, 1100))")
+            .is_some(),
+        "the step's code is shown"
+    );
+    assert!(h.query_by_label_contains("(sandbox)").is_some());
+    // The same run beside itself: the compare window lists both.
+    h.state_mut().inspect.compare_with(0);
+    h.run_steps(2);
+    assert!(h.query_by_label("Compare runs").is_some());
+    assert_eq!(
+        h.query_all_by_label_contains("correct · answer stripes")
+            .count(),
+        2
+    );
+}
