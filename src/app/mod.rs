@@ -1,8 +1,11 @@
-//! The eframe app: workspaces, menus, background jobs, and the glue between them.
+//! The eframe app: the workspaces, the windows, background jobs, and the glue between them.
 //!
-//! Owns the UI's state and nothing else: it reads a [`project::ProjectView`] snapshot each
-//! frame, and every job (import, thumbnails, the first-run demo, file dialogs) runs on another
-//! thread and reports through a channel, so the UI thread never waits on disk or compute.
+//! Owns the UI's state and nothing else. The open project is one [`session::ProjectSession`]
+//! (every edit goes through it to the store); each workspace owns its state (`annotate`,
+//! `inspect`, `run_panel`); panels and windows ask for anything beyond their own state with
+//! [`command::AppCommand`]s, carried out once the frame is drawn. Every job (import,
+//! thumbnails, the first-run demo, file dialogs, the team sync) runs on another thread and
+//! reports through a channel, so the UI thread never waits on disk or compute.
 
 pub mod annotate;
 pub mod autosave;
