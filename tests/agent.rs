@@ -168,6 +168,7 @@ fn failing_code_is_rolled_back_in_reference_mode_and_fed_back_when_training_fait
         &t.steps[1],
         Step::Execute {
             fed_back: false,
+            edited_from: None,
             error: Some(_),
             ..
         }
@@ -416,4 +417,133 @@ fn a_system_prompt_file_is_sent_byte_for_byte_and_its_hash_is_in_the_trace() {
         trace.run.system_prompt_sha256.as_deref(),
         Some(sha.as_str())
     );
+}
+
+/// A policy that plays back segments and keeps the assistant text of every request it got.
+struct Recording {
+    segments: std::collections::VecDeque<String>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl thyme_studio::agent::Policy for Recording {
+    fn name(&self) -> String {
+        "recording".into()
+    }
+
+    fn generate(
+        &mut self,
+        request: &thyme_studio::agent::Request,
+        _on_text: &mut dyn FnMut(&str),
+        _cancel: &AtomicBool,
+    ) -> Result<thyme_studio::agent::Segment, thyme_studio::agent::PolicyError> {
+        self.seen.lock().unwrap().push(request.assistant.clone());
+        let text = self.segments.pop_front().unwrap_or_default();
+        let stop = ["</code>", "</answer>"]
+            .into_iter()
+            .find(|s| text.ends_with(s))
+            .map(str::to_owned);
+        Ok(thyme_studio::agent::Segment {
+            text,
+            stop,
+            tokens: None,
+            ms: 0.0,
+        })
+    }
+}
+
+#[test]
+fn an_edited_cell_becomes_the_models_context_and_the_step_says_a_person_edited_it() {
+    let f = fixture();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let policy = Recording {
+        segments: [CROP.to_owned(), ANSWER.to_owned()].into(),
+        seen: seen.clone(),
+    };
+    let mut a = agent(&f, Box::new(policy), Settings::default());
+    a.step(&mut |_| {}, &no());
+    let edited = "img = Image.open(image_path)\nc = img.crop((100, 100, 300, 200)).resize((400, 200))\nc.save('/mnt/data/temp_processed_images/other.png')\nprint('/mnt/data/temp_processed_images/other.png')";
+    assert!(a.edit_pending_code(edited));
+    // The model's turn now holds the code that will run, fenced as the model wrote it.
+    assert!(
+        a.turn().contains(
+            "```python\nimg = Image.open(image_path)\nc = img.crop((100, 100, 300, 200))"
+        )
+    );
+    assert!(!a.turn().contains("1250, 1030"), "{}", a.turn());
+    assert!(
+        a.turn()
+            .starts_with("<think>The sign is small; zoom in.</think><code>")
+    );
+    assert_eq!(
+        a.step(&mut |_| {}, &no()),
+        Event::Executed {
+            ok: true,
+            images: 1
+        }
+    );
+    assert!(matches!(a.step(&mut |_| {}, &no()), Event::Answered { .. }));
+    // The model continued from the edited code and the output of that code.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[1].contains("crop((100, 100, 300, 200))"),
+        "{}",
+        seen[1]
+    );
+    assert!(!seen[1].contains("1250, 1030"));
+    assert!(seen[1].ends_with("</code><sandbox_output><image></sandbox_output>"));
+    // The trace keeps both: the code that ran and, marked as a person's edit, the model's.
+    let t = a.close();
+    let Step::Execute {
+        raw_code,
+        edited_from,
+        outputs,
+        ..
+    } = &t.steps[1]
+    else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(raw_code.contains("crop((100, 100, 300, 200))"));
+    assert!(
+        edited_from
+            .as_deref()
+            .unwrap()
+            .contains("crop((1250, 1030, 1360, 1070))")
+    );
+    assert_eq!(outputs[0].source_rect, Some([100.0, 100.0, 300.0, 200.0]));
+    // The record survives writing and reading.
+    let json = serde_json::to_string(&t).unwrap();
+    let back: thyme_studio::trace::Trace = serde_json::from_str(&json).unwrap();
+    let Step::Execute {
+        edited_from: back_from,
+        raw_code: back_code,
+        ..
+    } = &back.steps[1]
+    else {
+        panic!("{:?}", back.steps)
+    };
+    assert_eq!((back_from, back_code), (edited_from, raw_code));
+}
+
+#[test]
+fn a_cell_edited_back_to_the_models_code_is_not_an_edit() {
+    let f = fixture();
+    let script = format!("{CROP}<sandbox_output><image></sandbox_output>{ANSWER}");
+    let mut a = agent(
+        &f,
+        Box::new(Replay::new("scripted", script)),
+        Settings::default(),
+    );
+    a.step(&mut |_| {}, &no());
+    let State::Execute { code } = a.state.clone() else {
+        panic!("{:?}", a.state)
+    };
+    assert!(a.edit_pending_code("print('something else')"));
+    assert!(a.edit_pending_code(&code));
+    a.step(&mut |_| {}, &no());
+    let t = a.close();
+    let Step::Execute { edited_from, .. } = &t.steps[1] else {
+        panic!("{:?}", t.steps)
+    };
+    assert_eq!(edited_from, &None);
 }

@@ -41,9 +41,16 @@ fn functions(text: &str) -> Vec<(String, usize)> {
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
-        let rest = ["pub(crate) ", "pub(super) ", "pub ", "const ", "async ", "unsafe "]
-            .iter()
-            .fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let rest = [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
         let Some(sig) = rest.strip_prefix("fn ") else {
             continue;
         };
@@ -54,8 +61,12 @@ fn functions(text: &str) -> Vec<(String, usize)> {
         let close = format!("{indent}}}");
         if let Some(end) = lines[i..].iter().position(|l| *l == close) {
             // A one-line declaration (a trait method without a body) ends with `;` first.
-            let declaration = lines[i..i + end].iter().any(|l| l.trim_end().ends_with(';'))
-                && !lines[i..i + end].iter().any(|l| l.trim_end().ends_with('{'));
+            let declaration = lines[i..i + end]
+                .iter()
+                .any(|l| l.trim_end().ends_with(';'))
+                && !lines[i..i + end]
+                    .iter()
+                    .any(|l| l.trim_end().ends_with('{'));
             if !declaration {
                 out.push((name, end + 1));
             }
@@ -125,5 +136,8 @@ fn every_source_folder_is_in_the_readmes_layout() {
         }
     }
     missing.sort();
-    assert!(missing.is_empty(), "not in the README's layout: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not in the README's layout: {missing:?}"
+    );
 }

@@ -91,6 +91,7 @@ fn provenance_falls_back_to_template_matching_and_keeps_the_sandbox_record() {
         text_result: None,
         ms: None,
         fed_back: true,
+        edited_from: None,
     };
     let run = Run {
         id: "r".into(),
@@ -257,6 +258,7 @@ fn run_with(
             text_result: None,
             ms: None,
             fed_back: true,
+            edited_from: None,
         });
     }
     steps.push(Step::Generate {
@@ -337,6 +339,12 @@ fn every_lint_fires_on_its_case_and_not_on_a_clean_run() {
     }
     assert_eq!(flags(&rolled), ["rolled-back"]);
 
+    let mut edited = clean.clone();
+    if let Step::Execute { edited_from, .. } = &mut edited.steps[1] {
+        *edited_from = Some("img.crop((0, 0, 9, 9))".into());
+    }
+    assert_eq!(flags(&edited), ["edited-by-a-person"]);
+
     let nothing = run_with(Some("4"), good_text, crop, 0, vec![], None);
     assert_eq!(flags(&nothing), ["image-code-saved-nothing"]);
 
@@ -357,10 +365,12 @@ fn every_lint_fires_on_its_case_and_not_on_a_clean_run() {
     assert_eq!(flags(&format), ["format-violation"]);
 
     // Every flag name was exercised above.
-    let all: Vec<&str> = [claims, fixed, failed, rolled, nothing, wrong, none, format]
-        .iter()
-        .flat_map(flags)
-        .collect();
+    let all: Vec<&str> = [
+        claims, fixed, failed, rolled, edited, nothing, wrong, none, format,
+    ]
+    .iter()
+    .flat_map(flags)
+    .collect();
     for name in NAMES {
         assert!(all.contains(&name), "{name} not covered");
     }

@@ -109,6 +109,8 @@ pub struct Agent {
     /// The trace steps of the segment being written (rolled back together).
     current: Vec<usize>,
     trace: Trace,
+    /// The model's own code of the pending cell, when a person has edited it.
+    edited_from: Option<String>,
     /// Time spent in the policy and the sandbox (the rest is the loop's own overhead).
     pub model_ms: f64,
     pub sandbox_ms: f64,
@@ -184,6 +186,7 @@ impl Agent {
             in_code: false,
             current: Vec::new(),
             trace: Trace::new(run, Vec::new()),
+            edited_from: None,
             model_ms: 0.0,
             sandbox_ms: 0.0,
         }
@@ -205,15 +208,31 @@ impl Agent {
         self.sandbox.run_dir()
     }
 
-    /// Replace the code waiting to run ("what if").
+    /// Replace the code waiting to run ("what if"). The model's turn is rewritten to the new
+    /// code, so what it reads next agrees with the output it will see (the sandbox's own
+    /// fixes stay out of the turn, as in Thyme); the step is recorded as edited by a person,
+    /// with the model's code kept. False when no cell is waiting.
     pub fn edit_pending_code(&mut self, code: &str) -> bool {
-        match &mut self.state {
-            State::Execute { code: c } => {
-                *c = code.to_owned();
-                true
-            }
-            _ => false,
+        let State::Execute { code: pending } = &mut self.state else {
+            return false;
+        };
+        if pending.trim() == code.trim() {
+            return true;
         }
+        let cell = &self.turn[self.turn_before.len()..];
+        let Some(rewritten) = tags::replace_first_code(cell, code) else {
+            return false;
+        };
+        self.edited_from
+            .get_or_insert_with(|| std::mem::take(pending));
+        *pending = tags::first_code(&rewritten).unwrap_or_else(|| code.to_owned());
+        self.turn.truncate(self.turn_before.len());
+        self.turn.push_str(&rewritten);
+        // Edited back to what the model wrote: no edit to record.
+        if self.edited_from.as_deref().map(str::trim) == Some(pending.trim()) {
+            self.edited_from = None;
+        }
+        true
     }
 
     fn request(&self) -> Request {
@@ -381,6 +400,7 @@ impl Agent {
             text_result: r.text_result.clone(),
             ms: Some(r.timings.total_ms),
             fed_back: feed_back,
+            edited_from: self.edited_from.take(),
         });
         if !feed_back {
             // Reference mode: drop the segment that wrote the failing code and try again.

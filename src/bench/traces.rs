@@ -74,6 +74,7 @@ pub fn make_file(dir: &Path, runs: usize) -> anyhow::Result<PathBuf> {
             text_result: None,
             ms: Some(20.0),
             fed_back: true,
+            edited_from: None,
         };
         let gen_step = |text: String| Step::Generate {
             text,

@@ -220,6 +220,7 @@ fn print_step(i: usize, s: &Step) {
             stdout,
             error,
             outputs,
+            edited_from,
             ..
         } => {
             let code = if executed_code.is_empty() {
@@ -233,6 +234,12 @@ fn print_step(i: usize, s: &Step) {
                 i + 1,
                 code.trim_end()
             );
+            if let Some(original) = edited_from {
+                println!("  edited by a person; the model wrote:");
+                for line in original.trim_end().lines() {
+                    println!("  | {line}");
+                }
+            }
             if !stdout.is_empty() {
                 println!("  output: {}", stdout.trim_end());
             }

@@ -15,9 +15,10 @@ pub struct Flag {
 }
 
 /// Every flag name, for filters and documentation.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "claims-crop-without-code",
     "crop-fixed-by-sandbox",
+    "edited-by-a-person",
     "failed-step",
     "rolled-back",
     "image-code-saved-nothing",
@@ -71,8 +72,16 @@ pub fn lint(trace: &Trace) -> Vec<Flag> {
                 error,
                 outputs,
                 fed_back,
+                edited_from,
                 ..
             } => {
+                if edited_from.is_some() {
+                    flags.push(Flag {
+                        name: "edited-by-a-person",
+                        step: Some(i),
+                        detail: "a person changed the model's code before it ran".into(),
+                    });
+                }
                 for f in fixes.iter().filter(|f| f.kind == "crop_box") {
                     flags.push(Flag {
                         name: "crop-fixed-by-sandbox",

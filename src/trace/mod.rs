@@ -210,6 +210,11 @@ pub enum Step {
         /// Its result went back to the model (false: rolled back).
         #[serde(default = "yes")]
         fed_back: bool,
+        /// A person edited the cell before it ran ("what if"): the code the model wrote. The
+        /// model's turn was rewritten to the code that ran, so what it reads next agrees with
+        /// the output it sees.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edited_from: Option<String>,
     },
     /// The final answer.
     Answer {

@@ -29,6 +29,26 @@ pub fn unfence(code: &str) -> String {
     t.to_owned() + "\n"
 }
 
+/// `text` with the code of its first `<code>` block replaced by `code`, written the way the
+/// block was (fenced as ```python when it was fenced); `None` when there is no block.
+pub fn replace_first_code(text: &str, code: &str) -> Option<String> {
+    let start = text.find("<code>")? + "<code>".len();
+    let end = text[start..].find("</code>")? + start;
+    let inner = &text[start..end];
+    let code = code.trim_matches('\n');
+    let written = match inner.trim().strip_prefix("```") {
+        Some(rest) => {
+            let lang = ["python", "py"]
+                .into_iter()
+                .find(|l| rest.starts_with(l))
+                .unwrap_or("");
+            format!("\n```{lang}\n{code}\n```\n")
+        }
+        None => format!("\n{code}\n"),
+    };
+    Some(format!("{}{written}{}", &text[..start], &text[end..]))
+}
+
 /// The first `<answer>...</answer>`, trimmed, with `\boxed{}` unwrapped.
 pub fn extract_answer(text: &str) -> Option<&str> {
     let a = between(text, "<answer>", "</answer>")?.trim();
@@ -204,5 +224,22 @@ mod tests {
             }
         );
         assert!(matches!(&p[2], Piece::Text { stop: Some(s), .. } if s == "</answer>"));
+    }
+
+    #[test]
+    fn an_edited_cell_is_written_back_in_the_blocks_own_form() {
+        let fenced = "look <code>\n```python\nx = 1\n```\n</code> then";
+        let out = replace_first_code(fenced, "y = 2\nprint(y)\n").unwrap();
+        assert_eq!(
+            out,
+            "look <code>\n```python\ny = 2\nprint(y)\n```\n</code> then"
+        );
+        assert_eq!(first_code(&out).as_deref(), Some("y = 2\nprint(y)\n"));
+        let bare = "<code>x = 1</code>";
+        assert_eq!(
+            replace_first_code(bare, "z = 3").as_deref(),
+            Some("<code>\nz = 3\n</code>")
+        );
+        assert_eq!(replace_first_code("no code here", "z"), None);
     }
 }

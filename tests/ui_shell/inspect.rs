@@ -50,6 +50,7 @@ fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
                 text_result: None,
                 ms: Some(12.0),
                 fed_back: true,
+                edited_from: None,
             },
             generate("<think>Stripes.</think> <answer>stripes</answer>"),
             Step::Answer {

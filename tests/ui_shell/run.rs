@@ -55,13 +55,23 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
         .iter()
         .find_map(|s| match s {
             thyme_studio::trace::Step::Execute {
-                raw_code, outputs, ..
-            } => Some((raw_code.clone(), outputs.clone())),
+                raw_code,
+                outputs,
+                edited_from,
+                ..
+            } => Some((raw_code.clone(), outputs.clone(), edited_from.clone())),
             _ => None,
         })
         .unwrap();
     assert_eq!(execute.0, edited, "the edited code is what ran");
     assert_eq!(execute.1[0].image.width, Some(160));
+    // The step says a person edited it, keeps the script's code, and the transcript says so.
+    assert!(execute.2.is_some_and(|c| c != edited));
+    assert!(
+        h.query_all_by_label_contains("you edited this cell")
+            .next()
+            .is_some()
+    );
     assert_eq!(trace.run.outcome, thyme_studio::trace::Outcome::Correct);
     assert!(h.query_by_label_contains("Answer:").is_some());
     // The output is in the transcript with its rectangle on the original, and drawn on the

@@ -9,6 +9,7 @@ mod steps;
 
 use compare::compare_column;
 pub use compare::line_diff;
+pub use steps::diff_view;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

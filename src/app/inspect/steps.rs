@@ -128,6 +128,7 @@ impl Inspect {
     fn execute_detail(&mut self, ui: &mut egui::Ui, tiles: &TileService, i: usize, step: &Step) {
         let Step::Execute {
             raw_code,
+            edited_from,
             executed_code,
             fixes,
             stdout,
@@ -148,17 +149,17 @@ impl Inspect {
         };
         ui.label("Code");
         egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "py");
+        if let Some(original) = edited_from {
+            ui.colored_label(crate::ui::WARNING, "Edited by a person before it ran");
+            diff_view(
+                ui,
+                "The model's code vs the edited code",
+                original,
+                raw_code,
+            );
+        }
         if !executed_code.is_empty() && executed_code.trim() != raw_code.trim() {
-            egui::CollapsingHeader::new("Raw vs executed code").show(ui, |ui| {
-                for line in line_diff(raw_code, executed_code) {
-                    let color = match line.chars().next() {
-                        Some('-') => crate::ui::WARNING,
-                        Some('+') => Color32::from_rgb(80, 190, 110),
-                        _ => ui.visuals().weak_text_color(),
-                    };
-                    ui.colored_label(color, RichText::new(line).monospace());
-                }
-            });
+            diff_view(ui, "Raw vs executed code", raw_code, executed_code);
         }
         for f in fixes {
             ui.weak(format!("fix ({}): {}", f.kind, f.detail));
@@ -217,4 +218,18 @@ impl Inspect {
             }
         });
     }
+}
+
+/// A collapsible line diff: removed lines in the warning colour, added ones in green.
+pub fn diff_view(ui: &mut egui::Ui, title: &str, before: &str, after: &str) {
+    egui::CollapsingHeader::new(title).show(ui, |ui| {
+        for line in line_diff(before, after) {
+            let color = match line.chars().next() {
+                Some('-') => crate::ui::WARNING,
+                Some('+') => Color32::from_rgb(80, 190, 110),
+                _ => ui.visuals().weak_text_color(),
+            };
+            ui.colored_label(color, RichText::new(line).monospace());
+        }
+    });
 }

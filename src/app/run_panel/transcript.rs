@@ -100,9 +100,23 @@ impl RunPanel {
                 error,
                 outputs,
                 text_result,
+                edited_from,
+                raw_code,
                 ..
             } => {
                 let selected = self.selected_step == Some(i);
+                if let Some(original) = edited_from {
+                    ui.colored_label(
+                        crate::ui::WARNING,
+                        "you edited this cell: the model continues from your code",
+                    );
+                    crate::app::inspect::diff_view(
+                        ui,
+                        "The model's code vs yours",
+                        original,
+                        raw_code,
+                    );
+                }
                 ui.horizontal(|ui| {
                     let head = format!("sandbox · step {}", i + 1);
                     if ui.selectable_label(selected, head).clicked() {

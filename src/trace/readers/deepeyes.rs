@@ -57,6 +57,7 @@ pub(super) fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
                         .collect(),
                     ms: None,
                     fed_back: true,
+                    edited_from: None,
                 });
             }
             "assistant" => {

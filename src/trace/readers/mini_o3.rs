@@ -138,6 +138,7 @@ pub(super) fn read_mini_o3(path: &Path) -> Result<Loaded, TraceError> {
                             .collect(),
                         ms: None,
                         fed_back: true,
+                        edited_from: None,
                     });
                 }
                 if text.contains("<answer>") {

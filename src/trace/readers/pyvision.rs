@@ -41,6 +41,7 @@ pub(super) fn pyvision(v: &Value, _base: &Path) -> Result<Trace, String> {
                             .collect(),
                         ms: None,
                         fed_back: true,
+                        edited_from: None,
                     });
                 }
             }

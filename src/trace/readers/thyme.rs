@@ -59,6 +59,7 @@ pub fn thyme_steps(turn: &str, images: &mut dyn Iterator<Item = TraceImage>) -> 
                     outputs,
                     ms: None,
                     fed_back: true,
+                    edited_from: None,
                 });
             }
         }
