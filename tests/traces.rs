@@ -174,6 +174,85 @@ fn deepeyes_tool_calls_carry_their_boxes() {
     assert_eq!(outputs[0].provenance, Some(Provenance::Tool));
 }
 
+/// The Python that runs the writers' fixture scripts (scripts/test makes it, with Pillow).
+fn python() -> std::path::PathBuf {
+    std::env::var("THYME_TEST_PYTHON").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// Run a writer's fixture script (tests/python/writers/NAME.py) into `out`.
+fn write_like(name: &str, out: &std::path::Path) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/writers")
+        .join(format!("{name}.py"));
+    let status = std::process::Command::new(python())
+        .arg(&script)
+        .arg(out)
+        .status()
+        .unwrap_or_else(|e| panic!("{} (run `bash scripts/test` once): {e}", python().display()));
+    assert!(status.success(), "{name}.py failed");
+}
+
+#[test]
+fn a_deepeyes_evaluation_line_opens_with_its_original_beside_it_and_its_zoom_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_like("deepeyes_eval", dir.path());
+    let log = dir
+        .path()
+        .join("direct_attributes/result_direct_attributes_ours.jsonl");
+    assert_eq!(LogFormat::detect(&log).unwrap(), LogFormat::DeepEyes);
+    let loaded = read(&log, LogFormat::DeepEyes).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let t = &loaded.traces[0];
+    assert_eq!(
+        t.run.question,
+        "What is the colour of the small flag on the pier?"
+    );
+    assert_eq!(t.run.ground_truth.as_deref(), Some("red"));
+    // The original is the file the record names, beside the log; the logged empty data URL
+    // is not taken for it.
+    assert_eq!(
+        t.run.images[0].path.as_deref(),
+        Some(dir.path().join("direct_attributes/harbour_7.jpg").as_path())
+    );
+    assert_eq!(t.crops(), vec![(1, [1480.0, 880.0, 1580.0, 960.0])]);
+    let Step::Execute { outputs, .. } = &t.steps[1] else {
+        panic!("{:?}", t.steps)
+    };
+    assert_eq!(outputs.len(), 1);
+    assert!(!outputs[0].image.has_pixels(), "the log kept no pixels");
+    assert!(
+        matches!(&t.steps[2], Step::Generate { text, .. } if text.contains("<answer>A. red</answer>"))
+    );
+
+    // `trace show` prints it (it failed with "no messages" before).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "show"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("from [1480, 880, 1580, 960]"), "{text}");
+
+    // A line in none of the known shapes is named with its line and its keys; the rest loads.
+    let mut lines = std::fs::read_to_string(&log).unwrap();
+    lines.push_str("{\"image\": \"x.jpg\", \"score\": 1}\n");
+    std::fs::write(&log, lines).unwrap();
+    let loaded = read(&log, LogFormat::DeepEyes).unwrap();
+    assert_eq!(loaded.traces.len(), 1);
+    assert_eq!(loaded.problems[0].line, 2);
+    assert!(
+        loaded.problems[0]
+            .message
+            .contains("its keys: image, score"),
+        "{}",
+        loaded.problems[0]
+    );
+}
+
 #[test]
 fn mini_o3_folders_map_normalised_boxes_to_pixels() {
     let dir = tempfile::tempdir().unwrap();

@@ -122,6 +122,17 @@ impl TraceImage {
             ..Default::default()
         }
     }
+
+    /// Whether the log kept this image's pixels (a path or a data URL with data); some
+    /// writers (DeepEyes' evaluation) log `data:image/jpeg;base64,` with nothing after it.
+    pub fn has_pixels(&self) -> bool {
+        self.path.is_some()
+            || self
+                .data_url
+                .as_deref()
+                .and_then(|u| u.split_once(','))
+                .is_some_and(|(_, data)| !data.trim().is_empty())
+    }
 }
 
 /// How a crop's rectangle on the original was found.

@@ -209,6 +209,9 @@ impl Inspect {
                 cols[0].weak("the original there");
                 self.region(&mut cols[0], tiles, key, r);
             }
+            if !o.image.has_pixels() {
+                cols[1].weak("the log kept no pixels of the step's image, only where it came from");
+            }
             if let Some(path) = &o.image.path {
                 cols[1].weak("the step's image (click to enlarge)");
                 let w = cols[1].available_width();

@@ -1,4 +1,7 @@
-//! DeepEyes: chat messages whose tool calls carry a zoom box.
+//! DeepEyes: chat messages whose tool calls carry a zoom box. Two writers: the RL rollouts
+//! (`messages`) and the evaluation scripts (`eval/eval_vstar.py`, `eval_hrbench.py`: one line
+//! per item with `image`, `question`, `answer`, `pred_ans`, `status` and the conversation in
+//! `pred_output`, its images logged as empty data URLs, the original named in `image`).
 
 use super::*;
 
@@ -7,20 +10,27 @@ pub(super) fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
     let mut run = Run {
         id: str_field(v, &["id", "uid"]).unwrap_or("").to_owned(),
         ground_truth: str_field(v, &["ground_truth", "answer", "solution"]).map(str::to_owned),
+        question: str_field(v, &["question"]).unwrap_or("").trim().to_owned(),
         ..Default::default()
     };
+    let mut asked = false;
     let mut extra_images = image_list(v).into_iter();
     let mut steps = Vec::new();
     let mut pending: Option<(String, Option<[f64; 4]>)> = None;
     for m in msgs {
         let (text, images) = content(m.get("content").unwrap_or(&Value::Null));
         match role(m) {
-            "user" if run.question.is_empty() => {
-                run.question = bare_question(&text.replace("<image>", "")).to_owned();
-                run.images = if images.is_empty() {
+            "user" if !asked => {
+                asked = true;
+                if run.question.is_empty() {
+                    run.question = bare_question(&text.replace("<image>", "")).to_owned();
+                }
+                let kept: Vec<TraceImage> =
+                    images.into_iter().filter(TraceImage::has_pixels).collect();
+                run.images = if kept.is_empty() {
                     extra_images.next().into_iter().collect()
                 } else {
-                    images
+                    kept
                 };
             }
             "user" | "tool" => {

@@ -256,7 +256,13 @@ fn per_line(
         Err(message) => loaded.problems.push(Problem {
             file: path.to_owned(),
             line,
-            message,
+            message: match v.as_object() {
+                Some(o) => format!(
+                    "{message} (its keys: {})",
+                    o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
+                None => message,
+            },
         }),
     };
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -366,6 +372,7 @@ fn content(v: &Value) -> (String, Vec<TraceImage>) {
 fn messages(v: &Value) -> Option<&Vec<Value>> {
     v.get("messages")
         .or_else(|| v.get("conversations"))
+        .or_else(|| v.get("pred_output"))
         .and_then(Value::as_array)
         .or_else(|| v.as_array())
 }
