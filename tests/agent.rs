@@ -376,6 +376,7 @@ impl thyme_studio::agent::Policy for Recorder {
             stop: Some("</answer>".into()),
             tokens: None,
             ms: 0.0,
+            replayed: false,
         })
     }
 }
@@ -447,6 +448,7 @@ impl thyme_studio::agent::Policy for Recording {
             stop,
             tokens: None,
             ms: 0.0,
+            replayed: false,
         })
     }
 }
@@ -546,4 +548,71 @@ fn a_cell_edited_back_to_the_models_code_is_not_an_edit() {
         panic!("{:?}", t.steps)
     };
     assert_eq!(edited_from, &None);
+}
+
+#[test]
+fn a_fork_replays_the_recorded_steps_for_real_then_another_policy_writes_on() {
+    use thyme_studio::agent::{Fork, ForkFrom};
+    let f = fixture();
+    let script = format!("{CROP}<sandbox_output><image></sandbox_output>{ANSWER}");
+    let mut a = agent(
+        &f,
+        Box::new(Replay::new("scripted", script)),
+        Settings::default(),
+    );
+    a.run_to_end(&no());
+    let recorded = a.close();
+    assert!(matches!(recorded.steps[2], Step::Generate { .. }));
+
+    // Fork at the answer: the crop is played back (and runs again), a new policy answers.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let then = Recording {
+        segments: ["<think>A second look says MLA.</think> <answer>MLA</answer>".to_owned()].into(),
+        seen: seen.clone(),
+    };
+    let from = ForkFrom {
+        trace: recorded.clone(),
+        at_step: 2,
+    };
+    assert_eq!(from.segments(), 1);
+    let mut b = agent(
+        &f,
+        Box::new(Fork::new(&from, Box::new(then))),
+        Settings::default(),
+    );
+    b.set_forked_from(&recorded.run.id, 2);
+    b.run_to_end(&no());
+    let fork = b.close();
+    assert_eq!(
+        fork.run.forked_from,
+        Some(thyme_studio::trace::ForkPoint {
+            run: recorded.run.id.clone(),
+            step: 2
+        })
+    );
+    assert!(fork.run.model.as_deref().unwrap().starts_with("fork of"));
+    let Step::Generate { text, sampling, .. } = &fork.steps[0] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert_eq!(text, CROP);
+    assert_eq!(sampling.get("replayed"), Some(&serde_json::json!(true)));
+    let Step::Execute { outputs, .. } = &fork.steps[1] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert_eq!(outputs.len(), 1, "the played-back code ran again");
+    let Step::Generate { sampling, .. } = &fork.steps[2] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert_eq!(sampling.get("replayed"), None);
+    // The new policy saw the played-back turn, with the fresh sandbox output.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].starts_with(CROP));
+    assert!(seen[0].ends_with("<sandbox_output><image></sandbox_output>"));
+    assert_eq!(fork.run.outcome, Outcome::Wrong);
+    assert_eq!(
+        recorded.run.outcome,
+        Outcome::Correct,
+        "the recorded run is untouched"
+    );
 }

@@ -357,8 +357,21 @@ impl Agent {
                 ),
             ]
             .into_iter()
+            // Played back from a recording: not sampled now.
+            .chain(
+                seg.replayed
+                    .then(|| ("replayed".to_owned(), serde_json::json!(true))),
+            )
             .collect(),
             rolled_back,
+        });
+    }
+
+    /// Say in the trace that this run is a fork of `run` at `step`.
+    pub fn set_forked_from(&mut self, run: &str, step: usize) {
+        self.trace.run.forked_from = Some(trace::ForkPoint {
+            run: run.to_owned(),
+            step,
         });
     }
 

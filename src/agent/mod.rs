@@ -3,6 +3,7 @@
 //! the step machine that drives a run and records it as a trace. No egui here.
 
 pub mod batch;
+pub mod fork;
 pub mod http;
 pub mod local;
 pub mod machine;
@@ -11,6 +12,7 @@ pub mod profile;
 pub mod script;
 
 pub use batch::{BadLine, BatchResult, BatchRunner, BatchSummary, BatchTask, read_tasks};
+pub use fork::{Fork, ForkFrom};
 pub use http::{Http, HttpSettings};
 pub use local::Local;
 pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};

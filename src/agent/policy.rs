@@ -43,6 +43,8 @@ pub struct Segment {
     pub stop: Option<String>,
     pub tokens: Option<u32>,
     pub ms: f64,
+    /// Played back from a recording, not written now (the trace says so).
+    pub replayed: bool,
 }
 
 pub trait Policy: Send {
@@ -86,17 +88,31 @@ impl Replay {
         }
     }
 
-    /// The model text of a recorded trace's kept (not rolled back) generate steps.
+    /// The model text of a recorded trace's kept (not rolled back) generate steps; where a
+    /// person edited a cell before it ran, the text carries the code that ran, as the model's
+    /// turn did.
     pub fn from_trace(trace: &crate::trace::Trace) -> Self {
+        use crate::trace::Step;
         let mut turn = String::new();
-        for s in &trace.steps {
-            if let crate::trace::Step::Generate {
+        for (i, s) in trace.steps.iter().enumerate() {
+            let Step::Generate {
                 text, rolled_back, ..
             } = s
-                && !rolled_back
-            {
-                turn.push_str(text);
+            else {
+                continue;
+            };
+            if *rolled_back {
+                continue;
             }
+            let edited = match trace.steps.get(i + 1) {
+                Some(Step::Execute {
+                    raw_code,
+                    edited_from: Some(_),
+                    ..
+                }) => crate::trace::tags::replace_first_code(text, raw_code),
+                _ => None,
+            };
+            turn.push_str(edited.as_deref().unwrap_or(text));
         }
         Self::new(
             trace.run.model.clone().unwrap_or_else(|| "recorded".into()),
@@ -135,6 +151,7 @@ impl Policy for Replay {
             text,
             stop,
             ms: started.elapsed().as_secs_f64() * 1000.0,
+            replayed: true,
         })
     }
 }
@@ -204,6 +221,7 @@ impl Policy for Manual {
             text,
             stop,
             ms: 0.0,
+            replayed: false,
         })
     }
 }

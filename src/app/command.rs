@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::dialogs::DialogRequest;
 
 /// A cross-workspace effect.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum AppCommand {
     /// Say something went wrong (shown until dismissed).
     Notify(String),
@@ -15,6 +15,9 @@ pub enum AppCommand {
     Ask(DialogRequest),
     /// Open a trace or log in the Inspect workspace and switch to it.
     OpenInInspect(PathBuf),
+    /// Start a new run in the Run workspace from a recorded one: its steps before the fork
+    /// point played back, then the chosen model source.
+    ForkRun(Box<crate::agent::ForkFrom>),
     /// Open a project file.
     OpenProject(PathBuf),
     /// Show the export window.
@@ -60,6 +63,7 @@ impl super::StudioApp {
                 self.workspace = Workspace::Inspect;
             }
             AppCommand::OpenProject(path) => self.open_project(path),
+            AppCommand::ForkRun(from) => self.fork_run(*from),
             AppCommand::OpenExport => self.export_window.open = true,
             AppCommand::SetUpSandbox => self.sandbox_panel.set_up(ctx),
             AppCommand::UseModelSource(kind) => {
@@ -108,5 +112,24 @@ impl super::StudioApp {
             (Some(image), Some((x, y))) => self.team.pin(image, x, y, text),
             _ => self.notify_error("select a box on the canvas to pin the comment on".into()),
         }
+    }
+
+    /// A fork (or replay) of a recorded run, set up in the Run workspace: the run's original
+    /// image and question; the person picks the model source that writes on and starts it.
+    fn fork_run(&mut self, from: crate::agent::ForkFrom) {
+        let Some(original) = from.trace.run.images.first().and_then(|i| i.path.clone()) else {
+            self.notify_error(
+                "this run names no original image file, so it cannot be run again".into(),
+            );
+            return;
+        };
+        self.open_run_image(original);
+        if self.run.file_image.is_none() {
+            return;
+        }
+        self.run.typed = true;
+        self.run.typed_question = from.trace.run.question.clone();
+        self.run.fork = Some(from);
+        self.workspace = super::Workspace::Run;
     }
 }

@@ -425,7 +425,7 @@ impl StudioApp {
                 };
                 self.annotate.show(ui, &mut cx);
             }
-            Workspace::Inspect => self.inspect.show(ui, &self.tiles),
+            Workspace::Inspect => self.inspect.show(ui, &self.tiles, &mut self.outbox),
             Workspace::Run => {
                 let image = self.session.image().cloned();
                 egui::Panel::bottom("sandbox-state").show(ui, |ui| {

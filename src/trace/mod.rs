@@ -63,9 +63,19 @@ pub struct Run {
     /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).
     #[serde(default)]
     pub rewards: BTreeMap<String, f64>,
+    /// A fork: the run it was forked from, and the step it forked at (0-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkPoint>,
     /// The input image(s); the first is "the original". Last, because embedded images are
     /// long and a list of runs stops reading before them.
     pub images: Vec<TraceImage>,
+}
+
+/// Where a forked run left its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkPoint {
+    pub run: String,
+    pub step: usize,
 }
 
 /// How a run ended.

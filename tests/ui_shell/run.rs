@@ -104,6 +104,61 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
         h.state().inspect.trace.is_some()
     });
     assert_eq!(h.state().workspace, Workspace::Inspect);
+
+    // "Replay this run": a new run in the Run workspace plays the recorded text back (the
+    // edited cell as it ran), runs its code again, and says it is a replay.
+    let recorded = trace;
+    h.run_steps(2);
+    h.get_by_label("Replay this run").click();
+    h.run_steps(2);
+    assert_eq!(h.state().workspace, Workspace::Run);
+    assert!(h.query_all_by_label_contains("Replay of").next().is_some());
+    h.get_by_label("Start run").click();
+    // One frame for the click: until then the first run's agent is still there.
+    h.run_steps(1);
+    step_until(&mut h, "the replay to start", |h| {
+        h.state().run.agent.is_some() && !h.state().run.busy()
+    });
+    h.run_steps(2);
+    h.get_by_label("Run to the end").click();
+    step_until(&mut h, "the end of the replay", |h| {
+        h.state().run.finished.is_some()
+    });
+    let replay = h.state().run.finished.clone().unwrap();
+    assert_eq!(
+        replay.run.forked_from.as_ref().map(|f| f.run.clone()),
+        Some(recorded.run.id.clone())
+    );
+    assert_eq!(replay.run.outcome, recorded.run.outcome);
+    let generated: Vec<bool> = replay
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            thyme_studio::trace::Step::Generate { sampling, .. } => {
+                Some(sampling.contains_key("replayed"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !generated.is_empty() && generated.iter().all(|r| *r),
+        "{generated:?}"
+    );
+    let ran = replay.steps.iter().find_map(|s| match s {
+        thyme_studio::trace::Step::Execute { raw_code, .. } => Some(raw_code.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        ran.as_deref(),
+        Some(edited),
+        "the edited cell is what ran again"
+    );
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("replayed from the recorded run")
+            .next()
+            .is_some()
+    );
 }
 
 #[test]

@@ -7,6 +7,8 @@
 mod compare;
 mod steps;
 
+use crate::agent::ForkFrom;
+use crate::app::command::{AppCommand, Outbox};
 use compare::compare_column;
 pub use compare::line_diff;
 pub use steps::diff_view;
@@ -263,7 +265,7 @@ impl Inspect {
         self.shown_for = key;
     }
 
-    pub fn show(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
+    pub fn show(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {
         self.poll();
         if self.path.is_none() {
             egui::CentralPanel::default().show(ui, |ui| {
@@ -281,8 +283,8 @@ impl Inspect {
             .resizable(true)
             .default_size(460.0)
             .min_size(360.0)
-            .show(ui, |ui| self.step_panel(ui, tiles));
-        egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles));
+            .show(ui, |ui| self.step_panel(ui, tiles, out));
+        egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles, out));
         self.compare_window(ui.ctx());
         self.zoom_window(ui.ctx());
     }
@@ -425,7 +427,7 @@ impl Inspect {
         ui.weak("Right-click a run to compare it with the open one.");
     }
 
-    fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
+    fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {
         let Some(trace) = &self.trace else {
             ui.centered_and_justified(|ui| {
                 ui.label("Select a run on the left.");
@@ -444,6 +446,19 @@ impl Inspect {
             ));
             for (k, v) in &trace.run.rewards {
                 ui.weak(format!("{k} {v}"));
+            }
+            if let Some(f) = &trace.run.forked_from {
+                ui.weak(format!("fork of {} at step {}", f.run, f.step + 1));
+            }
+            if ui
+                .button("Replay this run")
+                .on_hover_text("In the Run workspace: the recorded model text played back step by step, its code run again; you can edit a cell or take over when it ends")
+                .clicked()
+            {
+                out.push(AppCommand::ForkRun(Box::new(ForkFrom {
+                    trace: trace.clone(),
+                    at_step: trace.steps.len(),
+                })));
             }
         });
         let Some(original) = trace.run.images.first().and_then(|i| i.path.clone()) else {

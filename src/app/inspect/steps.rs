@@ -2,6 +2,8 @@
 //! selected step in full: its text, its code (highlighted, with the diff from the raw code),
 //! output and errors, and each image it made beside the original's pixels it came from.
 
+use crate::agent::ForkFrom;
+use crate::app::command::{AppCommand, Outbox};
 use egui::{Color32, RichText};
 
 use super::Inspect;
@@ -11,7 +13,7 @@ use crate::trace::lint::Flag;
 use crate::trace::{Step, StepImage};
 
 impl Inspect {
-    pub(super) fn step_panel(&mut self, ui: &mut egui::Ui, tiles: &TileService) {
+    pub(super) fn step_panel(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {
         let Some(trace) = &self.trace else {
             return;
         };
@@ -37,7 +39,21 @@ impl Inspect {
             .id_salt("step")
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                ui.strong(format!("Step {} · {}", i + 1, step.kind()));
+                ui.horizontal(|ui| {
+                    ui.strong(format!("Step {} · {}", i + 1, step.kind()));
+                    if matches!(step, Step::Generate { .. })
+                        && let Some(trace) = &self.trace
+                        && ui
+                            .button("Fork from here")
+                            .on_hover_text("A new run in the Run workspace: the steps before this one played back (their code runs again), then the model source you choose writes on; this run stays as it is")
+                            .clicked()
+                    {
+                        out.push(AppCommand::ForkRun(Box::new(ForkFrom {
+                            trace: trace.clone(),
+                            at_step: i,
+                        })));
+                    }
+                });
                 for f in &flags {
                     ui.colored_label(crate::ui::WARNING, format!("flag {}: {}", f.name, f.detail));
                 }
@@ -93,8 +109,11 @@ impl Inspect {
                 tokens,
                 ms,
                 rolled_back,
-                ..
+                sampling,
             } => {
+                if sampling.contains_key("replayed") {
+                    ui.weak("played back from a recorded run (not written by the model now)");
+                }
                 ui.weak(format!(
                     "stop {} · {} tokens · {}{}",
                     stop.as_deref().unwrap_or("-"),

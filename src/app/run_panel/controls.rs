@@ -22,11 +22,33 @@ impl RunPanel {
                 ui.weak("(a file, not in the project)");
                 if ui.button("Back to the project's image").clicked() {
                     self.file_image = None;
+                    self.fork = None;
                 }
             } else if ui.button("Open an image file...").clicked() {
                 out.push(AppCommand::Ask(DialogRequest::RunImage));
             }
         });
+        if let Some(f) = &self.fork {
+            let what = if f.at_step >= f.trace.steps.len() {
+                format!(
+                    "Replay of {}: its model text played back, its code run again",
+                    f.trace.run.id
+                )
+            } else {
+                format!(
+                    "Fork of {} at step {}: the {} segment(s) before it played back, then the source below writes on",
+                    f.trace.run.id,
+                    f.at_step + 1,
+                    f.segments()
+                )
+            };
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(crate::ui::WARNING, what);
+                if ui.button("Not a fork").clicked() {
+                    self.fork = None;
+                }
+            });
+        }
         let questions = self.question_picker(ui, questions);
         ui.horizontal_wrapped(|ui| {
             ui.label("Model text");

@@ -77,6 +77,8 @@ pub struct RunPanel {
     pub model_dir: String,
     /// An image from a file, run instead of the project's selected image.
     pub file_image: Option<ImageRecord>,
+    /// The next run is a fork (or replay) of a recorded run.
+    pub fork: Option<crate::agent::ForkFrom>,
     /// What the model is told (the app's choice: built-in, or a Thyme prompt file).
     pub profile: PromptProfile,
     /// The loaded model and its folder.
@@ -118,6 +120,7 @@ impl RunPanel {
             server_model: "Thyme-RL".into(),
             model_dir: String::new(),
             file_image: None,
+            fork: None,
             profile: PromptProfile::default(),
             model: None,
             loading: None,
@@ -264,59 +267,24 @@ impl RunPanel {
                 Some("the sandbox cannot be started (no thyme-studio binary found)".into());
             return;
         };
-        let policy: Box<dyn Policy> = match self.policy {
-            PolicyKind::Scripted => {
-                let Some(q) = q else {
-                    self.error = Some(
-                        "a scripted run is written from a QA item's boxes: pick one, or use the manual or chat-server policy"
-                            .into(),
-                    );
-                    return;
-                };
-                let boxes: Vec<&Region> = q
-                    .regions
-                    .iter()
-                    .filter_map(|id| regions.iter().find(|r| r.id == *id))
-                    .collect();
-                match crate::agent::script::demo_turn(q, &boxes, image.size) {
-                    Some(turn) => Box::new(Replay::new("scripted from the annotation", turn)),
-                    None => {
-                        self.error = Some(
-                            "this question has no box to script a run from; use the manual policy"
-                                .into(),
-                        );
-                        return;
-                    }
-                }
-            }
-            PolicyKind::Manual => {
-                let m = Manual::new();
-                self.manual = Some(m.clone());
-                Box::new(m)
-            }
-            PolicyKind::Local => {
-                let Some((dir, m)) = &self.model else {
-                    self.error = Some("load a model folder first".into());
-                    return;
-                };
-                let label = std::path::Path::new(dir)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| dir.clone());
-                Box::new(Local::new(m.clone(), label))
-            }
-            PolicyKind::Http => {
-                let url = self.server_url.trim();
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    self.error = Some(
-                        "give the chat server's base URL, e.g. http://127.0.0.1:8000/v1".into(),
-                    );
-                    return;
-                }
-                Box::new(Http::new(HttpSettings::new(url, self.server_model.trim())))
-            }
+        let Some(policy) = self.make_policy(image, q, regions) else {
+            return;
+        };
+        let forked = self
+            .fork
+            .as_ref()
+            .map(|f| (f.trace.run.id.clone(), f.at_step));
+        let policy: Box<dyn Policy> = match &self.fork {
+            Some(from) => Box::new(crate::agent::Fork::new(from, policy)),
+            None => policy,
         };
         let (question, ground_truth) = match q {
+            _ if self.fork.is_some() => (
+                self.typed_question.trim().to_owned(),
+                self.fork
+                    .as_ref()
+                    .and_then(|f| f.trace.run.ground_truth.clone()),
+            ),
             Some(q) => (q.text.clone(), Some(q.answer.solution().to_owned())),
             None if !self.typed_question.trim().is_empty() => {
                 (self.typed_question.trim().to_owned(), None)
@@ -342,13 +310,11 @@ impl RunPanel {
                 let result = (|| {
                     cfg.runtime.ensure(&mut |_| {}).map_err(|e| e.to_string())?;
                     let sandbox = Sandbox::start(cfg).map_err(|e| e.to_string())?;
-                    Ok(Agent::new(
-                        policy,
-                        sandbox,
-                        profile,
-                        Settings::default(),
-                        task,
-                    ))
+                    let mut agent = Agent::new(policy, sandbox, profile, Settings::default(), task);
+                    if let Some((run, step)) = &forked {
+                        agent.set_forked_from(run, *step);
+                    }
+                    Ok(agent)
                 })();
                 let _ = tx.send(result);
                 ctx.request_repaint();
@@ -357,6 +323,75 @@ impl RunPanel {
             Ok(_) => self.job = Some(Job::Start(rx)),
             Err(e) => self.error = Some(e.to_string()),
         }
+    }
+
+    /// The model source the person chose, or `None` with the reason in `self.error`.
+    fn make_policy(
+        &mut self,
+        image: &ImageRecord,
+        q: Option<&Question>,
+        regions: &[Region],
+    ) -> Option<Box<dyn Policy>> {
+        let policy: Box<dyn Policy> = match self.policy {
+            // After a fork's played-back steps a person writes on, unless another source is
+            // chosen (a script needs a QA item, which a recorded run does not have).
+            PolicyKind::Scripted if self.fork.is_some() => {
+                let m = Manual::new();
+                self.manual = Some(m.clone());
+                Box::new(m)
+            }
+            PolicyKind::Scripted => {
+                let Some(q) = q else {
+                    self.error = Some(
+                        "a scripted run is written from a QA item's boxes: pick one, or use the manual or chat-server policy"
+                            .into(),
+                    );
+                    return None;
+                };
+                let boxes: Vec<&Region> = q
+                    .regions
+                    .iter()
+                    .filter_map(|id| regions.iter().find(|r| r.id == *id))
+                    .collect();
+                match crate::agent::script::demo_turn(q, &boxes, image.size) {
+                    Some(turn) => Box::new(Replay::new("scripted from the annotation", turn)),
+                    None => {
+                        self.error = Some(
+                            "this question has no box to script a run from; use the manual policy"
+                                .into(),
+                        );
+                        return None;
+                    }
+                }
+            }
+            PolicyKind::Manual => {
+                let m = Manual::new();
+                self.manual = Some(m.clone());
+                Box::new(m)
+            }
+            PolicyKind::Local => {
+                let Some((dir, m)) = &self.model else {
+                    self.error = Some("load a model folder first".into());
+                    return None;
+                };
+                let label = std::path::Path::new(dir)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| dir.clone());
+                Box::new(Local::new(m.clone(), label))
+            }
+            PolicyKind::Http => {
+                let url = self.server_url.trim();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.error = Some(
+                        "give the chat server's base URL, e.g. http://127.0.0.1:8000/v1".into(),
+                    );
+                    return None;
+                }
+                Box::new(Http::new(HttpSettings::new(url, self.server_model.trim())))
+            }
+        };
+        Some(policy)
     }
 
     fn reset(&mut self) {

@@ -84,8 +84,14 @@ impl RunPanel {
     ) {
         match step {
             Step::Generate {
-                text, rolled_back, ..
+                text,
+                rolled_back,
+                sampling,
+                ..
             } => {
+                if sampling.contains_key("replayed") {
+                    ui.weak("replayed from the recorded run");
+                }
                 let mut t = RichText::new(text.as_str()).monospace();
                 if *rolled_back {
                     t = t.strikethrough().weak();
