@@ -115,6 +115,8 @@ fn the_http_policy_speaks_the_chat_wire_format_and_continues_the_open_turn() {
         model: "Thyme-RL".into(),
         api_key: Some("secret-key".into()),
         timeout: Duration::from_secs(30),
+        ca_file: None,
+        problem: None,
     });
     let mut agent = Agent::new(
         Box::new(policy),
@@ -219,6 +221,8 @@ fn a_server_error_is_reported_not_panicked_on() {
         model: "m".into(),
         api_key: None,
         timeout: Duration::from_secs(10),
+        ca_file: None,
+        problem: None,
     });
     let request = thyme_studio::agent::Request {
         system: String::new(),
@@ -344,5 +348,136 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
             "How many blue dots?",
             "How many red dots?"
         ]
+    );
+}
+
+/// A chat server on loopback behind TLS (the test CA's certificate for localhost): it checks
+/// the bearer key and streams `answer` back.
+fn tls_server(expect_key: Option<&'static str>, answer: &'static str) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(tcp) = conn else { return };
+            let Ok(server) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(server, tcp);
+            // A client that refused our certificate ends the handshake: wait for the next.
+            let mut reader = BufReader::new(&mut tls);
+            let mut head = String::new();
+            let mut len = 0usize;
+            let mut auth = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.trim().to_owned();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = l.split_once(':') {
+                    match k.trim().to_lowercase().as_str() {
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        "authorization" => auth = Some(v.trim().to_owned()),
+                        _ => {}
+                    }
+                }
+                head.push_str(&l);
+            }
+            if head.is_empty() {
+                continue;
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            drop(reader);
+            assert_eq!(auth, expect_key.map(|k| format!("Bearer {k}")));
+            let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: {chunk}\n\ndata: [DONE]\n\n"
+            );
+            tls.write_all(out.as_bytes()).unwrap();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    port
+}
+
+fn ask(settings: HttpSettings) -> Result<String, String> {
+    use thyme_studio::agent::{Policy, Request};
+    let mut http = Http::new(settings);
+    let request = Request {
+        system: "sys".into(),
+        user: "What is it?".into(),
+        images: vec![],
+        assistant: String::new(),
+        stop: vec!["</answer>".into()],
+        max_tokens: 64,
+        temperature: 0.0,
+    };
+    http.generate(&request, &mut |_| {}, &AtomicBool::new(false))
+        .map(|s| s.text)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_https_server_with_its_own_ca_is_reached_and_the_key_file_must_be_private() {
+    let port = tls_server(Some("k-123"), "<answer>ok</answer>");
+    let url = format!("https://localhost:{port}/v1");
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "k-123\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let settings = |ca_file: Option<PathBuf>, key: Option<&PathBuf>| {
+        let mut s = HttpSettings::new(&url, "m");
+        s.ca_file = ca_file;
+        match key.map(|k| thyme_studio::agent::http::read_key_file(k)) {
+            Some(Ok(k)) => s.api_key = Some(k),
+            Some(Err(e)) => s.problem = Some(e),
+            None => s.api_key = None,
+        }
+        s
+    };
+
+    // The bundled roots do not know the test CA: the certificate is refused, and said so.
+    let e = ask(settings(None, Some(&key_file))).unwrap_err();
+    assert!(e.contains(&url) || e.contains("localhost"), "{e}");
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("Unknown"),
+        "{e}"
+    );
+
+    // A key file others can read is refused before anything is sent.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = ask(settings(Some(ca.clone()), Some(&key_file))).unwrap_err();
+    assert!(e.contains("chmod 600"), "{e}");
+
+    // Trusting the CA, with a private key file: the answer streams back over TLS.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        ask(settings(Some(ca), Some(&key_file))).unwrap(),
+        "<answer>ok</answer>"
     );
 }

@@ -2,8 +2,10 @@
 //! The open assistant turn is sent as the last message and continued
 //! (`continue_final_message: true`, `add_generation_prompt: false`), images go as data URLs
 //! where `<image>` stands, stop strings and sampling come from the request, and the answer is
-//! read as server-sent events while it streams. Plain `http://` only in this build (a server on
-//! the cluster or behind a local proxy).
+//! read as server-sent events while it streams. `http://` and `https://` (rustls, with Mozilla's
+//! root certificates bundled, or the certificates of `THYME_STUDIO_CA_FILE` for a server with
+//! its own CA). The API key comes from `THYME_STUDIO_API_KEY` / `OPENAI_API_KEY`, or from the
+//! file `THYME_STUDIO_API_KEY_FILE` names, which must be readable by its owner only.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -22,6 +24,10 @@ pub struct HttpSettings {
     pub model: String,
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// PEM certificates to trust instead of the bundled roots (a server with its own CA).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Why the key or CA settings cannot be used (said before any request is made).
+    pub problem: Option<String>,
 }
 
 impl HttpSettings {
@@ -31,13 +37,24 @@ impl HttpSettings {
     /// A server at `base_url` serving `model`; the API key from `THYME_STUDIO_API_KEY` (or
     /// `OPENAI_API_KEY`), ten minutes per request. The one constructor every caller uses.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        let from_env = std::env::var("THYME_STUDIO_API_KEY")
+            .or_else(|_| std::env::var("OPENAI_API_KEY"))
+            .ok();
+        let (api_key, problem) = match (from_env, std::env::var_os("THYME_STUDIO_API_KEY_FILE")) {
+            (Some(key), _) => (Some(key), None),
+            (None, Some(file)) => match read_key_file(Path::new(&file)) {
+                Ok(key) => (Some(key), None),
+                Err(e) => (None, Some(e)),
+            },
+            (None, None) => (None, None),
+        };
         Self {
             base_url: base_url.into(),
             model: model.into(),
-            api_key: std::env::var("THYME_STUDIO_API_KEY")
-                .or_else(|_| std::env::var("OPENAI_API_KEY"))
-                .ok(),
+            api_key,
             timeout: Duration::from_secs(600),
+            ca_file: std::env::var_os("THYME_STUDIO_CA_FILE").map(Into::into),
+            problem,
         }
     }
 
@@ -67,13 +84,58 @@ impl HttpSettings {
     }
 }
 
+/// The API key in a file readable by its owner only (a key readable by others is refused).
+pub fn read_key_file(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: the API key file can be read by others (mode {:o}); `chmod 600` it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(format!("{}: the API key file is empty", path.display()));
+    }
+    Ok(key.to_owned())
+}
+
+/// The root certificates of a PEM file.
+fn roots_from(path: &Path) -> Result<ureq::tls::RootCerts, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) =
+            item.map_err(|e| format!("{}: {e}", path.display()))?
+        {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in this file", path.display()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
 pub struct Http {
     settings: HttpSettings,
+    /// The certificates to trust (from `ca_file`), or why they cannot be read.
+    roots: Option<Result<ureq::tls::RootCerts, String>>,
 }
 
 impl Http {
     pub fn new(settings: HttpSettings) -> Self {
-        Self { settings }
+        let roots = settings.ca_file.as_deref().map(roots_from);
+        Self { settings, roots }
     }
 }
 
@@ -158,10 +220,25 @@ impl Policy for Http {
             self.settings.base_url.trim_end_matches('/')
         );
         let body = body(&self.settings.model, request)?;
-        let mut call = ureq::post(&url)
+        if let Some(p) = &self.settings.problem {
+            return Err(PolicyError::Failed(p.clone()));
+        }
+        let mut config = ureq::post(&url)
             .config()
             .timeout_global(Some(self.settings.timeout))
-            .http_status_as_error(false)
+            .http_status_as_error(false);
+        match &self.roots {
+            Some(Ok(roots)) => {
+                config = config.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(roots.clone())
+                        .build(),
+                );
+            }
+            Some(Err(e)) => return Err(PolicyError::Failed(e.clone())),
+            None => {}
+        }
+        let mut call = config
             .build()
             .header("Content-Type", "application/json")
             .header("Accept", "text/event-stream");
