@@ -584,3 +584,114 @@ fn the_cli_converts_shows_and_lints() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn search_finds_text_in_reasoning_and_code_not_in_images_and_combines_with_filters() {
+    use std::sync::atomic::AtomicBool;
+    use thyme_studio::trace::io::{index_jsonl, write_jsonl};
+    use thyme_studio::trace::search::{Query, search_jsonl};
+    let dir = tempfile::tempdir().unwrap();
+    let mut traces = Vec::new();
+    for i in 0..60 {
+        let (text, code, error) = match i % 4 {
+            0 => (
+                "<think>The Harbour sign is red.</think> <answer>red</answer>",
+                "img.crop((1, 2, 3, 4)).save('a.png')",
+                None,
+            ),
+            1 => (
+                "<think>Nothing here.</think> <answer>blue</answer>",
+                "z = cv2.resize(img, None, fx=2, fy=2)",
+                None,
+            ),
+            2 => (
+                "<think>I give up.</think> <answer>x</answer>",
+                "img.crop((0, 0, 9, 9))",
+                Some("Sandbox for r: NameError"),
+            ),
+            _ => (
+                "<think>plain</think> <answer>red</answer>",
+                "print(1)",
+                None,
+            ),
+        };
+        let mut t = run_with(Some("red"), text, code, 1, vec![], error);
+        t.run.id = format!("run-{i:03}");
+        // An embedded image whose base64 spells the search word: never a match.
+        if let Some(Step::Execute { outputs, .. }) = t.steps.get_mut(1) {
+            outputs[0].image.data_url =
+                Some("data:image/png;base64,aGFyYm91ckhhcmJvdXI=harbourHARBOUR".into());
+        }
+        t.finish();
+        traces.push(t);
+    }
+    let file = dir.path().join("runs.jsonl");
+    write_jsonl(&traces, &file).unwrap();
+    let mut rows = Vec::new();
+    let cancel = AtomicBool::new(false);
+    index_jsonl(&file, &mut |r| rows.extend(r), &cancel).unwrap();
+    let search = |q: &Query| {
+        let mut hits = Vec::new();
+        search_jsonl(&file, &rows, q, &cancel, &mut |h| hits.extend(h)).unwrap();
+        hits
+    };
+
+    let harbour = search(&Query {
+        text: "HARBOUR".into(),
+        ..Default::default()
+    });
+    assert_eq!(harbour.len(), 15, "{harbour:?}");
+    assert!(
+        harbour
+            .iter()
+            .all(|h| h.field == "reasoning" && h.step == Some(2))
+    );
+    assert!(harbour[0].excerpt.contains("Harbour sign"));
+    // In file order: the first match is the first run.
+    assert_eq!(rows[harbour[0].row].id, "run-000");
+
+    let code = search(&Query {
+        text: "cv2.resize".into(),
+        ..Default::default()
+    });
+    assert_eq!(code.len(), 15);
+    assert!(code.iter().all(|h| h.field == "code" && h.step == Some(1)));
+
+    // Text and a flag together: crops that failed.
+    let failed_crops = search(&Query {
+        text: "crop((".into(),
+        flag: Some("failed-step".into()),
+        ..Default::default()
+    });
+    assert_eq!(failed_crops.len(), 15);
+    assert!(
+        failed_crops
+            .iter()
+            .all(|h| rows[h.row].id.ends_with(['2', '6', '0', '4', '8']))
+    );
+    let wrong = search(&Query {
+        outcome: Some(Outcome::Wrong),
+        ..Default::default()
+    });
+    assert_eq!(wrong.len(), 30);
+
+    // The same from the command line, as JSON.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "search"])
+        .arg(&file)
+        .args(["cv2.RESIZE", "--outcome", "wrong", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 15);
+    assert_eq!(v[0]["run"], "run-001");
+    assert_eq!(v[0]["step"], 2);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "search"])
+        .arg(&file)
+        .args(["x", "--outcome", "great"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}

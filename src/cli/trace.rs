@@ -37,6 +37,30 @@ pub enum TraceCommand {
         #[arg(long, default_value = "auto")]
         format: String,
     },
+    /// Find runs by text (question, reasoning, code, output, answer; case-insensitive) and
+    /// filters; each match printed as it is found.
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    path: PathBuf,
+    /// The text to find (empty: every run that passes the filters).
+    #[arg(default_value = "")]
+    text: String,
+    /// Only runs with this lint flag.
+    #[arg(long)]
+    flag: Option<String>,
+    /// Only runs whose code used this tool (crop, resize, cv2, ...).
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only runs with this outcome (correct, wrong, answered, no_answer, unknown).
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "auto")]
+    format: String,
 }
 
 pub fn load_traces(
@@ -73,6 +97,7 @@ impl TraceCommand {
                 format,
             } => show(&path, run.as_deref(), step, &format),
             TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format),
+            TraceCommand::Search(args) => search(&args),
         }
     }
 }
@@ -279,4 +304,94 @@ fn print_step(i: usize, s: &Step) {
             }
         ),
     }
+}
+
+/// `trace search`: our JSONL is indexed and searched in chunks (matches print as they are
+/// found); other logs are read whole and searched.
+fn search(a: &SearchArgs) -> Result<(), Failure> {
+    use std::sync::atomic::AtomicBool;
+    use thyme_studio::trace::io::{index_jsonl, rows_of};
+    use thyme_studio::trace::readers::LogFormat;
+    use thyme_studio::trace::search::{Hit, Query, search_jsonl, search_traces};
+    let outcome = match a.outcome.as_deref() {
+        None => None,
+        Some(o) => Some(thyme_studio::trace::Outcome::parse(o).ok_or_else(|| {
+            Failure::user(format!(
+                "--outcome is correct, wrong, answered, no_answer or unknown, not '{o}'"
+            ))
+        })?),
+    };
+    let q = Query {
+        text: a.text.clone(),
+        flag: a.flag.clone(),
+        tool: a.tool.clone(),
+        outcome,
+    };
+    let detected = match a.format.as_str() {
+        "auto" => Some(LogFormat::detect(&a.path).map_err(|e| Failure::User(e.into()))?),
+        f => LogFormat::parse(f),
+    };
+    let mut all = Vec::new();
+    let ids: Vec<String>;
+    let our_jsonl = a.path.is_file() && a.path.extension().is_some_and(|e| e == "jsonl");
+    if detected == Some(LogFormat::Ours) && our_jsonl {
+        let mut rows = Vec::new();
+        let cancel = AtomicBool::new(false);
+        for p in index_jsonl(&a.path, &mut |r| rows.extend(r), &cancel)
+            .map_err(|e| Failure::User(e.into()))?
+        {
+            eprintln!("warning: {p}");
+        }
+        ids = rows.iter().map(|r| r.id.clone()).collect();
+        search_jsonl(&a.path, &rows, &q, &cancel, &mut |hits: Vec<Hit>| {
+            for h in &hits {
+                if !a.json {
+                    print_hit(&ids_of(&rows, h), h);
+                }
+            }
+            all.extend(hits);
+        })
+        .map_err(|e| Failure::User(e.into()))?;
+    } else {
+        let loaded = load_traces(&a.path, &a.format)?;
+        let rows = rows_of(&loaded.traces);
+        ids = rows.iter().map(|r| r.id.clone()).collect();
+        all = search_traces(&loaded.traces, &rows, &q);
+        if !a.json {
+            for h in &all {
+                print_hit(&ids[h.row], h);
+            }
+        }
+    }
+    if a.json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "run": ids[h.row],
+                    "step": h.step.map(|s| s + 1),
+                    "field": h.field,
+                    "excerpt": h.excerpt,
+                })
+            })
+            .collect();
+        return print_json(&v);
+    }
+    println!("{} run(s) match of {}", all.len(), ids.len());
+    Ok(())
+}
+
+fn ids_of(
+    rows: &[thyme_studio::trace::io::RunRow],
+    h: &thyme_studio::trace::search::Hit,
+) -> String {
+    rows.get(h.row).map(|r| r.id.clone()).unwrap_or_default()
+}
+
+fn print_hit(id: &str, h: &thyme_studio::trace::search::Hit) {
+    let at = h
+        .step
+        .map(|s| format!("step {}", s + 1))
+        .unwrap_or_else(|| "question".into());
+    println!("{id}\t{at} ({})\t{}", h.field, h.excerpt);
 }

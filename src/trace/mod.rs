@@ -10,6 +10,7 @@ pub mod io;
 pub mod lint;
 pub mod provenance;
 pub mod readers;
+pub mod search;
 pub mod tags;
 pub mod thyme_row;
 
@@ -105,6 +106,19 @@ impl Outcome {
             Outcome::NoAnswer => "no answer",
             Outcome::Unknown => "unknown",
         }
+    }
+
+    /// From its name (`no_answer` or `no answer`).
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Correct,
+            Outcome::Wrong,
+            Outcome::Answered,
+            Outcome::NoAnswer,
+            Outcome::Unknown,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s.replace('_', " "))
     }
 }
 
