@@ -1,6 +1,7 @@
 //! Listing a large JSONL of runs: 10,000 runs (about 1 GB, every image embedded as base64, as
 //! RL logs keep them) read for the run list, against a plain Python `json.loads` loop over
-//! the same file in the same run.
+//! the same file in the same run; then a full-text search of the same file (time to the first
+//! match and to all), against `grep -c -i` counting the matching lines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,14 @@ pub struct Report {
     pub python_first_rows_s: Option<f64>,
     pub python_total_s: Option<f64>,
     pub ratio: Option<f64>,
+    pub search_text: String,
+    pub search_hits: usize,
+    pub search_first_s: f64,
+    pub search_total_s: f64,
+    pub grep_lines: Option<usize>,
+    pub grep_s: Option<f64>,
+    /// Our full search over grep's count (below 1: faster than grep).
+    pub search_ratio: Option<f64>,
 }
 
 /// Write the benchmark file (once).
@@ -162,6 +171,7 @@ pub fn run(dir: &Path, runs: usize, python: &Path) -> anyhow::Result<Report> {
             (None, None)
         }
     };
+    let search = search(&file)?;
     Ok(Report {
         runs,
         file_mb,
@@ -170,5 +180,57 @@ pub fn run(dir: &Path, runs: usize, python: &Path) -> anyhow::Result<Report> {
         python_first_rows_s: pf,
         python_total_s: pt,
         ratio: pt.map(|p| total / p),
+        search_text: search.text,
+        search_hits: search.hits,
+        search_first_s: search.first,
+        search_total_s: search.total,
+        grep_lines: search.grep.map(|g| g.0),
+        grep_s: search.grep.map(|g| g.1),
+        search_ratio: search.grep.map(|g| search.total / g.1),
+    })
+}
+
+struct SearchFigures {
+    text: String,
+    hits: usize,
+    first: f64,
+    total: f64,
+    grep: Option<(usize, f64)>,
+}
+
+/// Search the file for text one run in three holds (its rows already indexed, as in the app),
+/// then count the same lines with grep.
+fn search(file: &Path) -> anyhow::Result<SearchFigures> {
+    use crate::trace::search::{Query, search_jsonl};
+    let text = "I count 4.".to_owned();
+    let cancel = AtomicBool::new(false);
+    let mut rows = Vec::new();
+    io::index_jsonl(file, &mut |r| rows.extend(r), &cancel)?;
+    let q = Query {
+        text: text.clone(),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut first = None;
+    let mut hits = 0;
+    search_jsonl(file, &rows, &q, &cancel, &mut |h| {
+        hits += h.len();
+        first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+    })?;
+    let total = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let grep = std::process::Command::new("grep")
+        .args(["-c", "-i", "-F", &text])
+        .arg(file)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<usize>().ok())
+        .map(|n| (n, started.elapsed().as_secs_f64()));
+    Ok(SearchFigures {
+        text,
+        hits,
+        first: first.unwrap_or(total),
+        total,
+        grep,
     })
 }
