@@ -224,7 +224,12 @@ fn search(file: &Path) -> anyhow::Result<SearchFigures> {
         .arg(file)
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<usize>().ok())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
         .map(|n| (n, started.elapsed().as_secs_f64()));
     Ok(SearchFigures {
         text,

@@ -97,4 +97,24 @@ fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
             .count(),
         2
     );
+
+    // Find in every step: text of the last reasoning step; the match opens its step.
+    h.state_mut().inspect.compare = None;
+    h.state_mut().inspect.selected_step = None;
+    h.run_steps(2);
+    text_field(&h, "Find in every step").focus();
+    h.run_steps(1);
+    text_field(&h, "Find in every step").type_text("STRIPES.");
+    h.run_steps(1);
+    h.get_by_label("Find").click();
+    h.run_steps(1);
+    step_until(&mut h, "the search", |h| !h.state().inspect.search.busy());
+    assert_eq!(h.state().inspect.search.hits.len(), 1);
+    assert!(h.query_by_label_contains("1 run(s) match").is_some());
+    h.query_all_by_label_contains("(reasoning): <think>Stripes.")
+        .next()
+        .unwrap()
+        .click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspect.selected_step, Some(2));
 }

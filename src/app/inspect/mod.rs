@@ -5,6 +5,7 @@
 //! and flags.
 
 mod compare;
+mod search;
 mod steps;
 
 use crate::agent::ForkFrom;
@@ -35,7 +36,7 @@ enum Source {
     /// A JSONL of our traces, read lazily by row.
     Jsonl(PathBuf),
     /// Runs read whole (a trace folder or a foreign log).
-    Memory(Vec<Trace>),
+    Memory(std::sync::Arc<Vec<Trace>>),
 }
 
 /// What the background reader sends.
@@ -71,6 +72,8 @@ pub struct Inspect {
     regions: HashMap<(usize, usize), Option<TextureHandle>>,
     /// An output image opened large, and its zoom.
     zoomed: Option<(PathBuf, f32)>,
+    /// Find in every step.
+    pub search: search::SearchPanel,
 }
 
 impl Default for Inspect {
@@ -96,13 +99,14 @@ impl Default for Inspect {
             pictures: Default::default(),
             regions: HashMap::new(),
             zoomed: None,
+            search: Default::default(),
         }
     }
 }
 
 impl Inspect {
     pub fn busy(&self) -> bool {
-        self.loading.is_some()
+        self.loading.is_some() || self.search.busy()
     }
 
     pub fn rows(&self) -> &[RunRow] {
@@ -180,7 +184,7 @@ impl Inspect {
                 }
                 Loading::Whole(traces) => {
                     self.rows = rows_of(&traces);
-                    self.source = Some(Source::Memory(traces));
+                    self.source = Some(Source::Memory(std::sync::Arc::new(traces)));
                 }
                 Loading::Done(problems) => {
                     self.problems = problems;
@@ -359,6 +363,7 @@ impl Inspect {
                 });
         });
         self.refilter();
+        self.search_section(ui);
         ui.separator();
         let row_h = 36.0;
         let mut clicked = None;
@@ -425,6 +430,35 @@ impl Inspect {
             self.compare_with(i);
         }
         ui.weak("Right-click a run to compare it with the open one.");
+    }
+
+    /// Find in every step: the form, the matches, a click opens the run at its step.
+    fn search_section(&mut self, ui: &mut egui::Ui) {
+        let mut tools: Vec<String> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.summary.tools.iter().cloned())
+            .collect();
+        tools.sort();
+        tools.dedup();
+        let (clicked, asked) = self.search.show(ui, &self.rows, &tools);
+        if asked {
+            let what = match &self.source {
+                Some(Source::Jsonl(p)) => Some(search::Searched::Jsonl(p.clone())),
+                Some(Source::Memory(t)) => Some(search::Searched::Memory(t.clone())),
+                None => None,
+            };
+            if let Some(what) = what {
+                self.search
+                    .start(ui.ctx(), what, self.rows.clone(), self.outcome);
+            }
+        }
+        if let Some((row, step)) = clicked {
+            self.select_row(row);
+            if step.is_some() {
+                self.selected_step = step;
+            }
+        }
     }
 
     fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {
