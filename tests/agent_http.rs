@@ -481,3 +481,102 @@ fn an_https_server_with_its_own_ca_is_reached_and_the_key_file_must_be_private()
         "<answer>ok</answer>"
     );
 }
+
+#[test]
+fn run_forks_a_recorded_run_at_a_step_and_a_chat_server_writes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("photo.png");
+    image::RgbImage::from_fn(2496, 1392, |x, y| {
+        image::Rgb([(x / 10) as u8, (y / 6) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
+    let crop = "<think>Zoom in.</think><code>\n```python\nimg = Image.open(image_path)\nc = img.crop((1250, 1030, 1360, 1070)).resize((220, 80))\nc.save('/mnt/data/temp_processed_images/sign.png')\nprint('/mnt/data/temp_processed_images/sign.png')\n```\n</code>";
+    let script = dir.path().join("turn.txt");
+    std::fs::write(
+        &script,
+        format!("{crop}<think>It reads ML4.</think> <answer>ML4</answer>"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+            .args([
+                "run",
+                "--question",
+                "What is on the sign?",
+                "--ground-truth",
+                "ML4",
+            ])
+            .arg("--image")
+            .arg(&image)
+            .arg("--runs")
+            .arg(dir.path().join("runs"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let recorded = dir.path().join("recorded.jsonl");
+    run(&[
+        "--script",
+        script.to_str().unwrap(),
+        "--out",
+        recorded.to_str().unwrap(),
+    ]);
+
+    // The server answers once, differently from the recording.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let (_, _, body) = read_request(&mut s);
+        tx.send(body).unwrap();
+        stream_back(
+            &mut s,
+            &[
+                "<think>A second look: MLA.</think> ",
+                "<answer>MLA</answer>",
+            ],
+        );
+    });
+    let forked = dir.path().join("forked.jsonl");
+    run(&[
+        "--replay",
+        recorded.to_str().unwrap(),
+        "--fork-at",
+        "3",
+        "--policy",
+        "http",
+        "--base-url",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--out",
+        forked.to_str().unwrap(),
+    ]);
+    let body = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    // The server continued the played-back turn, with the fresh sandbox output in it.
+    let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+    let text = serde_json::to_string(&last).unwrap();
+    assert!(text.contains("crop((1250, 1030, 1360, 1070))"), "{text}");
+    let line = std::fs::read_to_string(&forked).unwrap();
+    let t: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let rec: Value = serde_json::from_str(
+        std::fs::read_to_string(&recorded)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["run"]["forked_from"]["run"], rec["run"]["id"]);
+    assert_eq!(t["run"]["forked_from"]["step"], 2);
+    assert_eq!(t["steps"][0]["sampling"]["replayed"], true);
+    assert_eq!(t["steps"][1]["kind"], "execute");
+    assert_eq!(t["run"]["outcome"], "wrong");
+    assert_eq!(rec["run"]["outcome"], "correct");
+}

@@ -52,6 +52,11 @@ pub struct RunCommand {
     /// A recorded trace whose model text is played back.
     #[arg(long)]
     replay: Option<PathBuf>,
+    /// With --replay: play the recorded run back up to this step (1-based, as `trace show`
+    /// numbers them), then let --policy (http or local) write on. The recorded run is not
+    /// changed; the new trace names it in run.forked_from.
+    #[arg(long, requires = "replay")]
+    fork_at: Option<usize>,
     /// reference (failed code rolled back) or training (errors fed back).
     #[arg(long, default_value = "reference")]
     mode: String,
@@ -81,6 +86,68 @@ fn make_policy(
     local: Option<&SharedModel>,
     task: &thyme_studio::agent::Task,
 ) -> Result<Box<dyn thyme_studio::agent::Policy>, String> {
+    use thyme_studio::agent::{Fork, ForkFrom};
+    let (Some(step), Some(file)) = (a.fork_at, &a.replay) else {
+        return source_policy(a, replays, local, task);
+    };
+    if a.policy == "replay" {
+        return Err(
+            "--fork-at needs --policy http or local to write on after the played-back steps".into(),
+        );
+    }
+    let trace = recorded(replays, task, file)?;
+    if step == 0 || step > trace.steps.len() + 1 {
+        return Err(format!(
+            "--fork-at is a step of the recorded run, 1 to {}",
+            trace.steps.len() + 1
+        ));
+    }
+    let from = ForkFrom {
+        trace: trace.clone(),
+        at_step: step - 1,
+    };
+    Ok(Box::new(Fork::new(
+        &from,
+        source_policy(a, replays, local, task)?,
+    )))
+}
+
+/// The recorded run for a task: the only one, or the one with the task's question and image
+/// file name.
+fn recorded<'t>(
+    replays: &'t [thyme_studio::trace::Trace],
+    task: &thyme_studio::agent::Task,
+    file: &std::path::Path,
+) -> Result<&'t thyme_studio::trace::Trace, String> {
+    let name = task.image.file_name();
+    let t = if replays.len() == 1 {
+        replays.first()
+    } else {
+        replays.iter().find(|t| {
+            t.run.question.trim() == task.question.trim()
+                && t.run
+                    .images
+                    .first()
+                    .and_then(|i| i.path.as_ref())
+                    .and_then(|p| p.file_name())
+                    == name
+        })
+    };
+    t.ok_or_else(|| {
+        format!(
+            "{}: no recorded run of this question on this image",
+            file.display()
+        )
+    })
+}
+
+/// The policy --policy names (replay, http, local).
+fn source_policy(
+    a: &RunCommand,
+    replays: &[thyme_studio::trace::Trace],
+    local: Option<&SharedModel>,
+    task: &thyme_studio::agent::Task,
+) -> Result<Box<dyn thyme_studio::agent::Policy>, String> {
     use thyme_studio::agent::Replay;
     match (a.policy.as_str(), &a.script, &a.replay) {
         ("local", _, _) => {
@@ -99,27 +166,7 @@ fn make_policy(
             Ok(Box::new(Replay::new("scripted", text)))
         }
         ("replay", None, Some(file)) => {
-            let name = task.image.file_name();
-            let t = if replays.len() == 1 {
-                replays.first()
-            } else {
-                replays.iter().find(|t| {
-                    t.run.question.trim() == task.question.trim()
-                        && t.run
-                            .images
-                            .first()
-                            .and_then(|i| i.path.as_ref())
-                            .and_then(|p| p.file_name())
-                            == name
-                })
-            };
-            let t = t.ok_or_else(|| {
-                format!(
-                    "{}: no recorded run of this question on this image",
-                    file.display()
-                )
-            })?;
-            Ok(Box::new(Replay::from_trace(t)))
+            Ok(Box::new(Replay::from_trace(recorded(replays, task, file)?)))
         }
         ("replay", None, None) => {
             Err("--policy replay needs --script FILE or --replay TRACE".into())
@@ -169,7 +216,9 @@ fn run_agent(a: RunCommand) -> Result<(), Failure> {
     use thyme_studio::agent::{Agent, Decoding, Event, Mode, PromptProfile, Settings, Task};
     let user = |m: String| Failure::User(anyhow::anyhow!(m));
     let replays = match (&a.policy[..], &a.script, &a.replay) {
-        ("replay", None, Some(trace)) => {
+        (_, _, Some(trace))
+            if a.fork_at.is_some() || (a.policy == "replay" && a.script.is_none()) =>
+        {
             let loaded = load_traces(trace, "auto")?;
             if loaded.traces.is_empty() {
                 return Err(user(format!("{}: no run to replay", trace.display())));
@@ -230,7 +279,21 @@ fn run_agent(a: RunCommand) -> Result<(), Failure> {
     let policy = make_policy(&a, &replays, local.as_ref(), &task).map_err(user)?;
     let sandbox =
         thyme_studio::sandbox::Sandbox::start(cfg).map_err(|e| Failure::User(e.into()))?;
+    let forked = match (a.fork_at, &a.replay) {
+        (Some(step), Some(file)) => Some((
+            recorded(&replays, &task, file)
+                .map_err(user)?
+                .run
+                .id
+                .clone(),
+            step - 1,
+        )),
+        _ => None,
+    };
     let mut agent = Agent::new(policy, sandbox, profile, settings, task);
+    if let Some((run, step)) = &forked {
+        agent.set_forked_from(run, *step);
+    }
     let cancel = AtomicBool::new(false);
     loop {
         let event = agent.step(&mut |t| print!("{t}"), &cancel);
