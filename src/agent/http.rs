@@ -258,45 +258,14 @@ impl Policy for Http {
                 text.chars().take(300).collect::<String>()
             )));
         }
-        let mut text = String::new();
-        let mut tokens = 0u32;
-        let mut finish: Option<String> = None;
-        let mut line = String::new();
-        loop {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(PolicyError::Cancelled);
-            }
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .map_err(|e| PolicyError::Failed(format!("{url}: the stream broke: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                break;
-            }
-            let chunk: Value = serde_json::from_str(data).map_err(|e| {
-                PolicyError::Failed(format!("{url}: not a stream chunk ({e}): {data}"))
-            })?;
-            let choice = &chunk["choices"][0];
-            let piece = choice["delta"]["content"]
-                .as_str()
-                .or_else(|| choice["text"].as_str())
-                .unwrap_or("");
-            if !piece.is_empty() {
-                tokens += 1;
-                text.push_str(piece);
-                on_text(piece);
-            }
-            if let Some(f) = choice["finish_reason"].as_str() {
-                finish = Some(f.to_owned());
-            }
-        }
+        let Streamed {
+            mut text,
+            tokens,
+            finish,
+        } = read_stream(&mut reader, on_text, cancel).map_err(|e| match e {
+            PolicyError::Failed(m) => PolicyError::Failed(format!("{url}: {m}")),
+            other => other,
+        })?;
         // Servers differ on whether the stop string is included: make sure it is, and name it.
         let stop = match request.stop.iter().find(|s| text.ends_with(s.as_str())) {
             Some(s) => Some(s.clone()),
@@ -326,4 +295,63 @@ impl Policy for Http {
             replayed: false,
         })
     }
+}
+
+/// What a streamed answer held.
+#[derive(Debug, Default, PartialEq)]
+pub struct Streamed {
+    pub text: String,
+    /// Chunks with text.
+    pub tokens: u32,
+    /// The last `finish_reason` given.
+    pub finish: Option<String>,
+}
+
+/// Read a chat server's server-sent events (`data: {chunk}` lines, `data: [DONE]` at the
+/// end) from `reader`; each piece of text goes to `on_text` as it arrives. A line that is not
+/// a chunk is an error naming it; other lines (comments, events, blank) are skipped.
+pub fn read_stream(
+    reader: &mut dyn BufRead,
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<Streamed, PolicyError> {
+    let mut out = Streamed::default();
+    let mut line = String::new();
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PolicyError::Cancelled);
+        }
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| PolicyError::Failed(format!("the stream broke: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let Some(data) = line.trim_end().strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            break;
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+            let shown: String = data.chars().take(200).collect();
+            PolicyError::Failed(format!("not a stream chunk ({e}): {shown}"))
+        })?;
+        let choice = &chunk["choices"][0];
+        let piece = choice["delta"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str())
+            .unwrap_or("");
+        if !piece.is_empty() {
+            out.tokens += 1;
+            out.text.push_str(piece);
+            on_text(piece);
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            out.finish = Some(f.to_owned());
+        }
+    }
+    Ok(out)
 }

@@ -155,6 +155,9 @@ pub fn index_jsonl(
 ) -> Result<Vec<Problem>, TraceError> {
     const CHUNK: usize = 32 << 20;
     let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    // A small file needs no 32 MB buffer.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
+    let chunk = CHUNK.min(len as usize + 1).max(4096);
     let mut problems = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut base: u64 = 0;
@@ -164,7 +167,7 @@ pub fn index_jsonl(
             break;
         }
         let old = carry.len();
-        carry.resize(old + CHUNK, 0);
+        carry.resize(old + chunk, 0);
         let n = file.read(&mut carry[old..]).map_err(io_err(path))?;
         carry.truncate(old + n);
         let eof = n == 0;

@@ -187,6 +187,9 @@ pub fn search_jsonl(
     };
     let needle = q.text.trim().to_lowercase();
     let mut file = std::fs::File::open(path).map_err(io)?;
+    // A small file needs no 32 MB buffer.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
+    let chunk = CHUNK.min(len as usize + 1).max(4096);
     let mut stats = SearchStats::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut base: u64 = 0;
@@ -195,7 +198,7 @@ pub fn search_jsonl(
             break;
         }
         let old = carry.len();
-        carry.resize(old + CHUNK, 0);
+        carry.resize(old + chunk, 0);
         let n = file.read(&mut carry[old..]).map_err(io)?;
         carry.truncate(old + n);
         let eof = n == 0;
