@@ -211,6 +211,8 @@ fn a_deepeyes_evaluation_line_opens_with_its_original_beside_it_and_its_zoom_box
         "What is the colour of the small flag on the pier?"
     );
     assert_eq!(t.run.ground_truth.as_deref(), Some("red"));
+    // "A. red" answers the option whose text is the ground truth.
+    assert_eq!(t.run.outcome, Outcome::Correct);
     // The original is the file the record names, beside the log; the logged empty data URL
     // is not taken for it.
     assert_eq!(

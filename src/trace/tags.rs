@@ -91,10 +91,19 @@ fn normalise(s: &str) -> String {
 }
 
 /// Does an answer match the ground truth? Case, spacing and a final full stop do not count;
-/// a ground truth that is one option letter ("B") matches "B", "B." and "B. blue".
+/// a ground truth that is one option letter ("B") matches "B", "B." and "B. blue", and a ground
+/// truth that is an option's text ("blue", as V* keeps it) matches "B. blue".
 pub fn answers_match(answer: &str, truth: &str) -> bool {
     let (a, t) = (normalise(answer), normalise(truth));
     if a == t {
+        return true;
+    }
+    let mut chars = a.chars();
+    if let (Some(l), Some('.' | ')')) = (chars.next(), chars.next())
+        && l.is_ascii_alphabetic()
+        && t.chars().count() > 1
+        && normalise(chars.as_str()) == t
+    {
         return true;
     }
     let letter = t.len() == 1 && t.chars().all(|c| c.is_ascii_alphabetic());
@@ -241,5 +250,14 @@ mod tests {
             Some("<code>\nz = 3\n</code>")
         );
         assert_eq!(replace_first_code("no code here", "z"), None);
+    }
+
+    #[test]
+    fn an_option_answer_matches_the_options_text() {
+        assert!(answers_match("A. red", "red"));
+        assert!(answers_match("B) blue", "Blue"));
+        assert!(!answers_match("A. red", "blue"));
+        assert!(answers_match("B. blue", "B"));
+        assert!(!answers_match("A.", "red"));
     }
 }
