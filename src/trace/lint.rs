@@ -237,5 +237,6 @@ pub fn summarize(trace: &Trace) -> Summary {
         tools: tools(trace),
         flags: names,
         ms: (ms > 0.0).then_some(ms),
+        forked_from: trace.run.forked_from.clone(),
     }
 }

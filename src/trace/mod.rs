@@ -286,6 +286,9 @@ pub struct Summary {
     pub flags: Vec<String>,
     #[serde(default)]
     pub ms: Option<f64>,
+    /// A fork's parent (copied from the run, so a list shows the tree without reading runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkPoint>,
 }
 
 impl Trace {

@@ -266,6 +266,10 @@ impl Inspect {
             })
             .map(|(i, _)| i)
             .collect();
+        // Forks right under the run they came from (a tree, however deep), else file order.
+        let depth = fork_depths(&self.rows);
+        self.shown
+            .sort_by_key(|&i| (depth[i].0, depth[i].1.clone(), i));
         self.shown_for = key;
     }
 
@@ -384,6 +388,9 @@ impl Inspect {
                         .vertical(|ui| {
                             ui.set_height(row_h - 4.0);
                             ui.horizontal(|ui| {
+                                if let Some(f) = &r.summary.forked_from {
+                                    ui.weak(format!("↳ fork at step {} ·", f.step + 1));
+                                }
                                 ui.colored_label(color, r.outcome.as_str());
                                 if ui.selectable_label(selected, &r.id).clicked() {
                                     clicked = Some(index);
@@ -639,4 +646,78 @@ pub fn crop_overlays(crops: &[(usize, [f64; 4])], selected: Option<usize>) -> Ve
             style: OverlayStyle::Crop,
         })
         .collect()
+}
+
+/// For each row, where it sorts in a tree of forks: the index of its root run, and the path of
+/// indices from the root to it (a run's forks follow it, in file order). A parent that is not
+/// in the list, or a loop, ends the climb.
+fn fork_depths(rows: &[RunRow]) -> Vec<(usize, Vec<usize>)> {
+    let by_id: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    (0..rows.len())
+        .map(|i| {
+            let mut path = vec![i];
+            let mut at = i;
+            while let Some(p) = rows[at]
+                .summary
+                .forked_from
+                .as_ref()
+                .and_then(|f| by_id.get(f.run.as_str()).copied())
+            {
+                if path.contains(&p) || path.len() > 64 {
+                    break;
+                }
+                path.push(p);
+                at = p;
+            }
+            path.reverse();
+            (path[0], path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{ForkPoint, Summary};
+
+    fn row(id: &str, parent: Option<&str>) -> RunRow {
+        RunRow {
+            id: id.into(),
+            question: String::new(),
+            outcome: Outcome::Unknown,
+            summary: Summary {
+                forked_from: parent.map(|p| ForkPoint {
+                    run: p.into(),
+                    step: 1,
+                }),
+                ..Default::default()
+            },
+            offset: 0,
+            len: 0,
+        }
+    }
+
+    #[test]
+    fn forks_sort_under_their_parents() {
+        let rows = vec![
+            row("a", None),
+            row("b", None),
+            row("fork-of-b", Some("b")),
+            row("fork-of-a", Some("a")),
+            row("fork-of-fork", Some("fork-of-a")),
+            row("orphan", Some("gone")),
+        ];
+        let d = fork_depths(&rows);
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| (d[i].0, d[i].1.clone(), i));
+        let ids: Vec<&str> = order.iter().map(|&i| rows[i].id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a", "fork-of-a", "fork-of-fork", "b", "fork-of-b", "orphan"]
+        );
+    }
 }
