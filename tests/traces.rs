@@ -697,3 +697,39 @@ fn search_finds_text_in_reasoning_and_code_not_in_images_and_combines_with_filte
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn two_runs_part_at_their_first_different_step() {
+    use thyme_studio::trace::first_divergence;
+    let good = "<think>It is 4.</think> <answer>4</answer>";
+    let a = run_with(
+        Some("4"),
+        good,
+        "img.crop((1, 2, 3, 4)).save('a.png')",
+        1,
+        vec![],
+        None,
+    );
+    assert_eq!(first_divergence(&a, &a), None);
+    let b = run_with(
+        Some("4"),
+        good,
+        "img.crop((9, 9, 30, 40)).save('a.png')",
+        1,
+        vec![],
+        None,
+    );
+    assert_eq!(first_divergence(&a, &b), Some(1));
+    let mut shorter = a.clone();
+    shorter.steps.pop();
+    assert_eq!(first_divergence(&a, &shorter), Some(shorter.steps.len()));
+    let other_answer = run_with(
+        Some("4"),
+        "<think>It is 5.</think> <answer>5</answer>",
+        "img.crop((1, 2, 3, 4)).save('a.png')",
+        1,
+        vec![],
+        None,
+    );
+    assert_eq!(first_divergence(&a, &other_answer), Some(2));
+}

@@ -72,6 +72,40 @@ pub struct Run {
     pub images: Vec<TraceImage>,
 }
 
+/// The first step where two runs differ (kind, model text, code, error, or the images made);
+/// `None` when one run's steps are all the other's, in order, and as many.
+pub fn first_divergence(a: &Trace, b: &Trace) -> Option<usize> {
+    let same = |x: &Step, y: &Step| match (x, y) {
+        (Step::Generate { text: p, .. }, Step::Generate { text: q, .. }) => p == q,
+        (
+            Step::Execute {
+                raw_code: p,
+                error: e,
+                outputs: o,
+                ..
+            },
+            Step::Execute {
+                raw_code: q,
+                error: f,
+                outputs: r,
+                ..
+            },
+        ) => {
+            p == q
+                && e.is_some() == f.is_some()
+                && o.iter()
+                    .map(|s| s.source_rect)
+                    .eq(r.iter().map(|s| s.source_rect))
+        }
+        (Step::Answer { extracted: p, .. }, Step::Answer { extracted: q, .. }) => p == q,
+        _ => false,
+    };
+    let common = a.steps.len().min(b.steps.len());
+    (0..common)
+        .find(|&i| !same(&a.steps[i], &b.steps[i]))
+        .or((a.steps.len() != b.steps.len()).then_some(common))
+}
+
 /// Where a forked run left its parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForkPoint {

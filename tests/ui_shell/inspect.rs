@@ -92,6 +92,10 @@ fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
     h.state_mut().inspect.compare_with(0);
     h.run_steps(2);
     assert!(h.query_by_label("Compare runs").is_some());
+    assert!(
+        h.query_by_label_contains("The runs take the same steps")
+            .is_some()
+    );
     assert_eq!(
         h.query_all_by_label_contains("correct · answer stripes")
             .count(),

@@ -5,7 +5,7 @@ use egui::RichText;
 
 use crate::trace::{Step, Trace};
 
-pub(super) fn compare_column(ui: &mut egui::Ui, t: &Trace) {
+pub(super) fn compare_column(ui: &mut egui::Ui, t: &Trace, parting: Option<usize>) {
     ui.strong(&t.run.id);
     ui.weak(format!(
         "{} · model {} · profile {}",
@@ -39,6 +39,9 @@ pub(super) fn compare_column(ui: &mut egui::Ui, t: &Trace) {
     }
     ui.separator();
     for (i, s) in t.steps.iter().enumerate() {
+        if parting == Some(i) {
+            ui.colored_label(crate::ui::WARNING, "▼ the runs part here");
+        }
         match s {
             Step::Generate { text, .. } => {
                 ui.label(

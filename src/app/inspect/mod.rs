@@ -302,15 +302,23 @@ impl Inspect {
         let (Some(a), Some(b)) = (&self.trace, &self.compare) else {
             return;
         };
+        let parting = crate::trace::first_divergence(a, b);
         let mut open = true;
         egui::Window::new("Compare runs")
             .open(&mut open)
             .default_size([900.0, 600.0])
             .show(ctx, |ui| {
+                match parting {
+                    Some(i) => ui.colored_label(
+                        crate::ui::WARNING,
+                        format!("The runs part at step {} (marked below); the other run's crops are drawn in orange on the image.", i + 1),
+                    ),
+                    None => ui.label("The runs take the same steps."),
+                };
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     ui.columns(2, |cols| {
                         for (ui, t) in cols.iter_mut().zip([a, b]) {
-                            compare_column(ui, t);
+                            compare_column(ui, t, parting);
                         }
                     });
                 });
@@ -543,13 +551,24 @@ impl Inspect {
             }
         }
         let crops = trace.crops();
-        let overlays = crop_overlays(&crops, self.selected_step);
+        let mut overlays = crop_overlays(&crops, self.selected_step);
+        // Comparing: the other run's crops on the same original, in one colour of their own
+        // (after this run's, so a click still picks this run's steps).
+        if let Some(other) = &self.compare {
+            overlays.extend(other.crops().into_iter().map(|(step, r)| Overlay {
+                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
+                color: COMPARED,
+                label: Some(format!("other run, step {}", step + 1)),
+                emphasis: false,
+                style: OverlayStyle::Crop,
+            }));
+        }
         self.canvas.edit_mode = false;
         self.canvas.arrow_keys_pan = true;
         let out = self.canvas.show(ui, tiles, &overlays);
         if let Some(p) = out.clicked {
             let rects: Vec<ImageRect> = overlays.iter().map(|o| o.rect).collect();
-            if let Some(i) = hit_smallest(&rects, p) {
+            if let Some(i) = hit_smallest(&rects[..crops.len()], p) {
                 self.selected_step = Some(crops[i].0);
             }
         }
@@ -633,6 +652,9 @@ impl Inspect {
         self.zoomed = open.then_some((path, zoom));
     }
 }
+
+/// The colour of the compared run's crops on the canvas.
+const COMPARED: Color32 = Color32::from_rgb(255, 140, 0);
 
 /// A run's crops as dashed rectangles on the original, numbered and coloured by step.
 pub fn crop_overlays(crops: &[(usize, [f64; 4])], selected: Option<usize>) -> Vec<Overlay> {
