@@ -239,6 +239,43 @@ fn a_deepeyes_evaluation_line_opens_with_its_original_beside_it_and_its_zoom_box
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("from [1480, 880, 1580, 960]"), "{text}");
 
+    // Images kept elsewhere: --images DIR finds the original there.
+    let elsewhere = dir.path().join("bench-images");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(
+        dir.path().join("direct_attributes/harbour_7.jpg"),
+        elsewhere.join("harbour_7.jpg"),
+    )
+    .unwrap();
+    let mut moved = read(&log, LogFormat::DeepEyes).unwrap().traces.remove(0);
+    assert!(!moved.run.images[0].path.as_ref().unwrap().exists());
+    let found = thyme_studio::trace::readers::relocate_images(
+        &mut moved,
+        &dir.path().join("direct_attributes"),
+        &elsewhere,
+    );
+    assert_eq!(found, 1);
+    assert_eq!(
+        moved.run.images[0].path.as_deref(),
+        Some(elsewhere.join("harbour_7.jpg").as_path())
+    );
+    let converted = dir.path().join("converted");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "convert"])
+        .arg(&log)
+        .arg(&converted)
+        .arg("--images")
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let t = read(&converted, LogFormat::Ours).unwrap().traces.remove(0);
+    assert!(
+        t.run.images[0].path.as_ref().unwrap().is_file(),
+        "the converted run carries the original it found: {:?}",
+        t.run.images
+    );
+
     // A line in none of the known shapes is named with its line and its keys; the rest loads.
     let mut lines = std::fs::read_to_string(&log).unwrap();
     lines.push_str("{\"image\": \"x.jpg\", \"score\": 1}\n");

@@ -61,10 +61,14 @@ enum Cmd {
         #[command(subcommand)]
         which: team::TeamCommand,
     },
-    /// Agent traces: convert logs to our format, show a run, list its flags.
+    /// Agent traces: convert logs to our format, show a run, list its flags, search.
     Trace {
         #[command(subcommand)]
         which: trace::TraceCommand,
+        /// Where the log's images are, when not beside it (paths the log gives relative to
+        /// its folder, or just file names, are looked for here).
+        #[arg(long, global = true)]
+        images: Option<std::path::PathBuf>,
     },
     /// Create a new, empty project file.
     New(new::NewCommand),
@@ -124,7 +128,7 @@ impl Cmd {
             Cmd::Run(c) => c.run(),
             Cmd::Model { which } => which.run(),
             Cmd::Team { which } => which.run(),
-            Cmd::Trace { which } => which.run(),
+            Cmd::Trace { which, images } => which.run(images.as_deref()),
             Cmd::New(c) => c.run(),
             Cmd::Import(c) => c.run(),
             Cmd::Export(c) => c.run(),

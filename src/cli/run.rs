@@ -219,7 +219,7 @@ fn run_agent(a: RunCommand) -> Result<(), Failure> {
         (_, _, Some(trace))
             if a.fork_at.is_some() || (a.policy == "replay" && a.script.is_none()) =>
         {
-            let loaded = load_traces(trace, "auto")?;
+            let loaded = load_traces(trace, "auto", None)?;
             if loaded.traces.is_empty() {
                 return Err(user(format!("{}: no run to replay", trace.display())));
             }

@@ -66,6 +66,7 @@ pub struct SearchArgs {
 pub fn load_traces(
     path: &std::path::Path,
     format: &str,
+    images: Option<&Path>,
 ) -> Result<thyme_studio::trace::readers::Loaded, Failure> {
     use thyme_studio::trace::readers::{LogFormat, read};
     let format = match format {
@@ -77,7 +78,15 @@ pub fn load_traces(
         })?,
     };
     let mut loaded = read(path, format).map_err(|e| Failure::User(e.into()))?;
+    let base = if path.is_dir() {
+        path.to_owned()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_owned()
+    };
     for t in &mut loaded.traces {
+        if let Some(dir) = images {
+            thyme_studio::trace::readers::relocate_images(t, &base, dir);
+        }
         thyme_studio::trace::provenance::fill(t);
     }
     for p in &loaded.problems {
@@ -87,24 +96,24 @@ pub fn load_traces(
 }
 
 impl TraceCommand {
-    pub fn run(self) -> Result<(), Failure> {
+    pub fn run(self, images: Option<&Path>) -> Result<(), Failure> {
         match self {
-            TraceCommand::Convert { input, out, format } => convert(&input, &out, &format),
+            TraceCommand::Convert { input, out, format } => convert(&input, &out, &format, images),
             TraceCommand::Show {
                 path,
                 run,
                 step,
                 format,
-            } => show(&path, run.as_deref(), step, &format),
-            TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format),
-            TraceCommand::Search(args) => search(&args),
+            } => show(&path, run.as_deref(), step, &format, images),
+            TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format, images),
+            TraceCommand::Search(args) => search(&args, images),
         }
     }
 }
 
-fn convert(input: &Path, out: &Path, format: &str) -> Result<(), Failure> {
+fn convert(input: &Path, out: &Path, format: &str, images: Option<&Path>) -> Result<(), Failure> {
     use thyme_studio::trace::io;
-    let loaded = load_traces(input, format)?;
+    let loaded = load_traces(input, format, images)?;
     let n = loaded.traces.len();
     if out.extension().is_some_and(|e| e == "jsonl") {
         io::write_jsonl(&loaded.traces, out).map_err(|e| Failure::User(e.into()))?;
@@ -144,9 +153,15 @@ fn convert(input: &Path, out: &Path, format: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn show(path: &Path, run: Option<&str>, step: Option<usize>, format: &str) -> Result<(), Failure> {
+fn show(
+    path: &Path,
+    run: Option<&str>,
+    step: Option<usize>,
+    format: &str,
+    images: Option<&Path>,
+) -> Result<(), Failure> {
     use thyme_studio::trace::lint;
-    let loaded = load_traces(path, format)?;
+    let loaded = load_traces(path, format, images)?;
     let t = match run {
         Some(id) => loaded.traces.iter().find(|t| t.run.id == id),
         None => loaded.traces.first(),
@@ -189,9 +204,9 @@ fn show(path: &Path, run: Option<&str>, step: Option<usize>, format: &str) -> Re
     Ok(())
 }
 
-fn lint_table(path: &Path, json: bool, format: &str) -> Result<(), Failure> {
+fn lint_table(path: &Path, json: bool, format: &str, images: Option<&Path>) -> Result<(), Failure> {
     use thyme_studio::trace::lint;
-    let loaded = load_traces(path, format)?;
+    let loaded = load_traces(path, format, images)?;
     let rows: Vec<serde_json::Value> = loaded
         .traces
         .iter()
@@ -308,7 +323,7 @@ fn print_step(i: usize, s: &Step) {
 
 /// `trace search`: our JSONL is indexed and searched in chunks (matches print as they are
 /// found); other logs are read whole and searched.
-fn search(a: &SearchArgs) -> Result<(), Failure> {
+fn search(a: &SearchArgs, images: Option<&Path>) -> Result<(), Failure> {
     use std::sync::atomic::AtomicBool;
     use thyme_studio::trace::io::{index_jsonl, rows_of};
     use thyme_studio::trace::readers::LogFormat;
@@ -353,7 +368,7 @@ fn search(a: &SearchArgs) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::User(e.into()))?;
     } else {
-        let loaded = load_traces(&a.path, &a.format)?;
+        let loaded = load_traces(&a.path, &a.format, images)?;
         let rows = rows_of(&loaded.traces);
         ids = rows.iter().map(|r| r.id.clone()).collect();
         all = search_traces(&loaded.traces, &rows, &q);

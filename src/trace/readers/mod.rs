@@ -232,6 +232,35 @@ pub fn resolve_images(trace: &mut Trace, base: &Path) {
     }
 }
 
+/// Images the log names relative to its folder that are not there: looked for under `images`
+/// instead (`--images DIR`, for logs written on another machine or beside a benchmark's
+/// images). Returns how many were found there.
+pub fn relocate_images(trace: &mut Trace, base: &Path, images: &Path) -> usize {
+    let mut found = 0;
+    let mut fix = |img: &mut TraceImage| {
+        let Some(p) = &img.path else { return };
+        if p.exists() {
+            return;
+        }
+        let rel = p.strip_prefix(base).unwrap_or(p);
+        let candidates = [
+            images.join(rel),
+            rel.file_name().map(|n| images.join(n)).unwrap_or_default(),
+        ];
+        if let Some(c) = candidates.into_iter().find(|c| c.is_file()) {
+            img.path = Some(c);
+            found += 1;
+        }
+    };
+    trace.run.images.iter_mut().for_each(&mut fix);
+    for s in &mut trace.steps {
+        if let Step::Execute { outputs, .. } = s {
+            outputs.iter_mut().for_each(|o| fix(&mut o.image));
+        }
+    }
+    found
+}
+
 /// One trace per JSON line (a JSON array file works too: one element per line or all in one).
 fn per_line(
     path: &Path,
