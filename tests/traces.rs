@@ -770,3 +770,49 @@ fn two_runs_part_at_their_first_different_step() {
     );
     assert_eq!(first_divergence(&a, &other_answer), Some(2));
 }
+
+#[test]
+fn a_detection_says_how_sure_it_is_and_an_unknown_log_names_its_keys() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: serde_json::Value| {
+        let p = dir.path().join(name);
+        write_lines(&p, &[v.to_string()]);
+        p
+    };
+    let eval = write(
+        "eval.jsonl",
+        serde_json::json!({"image": "a.jpg", "question": "q", "pred_ans": "a", "pred_output": []}),
+    );
+    let d = Detection::of(&eval).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (LogFormat::DeepEyes, Confidence::Certain)
+    );
+    let rl = write(
+        "rl.jsonl",
+        serde_json::json!({"prompt": "p", "completion": "c"}),
+    );
+    let d = Detection::of(&rl).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (LogFormat::ThymeRl, Confidence::Likely)
+    );
+    assert!(d.why.contains("completion"));
+    let odd = write("odd.jsonl", serde_json::json!({"frames": [], "score": 1}));
+    let e = Detection::of(&odd).unwrap_err().to_string();
+    assert!(
+        e.contains("the keys frames, score") && e.contains("--format"),
+        "{e}"
+    );
+    // The command line says when a detection is only likely, and --format overrides it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "lint"])
+        .arg(&rl)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read as thyme-rl"),
+        "{out:?}"
+    );
+}

@@ -70,7 +70,18 @@ pub fn load_traces(
 ) -> Result<thyme_studio::trace::readers::Loaded, Failure> {
     use thyme_studio::trace::readers::{LogFormat, read};
     let format = match format {
-        "auto" => LogFormat::detect(path).map_err(|e| Failure::User(e.into()))?,
+        "auto" => {
+            let d = thyme_studio::trace::readers::Detection::of(path)
+                .map_err(|e| Failure::User(e.into()))?;
+            if d.confidence != thyme_studio::trace::readers::Confidence::Certain {
+                eprintln!(
+                    "note: read as {} ({}; likely, not certain: --format names another)",
+                    d.format.name(),
+                    d.why
+                );
+            }
+            d.format
+        }
         f => LogFormat::parse(f).ok_or_else(|| {
             Failure::User(anyhow::anyhow!(
                 "unknown format '{f}' (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)"

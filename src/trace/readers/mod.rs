@@ -96,25 +96,57 @@ impl LogFormat {
     /// Tell the format from a path: a folder (ours with trace.json, Mini-o3 with traj.jsonl)
     /// or the first record of a file.
     pub fn detect(path: &Path) -> Result<LogFormat, TraceError> {
+        Ok(Detection::of(path)?.format)
+    }
+}
+
+/// How sure a detection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// A name or keys only this format has.
+    Certain,
+    /// Keys or tags other logs could share: `--format` overrides.
+    Likely,
+}
+
+/// A detected format, how sure it is, and on what it rests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    pub format: LogFormat,
+    pub confidence: Confidence,
+    pub why: &'static str,
+}
+
+impl Detection {
+    fn new(format: LogFormat, confidence: Confidence, why: &'static str) -> Self {
+        Self {
+            format,
+            confidence,
+            why,
+        }
+    }
+
+    /// Detect the format of `path`: by its name, then by the keys and tags of its first
+    /// record.
+    pub fn of(path: &Path) -> Result<Detection, TraceError> {
+        use Confidence::{Certain, Likely};
+        let named = |n: &str| path.file_name().is_some_and(|f| f == n);
         if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
         {
-            return Ok(LogFormat::Ours);
+            return Ok(Self::new(
+                LogFormat::Ours,
+                Certain,
+                "a .zip of a trace folder",
+            ));
         }
-        if path.is_dir() {
-            if path.join("trace.json").is_file() {
-                return Ok(LogFormat::Ours);
-            }
-            if path.join("traj.jsonl").is_file() {
-                return Ok(LogFormat::MiniO3);
-            }
+        if path.is_dir() && path.join("trace.json").is_file() || named("trace.json") {
+            return Ok(Self::new(LogFormat::Ours, Certain, "a trace.json"));
         }
-        if path.file_name().is_some_and(|n| n == "trace.json") {
-            return Ok(LogFormat::Ours);
-        }
-        if path.file_name().is_some_and(|n| n == "traj.jsonl") {
-            return Ok(LogFormat::MiniO3);
+        if path.is_dir() && path.join("traj.jsonl").is_file() || named("traj.jsonl") {
+            return Ok(Self::new(LogFormat::MiniO3, Certain, "a traj.jsonl"));
         }
         let file = std::fs::File::open(path).map_err(io_err(path))?;
         let mut first = String::new();
@@ -127,21 +159,62 @@ impl LogFormat {
         let has = |k: &str| v.get(k).is_some();
         let text = first.as_str();
         let found = if has("version") && has("run") && has("steps") {
-            Some(LogFormat::Ours)
+            Some(Self::new(
+                LogFormat::Ours,
+                Certain,
+                "version, run and steps keys",
+            ))
         } else if has("completion") && has("prompt") {
-            Some(LogFormat::ThymeRl)
+            Some(Self::new(
+                LogFormat::ThymeRl,
+                Likely,
+                "completion and prompt keys",
+            ))
+        } else if has("pred_output") && has("pred_ans") {
+            Some(Self::new(
+                LogFormat::DeepEyes,
+                Certain,
+                "pred_output and pred_ans keys (DeepEyes' evaluation)",
+            ))
         } else if has("response") && has("question") {
-            Some(LogFormat::ThymeSft)
-        } else if text.contains("<tool_call>") || text.contains("image_zoom_in_tool") {
-            Some(LogFormat::DeepEyes)
+            Some(Self::new(
+                LogFormat::ThymeSft,
+                Likely,
+                "response and question keys",
+            ))
+        } else if text.contains("image_zoom_in_tool") {
+            Some(Self::new(
+                LogFormat::DeepEyes,
+                Certain,
+                "DeepEyes' image_zoom_in_tool",
+            ))
+        } else if text.contains("<tool_call>") {
+            Some(Self::new(
+                LogFormat::DeepEyes,
+                Likely,
+                "a <tool_call> in the first record",
+            ))
         } else if text.contains("<interpreter>") {
-            Some(LogFormat::PyVision)
+            Some(Self::new(
+                LogFormat::PyVision,
+                Likely,
+                "an <interpreter> block in the first record",
+            ))
         } else {
             None
         };
         found.ok_or_else(|| TraceError::Format {
             path: path.to_owned(),
-            message: "cannot tell the log format; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)".into(),
+            message: format!(
+                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)",
+                match v.as_object() {
+                    Some(o) => format!(
+                        " (its first record has the keys {})",
+                        o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => String::new(),
+                }
+            ),
         })
     }
 }
