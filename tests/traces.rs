@@ -816,3 +816,42 @@ fn a_detection_says_how_sure_it_is_and_an_unknown_log_names_its_keys() {
         "{out:?}"
     );
 }
+
+#[test]
+fn rl_runs_filter_by_a_reward_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |step: u32, cstorm: f64| {
+        serde_json::json!({
+            "step": step,
+            "prompt": "<image>\nHow many cars?",
+            "completion": "<think>Count.</think> <answer>3</answer>",
+            "FMTORM": 1.0, "CSTORM": cstorm,
+            "solution": "3",
+        })
+        .to_string()
+    };
+    let file = dir.path().join("completions.jsonl");
+    write_lines(&file, &[line(1, 0.0), line(2, 0.5), line(3, 1.0)]);
+    let search = |reward: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+            .args(["trace", "search"])
+            .arg(&file)
+            .args(["--format", "thyme-rl", "--json", "--reward", reward])
+            .output()
+            .unwrap()
+    };
+    let out = search("CSTORM=0.5..");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["step-2", "step-3"]);
+    let out = search("CSTORM=..0.2");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(search("CSTORM=high").status.code(), Some(1));
+}

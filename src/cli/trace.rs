@@ -57,6 +57,10 @@ pub struct SearchArgs {
     /// Only runs with this outcome (correct, wrong, answered, no_answer, unknown).
     #[arg(long)]
     outcome: Option<String>,
+    /// Only runs whose reward column lies in a range: NAME=LO..HI (RL logs; an end may be
+    /// left out: CSTORM=0.5..).
+    #[arg(long)]
+    reward: Option<String>,
     #[arg(long)]
     json: bool,
     #[arg(long, default_value = "auto")]
@@ -347,11 +351,18 @@ fn search(a: &SearchArgs, images: Option<&Path>) -> Result<(), Failure> {
             ))
         })?),
     };
+    let reward = a
+        .reward
+        .as_deref()
+        .map(thyme_studio::trace::search::RewardRange::parse)
+        .transpose()
+        .map_err(Failure::user)?;
     let q = Query {
         text: a.text.clone(),
         flag: a.flag.clone(),
         tool: a.tool.clone(),
         outcome,
+        reward,
     };
     let detected = match a.format.as_str() {
         "auto" => Some(LogFormat::detect(&a.path).map_err(|e| Failure::User(e.into()))?),

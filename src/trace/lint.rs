@@ -238,5 +238,6 @@ pub fn summarize(trace: &Trace) -> Summary {
         flags: names,
         ms: (ms > 0.0).then_some(ms),
         forked_from: trace.run.forked_from.clone(),
+        rewards: trace.run.rewards.clone(),
     }
 }

@@ -323,6 +323,9 @@ pub struct Summary {
     /// A fork's parent (copied from the run, so a list shows the tree without reading runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkPoint>,
+    /// The run's reward columns (RL logs), copied for filtering a list without reading runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rewards: BTreeMap<String, f64>,
 }
 
 impl Trace {

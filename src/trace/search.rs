@@ -24,6 +24,47 @@ pub struct Query {
     pub flag: Option<String>,
     pub tool: Option<String>,
     pub outcome: Option<Outcome>,
+    /// A reward column and the range its value must lie in (both ends included).
+    pub reward: Option<RewardRange>,
+}
+
+/// `NAME=LO..HI`: a reward column of RL logs and a range of its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardRange {
+    pub name: String,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl RewardRange {
+    /// From `NAME=LO..HI` (either end may be left out: `CSTORM=0.5..`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not NAME=LO..HI (e.g. VQAORM=1..1 or CSTORM=0.5..)");
+        let (name, range) = s.split_once('=').ok_or_else(bad)?;
+        let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+        let end = |t: &str, open: f64| -> Result<f64, String> {
+            if t.trim().is_empty() {
+                Ok(open)
+            } else {
+                t.trim().parse::<f64>().map_err(|_| bad())
+            }
+        };
+        let r = Self {
+            name: name.trim().to_owned(),
+            lo: end(lo, f64::NEG_INFINITY)?,
+            hi: end(hi, f64::INFINITY)?,
+        };
+        if r.name.is_empty() || r.lo > r.hi {
+            return Err(bad());
+        }
+        Ok(r)
+    }
+
+    fn admits(&self, rewards: &std::collections::BTreeMap<String, f64>) -> bool {
+        rewards
+            .get(&self.name)
+            .is_some_and(|v| *v >= self.lo && *v <= self.hi)
+    }
 }
 
 /// Where a run matched.
@@ -51,6 +92,10 @@ impl Query {
                 .tool
                 .as_ref()
                 .is_none_or(|t| row.summary.tools.iter().any(|x| x == t))
+            && self
+                .reward
+                .as_ref()
+                .is_none_or(|r| r.admits(&row.summary.rewards))
     }
 }
 
@@ -251,6 +296,19 @@ pub fn search_jsonl(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reward_ranges_parse_and_admit() {
+        let r = RewardRange::parse("CSTORM=0.5..").unwrap();
+        let m = |v: f64| [("CSTORM".to_owned(), v)].into_iter().collect();
+        assert!(r.admits(&m(0.5)) && r.admits(&m(3.0)) && !r.admits(&m(0.4)));
+        let exact = RewardRange::parse("VQAORM=1..1").unwrap();
+        assert!(exact.admits(&[("VQAORM".to_owned(), 1.0)].into_iter().collect()));
+        assert!(!exact.admits(&m(1.0)), "another column does not count");
+        assert!(RewardRange::parse("X=2..1").is_err());
+        assert!(RewardRange::parse("X").is_err());
+        assert!(RewardRange::parse("X=a..").is_err());
+    }
 
     #[test]
     fn case_is_ignored_and_the_excerpt_shows_the_match() {

@@ -31,6 +31,8 @@ pub struct SearchPanel {
     pub text: String,
     pub flag: Option<String>,
     pub tool: Option<String>,
+    /// A reward range, NAME=LO..HI (RL logs); empty: any.
+    pub reward: String,
     pub hits: Vec<Hit>,
     running: Option<(Receiver<Msg>, Arc<AtomicBool>)>,
     /// The query of the matches shown, and how it ended.
@@ -55,11 +57,22 @@ impl SearchPanel {
         }
         self.hits.clear();
         self.done = None;
+        let reward = match self.reward.trim() {
+            "" => None,
+            r => match crate::trace::search::RewardRange::parse(r) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.done = Some(Err(e));
+                    return;
+                }
+            },
+        };
         let q = Query {
             text: self.text.clone(),
             flag: self.flag.clone(),
             tool: self.tool.clone(),
             outcome,
+            reward,
         };
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -138,6 +151,15 @@ impl SearchPanel {
                 &mut self.tool,
                 tools.iter().cloned(),
             );
+            if rows.iter().any(|r| !r.summary.rewards.is_empty()) {
+                let l = ui.label("Reward");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.reward)
+                        .hint_text("CSTORM=0.5..1")
+                        .desired_width(110.0),
+                )
+                .labelled_by(l.id);
+            }
         });
         match (&self.running, &self.done) {
             (Some(_), _) => {
