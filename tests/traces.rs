@@ -855,3 +855,39 @@ fn rl_runs_filter_by_a_reward_range() {
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(search("CSTORM=high").status.code(), Some(1));
 }
+
+#[test]
+fn a_pyvision_results_file_opens_as_its_script_writes_it() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    write_like("pyvision_main", dir.path());
+    let file = dir.path().join("results.json");
+    let d = Detection::of(&file).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (LogFormat::PyVision, Confidence::Certain)
+    );
+    let loaded = read(&file, LogFormat::PyVision).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.traces.len(), 1);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.id, "0");
+    assert_eq!(t.run.question, "What is painted on the white panel?");
+    assert_eq!(
+        t.run.images[0].path.as_deref(),
+        Some(dir.path().join("street.png").as_path())
+    );
+    assert_eq!(t.run.outcome, Outcome::Correct);
+    let Step::Execute {
+        raw_code, outputs, ..
+    } = &t.steps[1]
+    else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(raw_code.contains("image_clue_0.crop((880, 480, 1000, 580))"));
+    assert_eq!(outputs.len(), 1);
+    assert!(
+        outputs[0].image.has_pixels(),
+        "the crop is kept as a data URL"
+    );
+}

@@ -153,9 +153,19 @@ impl Detection {
         std::io::BufReader::new(file)
             .read_line(&mut first)
             .map_err(io_err(path))?;
-        let v: Value =
+        let mut v: Value =
             serde_json::from_str(first.trim().trim_start_matches('[').trim_end_matches(','))
                 .unwrap_or(Value::Null);
+        // An indented document: its first record.
+        if v.is_null()
+            && let Some(doc) = whole_document(path)?
+        {
+            v = match doc {
+                Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+                other => other,
+            };
+        }
+        let first = if v.is_null() { first } else { v.to_string() };
         let has = |k: &str| v.get(k).is_some();
         let text = first.as_str();
         let found = if has("version") && has("run") && has("steps") {
@@ -175,6 +185,12 @@ impl Detection {
                 LogFormat::DeepEyes,
                 Certain,
                 "pred_output and pred_ans keys (DeepEyes' evaluation)",
+            ))
+        } else if has("messages") && has("image_paths") {
+            Some(Self::new(
+                LogFormat::PyVision,
+                Certain,
+                "messages and image_paths keys (PyVision's results file)",
             ))
         } else if has("response") && has("question") {
             Some(Self::new(
@@ -340,7 +356,6 @@ fn per_line(
     each: impl Fn(&Value, &Path) -> Result<Trace, String>,
 ) -> Result<Loaded, TraceError> {
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut loaded = Loaded::default();
     let push = |line: usize, v: &Value, loaded: &mut Loaded| match each(v, &base) {
         Ok(mut t) => {
@@ -367,6 +382,19 @@ fn per_line(
             },
         }),
     };
+    // A pretty-printed JSON document (PyVision's results file, `json.dump(..., indent=2)`):
+    // one record per element of its array, numbered by element.
+    if let Some(doc) = whole_document(path)? {
+        let items = match doc {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
+        for (i, item) in items.iter().enumerate() {
+            push(i + 1, item, &mut loaded);
+        }
+        return Ok(loaded);
+    }
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io_err(path))?;
         let t = line.trim().trim_end_matches(',');
@@ -395,6 +423,25 @@ fn per_line(
     Ok(loaded)
 }
 
+/// The file as one JSON document, when its first line is not a whole record (a document
+/// written with indentation); `None` for JSON lines.
+fn whole_document(path: &Path) -> Result<Option<Value>, TraceError> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut first = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut first)
+        .map_err(io_err(path))?;
+    let t = first.trim().trim_end_matches(',');
+    if t.is_empty()
+        || serde_json::from_str::<Value>(t).is_ok()
+        || !(t.starts_with('[') || t.starts_with('{'))
+    {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
 fn str_field<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|k| v.get(*k).and_then(Value::as_str))
 }
@@ -411,7 +458,7 @@ fn image_list(v: &Value) -> Vec<TraceImage> {
             TraceImage::at(s)
         }
     };
-    for key in ["images", "image"] {
+    for key in ["images", "image", "image_paths"] {
         match v.get(key) {
             Some(Value::String(s)) => return vec![one(s)],
             Some(Value::Array(a)) => {
