@@ -890,4 +890,8 @@ fn a_pyvision_results_file_opens_as_its_script_writes_it() {
         outputs[0].image.has_pixels(),
         "the crop is kept as a data URL"
     );
+    // Where it came from, read from the code's crop of image_clue_0, without Thyme's widening.
+    let mut t = t.clone();
+    thyme_studio::trace::provenance::fill(&mut t);
+    assert_eq!(t.crops(), vec![(1, [880.0, 480.0, 1000.0, 580.0])]);
 }

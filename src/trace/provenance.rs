@@ -49,6 +49,19 @@ fn numbers(s: &str) -> Vec<f64> {
         .collect()
 }
 
+/// A box sorted and clamped to the image, as PIL's crop of a box partly outside keeps it.
+fn clamp_box(b: [f64; 4], width: f64, height: f64) -> [f64; 4] {
+    let (x0, x1) = (
+        b[0].min(b[2]).clamp(0.0, width),
+        b[0].max(b[2]).clamp(0.0, width),
+    );
+    let (y0, y1) = (
+        b[1].min(b[3]).clamp(0.0, height),
+        b[1].max(b[3]).clamp(0.0, height),
+    );
+    [x0, y0, x1, y1]
+}
+
 /// Thyme's crop fix (sort, clamp, widen each side to 64 px by moving the far edge), so a box
 /// read from code matches the crop that ran.
 pub fn thyme_fix(b: [f64; 4], width: f64, height: f64) -> [f64; 4] {
@@ -209,7 +222,10 @@ pub fn fill(trace: &mut Trace) -> usize {
         } else {
             executed_code
         };
+        // Thyme's code opens `image_path`; PyVision's gets the original as `image_clue_0`.
+        let pyvision = trace.run.source_format == "pyvision";
         let from_original = code.contains("image_path")
+            || (pyvision && code.contains("image_clue_0"))
             || original_path
                 .as_deref()
                 .and_then(Path::file_name)
@@ -217,7 +233,12 @@ pub fn fill(trace: &mut Trace) -> usize {
         let boxes = boxes_in_code(code);
         for out in outputs.iter_mut().filter(|o| o.source_rect.is_none()) {
             if let (true, [b], Some((w, h))) = (from_original, boxes.as_slice(), original_size) {
-                out.source_rect = Some(thyme_fix(*b, w, h));
+                // Only Thyme's sandbox widens boxes to 64 px; elsewhere the box is clamped.
+                out.source_rect = Some(if pyvision {
+                    clamp_box(*b, w, h)
+                } else {
+                    thyme_fix(*b, w, h)
+                });
                 out.provenance = Some(Provenance::Code);
                 found += 1;
                 continue;
