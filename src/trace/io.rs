@@ -146,22 +146,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
     }
 }
 
-/// Read a JSONL of traces and hand over rows as they are parsed (in file order, a chunk at a
-/// time). Lines that are not traces are returned as problems.
-pub fn index_jsonl(
+/// Read a file in large blocks of whole lines (up to 32 MB, less for a small file) and hand
+/// each to `each` with the byte offset where it starts, in file order; stops early when
+/// `cancel` is set. The one reader of big JSONL logs: the run list and the search use it.
+pub fn for_each_block(
     path: &Path,
-    on_rows: &mut dyn FnMut(Vec<RunRow>),
     cancel: &AtomicBool,
-) -> Result<Vec<Problem>, TraceError> {
+    each: &mut dyn FnMut(u64, &[u8]),
+) -> Result<(), TraceError> {
     const CHUNK: usize = 32 << 20;
     let mut file = std::fs::File::open(path).map_err(io_err(path))?;
     // A small file needs no 32 MB buffer.
     let len = file.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
     let chunk = CHUNK.min(len as usize + 1).max(4096);
-    let mut problems = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
     let mut base: u64 = 0;
-    let mut line_no = 0usize;
     loop {
         if cancel.load(Ordering::Relaxed) {
             break;
@@ -179,7 +178,26 @@ pub fn index_jsonl(
                 None => continue,
             }
         };
-        let block = &carry[..cut];
+        each(base, &carry[..cut]);
+        base += cut as u64;
+        carry.drain(..cut);
+        if eof {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Read a JSONL of traces and hand over rows as they are parsed (in file order, a chunk at a
+/// time). Lines that are not traces are returned as problems.
+pub fn index_jsonl(
+    path: &Path,
+    on_rows: &mut dyn FnMut(Vec<RunRow>),
+    cancel: &AtomicBool,
+) -> Result<Vec<Problem>, TraceError> {
+    let mut problems = Vec::new();
+    let mut line_no = 0usize;
+    for_each_block(path, cancel, &mut |base, block| {
         // Line starts within this block.
         let mut lines = Vec::new();
         let mut start = 0;
@@ -225,12 +243,7 @@ pub fn index_jsonl(
         if !rows.is_empty() {
             on_rows(rows);
         }
-        base += cut as u64;
-        carry.drain(..cut);
-        if eof {
-            break;
-        }
-    }
+    })?;
     Ok(problems)
 }
 

@@ -5,9 +5,8 @@
 //! so the first ones show while the rest of a large file is still being read. Text inside
 //! embedded images never counts as a match.
 
-use std::io::Read as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -225,40 +224,13 @@ pub fn search_jsonl(
     cancel: &AtomicBool,
     on_hits: &mut dyn FnMut(Vec<Hit>),
 ) -> Result<SearchStats, TraceError> {
-    const CHUNK: usize = 32 << 20;
-    let io = |source| TraceError::Io {
-        path: path.to_owned(),
-        source,
-    };
     let needle = q.text.trim().to_lowercase();
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    // A small file needs no 32 MB buffer.
-    let len = file.metadata().map(|m| m.len()).unwrap_or(CHUNK as u64);
-    let chunk = CHUNK.min(len as usize + 1).max(4096);
     let mut stats = SearchStats::default();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut base: u64 = 0;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            break;
-        }
-        let old = carry.len();
-        carry.resize(old + chunk, 0);
-        let n = file.read(&mut carry[old..]).map_err(io)?;
-        carry.truncate(old + n);
-        let eof = n == 0;
-        let cut = if eof {
-            carry.len()
-        } else {
-            match memchr::memrchr(b'\n', &carry) {
-                Some(p) => p + 1,
-                None => continue,
-            }
-        };
-        let block = &carry[..cut];
+    super::io::for_each_block(path, cancel, &mut |base, block| {
+        let end = base + block.len() as u64;
         // The rows whose lines lie in this block.
         let first = rows.partition_point(|r| r.offset < base);
-        let last = rows.partition_point(|r| r.offset < base + cut as u64);
+        let last = rows.partition_point(|r| r.offset < end);
         let found: Vec<(Option<Hit>, bool)> = (first..last)
             .into_par_iter()
             .map(|i| {
@@ -280,16 +252,11 @@ pub fn search_jsonl(
         stats.parsed += found.iter().filter(|(_, p)| *p).count();
         let hits: Vec<Hit> = found.into_iter().filter_map(|(h, _)| h).collect();
         stats.hits += hits.len();
-        stats.bytes += cut as u64;
+        stats.bytes += block.len() as u64;
         if !hits.is_empty() {
             on_hits(hits);
         }
-        base += cut as u64;
-        carry.drain(..cut);
-        if eof {
-            break;
-        }
-    }
+    })?;
     Ok(stats)
 }
 
