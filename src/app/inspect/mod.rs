@@ -449,14 +449,7 @@ impl Inspect {
 
     /// Find in every step: the form, the matches, a click opens the run at its step.
     fn search_section(&mut self, ui: &mut egui::Ui) {
-        let mut tools: Vec<String> = self
-            .rows
-            .iter()
-            .flat_map(|r| r.summary.tools.iter().cloned())
-            .collect();
-        tools.sort();
-        tools.dedup();
-        let (clicked, asked) = self.search.show(ui, &self.rows, &tools);
+        let (clicked, asked) = self.search.show(ui, &self.rows);
         if asked {
             let what = match &self.source {
                 Some(Source::Jsonl(p)) => Some(search::Searched::Jsonl(p.clone())),

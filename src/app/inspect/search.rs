@@ -37,6 +37,9 @@ pub struct SearchPanel {
     running: Option<(Receiver<Msg>, Arc<AtomicBool>)>,
     /// The query of the matches shown, and how it ended.
     done: Option<Result<(), String>>,
+    /// What the listed runs offer to filter by (their tools, whether any has rewards), found
+    /// once per list rather than every frame: (rows it was made from, tools, rewards).
+    facets: (usize, Vec<String>, bool),
 }
 
 impl SearchPanel {
@@ -124,9 +127,18 @@ impl SearchPanel {
         &mut self,
         ui: &mut egui::Ui,
         rows: &[RunRow],
-        tools: &[String],
     ) -> (Option<(usize, Option<usize>)>, bool) {
         self.poll();
+        if self.facets.0 != rows.len() {
+            let mut tools: Vec<String> = rows
+                .iter()
+                .flat_map(|r| r.summary.tools.iter().cloned())
+                .collect();
+            tools.sort();
+            tools.dedup();
+            let rewards = rows.iter().any(|r| !r.summary.rewards.is_empty());
+            self.facets = (rows.len(), tools, rewards);
+        }
         let mut asked = false;
         ui.horizontal(|ui| {
             let l = ui.label("Find in every step");
@@ -149,9 +161,9 @@ impl SearchPanel {
                 "search-tool",
                 "any tool",
                 &mut self.tool,
-                tools.iter().cloned(),
+                self.facets.1.iter().cloned(),
             );
-            if rows.iter().any(|r| !r.summary.rewards.is_empty()) {
+            if self.facets.2 {
                 let l = ui.label("Reward");
                 ui.add(
                     egui::TextEdit::singleline(&mut self.reward)
