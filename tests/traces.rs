@@ -895,3 +895,64 @@ fn a_pyvision_results_file_opens_as_its_script_writes_it() {
     thyme_studio::trace::provenance::fill(&mut t);
     assert_eq!(t.crops(), vec![(1, [880.0, 480.0, 1000.0, 580.0])]);
 }
+
+#[test]
+fn thymes_grpo_completions_log_opens_as_its_trainer_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_like("thyme_rl_completions", dir.path());
+    let file = dir.path().join("output_dir/completions.jsonl");
+    assert_eq!(LogFormat::detect(&file).unwrap(), LogFormat::ThymeRl);
+    let loaded = read(&file, LogFormat::ThymeRl).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    // Two logging steps, each a table of two rollouts: one run per row, each with its own id.
+    let ids: Vec<&str> = loaded.traces.iter().map(|t| t.run.id.as_str()).collect();
+    assert_eq!(ids, ["step-3#1", "step-3#2", "step-4#1", "step-4#2"]);
+    let original = dir.path().join("data/field_12.jpg");
+    for t in &loaded.traces {
+        // The question without the template, the vision block or the path headers, in both
+        // the fork's rendering and current ms-swift's decoded one.
+        assert_eq!(
+            t.run.question,
+            "What colour is the small sign at the right of the field?"
+        );
+        // The original is the file the user turn's path header names.
+        assert_eq!(t.run.images[0].path.as_deref(), Some(original.as_path()));
+        assert_eq!(t.run.rewards.len(), 3, "{:?}", t.run.rewards);
+    }
+    let good = &loaded.traces[0];
+    assert_eq!(good.run.rewards.get("VQAORM"), Some(&1.0));
+    assert_eq!(good.run.ground_truth, None, "step 3's table has no solution");
+    assert_eq!(loaded.traces[3].run.ground_truth.as_deref(), Some("yellow"));
+    assert_eq!(loaded.traces[3].run.outcome, Outcome::Correct);
+    assert_eq!(loaded.traces[2].run.outcome, Outcome::Wrong);
+    // The sandbox's image is a placeholder the log kept no pixels of; its place on the
+    // original comes from the code's crop of image_path.
+    let Step::Execute { outputs, .. } = &good.steps[1] else {
+        panic!("{:?}", good.steps)
+    };
+    assert_eq!(outputs.len(), 1);
+    assert!(!outputs[0].image.has_pixels());
+    let mut placed = good.clone();
+    provenance::fill(&mut placed);
+    assert_eq!(placed.crops(), vec![(1, [2060.0, 1260.0, 2200.0, 1380.0])]);
+    // The failed cell is an error step with no output.
+    let Step::Execute { error, outputs, .. } = &loaded.traces[1].steps[1] else {
+        panic!("{:?}", loaded.traces[1].steps)
+    };
+    assert!(error.as_deref().unwrap().contains("four numbers"));
+    assert!(outputs.is_empty());
+
+    // The reward filter sees each row's own rewards.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "search"])
+        .arg(&file)
+        .args(["--reward", "VQAORM=1..1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("step-3#1") && text.contains("step-4#2") && !text.contains("step-3#2"),
+        "{text}"
+    );
+}

@@ -40,6 +40,46 @@ pub fn bare_question(text: &str) -> &str {
     t.trim()
 }
 
+/// The user turn of a prompt rendered with the chat template (`<|im_start|>user\n ...
+/// <|im_end|>`, the last one when there are several), with each vision block
+/// (`<|vision_start|>...<|vision_end|>`, whatever stands for the image's tokens) put back as
+/// `<image>`. Text that is not a rendered template comes back as it is.
+pub fn rendered_user_turn(prompt: &str) -> String {
+    const USER: &str = "<|im_start|>user\n";
+    let Some(at) = prompt.rfind(USER) else {
+        return prompt.to_owned();
+    };
+    let turn = &prompt[at + USER.len()..];
+    let turn = turn.find("<|im_end|>").map_or(turn, |end| &turn[..end]);
+    let mut out = String::with_capacity(turn.len());
+    let mut rest = turn;
+    while let Some(start) = rest.find("<|vision_start|>") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        match after.find("<|vision_end|>") {
+            Some(end) => {
+                out.push_str("<image>");
+                rest = &after[end + "<|vision_end|>".len()..];
+            }
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The image path Thyme's user turn names in its `### User Image Path:** "..."` header.
+pub fn header_image_path(text: &str) -> Option<&str> {
+    const HEADER: &str = "### User Image Path:**";
+    let after = &text[text.find(HEADER)? + HEADER.len()..];
+    let line = after.lines().next()?.trim();
+    let path = line.strip_prefix('"').and_then(|l| l.strip_suffix('"')).unwrap_or(line);
+    (!path.is_empty()).then_some(path)
+}
+
 /// A solution as stored in a row (`<answer>\boxed{B}</answer>`, `\boxed{B}` or `B`) -> `B`.
 pub fn solution(s: &str) -> &str {
     let t = s.trim();
@@ -56,6 +96,26 @@ mod tests {
         let t = "<image>\nWhat colour is the car?\n\n### User Image Path:** \"/a.jpg\"\n### User Image Size:** \"10x10\"\n";
         assert_eq!(bare_question(t), "What colour is the car?");
         assert_eq!(bare_question("  plain? "), "plain?");
+    }
+
+    #[test]
+    fn rendered_prompts_give_their_user_turn_and_its_image_path() {
+        let fork = "<|im_start|>system\nBe careful.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What is it?\n\n### User Image Path:** \"/d/a b.jpg\"\n### User Image Size:** \"30x20\"\n<|im_end|>\n<|im_start|>assistant\n";
+        let turn = rendered_user_turn(fork);
+        assert!(turn.starts_with("<image>What is it?"), "{turn}");
+        assert_eq!(bare_question(&turn), "What is it?");
+        assert_eq!(header_image_path(&turn), Some("/d/a b.jpg"));
+        let decoded = fork.replace("<|image_pad|>", "[151655 * 1196]");
+        assert_eq!(rendered_user_turn(&decoded), turn);
+        // Not a rendered template: as it is; no header: no path.
+        assert_eq!(rendered_user_turn("plain?"), "plain?");
+        assert_eq!(header_image_path("plain?"), None);
+        assert_eq!(header_image_path("### User Image Path:** x.png"), Some("x.png"));
+        // A vision block left open keeps the rest.
+        assert_eq!(
+            rendered_user_turn("<|im_start|>user\nA<|vision_start|>B"),
+            "A<|vision_start|>B"
+        );
     }
 
     #[test]

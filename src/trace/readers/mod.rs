@@ -14,7 +14,7 @@ use pyvision::pyvision;
 pub use thyme::thyme_steps;
 use thyme::{push_text, thyme_rl, thyme_sft};
 
-use super::thyme_row::bare_question;
+use super::thyme_row::{self, bare_question};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -357,7 +357,9 @@ fn per_line(
 ) -> Result<Loaded, TraceError> {
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
     let mut loaded = Loaded::default();
-    let push = |line: usize, v: &Value, loaded: &mut Loaded| match each(v, &base) {
+    let record = |line: usize, row: Option<usize>, v: &Value, loaded: &mut Loaded| match each(
+        v, &base,
+    ) {
         Ok(mut t) => {
             if t.run.id.is_empty() {
                 t.run.id = format!(
@@ -367,6 +369,9 @@ fn per_line(
                         .unwrap_or_default()
                 );
             }
+            if let Some(k) = row {
+                t.run.id = format!("{}#{}", t.run.id, k + 1);
+            }
             resolve_images(&mut t, &base);
             loaded.traces.push(t);
         }
@@ -374,6 +379,11 @@ fn per_line(
             file: path.to_owned(),
             line,
             message: match v.as_object() {
+                Some(o) if row.is_some() => format!(
+                    "row {} of the line's table: {message} (its keys: {})",
+                    row.unwrap_or_default() + 1,
+                    o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
                 Some(o) => format!(
                     "{message} (its keys: {})",
                     o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
@@ -381,6 +391,16 @@ fn per_line(
                 None => message,
             },
         }),
+    };
+    // A table of columns (ms-swift's JsonlWriter given a dict of lists, as the GRPO trainer
+    // logs completions) is one record per row.
+    let push = |line: usize, v: &Value, loaded: &mut Loaded| match column_rows(v) {
+        Some(rows) => {
+            for (k, row) in rows.iter().enumerate() {
+                record(line, Some(k), row, loaded);
+            }
+        }
+        None => record(line, None, v, loaded),
     };
     // A pretty-printed JSON document (PyVision's results file, `json.dump(..., indent=2)`):
     // one record per element of its array, numbered by element.
@@ -421,6 +441,36 @@ fn per_line(
         }
     }
     Ok(loaded)
+}
+
+/// The rows of a table written as columns: an object of two or more keys whose values are
+/// all lists of plain values (strings, numbers, booleans, nulls) of one length.
+fn column_rows(v: &Value) -> Option<Vec<Value>> {
+    let cols = v.as_object()?;
+    if cols.len() < 2 {
+        return None;
+    }
+    let mut len = None;
+    for col in cols.values() {
+        let items = col.as_array()?;
+        if items.is_empty()
+            || len.is_some_and(|n| n != items.len())
+            || items.iter().any(|x| x.is_array() || x.is_object())
+        {
+            return None;
+        }
+        len = Some(items.len());
+    }
+    let rows = (0..len?)
+        .map(|i| {
+            Value::Object(
+                cols.iter()
+                    .map(|(k, col)| (k.clone(), col[i].clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    Some(rows)
 }
 
 /// The file as one JSON document, when its first line is not a whole record (a document

@@ -35,7 +35,11 @@ pub fn thyme_steps(turn: &str, images: &mut dyn Iterator<Item = TraceImage>) -> 
                 push_text(&mut steps, text, stop);
             }
             Piece::Output { text, images: n } => {
+                // A placeholder the log has no image for (RL logs keep none: the trainer
+                // wrote them to a cache folder) stays as an output without pixels, so its
+                // place on the original can still come from the code.
                 let outputs: Vec<StepImage> = images
+                    .chain(std::iter::repeat_with(TraceImage::default))
                     .take(n)
                     .map(|image| StepImage {
                         image,
@@ -100,7 +104,8 @@ pub(super) fn thyme_rl(v: &Value, _base: &Path) -> Result<Trace, String> {
         _ => return Err("no completion".into()),
     };
     let prompt = match v.get("prompt") {
-        Some(Value::String(s)) => s.clone(),
+        // The chat template rendered (Thyme's GRPO log): the last user turn.
+        Some(Value::String(s)) => thyme_row::rendered_user_turn(s),
         Some(Value::Array(msgs)) => msgs
             .iter()
             .rev()
@@ -110,7 +115,11 @@ pub(super) fn thyme_rl(v: &Value, _base: &Path) -> Result<Trace, String> {
         _ => return Err("no prompt".into()),
     };
     let mut images = image_list(v).into_iter();
-    let original = images.next().unwrap_or_default();
+    // The log names no image: the original is the one the user turn's path header names.
+    let original = images
+        .next()
+        .or_else(|| thyme_row::header_image_path(&prompt).map(TraceImage::at))
+        .unwrap_or_default();
     let steps = thyme_steps(&completion, &mut images);
     let mut rewards = std::collections::BTreeMap::new();
     if let Some(obj) = v.as_object() {
@@ -126,6 +135,7 @@ pub(super) fn thyme_rl(v: &Value, _base: &Path) -> Result<Trace, String> {
     }
     let run = Run {
         id: match v.get("step") {
+            Some(Value::String(s)) => format!("step-{s}"),
             Some(s) => format!("step-{s}"),
             None => String::new(),
         },
@@ -136,7 +146,7 @@ pub(super) fn thyme_rl(v: &Value, _base: &Path) -> Result<Trace, String> {
         },
         question: bare_question(&prompt).to_owned(),
         ground_truth: str_field(v, &["solution", "answer", "ground_truth"])
-            .map(|s| tags::unbox(s).to_owned()),
+            .map(|s| thyme_row::solution(s).to_owned()),
         rewards,
         ..Default::default()
     };
