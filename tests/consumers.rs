@@ -189,3 +189,42 @@ fn ms_swift_and_datasets_load_the_thyme_rl_and_swift_exports() {
         assert!(said.contains(&format!("{} rows", lines(file))), "{said}");
     }
 }
+
+#[test]
+fn thyme_rl_traces_read_the_log_ms_swifts_grpo_trainer_writes() {
+    use thyme_studio::trace::readers::{LogFormat, read};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-qwen2_5_vl");
+    thyme_studio::model::tiny::write_tiny(&model, &Default::default()).unwrap();
+    let image = dir.path().join("board.png");
+    image::RgbImage::from_pixel(320, 240, image::Rgb([20, 60, 160]))
+        .save(&image)
+        .unwrap();
+    let log = dir.path().join("completions.jsonl");
+    let said = consumer(
+        dir.path(),
+        &[
+            "grpo-log".as_ref(),
+            log.as_os_str(),
+            model.as_os_str(),
+            image.as_os_str(),
+        ],
+    );
+    assert!(said.contains("wrote 1 line(s) of 2 rollouts"), "{said}");
+    assert_eq!(LogFormat::detect(&log).unwrap(), LogFormat::ThymeRl);
+    let loaded = read(&log, LogFormat::ThymeRl).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.traces.len(), 2);
+    for t in &loaded.traces {
+        assert_eq!(t.run.question, "Which word is on the blue board?");
+        assert_eq!(t.run.images[0].path.as_deref(), Some(image.as_path()));
+        assert_eq!(t.run.ground_truth.as_deref(), Some("HARBOUR"));
+    }
+    let (read_well, misread) = (&loaded.traces[0], &loaded.traces[1]);
+    assert_eq!(read_well.run.id, "step-7#1");
+    assert_eq!(read_well.run.rewards.get("VQAORM"), Some(&1.0));
+    assert_eq!(misread.run.rewards.get("VQAORM"), Some(&0.0));
+    let mut placed = read_well.clone();
+    thyme_studio::trace::provenance::fill(&mut placed);
+    assert_eq!(placed.crops(), vec![(1, [40.0, 30.0, 200.0, 130.0])]);
+}

@@ -10,6 +10,11 @@ Usage: check_consumers.py KIND PATH [MODEL_DIR | TRUTH]
                             resolved and its vision blocks match its images; grounding rows
                             carry the object's name and its box in the resized image's frame
   hf FILE                   Hugging Face datasets reads the JSONL with every row and key
+  grpo-log OUT MODEL_DIR IMAGE
+                            writes a GRPO completions log with ms-swift's own code: each
+                            prompt rendered by GRPOTrainer._apply_chat_template_to_messages_list
+                            over the Qwen2.5-VL template, the table appended by its JsonlWriter
+                            (the writer thyme-studio's thyme-rl reader must read)
 
 Needs the consumer environment scripts/test makes (tests/python/consumers.txt). Prints one
 "ok ..." line, or the first problem and exits with status 1.
@@ -131,6 +136,52 @@ def check_hf(path):
     print(f"ok datasets {datasets.__version__}: {len(ds)} rows, {len(keys)} keys")
 
 
+def write_grpo_log(out, model_dir, image):
+    import types
+
+    import swift
+    from PIL import Image
+    from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
+    from swift.utils import JsonlWriter
+
+    processor = swift.get_processor(model_dir, model_type="qwen2_5_vl", download_model=False)
+    template = swift.get_template(processor, max_pixels=200704, template_type="qwen2_5_vl")
+    with Image.open(image) as im:
+        w, h = im.size
+    question = "Which word is on the blue board?"
+    user = f'{question}\n\n### User Image Path:** "{image}"\n### User Image Size:** "{w}x{h}"\n'
+    completions = [
+        "<think>Look closer.</think>\n<code>\n```python\nfrom PIL import Image\n"
+        "img = Image.open(image_path)\nimg.crop((40, 30, 200, 130)).save('/tmp/c.png')\n"
+        "print('/tmp/c.png')\n```\n</code><sandbox_output><image></sandbox_output>"
+        "<think>It says HARBOUR.</think>\n<answer>HARBOUR</answer>",
+        "<think>It is too small to read.</think>\n<answer>HARBOR</answer>",
+    ]
+    messages = []
+    for completion in completions:
+        messages.append([
+            {"role": "system", "content": "Write Python in <code> to look closer; results come in <sandbox_output>."},
+            {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": user}]},
+            {"role": "assistant", "content": completion},
+        ])
+    # The trainer's own renderer (it needs only the template from the trainer).
+    prompts = GRPOTrainer._apply_chat_template_to_messages_list(types.SimpleNamespace(template=template), messages)
+    # The table GRPOTrainer.log appends, one column per reward function.
+    table = {
+        "step": ["7"] * 2,
+        "prompt": prompts,
+        "completion": completions,
+        "VQAORM": [1.0, 0.0],
+        "FMTORM": [1.0, 1.0],
+        "advantages": [0.7071, -0.7071],
+        "solution": ["<answer>HARBOUR</answer>"] * 2,
+    }
+    JsonlWriter(out).append(table)
+    with open(out) as f:
+        n = sum(1 for l in f if l.strip())
+    print(f"ok ms-swift {swift.__version__} wrote {n} line(s) of {len(prompts)} rollouts")
+
+
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     if kind == "yolo" and len(sys.argv) == 4:
@@ -139,5 +190,7 @@ if __name__ == "__main__":
         check_swift(sys.argv[2], sys.argv[3])
     elif kind == "hf" and len(sys.argv) == 3:
         check_hf(sys.argv[2])
+    elif kind == "grpo-log" and len(sys.argv) == 5:
+        write_grpo_log(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         fail(__doc__)
