@@ -250,6 +250,19 @@ fn seed_lines() -> Vec<(LogFormat, Value)> {
             ]}),
         ),
         (
+            LogFormat::ThymeRl,
+            json!({"step": ["4", "4"], "prompt": ["<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<|vision_start|>[151655 * 4]<|vision_end|>What?\n### User Image Path:** \"/a.jpg\"<|im_end|>\n<|im_start|>assistant\n", "x"], "completion": [turn, "<answer>A</answer>"], "VQAORM": [1.0, 0.0], "advantages": [0.5, -0.5]}),
+        ),
+        (
+            LogFormat::ChainOfFocus,
+            json!({"image": "vstar/a.jpg", "question": "What?", "answer": "A", "pred_ans": "<answer>A</answer>", "status": "success", "pred_output": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,base64_image"}}, {"type": "text", "text": "Q"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "<tool_call>{\"name\": \"image_zoom_in_tool\", \"arguments\": {\"bbox_2d\": [1, 2, 30, 40]}}</tool_call>"}]},
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,base64_image"}}, {"type": "text", "text": "go on"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "<answer>A</answer>"}]}
+            ]}),
+        ),
+        (
             LogFormat::PyVision,
             json!({"messages": [
                 {"role": "user", "content": [{"type": "image", "image": "a.jpg"}, {"type": "text", "text": "Q"}]},

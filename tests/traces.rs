@@ -921,7 +921,10 @@ fn thymes_grpo_completions_log_opens_as_its_trainer_writes_it() {
     }
     let good = &loaded.traces[0];
     assert_eq!(good.run.rewards.get("VQAORM"), Some(&1.0));
-    assert_eq!(good.run.ground_truth, None, "step 3's table has no solution");
+    assert_eq!(
+        good.run.ground_truth, None,
+        "step 3's table has no solution"
+    );
     assert_eq!(loaded.traces[3].run.ground_truth.as_deref(), Some("yellow"));
     assert_eq!(loaded.traces[3].run.outcome, Outcome::Correct);
     assert_eq!(loaded.traces[2].run.outcome, Outcome::Wrong);
@@ -954,5 +957,70 @@ fn thymes_grpo_completions_log_opens_as_its_trainer_writes_it() {
     assert!(
         text.contains("step-3#1") && text.contains("step-4#2") && !text.contains("step-3#2"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_chain_of_focus_vstar_result_opens_with_its_boxes_placed_on_the_original() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    write_like("chain_of_focus_vstar", dir.path());
+    let log = dir
+        .path()
+        .join("results/result_direct_attributes_cof.jsonl");
+    // Its keys are DeepEyes' evaluation keys; its placeholder images tell it apart.
+    let d = Detection::of(&log).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (LogFormat::ChainOfFocus, Confidence::Certain)
+    );
+    let loaded = read(&log, LogFormat::ChainOfFocus).unwrap();
+    assert_eq!(loaded.traces.len(), 1);
+    // The item the script failed on is named with its line and its status.
+    assert_eq!(loaded.problems.len(), 1);
+    assert_eq!(loaded.problems[0].line, 2);
+    assert!(
+        loaded.problems[0].message.contains("CUDA out of memory"),
+        "{}",
+        loaded.problems[0]
+    );
+    let mut t = loaded.traces[0].clone();
+    assert_eq!(
+        t.run.question,
+        "What is the colour of the kite? (A) orange (B) purple"
+    );
+    assert_eq!(t.run.outcome, Outcome::Correct);
+    // The image path is relative to where the script ran: --images names that folder.
+    let found = thyme_studio::trace::readers::relocate_images(
+        &mut t,
+        &dir.path().join("results"),
+        dir.path(),
+    );
+    assert_eq!(found, 1);
+    assert!(t.run.images[0].path.as_ref().unwrap().is_file());
+    let Step::Execute { outputs, .. } = &t.steps[1] else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(!outputs[0].image.has_pixels(), "base64_image is no image");
+    // The box was given on the 4004x2996 image the model saw and enlarged 1.5x: on the
+    // 4000x3000 original it is this rectangle.
+    provenance::fill(&mut t);
+    let crops = t.crops();
+    assert_eq!(crops.len(), 1);
+    let want = [
+        1975.0 * 4000.0 / 4004.0,
+        1475.0 * 3000.0 / 2996.0,
+        2125.0 * 4000.0 / 4004.0,
+        1625.0 * 3000.0 / 2996.0,
+    ];
+    for (a, b) in crops[0].1.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{:?} vs {want:?}", crops[0].1);
+    }
+
+    // Read as DeepEyes (--format deepeyes), the same box would be taken as original pixels.
+    let as_deepeyes = read(&log, LogFormat::DeepEyes).unwrap().traces.remove(0);
+    assert_eq!(
+        as_deepeyes.crops(),
+        vec![(1, [2000.0, 1500.0, 2100.0, 1600.0])]
     );
 }

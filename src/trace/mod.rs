@@ -181,15 +181,20 @@ impl TraceImage {
         }
     }
 
-    /// Whether the log kept this image's pixels (a path or a data URL with data); some
-    /// writers (DeepEyes' evaluation) log `data:image/jpeg;base64,` with nothing after it.
+    /// Whether the log kept this image's pixels: a path, or a data URL whose data begins
+    /// with an image file's signature (PNG, JPEG, GIF, WebP, BMP, TIFF in base64). Some
+    /// writers log placeholders instead: DeepEyes' evaluation `data:image/jpeg;base64,` with
+    /// nothing after it, Chain-of-Focus' the text `base64_image`.
     pub fn has_pixels(&self) -> bool {
+        const SIGNATURES: [&str; 7] = ["iVBOR", "/9j/", "R0lGOD", "UklGR", "Qk", "SUkq", "TU0A"];
         self.path.is_some()
             || self
                 .data_url
                 .as_deref()
                 .and_then(|u| u.split_once(','))
-                .is_some_and(|(_, data)| !data.trim().is_empty())
+                .is_some_and(|(_, data)| {
+                    SIGNATURES.iter().any(|s| data.trim_start().starts_with(s))
+                })
     }
 }
 

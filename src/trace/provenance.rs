@@ -195,6 +195,43 @@ fn best_ncc(
     best
 }
 
+/// Where Chain-of-Focus' V* evaluation (`eval/vstar/vllm_inference.py`, defaults) cropped, on
+/// an original of `width` x `height`: the model saw the original resized by `smart_resize`
+/// (sides multiples of 28, at least 112x112 and at most 3840x3840 pixels in all), gave
+/// `bbox_2d` in that image's pixels, and the script enlarged the box 1.5x about its centre,
+/// clipped it to the image and cut its corners to whole pixels. A box it refused (not four
+/// numbers, outside the image, empty) made it crop nothing: the whole image went back.
+pub fn chain_of_focus_rect(bbox: Option<[f64; 4]>, width: f64, height: f64) -> Option<[f64; 4]> {
+    use crate::geometry::ImageSize;
+    const ENLARGE: f64 = 1.5;
+    let size = ImageSize::new(width as u32, height as u32);
+    let seen = crate::imagery::model_eye::smart_resize_by(size, 28, 112 * 112, 3840 * 3840).ok()?;
+    let (sw, sh) = (f64::from(seen.width), f64::from(seen.height));
+    let whole = [0.0, 0.0, width, height];
+    let Some([x0, y0, x1, y1]) = bbox else {
+        return Some(whole);
+    };
+    let inside = (0.0..sw).contains(&x0)
+        && (0.0..sh).contains(&y0)
+        && x1 > 0.0
+        && x1 <= sw
+        && y1 > 0.0
+        && y1 <= sh;
+    if !inside || x1 <= x0 || y1 <= y0 {
+        return Some(whole);
+    }
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let (bw, bh) = ((x1 - x0) * ENLARGE, (y1 - y0) * ENLARGE);
+    let cut = [
+        (cx - bw / 2.0).max(0.0).trunc(),
+        (cy - bh / 2.0).max(0.0).trunc(),
+        (cx + bw / 2.0).min(sw).trunc(),
+        (cy + bh / 2.0).min(sh).trunc(),
+    ];
+    let (fx, fy) = (width / sw, height / sh);
+    Some([cut[0] * fx, cut[1] * fy, cut[2] * fx, cut[3] * fy])
+}
+
 /// Give every output image without a rectangle one: from the code when the code crops the
 /// original, else by template matching when the files can be read. Returns how many were
 /// found.
@@ -222,6 +259,28 @@ pub fn fill(trace: &mut Trace) -> usize {
         } else {
             executed_code
         };
+        if trace.run.source_format == "chain-of-focus" {
+            // Its tool call's box is in the resized frame: placed with the script's rules.
+            let b = serde_json::from_str::<serde_json::Value>(code.trim())
+                .ok()
+                .and_then(|v| {
+                    let a: Vec<f64> = v
+                        .pointer("/arguments/bbox_2d")?
+                        .as_array()?
+                        .iter()
+                        .map(serde_json::Value::as_f64)
+                        .collect::<Option<_>>()?;
+                    <[f64; 4]>::try_from(a).ok()
+                });
+            for out in outputs.iter_mut().filter(|o| o.source_rect.is_none()) {
+                if let Some(rect) = original_size.and_then(|(w, h)| chain_of_focus_rect(b, w, h)) {
+                    out.source_rect = Some(rect);
+                    out.provenance = Some(Provenance::Tool);
+                    found += 1;
+                }
+            }
+            continue;
+        }
         // Thyme's code opens `image_path`; PyVision's gets the original as `image_clue_0`.
         let pyvision = trace.run.source_format == "pyvision";
         let from_original = code.contains("image_path")
@@ -292,6 +351,35 @@ mod tests {
             thyme_fix([10.0, 1380.0, 20.0, 1390.0], 2496.0, 1392.0),
             [10.0, 1328.0, 74.0, 1392.0]
         );
+    }
+
+    #[test]
+    fn chain_of_focus_boxes_go_from_the_resized_frame_to_the_original() {
+        // 2240x1680 is already a multiple of 28 on each side and under the pixel cap: the
+        // model saw it as it is; the box grows 1.5x about its centre.
+        assert_eq!(
+            chain_of_focus_rect(Some([1000.0, 800.0, 1100.0, 900.0]), 2240.0, 1680.0),
+            Some([975.0, 775.0, 1125.0, 925.0])
+        );
+        // Larger than 3840x3840 pixels: shrunk to 5152x2856 for the model; the box maps back.
+        let r = chain_of_focus_rect(Some([100.0, 100.0, 200.0, 200.0]), 10304.0, 5712.0).unwrap();
+        assert_eq!(r, [150.0, 150.0, 450.0, 450.0]);
+        // Clipped at the edge, then cut to whole pixels.
+        assert_eq!(
+            chain_of_focus_rect(Some([0.0, 0.0, 10.0, 10.0]), 2240.0, 1680.0),
+            Some([0.0, 0.0, 12.0, 12.0])
+        );
+        // A box the script refused: the whole image went back.
+        for bad in [
+            None,
+            Some([50.0, 50.0, 40.0, 60.0]),
+            Some([0.0, 0.0, 5000.0, 10.0]),
+        ] {
+            assert_eq!(
+                chain_of_focus_rect(bad, 2240.0, 1680.0),
+                Some([0.0, 0.0, 2240.0, 1680.0])
+            );
+        }
     }
 
     #[test]

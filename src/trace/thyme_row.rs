@@ -76,7 +76,10 @@ pub fn header_image_path(text: &str) -> Option<&str> {
     const HEADER: &str = "### User Image Path:**";
     let after = &text[text.find(HEADER)? + HEADER.len()..];
     let line = after.lines().next()?.trim();
-    let path = line.strip_prefix('"').and_then(|l| l.strip_suffix('"')).unwrap_or(line);
+    let path = line
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or(line);
     (!path.is_empty()).then_some(path)
 }
 
@@ -110,7 +113,10 @@ mod tests {
         // Not a rendered template: as it is; no header: no path.
         assert_eq!(rendered_user_turn("plain?"), "plain?");
         assert_eq!(header_image_path("plain?"), None);
-        assert_eq!(header_image_path("### User Image Path:** x.png"), Some("x.png"));
+        assert_eq!(
+            header_image_path("### User Image Path:** x.png"),
+            Some("x.png")
+        );
         // A vision block left open keeps the rest.
         assert_eq!(
             rendered_user_turn("<|im_start|>user\nA<|vision_start|>B"),

@@ -5,7 +5,7 @@
 
 use super::*;
 
-pub(super) fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
+pub(in crate::trace::readers) fn deepeyes(v: &Value, _base: &Path) -> Result<Trace, String> {
     let msgs = messages(v).ok_or("no messages")?;
     let mut run = Run {
         id: str_field(v, &["id", "uid"]).unwrap_or("").to_owned(),

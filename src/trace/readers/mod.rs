@@ -3,11 +3,13 @@
 //! PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
 //! cannot be read is reported with its file and line number; the rest loads.
 
+mod chain_of_focus;
 mod deepeyes;
 mod mini_o3;
 mod pyvision;
 mod thyme;
 
+use chain_of_focus::chain_of_focus;
 use deepeyes::deepeyes;
 use mini_o3::read_mini_o3;
 use pyvision::pyvision;
@@ -66,16 +68,18 @@ pub enum LogFormat {
     DeepEyes,
     MiniO3,
     PyVision,
+    ChainOfFocus,
 }
 
 impl LogFormat {
-    pub const ALL: [LogFormat; 6] = [
+    pub const ALL: [LogFormat; 7] = [
         LogFormat::Ours,
         LogFormat::ThymeSft,
         LogFormat::ThymeRl,
         LogFormat::DeepEyes,
         LogFormat::MiniO3,
         LogFormat::PyVision,
+        LogFormat::ChainOfFocus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +90,7 @@ impl LogFormat {
             LogFormat::DeepEyes => "deepeyes",
             LogFormat::MiniO3 => "mini-o3",
             LogFormat::PyVision => "pyvision",
+            LogFormat::ChainOfFocus => "chain-of-focus",
         }
     }
 
@@ -180,6 +185,12 @@ impl Detection {
                 Likely,
                 "completion and prompt keys",
             ))
+        } else if has("pred_output") && has("pred_ans") && text.contains(";base64,base64_image") {
+            Some(Self::new(
+                LogFormat::ChainOfFocus,
+                Certain,
+                "pred_output and pred_ans keys with images logged as the text base64_image (Chain-of-Focus' evaluation)",
+            ))
         } else if has("pred_output") && has("pred_ans") {
             Some(Self::new(
                 LogFormat::DeepEyes,
@@ -222,7 +233,7 @@ impl Detection {
         found.ok_or_else(|| TraceError::Format {
             path: path.to_owned(),
             message: format!(
-                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)",
+                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision, chain-of-focus)",
                 match v.as_object() {
                     Some(o) => format!(
                         " (its first record has the keys {})",
@@ -251,6 +262,7 @@ pub fn read(path: &Path, format: LogFormat) -> Result<Loaded, TraceError> {
         LogFormat::ThymeRl => per_line(path, thyme_rl)?,
         LogFormat::DeepEyes => per_line(path, deepeyes)?,
         LogFormat::PyVision => per_line(path, pyvision)?,
+        LogFormat::ChainOfFocus => per_line(path, chain_of_focus)?,
     };
     for t in &mut loaded.traces {
         if t.run.source_format.is_empty() {
@@ -357,41 +369,40 @@ fn per_line(
 ) -> Result<Loaded, TraceError> {
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
     let mut loaded = Loaded::default();
-    let record = |line: usize, row: Option<usize>, v: &Value, loaded: &mut Loaded| match each(
-        v, &base,
-    ) {
-        Ok(mut t) => {
-            if t.run.id.is_empty() {
-                t.run.id = format!(
-                    "{}:{line}",
-                    path.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                );
+    let record =
+        |line: usize, row: Option<usize>, v: &Value, loaded: &mut Loaded| match each(v, &base) {
+            Ok(mut t) => {
+                if t.run.id.is_empty() {
+                    t.run.id = format!(
+                        "{}:{line}",
+                        path.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    );
+                }
+                if let Some(k) = row {
+                    t.run.id = format!("{}#{}", t.run.id, k + 1);
+                }
+                resolve_images(&mut t, &base);
+                loaded.traces.push(t);
             }
-            if let Some(k) = row {
-                t.run.id = format!("{}#{}", t.run.id, k + 1);
-            }
-            resolve_images(&mut t, &base);
-            loaded.traces.push(t);
-        }
-        Err(message) => loaded.problems.push(Problem {
-            file: path.to_owned(),
-            line,
-            message: match v.as_object() {
-                Some(o) if row.is_some() => format!(
-                    "row {} of the line's table: {message} (its keys: {})",
-                    row.unwrap_or_default() + 1,
-                    o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-                ),
-                Some(o) => format!(
-                    "{message} (its keys: {})",
-                    o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-                ),
-                None => message,
-            },
-        }),
-    };
+            Err(message) => loaded.problems.push(Problem {
+                file: path.to_owned(),
+                line,
+                message: match v.as_object() {
+                    Some(o) if row.is_some() => format!(
+                        "row {} of the line's table: {message} (its keys: {})",
+                        row.unwrap_or_default() + 1,
+                        o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    ),
+                    Some(o) => format!(
+                        "{message} (its keys: {})",
+                        o.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => message,
+                },
+            }),
+        };
     // A table of columns (ms-swift's JsonlWriter given a dict of lists, as the GRPO trainer
     // logs completions) is one record per row.
     let push = |line: usize, v: &Value, loaded: &mut Loaded| match column_rows(v) {
