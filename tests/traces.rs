@@ -309,10 +309,92 @@ fn mini_o3_folders_map_normalised_boxes_to_pixels() {
     assert_eq!(loaded.problems.len(), 1);
     assert_eq!(loaded.problems[0].line, 3);
     let t = &loaded.traces[0];
-    let (_, r) = t.crops()[0];
-    for (a, b) in r.iter().zip([300.0, 200.0, 450.0, 300.0]) {
-        assert!((a - b).abs() < 0.01, "{r:?}");
+    // As the rollout does: scaled to the source's pixels, then cut to whole pixels
+    // (0.3333333 x 600 = 199.99998 -> 199).
+    assert_eq!(t.crops(), vec![(1, [300.0, 199.0, 450.0, 300.0])]);
+}
+
+#[test]
+fn a_mini_o3_save_folder_opens_as_its_rollout_writes_it() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    write_like("mini_o3_save_traj", dir.path());
+    let save = dir.path().join("val_trajs");
+    for path in [save.clone(), save.join("stats.json"), save.join("plate_8")] {
+        let d = Detection::of(&path).unwrap();
+        assert_eq!(
+            (d.format, d.confidence),
+            (LogFormat::MiniO3, Confidence::Certain),
+            "{path:?}"
+        );
     }
+    let loaded = read(&save, LogFormat::MiniO3).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let ids: Vec<&str> = loaded.traces.iter().map(|t| t.run.id.as_str()).collect();
+    assert_eq!(ids, ["plate_7_0", "plate_7_1", "plate_8"]);
+    for t in &loaded.traces {
+        assert_eq!(t.run.question, "What is written on the small plate?");
+        assert_eq!(t.run.ground_truth.as_deref(), Some("ML4"));
+        assert!(
+            t.run.images[0]
+                .path
+                .as_ref()
+                .unwrap()
+                .ends_with("original_image.jpg")
+        );
+    }
+    let (zoomed, failed, pixels) = (&loaded.traces[0], &loaded.traces[1], &loaded.traces[2]);
+    // The rewards stats.json gives each rollout.
+    assert_eq!(zoomed.run.rewards.get("acc_reward"), Some(&1.0));
+    assert_eq!(failed.run.rewards.get("acc_reward"), Some(&0.0));
+    assert_eq!(zoomed.run.outcome, Outcome::Correct);
+    assert_eq!(failed.run.outcome, Outcome::Wrong);
+    // A box on the original in 0-1 of it, then one on the first crop in 0-1 of the crop:
+    // both on the original, each output the crop file the rollout saved (not the resized
+    // copy).
+    assert_eq!(
+        zoomed.crops(),
+        vec![
+            (1, [2000.0, 1500.0, 2400.0, 1800.0]),
+            (3, [2100.0, 1575.0, 2300.0, 1725.0])
+        ]
+    );
+    let Step::Execute { outputs, .. } = &zoomed.steps[3] else {
+        panic!("{:?}", zoomed.steps)
+    };
+    assert!(
+        outputs[0]
+            .image
+            .path
+            .as_ref()
+            .unwrap()
+            .ends_with("observation_2_original_image.jpg")
+    );
+    // A zoom the rollout saved nothing for is an error step, and the run still opens.
+    let Step::Execute { error, outputs, .. } = &failed.steps[1] else {
+        panic!("{:?}", failed.steps)
+    };
+    assert!(outputs.is_empty());
+    assert!(
+        error.as_deref().unwrap().contains("saved no observation"),
+        "{error:?}"
+    );
+    // Pixels of the 2000x1500 image the model saw, scaled to the 4000x3000 original.
+    assert_eq!(pixels.crops(), vec![(1, [2000.0, 1500.0, 2400.0, 1800.0])]);
+
+    // One folder alone, and a line the rollout would not write: named with its keys.
+    let one = save.join("plate_7_0");
+    let mut traj = std::fs::read_to_string(one.join("traj.jsonl")).unwrap();
+    traj.push_str("{\"score\": 1}\n");
+    std::fs::write(one.join("traj.jsonl"), traj).unwrap();
+    let loaded = read(&one, LogFormat::MiniO3).unwrap();
+    assert_eq!(loaded.traces.len(), 1);
+    assert_eq!(loaded.problems.len(), 1);
+    assert!(
+        loaded.problems[0].message.contains("its keys: score"),
+        "{}",
+        loaded.problems[0]
+    );
 }
 
 #[test]

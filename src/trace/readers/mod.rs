@@ -153,6 +153,13 @@ impl Detection {
         if path.is_dir() && path.join("traj.jsonl").is_file() || named("traj.jsonl") {
             return Ok(Self::new(LogFormat::MiniO3, Certain, "a traj.jsonl"));
         }
+        if path.is_dir() && mini_o3::is_save_dir(path) {
+            return Ok(Self::new(
+                LogFormat::MiniO3,
+                Certain,
+                "run folders with a traj.jsonl (Mini-o3's save_traj_dir)",
+            ));
+        }
         let file = std::fs::File::open(path).map_err(io_err(path))?;
         let mut first = String::new();
         std::io::BufReader::new(file)
@@ -178,6 +185,12 @@ impl Detection {
                 LogFormat::Ours,
                 Certain,
                 "version, run and steps keys",
+            ))
+        } else if has("doc_id") && has("rollouts") {
+            Some(Self::new(
+                LogFormat::MiniO3,
+                Certain,
+                "doc_id and rollouts keys (Mini-o3's stats.json)",
             ))
         } else if has("completion") && has("prompt") {
             Some(Self::new(
