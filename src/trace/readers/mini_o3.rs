@@ -200,13 +200,12 @@ fn size_of(path: Option<&Path>) -> Option<(f64, f64)> {
     Some((f64::from(probe.size.width), f64::from(probe.size.height)))
 }
 
+/// An image's rectangle on the original (its pixels are the original's, 1:1) and the size the
+/// model saw it at.
+type Frame = ([f64; 4], Option<(f64, f64)>);
+
 /// A zoom of turn `turn` (0-based): its observation files and its box on the original.
-fn zoom(
-    dir: &Path,
-    call: &str,
-    turn: usize,
-    frames: &[Option<([f64; 4], Option<(f64, f64)>)>],
-) -> Step {
+fn zoom(dir: &Path, call: &str, turn: usize, frames: &[Option<Frame>]) -> Step {
     let parsed: Value = serde_json::from_str(call.trim()).unwrap_or(Value::Null);
     let b = parsed.get("bbox_2d").and_then(bbox);
     let source = parsed
@@ -351,7 +350,7 @@ fn read_run(
     run.images = original.into_iter().map(TraceImage::at).collect();
     // The rectangle on the original of the original and of each observation so far, with the
     // size the model saw each at.
-    let mut frames: Vec<Option<([f64; 4], Option<(f64, f64)>)>> =
+    let mut frames: Vec<Option<Frame>> =
         vec![original_size.map(|(w, h)| ([0.0, 0.0, w, h], seen.or(Some((w, h)))))];
     let mut steps = Vec::new();
     for (turn, text) in turns.into_iter().enumerate() {
