@@ -376,7 +376,7 @@ impl thyme_studio::agent::Policy for Recorder {
             stop: Some("</answer>".into()),
             tokens: None,
             ms: 0.0,
-            replayed: false,
+            origin: Default::default(),
         })
     }
 }
@@ -448,7 +448,7 @@ impl thyme_studio::agent::Policy for Recording {
             stop,
             tokens: None,
             ms: 0.0,
-            replayed: false,
+            origin: Default::default(),
         })
     }
 }
@@ -573,6 +573,7 @@ fn a_fork_replays_the_recorded_steps_for_real_then_another_policy_writes_on() {
     let from = ForkFrom {
         trace: recorded.clone(),
         at_step: 2,
+        turn: None,
     };
     assert_eq!(from.segments(), 1);
     let mut b = agent(
@@ -614,5 +615,70 @@ fn a_fork_replays_the_recorded_steps_for_real_then_another_policy_writes_on() {
         recorded.run.outcome,
         Outcome::Correct,
         "the recorded run is untouched"
+    );
+}
+
+#[test]
+fn at_a_fork_a_persons_turn_is_played_as_the_models_and_marked_then_the_policy_writes_on() {
+    use thyme_studio::agent::{Fork, ForkFrom};
+    let f = fixture();
+    let script = format!("{CROP}<sandbox_output><image></sandbox_output>{ANSWER}");
+    let mut a = agent(
+        &f,
+        Box::new(Replay::new("scripted", script)),
+        Settings::default(),
+    );
+    a.run_to_end(&no());
+    let recorded = a.close();
+
+    // Fork at the first model step with a person's turn that crops elsewhere; the policy
+    // answers after seeing that turn's fresh sandbox output.
+    let mine = CROP.replace("(1250, 1030, 1360, 1070)", "(1200, 1000, 1400, 1100)");
+    assert_ne!(mine, CROP);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let then = Recording {
+        segments: ["<think>Still ML4.</think> <answer>ML4</answer>".to_owned()].into(),
+        seen: seen.clone(),
+    };
+    let from = ForkFrom {
+        trace: recorded.clone(),
+        at_step: 0,
+        turn: Some(mine.clone()),
+    };
+    assert_eq!(from.segments(), 0);
+    let mut b = agent(
+        &f,
+        Box::new(Fork::new(&from, Box::new(then))),
+        Settings::default(),
+    );
+    b.run_to_end(&no());
+    let fork = b.close();
+    let Step::Generate { text, sampling, .. } = &fork.steps[0] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert_eq!(text, &mine);
+    assert_eq!(
+        sampling.get("edited_by_a_person"),
+        Some(&serde_json::json!(true))
+    );
+    assert_eq!(sampling.get("replayed"), None);
+    let Step::Execute { outputs, .. } = &fork.steps[1] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert_eq!(outputs.len(), 1, "the person's cell ran");
+    let Step::Generate { sampling, .. } = &fork.steps[2] else {
+        panic!("{:?}", fork.steps)
+    };
+    assert!(sampling.get("edited_by_a_person").is_none());
+    // The policy wrote on from the person's text, not the recorded one.
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen[0].starts_with(&mine), "{}", seen[0]);
+    // The lint names the step.
+    let flags = thyme_studio::trace::lint::lint(&fork);
+    assert!(
+        flags
+            .iter()
+            .any(|fl| fl.name == "edited-by-a-person" && fl.step == Some(0)),
+        "{flags:?}"
     );
 }

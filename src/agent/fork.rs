@@ -1,7 +1,10 @@
 //! Forking a recorded run: its model text up to a chosen step is played back (the code of
 //! those steps runs again, for real, so the sandbox's variables and images are as they were),
-//! then another policy writes on: a chat server, the on-device model, or a person. The
-//! recorded run stays as it is; the fork is a new run that names where it came from.
+//! then another policy writes on: a chat server, the on-device model, or a person. A person
+//! may also put their own text in place of the model's turn at the fork point ("what if it
+//! had said this"): it is played as the model's text, marked as edited by a person, and the
+//! policy writes on after it. The recorded run stays as it is; the fork is a new run that
+//! names where it came from.
 
 use std::sync::atomic::AtomicBool;
 
@@ -14,6 +17,8 @@ pub struct ForkFrom {
     pub trace: Trace,
     /// Steps before this one are played back (`steps.len()` replays the whole run).
     pub at_step: usize,
+    /// A person's text for the model's turn at the fork point, before the policy writes on.
+    pub turn: Option<String>,
 }
 
 impl ForkFrom {
@@ -45,16 +50,23 @@ impl ForkFrom {
 
 /// Plays back a recorded run up to the fork point, then asks `then`.
 pub struct Fork {
-    /// The recorded text before the fork point, while some is left.
-    replay: Option<Replay>,
+    /// The recorded text before the fork point, then the person's turn, while some is left.
+    before: Vec<Replay>,
     then: Box<dyn Policy>,
     at: String,
 }
 
 impl Fork {
     pub fn new(from: &ForkFrom, then: Box<dyn Policy>) -> Self {
+        let mut before = Vec::new();
+        if let Some(turn) = from.turn.as_ref().filter(|t| !t.trim().is_empty()) {
+            before.push(Replay::by_a_person(turn.clone()));
+        }
+        if from.segments() > 0 {
+            before.push(from.replay());
+        }
         Self {
-            replay: (from.segments() > 0).then(|| from.replay()),
+            before,
             then,
             at: format!("{} at step {}", from.trace.run.id, from.at_step + 1),
         }
@@ -72,9 +84,12 @@ impl Policy for Fork {
         on_text: &mut dyn FnMut(&str),
         cancel: &AtomicBool,
     ) -> Result<Segment, PolicyError> {
-        if let Some(replay) = &mut self.replay {
-            match replay.generate(request, on_text, cancel) {
-                Err(PolicyError::Exhausted { .. }) => self.replay = None,
+        // `before` is played from its end: the recording, then the person's turn.
+        while let Some(next) = self.before.last_mut() {
+            match next.generate(request, on_text, cancel) {
+                Err(PolicyError::Exhausted { .. }) => {
+                    self.before.pop();
+                }
                 other => return other,
             }
         }

@@ -292,7 +292,7 @@ impl Policy for Http {
             stop,
             tokens: Some(tokens),
             ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: false,
+            origin: super::policy::Origin::Written,
         })
     }
 }

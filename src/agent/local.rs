@@ -94,7 +94,7 @@ impl Policy for Local {
             stop,
             tokens: Some(g.tokens as u32),
             ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: false,
+            origin: super::policy::Origin::Written,
         })
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use super::policy::{Policy, PolicyError, Request, Segment};
+use super::policy::{Origin, Policy, PolicyError, Request, Segment};
 use super::profile::PromptProfile;
 use crate::geometry::ImageSize;
 use crate::sandbox::Sandbox;
@@ -357,11 +357,14 @@ impl Agent {
                 ),
             ]
             .into_iter()
-            // Played back from a recording: not sampled now.
-            .chain(
-                seg.replayed
-                    .then(|| ("replayed".to_owned(), serde_json::json!(true))),
-            )
+            // Played back from a recording, or a person's text at a fork: not sampled now.
+            .chain(match seg.origin {
+                Origin::Written => None,
+                Origin::Replayed => Some(("replayed".to_owned(), serde_json::json!(true))),
+                Origin::EditedByAPerson => {
+                    Some(("edited_by_a_person".to_owned(), serde_json::json!(true)))
+                }
+            })
             .collect(),
             rolled_back,
         });

@@ -16,5 +16,5 @@ pub use fork::{Fork, ForkFrom};
 pub use http::{Http, HttpSettings};
 pub use local::Local;
 pub use machine::{Agent, Decoding, Event, Mode, Settings, State, Task};
-pub use policy::{Manual, Policy, PolicyError, Replay, Request, Segment};
+pub use policy::{Manual, Origin, Policy, PolicyError, Replay, Request, Segment};
 pub use profile::{ProfileError, PromptProfile};

@@ -43,8 +43,20 @@ pub struct Segment {
     pub stop: Option<String>,
     pub tokens: Option<u32>,
     pub ms: f64,
-    /// Played back from a recording, not written now (the trace says so).
-    pub replayed: bool,
+    /// Where the text came from (the trace says so when it is not the policy's own).
+    pub origin: Origin,
+}
+
+/// Where a segment's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Written now by the policy.
+    #[default]
+    Written,
+    /// Played back from a recording.
+    Replayed,
+    /// A person's text put in place of the recorded turn at a fork ("what if it had said").
+    EditedByAPerson,
 }
 
 pub trait Policy: Send {
@@ -77,6 +89,7 @@ pub struct Replay {
     label: String,
     /// What is left to say.
     rest: String,
+    origin: Origin,
 }
 
 impl Replay {
@@ -85,6 +98,17 @@ impl Replay {
         Self {
             label: label.into(),
             rest: turn.into(),
+            origin: Origin::Replayed,
+        }
+    }
+
+    /// A person's text for the model's turn, played as if the model had written it; its
+    /// segments are marked as edited by a person.
+    pub fn by_a_person(turn: impl Into<String>) -> Self {
+        Self {
+            label: "edited by a person".into(),
+            rest: turn.into(),
+            origin: Origin::EditedByAPerson,
         }
     }
 
@@ -151,7 +175,7 @@ impl Policy for Replay {
             text,
             stop,
             ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: true,
+            origin: self.origin,
         })
     }
 }
@@ -221,7 +245,7 @@ impl Policy for Manual {
             text,
             stop,
             ms: 0.0,
-            replayed: false,
+            origin: Origin::Written,
         })
     }
 }

@@ -57,6 +57,11 @@ pub struct RunCommand {
     /// changed; the new trace names it in run.forked_from.
     #[arg(long, requires = "replay")]
     fork_at: Option<usize>,
+    /// With --fork-at: a file with your text for the model's turn at that step ("what if it
+    /// had said this"), played as the model's (the new trace marks it edited_by_a_person)
+    /// before --policy writes on.
+    #[arg(long, requires = "fork_at")]
+    turn: Option<PathBuf>,
     /// reference (failed code rolled back) or training (errors fed back).
     #[arg(long, default_value = "reference")]
     mode: String,
@@ -102,9 +107,20 @@ fn make_policy(
             trace.steps.len() + 1
         ));
     }
+    let turn = match &a.turn {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) if t.trim().is_empty() => {
+                return Err(format!("{}: the turn is empty", p.display()));
+            }
+            Ok(t) => Some(t),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        },
+        None => None,
+    };
     let from = ForkFrom {
         trace: trace.clone(),
         at_step: step - 1,
+        turn,
     };
     Ok(Box::new(Fork::new(
         &from,

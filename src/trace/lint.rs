@@ -45,8 +45,25 @@ pub fn lint(trace: &Trace) -> Vec<Flag> {
     for (i, step) in trace.steps.iter().enumerate() {
         match step {
             Step::Generate {
-                text, rolled_back, ..
+                text,
+                rolled_back,
+                sampling,
+                ..
             } => {
+                if sampling.contains_key("edited_by_a_person") {
+                    flags.push(Flag {
+                        name: "edited-by-a-person",
+                        step: Some(i),
+                        detail: match &trace.run.forked_from {
+                            Some(f) => format!(
+                                "a person wrote this model turn at the fork (the recorded one is step {} of {})",
+                                f.step + 1,
+                                f.run
+                            ),
+                            None => "a person wrote this model turn".into(),
+                        },
+                    });
+                }
                 let lower = text.to_lowercase();
                 if !executed && CLAIMS.iter().any(|c| lower.contains(c)) && !text.contains("<code>")
                 {

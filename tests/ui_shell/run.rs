@@ -159,6 +159,68 @@ fn run_steps_a_scripted_run_and_an_edited_code_cell_is_what_runs() {
             .next()
             .is_some()
     );
+
+    // A fork at the answer with the person's own turn ("what if it had said MLA"): the box
+    // gives the recorded turn to start from; the new run plays the person's text as the
+    // model's, marks it, and the recorded run is untouched.
+    let at = recorded
+        .steps
+        .iter()
+        .rposition(|s| matches!(s, thyme_studio::trace::Step::Generate { .. }))
+        .unwrap();
+    let thyme_studio::trace::Step::Generate { text: said, .. } = &recorded.steps[at] else {
+        unreachable!()
+    };
+    h.state_mut().run.fork = Some(thyme_studio::agent::ForkFrom {
+        trace: recorded.clone(),
+        at_step: at,
+        turn: None,
+    });
+    h.run_steps(2);
+    h.get_by_label("Write the model's turn here myself").click();
+    h.run_steps(2);
+    let fork = h.state().run.fork.clone().unwrap();
+    assert_eq!(
+        fork.turn.as_deref(),
+        Some(said.as_str()),
+        "starts from the recorded turn"
+    );
+    let mine = "<think>On second thought it is MLA.</think> <answer>MLA</answer>";
+    h.state_mut().run.fork.as_mut().unwrap().turn = Some(mine.to_owned());
+    h.get_by_label("Start run").click();
+    h.run_steps(1);
+    step_until(&mut h, "the fork to start", |h| {
+        h.state().run.agent.is_some() && !h.state().run.busy()
+    });
+    h.run_steps(2);
+    h.get_by_label("Run to the end").click();
+    step_until(&mut h, "the end of the fork", |h| {
+        h.state()
+            .run
+            .finished
+            .as_ref()
+            .is_some_and(|t| t.run.forked_from.as_ref().is_some_and(|f| f.step == at))
+    });
+    let forked = h.state().run.finished.clone().unwrap();
+    let last = forked
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            thyme_studio::trace::Step::Generate { text, sampling, .. } => Some((text, sampling)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last.0, mine);
+    assert!(last.1.contains_key("edited_by_a_person"));
+    assert_eq!(forked.run.outcome, thyme_studio::trace::Outcome::Wrong);
+    assert_eq!(recorded.run.outcome, thyme_studio::trace::Outcome::Correct);
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("written by you at the fork")
+            .next()
+            .is_some()
+    );
 }
 
 #[test]

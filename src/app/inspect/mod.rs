@@ -500,6 +500,7 @@ impl Inspect {
                 out.push(AppCommand::ForkRun(Box::new(ForkFrom {
                     trace: trace.clone(),
                     at_step: trace.steps.len(),
+                    turn: None,
                 })));
             }
         });

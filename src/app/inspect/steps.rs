@@ -51,6 +51,7 @@ impl Inspect {
                         out.push(AppCommand::ForkRun(Box::new(ForkFrom {
                             trace: trace.clone(),
                             at_step: i,
+                            turn: None,
                         })));
                     }
                 });
@@ -113,6 +114,12 @@ impl Inspect {
             } => {
                 if sampling.contains_key("replayed") {
                     ui.weak("played back from a recorded run (not written by the model now)");
+                }
+                if sampling.contains_key("edited_by_a_person") {
+                    ui.colored_label(
+                        crate::ui::WARNING,
+                        "written by a person at the fork, in place of the recorded turn",
+                    );
                 }
                 ui.weak(format!(
                     "stop {} · {} tokens · {}{}",

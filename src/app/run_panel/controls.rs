@@ -28,7 +28,7 @@ impl RunPanel {
                 out.push(AppCommand::Ask(DialogRequest::RunImage));
             }
         });
-        if let Some(f) = &self.fork {
+        if let Some(f) = &mut self.fork {
             let what = if f.at_step >= f.trace.steps.len() {
                 format!(
                     "Replay of {}: its model text played back, its code run again",
@@ -42,12 +42,15 @@ impl RunPanel {
                     f.segments()
                 )
             };
+            let mut not_a_fork = false;
             ui.horizontal_wrapped(|ui| {
                 ui.colored_label(crate::ui::WARNING, what);
-                if ui.button("Not a fork").clicked() {
-                    self.fork = None;
-                }
+                not_a_fork = ui.button("Not a fork").clicked();
             });
+            fork_turn_editor(ui, f);
+            if not_a_fork {
+                self.fork = None;
+            }
         }
         let questions = self.question_picker(ui, questions);
         ui.horizontal_wrapped(|ui| {
@@ -233,5 +236,30 @@ impl RunPanel {
                 ui.label(format!("loaded ({})", self.load_status));
             }
         });
+    }
+}
+
+/// At a fork on a model step: the person may put their own text in the model's turn there
+/// (the recorded text to start from), played as the model's before the source writes on.
+fn fork_turn_editor(ui: &mut egui::Ui, f: &mut crate::agent::ForkFrom) {
+    let Some(crate::trace::Step::Generate { text, .. }) = f.trace.steps.get(f.at_step) else {
+        return;
+    };
+    let mut mine = f.turn.is_some();
+    if ui
+        .checkbox(&mut mine, "Write the model's turn here myself")
+        .on_hover_text("The recorded turn to start from; your text is played as the model's (marked as edited by a person in the new run), then the source below writes on")
+        .changed()
+    {
+        f.turn = mine.then(|| text.clone());
+    }
+    if let Some(turn) = &mut f.turn {
+        ui.add(
+            egui::TextEdit::multiline(turn)
+                .id_salt("fork-turn")
+                .code_editor()
+                .desired_rows(6)
+                .desired_width(f32::INFINITY),
+        );
     }
 }

@@ -92,6 +92,12 @@ impl RunPanel {
                 if sampling.contains_key("replayed") {
                     ui.weak("replayed from the recorded run");
                 }
+                if sampling.contains_key("edited_by_a_person") {
+                    ui.colored_label(
+                        crate::ui::WARNING,
+                        "written by you at the fork, in place of the recorded turn",
+                    );
+                }
                 let mut t = RichText::new(text.as_str()).monospace();
                 if *rolled_back {
                     t = t.strikethrough().weak();
