@@ -579,4 +579,71 @@ fn run_forks_a_recorded_run_at_a_step_and_a_chat_server_writes_on() {
     assert_eq!(t["steps"][1]["kind"], "execute");
     assert_eq!(t["run"]["outcome"], "wrong");
     assert_eq!(rec["run"]["outcome"], "correct");
+
+    // At step 1 with the person's own turn (another crop): it is played and run, marked,
+    // and the server writes on from it.
+    let mine = crop.replace("(1250, 1030, 1360, 1070)", "(1200, 1000, 1400, 1100)");
+    let turn = dir.path().join("mine.txt");
+    std::fs::write(&turn, &mine).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let (_, _, body) = read_request(&mut s);
+        tx.send(body).unwrap();
+        stream_back(&mut s, &["<think>ML4.</think> <answer>ML4</answer>"]);
+    });
+    let edited = dir.path().join("edited.jsonl");
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let fork_args = |turn: &std::path::Path, out: &std::path::Path| {
+        vec![
+            "--replay".to_owned(),
+            recorded.to_str().unwrap().to_owned(),
+            "--fork-at".into(),
+            "1".into(),
+            "--turn".into(),
+            turn.to_str().unwrap().to_owned(),
+            "--policy".into(),
+            "http".into(),
+            "--base-url".into(),
+            url.clone(),
+            "--out".into(),
+            out.to_str().unwrap().to_owned(),
+        ]
+    };
+    let args = fork_args(&turn, &edited);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let body = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+    let text = serde_json::to_string(&last).unwrap();
+    assert!(text.contains("crop((1200, 1000, 1400, 1100))"), "{text}");
+    let t: Value = serde_json::from_str(
+        std::fs::read_to_string(&edited)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["steps"][0]["text"], mine.as_str());
+    assert_eq!(t["steps"][0]["sampling"]["edited_by_a_person"], true);
+    assert_eq!(t["steps"][1]["kind"], "execute");
+    assert_eq!(t["run"]["outcome"], "correct");
+    // A turn file that is not there: named, exit 1, nothing written.
+    let missing = dir.path().join("nope.txt");
+    let gone = dir.path().join("gone.jsonl");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["run", "--question", "What is on the sign?", "--image"])
+        .arg(&image)
+        .args(fork_args(&missing, &gone))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nope.txt"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!gone.exists());
 }
