@@ -21,6 +21,7 @@ pub mod sandbox_launch;
 pub mod stats;
 pub mod team;
 pub mod trace;
+pub mod trace_audit;
 
 use std::process::ExitCode;
 

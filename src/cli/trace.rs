@@ -10,7 +10,7 @@ use super::output::print_json;
 
 #[derive(clap::Subcommand)]
 pub enum TraceCommand {
-    /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision) and write our
+    /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision, chain-of-focus) and write our
     /// format: OUT.jsonl for many runs, OUT.zip for one, else a folder (one folder per run when
     /// there are several).
     Convert {
@@ -40,6 +40,11 @@ pub enum TraceCommand {
     /// Find runs by text (question, reasoning, code, output, answer; case-insensitive) and
     /// filters; each match printed as it is found.
     Search(SearchArgs),
+    /// Make every stored step image again from the original (code re-run in the sandbox, tool
+    /// boxes cut by their format's rule) and compare: reproduced, resampled, different region
+    /// or not reproducible, with the rule that explains a difference; a report, the worst
+    /// rows, a CSV and the rows to fix.
+    Audit(super::trace_audit::AuditArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,7 +93,8 @@ pub fn load_traces(
         }
         f => LogFormat::parse(f).ok_or_else(|| {
             Failure::User(anyhow::anyhow!(
-                "unknown format '{f}' (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision)"
+                "unknown format '{f}' ({})",
+                LogFormat::ALL.map(LogFormat::name).join(", ")
             ))
         })?,
     };
@@ -122,6 +128,7 @@ impl TraceCommand {
             } => show(&path, run.as_deref(), step, &format, images),
             TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format, images),
             TraceCommand::Search(args) => search(&args, images),
+            TraceCommand::Audit(args) => args.run(images),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (`readers`: Thyme SFT and RL, DeepEyes, Mini-o3, PyVision), where each crop came from
 //! (`provenance`), and the flags a researcher looks for (`lint`).
 
+pub mod audit;
 pub mod io;
 pub mod lint;
 pub mod provenance;
@@ -67,6 +68,9 @@ pub struct Run {
     /// A fork: the run it was forked from, and the step it forked at (0-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkPoint>,
+    /// The line of the log it was read from, for logs of one run per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_line: Option<usize>,
     /// The input image(s); the first is "the original". Last, because embedded images are
     /// long and a list of runs stops reading before them.
     pub images: Vec<TraceImage>,

@@ -88,6 +88,16 @@ pub fn thyme_fix(b: [f64; 4], width: f64, height: f64) -> [f64; 4] {
 /// A match of `output` in `original`: the rectangle in original pixels and a score
 /// (normalised cross-correlation, 1 = exact).
 pub fn template_match(original: &GrayImage, output: &GrayImage) -> Option<([f64; 4], f64)> {
+    template_match_at(original, output, &[])
+}
+
+/// The same, also trying the zoom factors in `extra` (output size / region size) besides the
+/// usual ones.
+pub fn template_match_at(
+    original: &GrayImage,
+    output: &GrayImage,
+    extra: &[f64],
+) -> Option<([f64; 4], f64)> {
     let (ow, oh) = (f64::from(original.width()), f64::from(original.height()));
     let (tw, th) = (f64::from(output.width()), f64::from(output.height()));
     if tw < 4.0 || th < 4.0 {
@@ -106,7 +116,10 @@ pub fn template_match(original: &GrayImage, output: &GrayImage) -> Option<([f64;
     };
     let (coarse, fc) = small(original, 160.0);
     let mut best: Option<(f64, f64, f64, f64)> = None; // (score, zoom, x, y) at coarse scale
-    for zoom in [1.0, 1.5, 2.0, 3.0, 4.0, 0.5, 0.25] {
+    let zooms = [1.0, 1.5, 2.0, 3.0, 4.0, 0.5, 0.25]
+        .into_iter()
+        .chain(extra.iter().copied().filter(|z| z.is_finite() && *z > 0.0));
+    for zoom in zooms {
         let (cw, ch) = (tw / zoom, th / zoom);
         if cw > ow || ch > oh {
             continue;

@@ -4,6 +4,7 @@
 //! selected step's text, code (highlighted, with the diff from the raw code), output, images
 //! and flags.
 
+mod audit;
 mod compare;
 mod search;
 mod steps;
@@ -25,6 +26,7 @@ use crate::annotate::hit_smallest;
 use crate::dataset::ImageId;
 use crate::geometry::{ImageRect, ImageSize};
 use crate::imagery::tiles::TileService;
+use crate::trace::audit::Verdict;
 use crate::trace::io::{RunRow, index_jsonl, load_row, rows_of};
 use crate::trace::lint::{Flag, lint};
 use crate::trace::readers::{LogFormat, Problem, read};
@@ -58,7 +60,7 @@ pub struct Inspect {
     outcome: Option<Outcome>,
     /// Indices into `rows` that pass the filter.
     shown: Vec<usize>,
-    shown_for: (String, Option<Outcome>, usize),
+    shown_for: (String, Option<Outcome>, usize, Option<Verdict>, usize),
     pub selected_row: Option<usize>,
     pub trace: Option<Trace>,
     pub selected_step: Option<usize>,
@@ -74,6 +76,8 @@ pub struct Inspect {
     zoomed: Option<(PathBuf, f32)>,
     /// Find in every step.
     pub search: search::SearchPanel,
+    /// The crop audit of the listed runs.
+    pub audit: audit::AuditPanel,
 }
 
 impl Default for Inspect {
@@ -88,7 +92,7 @@ impl Default for Inspect {
             filter: String::new(),
             outcome: None,
             shown: Vec::new(),
-            shown_for: (String::new(), None, usize::MAX),
+            shown_for: (String::new(), None, usize::MAX, None, 0),
             selected_row: None,
             trace: None,
             selected_step: None,
@@ -100,13 +104,14 @@ impl Default for Inspect {
             regions: HashMap::new(),
             zoomed: None,
             search: Default::default(),
+            audit: Default::default(),
         }
     }
 }
 
 impl Inspect {
     pub fn busy(&self) -> bool {
-        self.loading.is_some() || self.search.busy()
+        self.loading.is_some() || self.search.busy() || self.audit.busy()
     }
 
     pub fn rows(&self) -> &[RunRow] {
@@ -247,7 +252,13 @@ impl Inspect {
     }
 
     fn refilter(&mut self) {
-        let key = (self.filter.clone(), self.outcome, self.rows.len());
+        let key = (
+            self.filter.clone(),
+            self.outcome,
+            self.rows.len(),
+            self.audit.filter,
+            self.audit.images.len(),
+        );
         if key == self.shown_for {
             return;
         }
@@ -257,6 +268,7 @@ impl Inspect {
             .iter()
             .enumerate()
             .filter(|(_, r)| self.outcome.is_none_or(|o| r.outcome == o))
+            .filter(|(_, r)| self.audit.filter.is_none_or(|v| self.audit.has(&r.id, v)))
             .filter(|(_, r)| {
                 needle.is_empty()
                     || r.id.to_lowercase().contains(&needle)
@@ -377,6 +389,8 @@ impl Inspect {
         self.refilter();
         self.search_section(ui);
         ui.separator();
+        self.audit_section(ui);
+        ui.separator();
         let row_h = 36.0;
         let mut clicked = None;
         let mut compare = None;
@@ -469,6 +483,42 @@ impl Inspect {
         }
     }
 
+    /// The crop audit: the button, its progress and results; a click opens the run at its step.
+    fn audit_section(&mut self, ui: &mut egui::Ui) {
+        let (clicked, asked) = self.audit.show(ui);
+        if asked {
+            let what = match &self.source {
+                Some(Source::Jsonl(p)) => Some(audit::Audited::File(p.clone())),
+                Some(Source::Memory(t)) => Some(audit::Audited::Memory(t.clone())),
+                None => None,
+            };
+            if let Some(what) = what {
+                let dirs = crate::paths::AppDirs::for_user();
+                let sandbox = crate::sandbox::SandboxConfig::for_app(&dirs)
+                    .ok()
+                    .filter(|c| c.runtime.installed().is_some());
+                let file = self
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.audit.start(
+                    ui.ctx(),
+                    what,
+                    file,
+                    sandbox,
+                    Some(dirs.cache.join("audit-cache.jsonl")),
+                );
+            }
+        }
+        if let Some((run, step)) = clicked
+            && let Some(row) = self.rows.iter().position(|r| r.id == run)
+        {
+            self.select_row(row);
+            self.selected_step = Some(step);
+        }
+    }
+
     fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {
         let Some(trace) = &self.trace else {
             ui.centered_and_justified(|ui| {
@@ -556,6 +606,22 @@ impl Inspect {
                 emphasis: false,
                 style: OverlayStyle::Crop,
             }));
+        }
+        // The audit found the selected step's image somewhere else: drawn where it really is.
+        if let Some(step) = self.selected_step
+            && let Some(a) = self.audit.of_step(&trace.run.id, step)
+            && let Some(r) = a.found_rect
+        {
+            overlays.push(Overlay {
+                rect: ImageRect::new(r[0], r[1], r[2], r[3]),
+                color: AUDIT_FOUND,
+                label: Some(format!(
+                    "step {}: where its stored image really is",
+                    step + 1
+                )),
+                emphasis: false,
+                style: OverlayStyle::Crop,
+            });
         }
         self.canvas.edit_mode = false;
         self.canvas.arrow_keys_pan = true;
@@ -649,6 +715,8 @@ impl Inspect {
 
 /// The colour of the compared run's crops on the canvas.
 const COMPARED: Color32 = Color32::from_rgb(255, 140, 0);
+/// Where the audit found a step's stored image when it is not where the code says.
+const AUDIT_FOUND: Color32 = Color32::from_rgb(230, 40, 60);
 
 /// A run's crops as dashed rectangles on the original, numbered and coloured by step.
 pub fn crop_overlays(crops: &[(usize, [f64; 4])], selected: Option<usize>) -> Vec<Overlay> {

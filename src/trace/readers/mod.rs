@@ -396,6 +396,7 @@ fn per_line(
                 if let Some(k) = row {
                     t.run.id = format!("{}#{}", t.run.id, k + 1);
                 }
+                t.run.source_line = Some(line);
                 resolve_images(&mut t, &base);
                 loaded.traces.push(t);
             }
@@ -435,6 +436,10 @@ fn per_line(
         };
         for (i, item) in items.iter().enumerate() {
             push(i + 1, item, &mut loaded);
+        }
+        // Numbered by element, not by line of the file.
+        for t in &mut loaded.traces {
+            t.run.source_line = None;
         }
         return Ok(loaded);
     }
