@@ -47,8 +47,9 @@ struct Dataset {
     rows: PathBuf,
 }
 
-/// The rows, by name: reproduced, widened, resized, elsewhere, fails, no-original, unreadable.
-fn dataset() -> Dataset {
+/// The rows, by name: reproduced, widened, resized, elsewhere, fails, no-original, unreadable;
+/// with `hostile`, also code that runs forever and code that writes beside the dataset.
+fn dataset(hostile: bool) -> Dataset {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     std::fs::create_dir_all(root.join("images")).unwrap();
@@ -96,6 +97,25 @@ fn dataset() -> Dataset {
         row("no-original", "images/gone.png", &exact, crop_code(b, "e")),
         row("unreadable", scene, "images/broken.png", crop_code(b, "f")),
     ];
+    let mut lines = lines.to_vec();
+    if hostile {
+        let code = |body: &str| {
+            format!(
+                "<code>\n```python\n{body}\n```\n</code><sandbox_output><image></sandbox_output> <answer>A</answer>"
+            )
+        };
+        lines.push(row("forever", scene, &exact, code("while True:\n    pass")));
+        let evil = root.join("evil.txt");
+        lines.push(row(
+            "writes-outside",
+            scene,
+            &exact,
+            code(&format!(
+                "open({:?}, 'w').write('x')",
+                evil.display().to_string()
+            )),
+        ));
+    }
     let rows = root.join("sft.jsonl");
     std::fs::write(&rows, lines.join("\n") + "\n").unwrap();
     Dataset {
@@ -116,7 +136,7 @@ fn sandbox_cfg(runs: &Path) -> SandboxConfig {
         runs.to_owned(),
         PathBuf::from(env!("CARGO_BIN_EXE_thyme-studio")),
     );
-    cfg.step_timeout = Duration::from_secs(5);
+    cfg.step_timeout = Duration::from_secs(2);
     cfg
 }
 
@@ -126,7 +146,7 @@ fn by_run(steps: &[StepAudit]) -> std::collections::BTreeMap<String, StepAudit> 
 
 #[test]
 fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
-    let d = dataset();
+    let d = dataset(true);
     let loaded = read(&d.rows, LogFormat::ThymeSft).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let sources: Vec<Source> = loaded
@@ -148,11 +168,11 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
     let results = auditor.run(&sources, &AtomicBool::new(false), &|_, _| {
         heard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
-    assert_eq!(heard.into_inner(), 7);
+    assert_eq!(heard.into_inner(), 9);
     assert!(results.iter().all(|r| !r.cached));
     let steps: Vec<StepAudit> = results.iter().flat_map(|r| r.steps.clone()).collect();
     let got = by_run(&steps);
-    assert_eq!(got.len(), 7, "{steps:#?}");
+    assert_eq!(got.len(), 9, "{steps:#?}");
 
     let r = &got["reproduced"];
     assert_eq!(r.verdict, Verdict::Reproduced, "{r:?}");
@@ -191,9 +211,17 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
     assert_eq!(u.verdict, Verdict::NotReproducible);
     assert!(u.detail.contains("stored image cannot be read"), "{u:?}");
 
-    let report = Report::of(&steps, 7);
+    // Hostile code: stopped, refused, named; the audit went on and wrote nothing outside.
+    let h = &got["forever"];
+    assert_eq!(h.verdict, Verdict::NotReproducible);
+    assert!(h.detail.contains("ran over"), "{h:?}");
+    let w = &got["writes-outside"];
+    assert_eq!(w.verdict, Verdict::NotReproducible);
+    assert!(!d.root.join("evil.txt").exists());
+
+    let report = Report::of(&steps, 9);
     assert_eq!(report.by_verdict[&Verdict::Reproduced], 2);
-    assert_eq!(report.by_verdict[&Verdict::NotReproducible], 3);
+    assert_eq!(report.by_verdict[&Verdict::NotReproducible], 5);
     assert_eq!(report.by_rule["thyme-64px-widening"], 1);
     // The audit leaves no sandbox run folders behind.
     assert_eq!(std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0), 0);
@@ -219,7 +247,7 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
 
 #[test]
 fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
-    let d = dataset();
+    let d = dataset(false);
     let home = d.root.join("home");
     // The app's own sandbox runtime, as the tests have it.
     let out = |args: &[&str]| {

@@ -466,3 +466,32 @@ fn the_cli_runs_steps_of_one_run_and_prints_json() {
         .unwrap();
     assert_eq!(s, "n = 20\nprint(n)");
 }
+
+#[test]
+fn a_reset_clears_the_variables_in_the_same_worker_and_a_tampered_worker_is_replaced() {
+    let f = Fixture::new();
+    let mut s = f.sandbox();
+    let r = run(&mut s, &f, "x = 41\nprint(x + 1)");
+    assert_eq!(r.stdout.trim(), "42");
+    s.reset().unwrap();
+    let r = run(&mut s, &f, "print(x)");
+    assert!(error_of(&r).contains("NameError"), "{r:?}");
+    assert_eq!(r.timings.spawn_ms, 0.0, "the same worker went on");
+    // A step that rebinds a public name of a module the steps share taints the worker: the
+    // reset replaces it, and the next run sees PIL as it should be.
+    let r = run(
+        &mut s,
+        &f,
+        "from PIL import ImageOps\nimport PIL.Image\nPIL.Image.Image.paste = lambda *a, **k: None\nprint('done')",
+    );
+    assert_eq!(r.stdout.trim(), "done", "{r:?}");
+    s.reset().unwrap();
+    let r = run(
+        &mut s,
+        &f,
+        "from PIL import Image\nprint(Image.Image.paste.__name__)",
+    );
+    assert_eq!(r.stdout.trim(), "paste", "{r:?}");
+    assert!(r.timings.spawn_ms > 0.0, "a new worker: {r:?}");
+    s.close();
+}

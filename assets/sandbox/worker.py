@@ -319,27 +319,33 @@ def safe_exists(path):
     return _real["exists"](_map(path))
 
 
+# The wrappers made once, so installing them again puts back the very same objects.
+_KEEP = {name: _keep_rect(name) for name in ("resize", "copy", "convert", "filter")}
+_NP = {name: _np_wrap(name) for name in ("np_array", "np_asarray")}
+_CV = {name: cv_keep(name) for name in ("cv_resize", "cvt")} if cv2 is not None else {}
+
+
 def install():
     """(Re)install the wrappers; run before every step, so a step that replaced them does
     not change the next one."""
     Image.open = image_open
     Image.Image.save = image_save
     Image.Image.crop = image_crop
-    for name in ("resize", "copy", "convert", "filter"):
-        setattr(Image.Image, name, _keep_rect(name))
+    for name, wrapped in _KEEP.items():
+        setattr(Image.Image, name, wrapped)
     Image.Image.rotate = image_rotate
     ImageEnhance._Enhance.enhance = enhance
     Image.fromarray = fromarray
-    np.array = _np_wrap("np_array")
-    np.asarray = _np_wrap("np_asarray")
+    np.array = _NP["np_array"]
+    np.asarray = _NP["np_asarray"]
     builtins.open = safe_open
     os.makedirs = safe_makedirs
     os.path.exists = safe_exists
     if cv2 is not None:
         cv2.imread = imread
         cv2.imwrite = imwrite
-        cv2.resize = cv_keep("cv_resize")
-        cv2.cvtColor = cv_keep("cvt")
+        cv2.resize = _CV["cv_resize"]
+        cv2.cvtColor = _CV["cvt"]
 
 
 # ---- source fixes ----
@@ -415,6 +421,37 @@ def printed_paths(text):
 CONTEXT = {"__name__": "__main__", "os": os, "np": np, "numpy": np, "Image": Image}
 if cv2 is not None:
     CONTEXT["cv2"] = cv2
+BASE_CONTEXT = dict(CONTEXT)
+
+
+def _watched_modules():
+    mods = [builtins, os, os.path, Image, Image.Image, ImageEnhance, np]
+    return mods + ([cv2] if cv2 is not None else [])
+
+
+def _snapshot():
+    return [dict(vars(m)) for m in _watched_modules()]
+
+
+_PRISTINE = None
+
+
+def reset(req):
+    """A new run in this worker: the variables go; the modules must be as they were when the
+    worker started (after the wrappers), else the worker says it is tainted and is replaced."""
+    install()
+    CONTEXT.clear()
+    CONTEXT.update(BASE_CONTEXT)
+    changed = []
+    # A public name rebound or removed (new names, such as submodules imported lazily, and
+    # private bookkeeping are not counted).
+    for mod, before in zip(_watched_modules(), _PRISTINE or []):
+        now = vars(mod)
+        for name, value in before.items():
+            if not name.startswith("_") and now.get(name, _PRISTINE) is not value:
+                changed.append(f"{getattr(mod, '__name__', '?')}.{name}")
+    error = f"tainted: {', '.join(sorted(changed)[:5])}" if changed else None
+    return {"id": req.get("id"), "executed_code": "", "error": error}
 
 
 def run(req):
@@ -495,6 +532,10 @@ def _map_static(p, step_dir):
 
 
 def main():
+    global _PRISTINE
+    install()
+    Image.init()
+    _PRISTINE = _snapshot()
     hello = {
         "ready": True,
         "python": sys.version.split()[0],
@@ -513,6 +554,10 @@ def main():
             continue
         if req.get("cmd") == "exit":
             break
+        if req.get("cmd") == "reset":
+            _PROTO_OUT.write(_dumps(reset(req)) + "\n")
+            _PROTO_OUT.flush()
+            continue
         try:
             os.chdir(req["step_dir"])
         except OSError:

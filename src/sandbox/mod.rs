@@ -476,6 +476,58 @@ impl Sandbox {
         }
     }
 
+    /// Start over in the same worker, for another run of work that needs no new run folder
+    /// (the crop audit): the variables are cleared and the steps' files removed; a worker
+    /// whose modules a step changed says so and is replaced at the next step. Keeps the staged
+    /// inputs, so a run on the same original does not copy it again.
+    pub fn reset(&mut self) -> Result<(), SandboxError> {
+        self.step = 0;
+        self.pending_note = None;
+        // The folder's contents, not the folder: the worker's confinement holds on to it.
+        let steps = self.dirs.steps();
+        for entry in std::fs::read_dir(&steps)
+            .map_err(SandboxError::io(&steps))?
+            .flatten()
+        {
+            let p = entry.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+        let Some(worker) = self.worker.as_mut() else {
+            return Ok(());
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let request = serde_json::json!({"cmd": "reset", "id": id});
+        let sent = worker.send(&request.to_string());
+        let reply = sent.ok().and_then(|_| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match worker.next_line(Duration::from_millis(50)) {
+                    Ok(Line::Text(t)) => return serde_json::from_str::<Reply>(&t).ok(),
+                    Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                }
+            }
+            None
+        });
+        match reply {
+            Some(r) if r.id == id && r.error.is_none() => Ok(()),
+            other => {
+                // Tainted, silent or gone: replaced at the next step.
+                if let Some(r) = other {
+                    tracing::info!("sandbox worker replaced: {}", r.error.unwrap_or_default());
+                }
+                if let Some(w) = self.worker.take() {
+                    w.close();
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// End the run: the worker exits (or is killed); the run folder stays.
     pub fn close(mut self) {
         if let Some(w) = self.worker.take() {

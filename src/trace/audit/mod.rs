@@ -216,16 +216,66 @@ pub fn has_stored_images(trace: &Trace) -> bool {
     })
 }
 
-/// How a run's code steps are made again: a sandbox for the run, when there is one.
-pub type SandboxStart<'a> = dyn FnMut() -> Result<Sandbox, String> + 'a;
+/// The sandbox workers one audit thread uses: a worker is reset between runs (its variables
+/// cleared, checked untouched) instead of started anew, with a warm spare from the pool when
+/// one has to be replaced. Closing removes the run folders.
+pub struct Workers {
+    cfg: Option<crate::sandbox::SandboxConfig>,
+    pool: Option<crate::sandbox::SandboxPool>,
+    current: Option<Sandbox>,
+}
 
-/// Audit one run. `file`/`line` name where it came from; `start` gives a sandbox when the run
-/// has code steps to run again (its run folder is removed afterwards).
+impl Workers {
+    /// `None`: no sandbox here; code steps are not reproducible.
+    pub fn new(cfg: Option<crate::sandbox::SandboxConfig>) -> Self {
+        Self {
+            cfg,
+            pool: None,
+            current: None,
+        }
+    }
+
+    /// A clean sandbox for the next run (given back with [`Workers::give_back`]).
+    fn take(&mut self) -> Result<Sandbox, String> {
+        if let Some(mut sb) = self.current.take() {
+            match sb.reset() {
+                Ok(()) => return Ok(sb),
+                Err(_) => {
+                    let dir = sb.run_dir().to_owned();
+                    sb.close();
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+        let cfg = self.cfg.as_ref().ok_or("the sandbox is not set up")?;
+        let pool = self
+            .pool
+            .get_or_insert_with(|| crate::sandbox::SandboxPool::new(cfg.clone()));
+        pool.start_run().map_err(|e| e.to_string())
+    }
+
+    fn give_back(&mut self, sb: Sandbox) {
+        self.current = Some(sb);
+    }
+
+    /// Stop the workers and remove their run folders.
+    pub fn close(mut self) {
+        if let Some(sb) = self.current.take() {
+            let dir = sb.run_dir().to_owned();
+            sb.close();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        drop(self.pool.take());
+    }
+}
+
+/// Audit one run. `file`/`line` name where it came from; `workers` give a sandbox when the
+/// run has code steps to run again.
 pub fn audit_run(
     trace: &Trace,
     file: &str,
     line: Option<usize>,
-    start: &mut SandboxStart<'_>,
+    workers: &mut Workers,
     cancel: &AtomicBool,
 ) -> Vec<StepAudit> {
     let mut out = Vec::new();
@@ -287,7 +337,7 @@ pub fn audit_run(
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), None) => Err("the run names no original image".into()),
             };
-            let result = match (path, sandbox.get_or_insert_with(&mut *start)) {
+            let result = match (path, sandbox.get_or_insert_with(|| workers.take())) {
                 (Err(e), _) => Err(e),
                 (_, Err(e)) => Err(format!("no sandbox to run the code in: {e}")),
                 (Ok(_), Ok(_))
@@ -344,9 +394,7 @@ pub fn audit_run(
         }
     }
     if let Some(Ok(sb)) = sandbox {
-        let dir = sb.run_dir().to_owned();
-        sb.close();
-        let _ = std::fs::remove_dir_all(dir);
+        workers.give_back(sb);
     }
     out
 }

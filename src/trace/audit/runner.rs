@@ -1,5 +1,5 @@
-//! Auditing many runs: `jobs` threads, each with its own pool of sandbox workers (one warm
-//! spare started while a run is audited), results streamed to the caller as runs finish, and
+//! Auditing many runs: `jobs` threads, each with its own sandbox worker (reset between runs,
+//! replaced from a warm spare when a run changed its modules), results streamed to the caller as runs finish, and
 //! a cache keyed by what decides a run's audit (the original's bytes, every cell's code, every
 //! stored image's bytes), so auditing again only audits what changed. Cancelling keeps what
 //! is done, in the results and in the cache.
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::{StepAudit, audit_run, has_stored_images};
-use crate::sandbox::{SandboxConfig, SandboxPool};
+use super::{StepAudit, Workers, audit_run, has_stored_images};
+use crate::sandbox::SandboxConfig;
 use crate::trace::{Step, Trace};
 
 /// Bumped when the audit's rules change, so cached results of older rules are not reused.
@@ -137,7 +137,7 @@ impl Auditor {
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
-                    let mut pool: Option<SandboxPool> = None;
+                    let mut workers = Workers::new(self.sandbox.clone());
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(src) = sources.get(i) else { break };
@@ -162,15 +162,13 @@ impl Auditor {
                                 cached: true,
                             },
                             None => {
-                                let mut start = || match &self.sandbox {
-                                    None => Err("the sandbox is not set up".to_owned()),
-                                    Some(cfg) => pool
-                                        .get_or_insert_with(|| SandboxPool::new(cfg.clone()))
-                                        .start_run()
-                                        .map_err(|e| e.to_string()),
-                                };
-                                let steps =
-                                    audit_run(&src.trace, &src.file, src.line, &mut start, cancel);
+                                let steps = audit_run(
+                                    &src.trace,
+                                    &src.file,
+                                    src.line,
+                                    &mut workers,
+                                    cancel,
+                                );
                                 // A run cut short by a cancel is not cached.
                                 if let (Some(k), Some(w), false) =
                                     (&key, &writer, cancel.load(Ordering::Relaxed))
@@ -199,6 +197,7 @@ impl Auditor {
                             r[i] = Some(audited);
                         }
                     }
+                    workers.close();
                 });
             }
         });
