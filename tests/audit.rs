@@ -71,6 +71,7 @@ fn dataset(hostile: bool) -> Dataset {
         &cut(&original, b).resize_exact(196, 140, FilterType::CatmullRom),
     );
     let elsewhere = save("elsewhere", &cut(&original, [700, 500, 900, 650]));
+    let unwidened = save("unwidened", &cut(&original, small));
     std::fs::write(root.join("images/broken.png"), b"\x89PNG not really").unwrap();
     let row = |id: &str, original: &str, out: &str, response: String| {
         serde_json::json!({
@@ -86,6 +87,7 @@ fn dataset(hostile: bool) -> Dataset {
     let lines = [
         row("reproduced", scene, &exact, crop_code(b, "a")),
         row("widened", scene, &widened, crop_code(small, "b")),
+        row("unwidened", scene, &unwidened, crop_code(small, "g")),
         row("resized", scene, &resized, crop_code(b, "c")),
         row("elsewhere", scene, &elsewhere, crop_code(b, "d")),
         row(
@@ -168,11 +170,11 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
     let results = auditor.run(&sources, &AtomicBool::new(false), &|_, _| {
         heard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
-    assert_eq!(heard.into_inner(), 9);
+    assert_eq!(heard.into_inner(), 10);
     assert!(results.iter().all(|r| !r.cached));
     let steps: Vec<StepAudit> = results.iter().flat_map(|r| r.steps.clone()).collect();
     let got = by_run(&steps);
-    assert_eq!(got.len(), 9, "{steps:#?}");
+    assert_eq!(got.len(), 10, "{steps:#?}");
 
     let r = &got["reproduced"];
     assert_eq!(r.verdict, Verdict::Reproduced, "{r:?}");
@@ -184,6 +186,12 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
     assert_eq!(w.verdict, Verdict::Reproduced, "{w:?}");
     assert_eq!(w.rules, ["thyme-64px-widening"]);
     assert_eq!(w.stored_size, Some([64, 64]));
+
+    // The same code's box stored as written: Thyme's sandbox would have widened it.
+    let u = &got["unwidened"];
+    assert_eq!(u.verdict, Verdict::Resampled, "{u:?}");
+    assert_eq!(u.rules, ["thyme-64px-widening"]);
+    assert!(u.detail.contains("as written (39x38)"), "{u:?}");
 
     let s = &got["resized"];
     assert_eq!(s.verdict, Verdict::Resampled, "{s:?}");
@@ -219,10 +227,10 @@ fn every_row_lands_in_its_class_with_its_rule_and_a_second_audit_is_cached() {
     assert_eq!(w.verdict, Verdict::NotReproducible);
     assert!(!d.root.join("evil.txt").exists());
 
-    let report = Report::of(&steps, 9);
+    let report = Report::of(&steps, 10);
     assert_eq!(report.by_verdict[&Verdict::Reproduced], 2);
     assert_eq!(report.by_verdict[&Verdict::NotReproducible], 5);
-    assert_eq!(report.by_rule["thyme-64px-widening"], 1);
+    assert_eq!(report.by_rule["thyme-64px-widening"], 2);
     // The audit leaves no sandbox run folders behind.
     assert_eq!(std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0), 0);
 
@@ -275,7 +283,7 @@ fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
         "{text}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(text.contains("7 stored image(s) in 7 run(s)"), "{text}");
+    assert!(text.contains("8 stored image(s) in 8 run(s)"), "{text}");
     assert!(text.contains("thyme-64px-widening"), "{text}");
     // Worst first: the different region leads the list.
     let worst = text.split("worst first:").nth(1).unwrap();
@@ -284,7 +292,7 @@ fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
         "{worst}"
     );
     let csv = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv.lines().count(), 8);
+    assert_eq!(csv.lines().count(), 9);
     assert!(csv.starts_with("file,line,run,step"));
     // The rows to fix are the dataset's own lines: elsewhere, fails, no-original, unreadable.
     let rows: Vec<String> = std::fs::read_to_string(&fix)
@@ -300,6 +308,6 @@ fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
     // JSON: the report and every image.
     let o = out(&["--json", "--no-cache"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["images"].as_array().unwrap().len(), 7);
+    assert_eq!(v["images"].as_array().unwrap().len(), 8);
     assert_eq!(v["report"]["by_verdict"]["reproduced"], 2);
 }

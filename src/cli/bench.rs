@@ -7,6 +7,21 @@ use super::Failure;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
+    /// The crop audit: generated Thyme SFT rows (one crop each, 2000-4000 px originals shared
+    /// by groups of rows) audited with N warm sandbox workers against a Python script that
+    /// re-runs each row's code with exec and compares with Pillow (same run), then again from
+    /// the cache.
+    Audit {
+        #[arg(long, default_value = "target/bench-audit")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 40)]
+        originals: usize,
+        /// Sandbox workers (default: the CPU count).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// The canvas: first pixels and full pyramid against libvips and Pillow, frame times,
     /// memory. Uses ../shared/fixtures when present and generated 100 MP and 400 MP JPEGs.
     Canvas {
@@ -135,6 +150,22 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
             cfg.runs = std::path::absolute(dir.join("runs"))?;
             let r = thyme_studio::bench::agent::run(cfg, &dir)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::Audit {
+            dir,
+            rows,
+            originals,
+            jobs,
+        } => {
+            let dirs = thyme_studio::paths::AppDirs::for_user();
+            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            cfg.runtime.ensure(&mut |s| eprintln!("{s}"))?;
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            });
+            let r = thyme_studio::bench::audit::run(cfg, &dir, rows, originals, jobs)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::Sandbox { dir, steps } => {

@@ -46,15 +46,39 @@ pub struct Auditor {
     pub cache: Option<PathBuf>,
 }
 
+/// Decoded originals kept across runs (bytes of pixels).
+const ORIGINALS_BUDGET: u64 = 1 << 30;
+
+/// File hashes already taken in this audit, by path, size and modification time (the runs of
+/// a dataset share a few originals).
+pub type HashMemo = Mutex<HashMap<(PathBuf, u64, Option<std::time::SystemTime>), String>>;
+
 /// The cache key of a run: everything its audit depends on.
-pub fn run_key(trace: &Trace) -> String {
+pub fn run_key(trace: &Trace, memo: &HashMemo) -> String {
     let mut h = Sha256::new();
     h.update(AUDIT_VERSION.as_bytes());
     h.update(trace.run.source_format.as_bytes());
     let file_hash = |h: &mut Sha256, p: &Path| {
-        match crate::dataset::ImageId::of_file(p) {
-            Ok(id) => h.update(id.as_str().as_bytes()),
-            Err(_) => h.update(format!("missing:{}", p.display()).as_bytes()),
+        let meta = std::fs::metadata(p).ok();
+        let id = (
+            p.to_owned(),
+            meta.as_ref().map_or(0, std::fs::Metadata::len),
+            meta.and_then(|m| m.modified().ok()),
+        );
+        let known = memo.lock().ok().and_then(|m| m.get(&id).cloned());
+        let digest = known.or_else(|| {
+            let d = crate::dataset::ImageId::of_file(p)
+                .ok()?
+                .as_str()
+                .to_owned();
+            if let Ok(mut m) = memo.lock() {
+                m.insert(id, d.clone());
+            }
+            Some(d)
+        });
+        match digest {
+            Some(d) => h.update(d.as_bytes()),
+            None => h.update(format!("missing:{}", p.display()).as_bytes()),
         };
     };
     for img in &trace.run.images {
@@ -130,6 +154,8 @@ impl Auditor {
                 .ok()
                 .map(Mutex::new)
         });
+        let originals = std::sync::Arc::new(super::Originals::new(ORIGINALS_BUDGET));
+        let hashes = Mutex::new(HashMap::new());
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Audited>>> = Mutex::new(vec![None; sources.len()]);
@@ -137,14 +163,15 @@ impl Auditor {
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
-                    let mut workers = Workers::new(self.sandbox.clone());
+                    let mut workers = Workers::new(self.sandbox.clone(), originals.clone());
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(src) = sources.get(i) else { break };
                         if cancel.load(Ordering::Relaxed) {
                             break;
                         }
-                        let key = has_stored_images(&src.trace).then(|| run_key(&src.trace));
+                        let key =
+                            has_stored_images(&src.trace).then(|| run_key(&src.trace, &hashes));
                         let hit = key.as_ref().and_then(|k| cached.get(k));
                         let audited = match hit {
                             Some(steps) => Audited {
