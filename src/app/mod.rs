@@ -189,7 +189,10 @@ impl StudioApp {
             session: session::ProjectSession::default(),
             workspace: Workspace::Annotate,
             annotate: annotate::AnnotateWorkspace::default(),
-            inspect: inspect::Inspect::default(),
+            inspect: inspect::Inspect::with_audit(
+                sandbox_config(&config),
+                config.dirs.cache.join("audit-cache.jsonl"),
+            ),
             run: run_panel::RunPanel::new(sandbox_config(&config)),
             thumbnailer,
             pictures: HashMap::new(),

@@ -122,3 +122,85 @@ fn inspect_opens_a_run_and_a_click_on_its_crop_shows_the_step_code() {
     h.run_steps(2);
     assert_eq!(h.state().inspect.selected_step, Some(2));
 }
+
+#[test]
+fn the_crop_audit_runs_from_inspect_lists_the_worst_and_filters_the_runs() {
+    use thyme_studio::trace::audit::Verdict;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = image::RgbImage::from_fn(800, 600, |x, y| {
+        let v = (x * 7 + y * 13) ^ (x * y / 37);
+        image::Rgb([
+            (v % 251) as u8,
+            ((v / 3) % 241) as u8,
+            ((x / 3 + y / 5) % 256) as u8,
+        ])
+    });
+    original.save(dir.join("scene.png")).unwrap();
+    let cut = |b: [u32; 4], name: &str| {
+        image::imageops::crop_imm(&original, b[0], b[1], b[2] - b[0], b[3] - b[1])
+            .to_image()
+            .save(dir.join(name))
+            .unwrap();
+    };
+    cut([100, 100, 260, 220], "same.png");
+    cut([500, 350, 660, 470], "other.png");
+    let row = |id: &str, out: &str| {
+        serde_json::json!({
+            "id": id,
+            "image": ["scene.png", out],
+            "question": "<image>\nWhat is there?",
+            "response": "<think>Look.</think><code>\n```python\nimg = Image.open(image_path)\nc = img.crop((100, 100, 260, 220))\nc.save('/mnt/data/temp_processed_images/c.png')\nprint('/mnt/data/temp_processed_images/c.png')\n```\n</code><sandbox_output><image></sandbox_output> <answer>A</answer>",
+            "answer": "A",
+        })
+        .to_string()
+    };
+    let rows = dir.join("sft.jsonl");
+    std::fs::write(
+        &rows,
+        format!(
+            "{}\n{}\n",
+            row("same-place", "same.png"),
+            row("elsewhere", "other.png")
+        ),
+    )
+    .unwrap();
+    let mut app = app_with(None, root.path(), vec![]);
+    app.inspect.open(rows, &egui::Context::default());
+    let mut h = harness(app);
+    h.state_mut().workspace = Workspace::Inspect;
+    step_until(&mut h, "the runs", |h| h.state().inspect.rows().len() == 2);
+    h.run_steps(2);
+    h.get_by_label("Audit crops").click();
+    h.run_steps(1);
+    step_until(&mut h, "the audit", |h| {
+        !h.state().inspect.audit.busy() && h.state().inspect.audit.images.len() == 2
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("different region: 1").is_some());
+    assert!(h.query_by_label_contains("reproduced: 1").is_some());
+    // The worst first: a click opens its run at its step, where it really came from is known.
+    h.query_all_by_label_contains("elsewhere · step 2 · different region")
+        .next()
+        .unwrap()
+        .click();
+    h.run_steps(2);
+    let inspect = &h.state().inspect;
+    assert_eq!(inspect.trace.as_ref().unwrap().run.id, "elsewhere");
+    assert_eq!(inspect.selected_step, Some(1));
+    let found = inspect
+        .audit
+        .of_step("elsewhere", 1)
+        .unwrap()
+        .found_rect
+        .unwrap();
+    assert!(
+        (found[0] - 500.0).abs() <= 3.0 && (found[1] - 350.0).abs() <= 3.0,
+        "{found:?}"
+    );
+    // The run list filtered by verdict.
+    h.state_mut().inspect.audit.filter = Some(Verdict::DifferentRegion);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("same-place").is_none());
+}

@@ -259,3 +259,37 @@ impl AuditPanel {
         (clicked, asked)
     }
 }
+
+impl super::Inspect {
+    /// The crop audit: the button, its progress and results; a click opens the run at its step.
+    pub(super) fn audit_section(&mut self, ui: &mut egui::Ui) {
+        let (clicked, asked) = self.audit.show(ui);
+        if asked {
+            let what = match &self.source {
+                Some(super::Source::Jsonl(p)) => Some(Audited::File(p.clone())),
+                Some(super::Source::Memory(t)) => Some(Audited::Memory(t.clone())),
+                None => None,
+            };
+            if let Some(what) = what {
+                let sandbox = self
+                    .audit_env
+                    .0
+                    .clone()
+                    .filter(|c| c.runtime.installed().is_some());
+                let file = self
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.audit
+                    .start(ui.ctx(), what, file, sandbox, self.audit_env.1.clone());
+            }
+        }
+        if let Some((run, step)) = clicked
+            && let Some(row) = self.rows.iter().position(|r| r.id == run)
+        {
+            self.select_row(row);
+            self.selected_step = Some(step);
+        }
+    }
+}

@@ -78,6 +78,8 @@ pub struct Inspect {
     pub search: search::SearchPanel,
     /// The crop audit of the listed runs.
     pub audit: audit::AuditPanel,
+    /// The sandbox the audit runs code in and its cache file (the app's own).
+    audit_env: (Option<crate::sandbox::SandboxConfig>, Option<PathBuf>),
 }
 
 impl Default for Inspect {
@@ -105,6 +107,7 @@ impl Default for Inspect {
             zoomed: None,
             search: Default::default(),
             audit: Default::default(),
+            audit_env: (None, None),
         }
     }
 }
@@ -118,9 +121,19 @@ impl Inspect {
         &self.rows
     }
 
+    /// Inspect with the app's sandbox and cache for the crop audit.
+    pub fn with_audit(sandbox: Option<crate::sandbox::SandboxConfig>, cache: PathBuf) -> Self {
+        Self {
+            audit_env: (sandbox, Some(cache)),
+            ..Self::default()
+        }
+    }
+
     /// Open a trace folder, a JSONL of traces or a foreign log, in the background.
     pub fn open(&mut self, path: PathBuf, ctx: &egui::Context) {
+        let env = std::mem::take(&mut self.audit_env);
         *self = Self::default();
+        self.audit_env = env;
         self.path = Some(path.clone());
         let (tx, rx) = channel();
         let ctx = ctx.clone();
@@ -459,64 +472,6 @@ impl Inspect {
             self.compare_with(i);
         }
         ui.weak("Right-click a run to compare it with the open one.");
-    }
-
-    /// Find in every step: the form, the matches, a click opens the run at its step.
-    fn search_section(&mut self, ui: &mut egui::Ui) {
-        let (clicked, asked) = self.search.show(ui, &self.rows);
-        if asked {
-            let what = match &self.source {
-                Some(Source::Jsonl(p)) => Some(search::Searched::Jsonl(p.clone())),
-                Some(Source::Memory(t)) => Some(search::Searched::Memory(t.clone())),
-                None => None,
-            };
-            if let Some(what) = what {
-                self.search
-                    .start(ui.ctx(), what, self.rows.clone(), self.outcome);
-            }
-        }
-        if let Some((row, step)) = clicked {
-            self.select_row(row);
-            if step.is_some() {
-                self.selected_step = step;
-            }
-        }
-    }
-
-    /// The crop audit: the button, its progress and results; a click opens the run at its step.
-    fn audit_section(&mut self, ui: &mut egui::Ui) {
-        let (clicked, asked) = self.audit.show(ui);
-        if asked {
-            let what = match &self.source {
-                Some(Source::Jsonl(p)) => Some(audit::Audited::File(p.clone())),
-                Some(Source::Memory(t)) => Some(audit::Audited::Memory(t.clone())),
-                None => None,
-            };
-            if let Some(what) = what {
-                let dirs = crate::paths::AppDirs::for_user();
-                let sandbox = crate::sandbox::SandboxConfig::for_app(&dirs)
-                    .ok()
-                    .filter(|c| c.runtime.installed().is_some());
-                let file = self
-                    .path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                self.audit.start(
-                    ui.ctx(),
-                    what,
-                    file,
-                    sandbox,
-                    Some(dirs.cache.join("audit-cache.jsonl")),
-                );
-            }
-        }
-        if let Some((run, step)) = clicked
-            && let Some(row) = self.rows.iter().position(|r| r.id == run)
-        {
-            self.select_row(row);
-            self.selected_step = Some(step);
-        }
     }
 
     fn run_canvas(&mut self, ui: &mut egui::Ui, tiles: &TileService, out: &mut Outbox) {

@@ -235,3 +235,27 @@ fn pick(
             }
         });
 }
+
+impl super::Inspect {
+    /// Find in every step: the form, the matches, a click opens the run at its step.
+    pub(super) fn search_section(&mut self, ui: &mut egui::Ui) {
+        let (clicked, asked) = self.search.show(ui, &self.rows);
+        if asked {
+            let what = match &self.source {
+                Some(super::Source::Jsonl(p)) => Some(Searched::Jsonl(p.clone())),
+                Some(super::Source::Memory(t)) => Some(Searched::Memory(t.clone())),
+                None => None,
+            };
+            if let Some(what) = what {
+                self.search
+                    .start(ui.ctx(), what, self.rows.clone(), self.outcome);
+            }
+        }
+        if let Some((row, step)) = clicked {
+            self.select_row(row);
+            if step.is_some() {
+                self.selected_step = step;
+            }
+        }
+    }
+}
