@@ -58,6 +58,24 @@ impl Inspect {
                 for f in &flags {
                     ui.colored_label(crate::ui::WARNING, format!("flag {}: {}", f.name, f.detail));
                 }
+                if let Some(trace) = &self.trace
+                    && let Some(a) = self.audit.of_step(&trace.run.id, i)
+                {
+                    let color = if a.verdict.disagrees() {
+                        ui.visuals().error_fg_color
+                    } else {
+                        ui.visuals().weak_text_color()
+                    };
+                    let rules = if a.rules.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", a.rules.join(", "))
+                    };
+                    ui.colored_label(
+                        color,
+                        format!("audit: {}{rules}: {}", a.verdict.name(), a.detail),
+                    );
+                }
                 self.step_detail(ui, tiles, i, &step);
             });
     }
