@@ -178,8 +178,10 @@ fn the_crop_audit_runs_from_inspect_lists_the_worst_and_filters_the_runs() {
         !h.state().inspect.audit.busy() && h.state().inspect.audit.images.len() == 2
     });
     h.run_steps(2);
-    assert!(h.query_by_label_contains("different region: 1").is_some());
-    assert!(h.query_by_label_contains("reproduced: 1").is_some());
+    // The counts (the selected step also says its own verdict).
+    let counts = |text: &str| h.query_all_by_label_contains(text).next().is_some();
+    assert!(counts("different region: 1"));
+    assert!(counts("reproduced: 1"));
     // The worst first: a click opens its run at its step, where it really came from is known.
     h.query_all_by_label_contains("elsewhere · step 2 · different region")
         .next()
@@ -198,6 +200,12 @@ fn the_crop_audit_runs_from_inspect_lists_the_worst_and_filters_the_runs() {
     assert!(
         (found[0] - 500.0).abs() <= 3.0 && (found[1] - 350.0).abs() <= 3.0,
         "{found:?}"
+    );
+    assert!(
+        h.query_all_by_label_contains("audit: different region")
+            .next()
+            .is_some(),
+        "the step says its verdict"
     );
     // The run list filtered by verdict.
     h.state_mut().inspect.audit.filter = Some(Verdict::DifferentRegion);
