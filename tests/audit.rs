@@ -311,3 +311,52 @@ fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
     assert_eq!(v["images"].as_array().unwrap().len(), 8);
     assert_eq!(v["report"]["by_verdict"]["reproduced"], 2);
 }
+
+#[test]
+fn mini_o3_zooms_and_zooms_of_zooms_are_cut_by_its_rule_and_reproduced() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("THYME_TEST_PYTHON").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python"),
+        PathBuf::from,
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/writers/mini_o3_save_traj.py");
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let save = dir.path().join("val_trajs");
+    let loaded = read(&save, LogFormat::MiniO3).unwrap();
+    let sources: Vec<Source> = loaded
+        .traces
+        .into_iter()
+        .map(|t| Source {
+            line: None,
+            file: save.display().to_string(),
+            trace: t,
+        })
+        .collect();
+    // Tool steps need no sandbox.
+    let auditor = Auditor {
+        sandbox: None,
+        jobs: 1,
+        cache: None,
+    };
+    let steps: Vec<StepAudit> = auditor
+        .run(&sources, &AtomicBool::new(false), &|_, _| {})
+        .into_iter()
+        .flat_map(|r| r.steps)
+        .collect();
+    // Two zooms in the first rollout (the second on the first's crop) and one in the third.
+    assert_eq!(steps.len(), 3, "{steps:#?}");
+    for s in &steps {
+        assert_eq!(s.verdict, Verdict::Reproduced, "{s:?}");
+    }
+    let second = steps
+        .iter()
+        .find(|s| s.run == "plate_7_0" && s.step == 3)
+        .unwrap();
+    assert_eq!(second.claimed_rect, Some([2100.0, 1575.0, 2300.0, 1725.0]));
+}
