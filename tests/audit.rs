@@ -360,3 +360,40 @@ fn mini_o3_zooms_and_zooms_of_zooms_are_cut_by_its_rule_and_reproduced() {
         .unwrap();
     assert_eq!(second.claimed_rect, Some([2100.0, 1575.0, 2300.0, 1725.0]));
 }
+
+#[test]
+fn without_a_sandbox_code_steps_are_named_not_reproducible_and_not_cached() {
+    let d = dataset(false);
+    let loaded = read(&d.rows, LogFormat::ThymeSft).unwrap();
+    let sources: Vec<Source> = loaded
+        .traces
+        .into_iter()
+        .map(|t| Source {
+            line: t.run.source_line,
+            file: d.rows.display().to_string(),
+            trace: t,
+        })
+        .collect();
+    let auditor = Auditor {
+        sandbox: None,
+        jobs: 2,
+        cache: Some(d.root.join("cache.jsonl")),
+    };
+    let first = auditor.run(&sources, &AtomicBool::new(false), &|_, _| {});
+    let steps: Vec<StepAudit> = first.iter().flat_map(|r| r.steps.clone()).collect();
+    let got = by_run(&steps);
+    let r = &got["reproduced"];
+    assert_eq!(r.verdict, Verdict::NotReproducible);
+    assert!(
+        r.detail.starts_with(thyme_studio::trace::audit::NO_SANDBOX),
+        "{r:?}"
+    );
+    // Audited again: those runs are audited anew (a sandbox may be there by then).
+    let again = auditor.run(&sources, &AtomicBool::new(false), &|_, _| {});
+    let cached: Vec<&str> = again
+        .iter()
+        .filter(|a| a.cached)
+        .flat_map(|a| a.steps.iter().map(|s| s.run.as_str()))
+        .collect();
+    assert!(!cached.contains(&"reproduced"), "{cached:?}");
+}

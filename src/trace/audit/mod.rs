@@ -28,6 +28,9 @@ use crate::imagery::PixelBudget;
 use crate::imagery::decode::{decode_bytes, decode_file};
 use crate::sandbox::{ExecResult, Sandbox};
 
+/// How a code step that could not be run for want of a sandbox is described.
+pub const NO_SANDBOX: &str = "no sandbox to run the code in";
+
 /// What the audit found for one stored image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -344,7 +347,7 @@ pub fn audit_run(
             };
             let result = match (path, sandbox.get_or_insert_with(|| workers.take())) {
                 (Err(e), _) => Err(e),
-                (_, Err(e)) => Err(format!("no sandbox to run the code in: {e}")),
+                (_, Err(e)) => Err(format!("{NO_SANDBOX}: {e}")),
                 (Ok(_), Ok(_))
                     if trace.run.source_format == "pyvision" && raw_code.contains("image_clue_0") =>
                 {

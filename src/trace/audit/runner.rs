@@ -57,6 +57,8 @@ pub type HashMemo = Mutex<HashMap<(PathBuf, u64, Option<std::time::SystemTime>),
 pub fn run_key(trace: &Trace, memo: &HashMemo) -> String {
     let mut h = Sha256::new();
     h.update(AUDIT_VERSION.as_bytes());
+    // The sandbox's worker decides what code makes: another worker, another audit.
+    h.update(Sha256::digest(crate::sandbox::runtime::WORKER.as_bytes()));
     h.update(trace.run.source_format.as_bytes());
     let file_hash = |h: &mut Sha256, p: &Path| {
         let meta = std::fs::metadata(p).ok();
@@ -196,10 +198,13 @@ impl Auditor {
                                     &mut workers,
                                     cancel,
                                 );
-                                // A run cut short by a cancel is not cached.
-                                if let (Some(k), Some(w), false) =
-                                    (&key, &writer, cancel.load(Ordering::Relaxed))
-                                {
+                                // A run cut short by a cancel, or audited without a
+                                // sandbox, is not cached: it would not be the same later.
+                                let partial = cancel.load(Ordering::Relaxed)
+                                    || steps
+                                        .iter()
+                                        .any(|s| s.detail.starts_with(super::NO_SANDBOX));
+                                if let (Some(k), Some(w), false) = (&key, &writer, partial) {
                                     let line = CacheLine {
                                         key: k.clone(),
                                         steps: steps.clone(),
