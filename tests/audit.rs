@@ -397,3 +397,86 @@ fn without_a_sandbox_code_steps_are_named_not_reproducible_and_not_cached() {
         .collect();
     assert!(!cached.contains(&"reproduced"), "{cached:?}");
 }
+
+#[test]
+fn pixel_reasoner_crops_and_crops_of_crops_are_cut_by_its_rule_from_a_copied_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("THYME_TEST_PYTHON").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python"),
+        PathBuf::from,
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/writers/pixel_reasoner_dump.py");
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Copied off the training machine: the crops' recorded paths are gone, the files sit
+    // beside each conv.json.
+    let dumps = dir.path().join("copied/dumps_iter0");
+    std::fs::create_dir_all(dumps.parent().unwrap()).unwrap();
+    std::fs::rename(dir.path().join("ckpt/logs/dumps_iter0"), &dumps).unwrap();
+    // One stored crop is of somewhere else than its call says.
+    let original = image::open(dir.path().join("images/station.png")).unwrap();
+    let wrong = dumps.join("vstar_13/iter0.jpg");
+    let (w, h) = image::image_dimensions(&wrong).unwrap();
+    original.crop_imm(100, 1500, w, h).save(&wrong).unwrap();
+
+    assert_eq!(LogFormat::detect(&dumps).unwrap(), LogFormat::PixelReasoner);
+    let loaded = read(&dumps, LogFormat::PixelReasoner).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.traces.len(), 2);
+    let sources: Vec<Source> = loaded
+        .traces
+        .into_iter()
+        .map(|t| Source {
+            line: None,
+            file: dumps.display().to_string(),
+            trace: t,
+        })
+        .collect();
+    let auditor = Auditor {
+        sandbox: None,
+        jobs: 1,
+        cache: None,
+    };
+    let steps: Vec<StepAudit> = auditor
+        .run(&sources, &AtomicBool::new(false), &|_, _| {})
+        .into_iter()
+        .flat_map(|r| r.steps)
+        .collect();
+    // Two crops in the first question (the second cut from the first), one in the second (its
+    // call with the wrong target made none).
+    assert_eq!(steps.len(), 3, "{steps:#?}");
+    let of = |run: &str, step: usize| {
+        steps
+            .iter()
+            .find(|s| s.run == run && s.step == step)
+            .unwrap_or_else(|| panic!("{run} step {step}: {steps:#?}"))
+    };
+    let first = of("vstar_12", 1);
+    assert_eq!(first.verdict, Verdict::Reproduced, "{first:?}");
+    // [0.4, 0.38, 0.5, 0.5], padded by 0.1, of 2800x2100.
+    assert_eq!(first.claimed_rect, Some([840.0, 588.0, 1680.0, 1260.0]));
+    let second = of("vstar_12", 3);
+    assert!(
+        matches!(second.verdict, Verdict::Reproduced | Verdict::Resampled),
+        "{second:?}"
+    );
+    let r = second.claimed_rect.unwrap();
+    // 0.2-0.8 of the first crop (840x672 as the model got it), on the original.
+    for (a, b) in r.iter().zip([1008.0, 722.4, 1512.0, 1125.6]) {
+        assert!((a - b).abs() <= 1.5, "{r:?}");
+    }
+    // The last call of the turn ran: pixels [1120, 800, 1400, 1050] of the seen image.
+    let wrong = of("vstar_13", 1);
+    assert_eq!(wrong.verdict, Verdict::DifferentRegion, "{wrong:?}");
+    assert_eq!(wrong.claimed_rect, Some([840.0, 590.0, 1680.0, 1260.0]));
+    let found = wrong.found_rect.unwrap();
+    assert!(
+        (found[0] - 100.0).abs() < 40.0 && (found[1] - 1500.0).abs() < 40.0,
+        "{found:?}"
+    );
+}

@@ -263,6 +263,20 @@ fn seed_lines() -> Vec<(LogFormat, Value)> {
             ]}),
         ),
         (
+            LogFormat::DeepEyesV2,
+            json!({"index": "3", "question": "What?", "answer": "A", "prediction": "A", "image_path_list": "['/data/a.jpg']",
+                "raw_response": "[{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64'}}, {'type': 'text', 'text': \"What?\\n\\nYou must put your answer\"}]}, {'role': 'assistant', 'content': '<code>\\n```python\\nprint(image_1.size)\\n```\\n</code>'}, {'role': 'user', 'content': [{'type': 'text', 'text': 'Code execution result:\\nstdout:\\n```\\n(4, 3)\\n```\\n\\nstderr:\\n```\\n\\n```\\n\\nImages:\\n'}]}, {'role': 'assistant', 'content': '<answer>A</answer>'}]"}),
+        ),
+        (
+            LogFormat::PixelReasoner,
+            json!([[
+                {"role": "user", "content": [{"image": "a.jpg", "type": "image", "min_pixels": 200704, "max_pixels": 6272000}, {"text": "Q", "type": "text"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "<tool_call>\n{\"name\": \"crop_image_normalized\", \"arguments\": {\"bbox_2d\": [0.1, 0.2, 0.5, 0.6], \"target_image\": 1}}\n</tool_call>"}]},
+                {"role": "user", "content": [{"type": "text", "text": "\nHere is the cropped image (Image Size: 812x644):"}, {"type": "image", "image": "/x/iter0.jpg"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "\\boxed{B}"}]}
+            ], "<|im_start|>user\nQ<|im_end|>", "[<PIL.Image.Image image mode=RGB size=28x28 at 0x7F>]"]),
+        ),
+        (
             LogFormat::PyVision,
             json!({"messages": [
                 {"role": "user", "content": [{"type": "image", "image": "a.jpg"}, {"type": "text", "text": "Q"}]},
@@ -320,6 +334,9 @@ fn the_trace_readers_never_panic() {
             std::fs::write(&path, body).unwrap();
             let format = seeds[which as usize % seeds.len()].0;
             let _ = LogFormat::detect(&path);
+            let _ = thyme_studio::trace::pyliteral::parse(&String::from_utf8_lossy(body));
+            let _ =
+                thyme_studio::trace::pyliteral::parse_list_prefix(&String::from_utf8_lossy(body));
             if let Ok(loaded) = read(&path, format) {
                 for mut t in loaded.traces {
                     thyme_studio::trace::provenance::fill(&mut t);

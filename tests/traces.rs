@@ -184,14 +184,29 @@ fn python() -> std::path::PathBuf {
 
 /// Run a writer's fixture script (tests/python/writers/NAME.py) into `out`.
 fn write_like(name: &str, out: &std::path::Path) {
+    write_with(&python(), name, out);
+}
+
+/// The consumers' Python (pandas, xlsxwriter and the trainers), for writers that need them.
+fn consumer_python() -> std::path::PathBuf {
+    std::env::var("THYME_CONSUMER_PYTHON").map_or_else(
+        |_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/consumer-python/bin/python")
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+fn write_with(python: &std::path::Path, name: &str, out: &std::path::Path) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python/writers")
         .join(format!("{name}.py"));
-    let status = std::process::Command::new(python())
+    let status = std::process::Command::new(python)
         .arg(&script)
         .arg(out)
         .status()
-        .unwrap_or_else(|e| panic!("{} (run `bash scripts/test` once): {e}", python().display()));
+        .unwrap_or_else(|e| panic!("{} (run `bash scripts/test` once): {e}", python.display()));
     assert!(status.success(), "{name}.py failed");
 }
 
@@ -1080,10 +1095,13 @@ fn a_chain_of_focus_vstar_result_opens_with_its_boxes_placed_on_the_original() {
     );
     assert_eq!(found, 1);
     assert!(t.run.images[0].path.as_ref().unwrap().is_file());
-    let Step::Execute { outputs, .. } = &t.steps[1] else {
+    let Step::Execute { outputs, fixes, .. } = &t.steps[1] else {
         panic!("{:?}", t.steps)
     };
     assert!(!outputs[0].image.has_pixels(), "base64_image is no image");
+    // The turn held two calls; the step says only the first ran.
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert_eq!(fixes[0].kind, "first_call_only");
     // The box was given on the 4004x2996 image the model saw and enlarged 1.5x: on the
     // 4000x3000 original it is this rectangle.
     provenance::fill(&mut t);
@@ -1104,5 +1122,112 @@ fn a_chain_of_focus_vstar_result_opens_with_its_boxes_placed_on_the_original() {
     assert_eq!(
         as_deepeyes.crops(),
         vec![(1, [2000.0, 1500.0, 2100.0, 1600.0])]
+    );
+}
+
+#[test]
+fn deepeyes_v2_prediction_tables_open_in_each_format_dump_writes() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    write_with(&consumer_python(), "deepeyes_v2_eval", dir.path());
+    let work = dir.path().join("results/deepeyesv2");
+    let mut whole_steps = None;
+    for ext in ["tsv", "json", "xlsx"] {
+        let table = work.join(format!("DeepEyesV2-vllm_VStarBench.{ext}"));
+        let d = Detection::of(&table).unwrap();
+        assert_eq!(
+            (d.format, d.confidence),
+            (LogFormat::DeepEyesV2, Confidence::Certain),
+            "{ext}"
+        );
+        let loaded = read(&table, LogFormat::DeepEyesV2).unwrap();
+        assert_eq!(loaded.traces.len(), 2, "{ext}: {:?}", loaded.problems);
+        let t = &loaded.traces[0];
+        assert_eq!(
+            t.run.question,
+            "What colour is the small patch?\n(A) red\n(B) blue"
+        );
+        assert_eq!(t.run.ground_truth.as_deref(), Some("A"));
+        assert_eq!(t.run.outcome, Outcome::Correct, "{ext}");
+        assert!(t.run.images[0].path.as_ref().unwrap().is_file(), "{ext}");
+        let Step::Execute {
+            raw_code,
+            stdout,
+            outputs,
+            ..
+        } = &t.steps[1]
+        else {
+            panic!("{ext}: {:?}", t.steps)
+        };
+        assert!(raw_code.starts_with("import matplotlib.pyplot as plt\ncrop = image_1.crop("));
+        assert_eq!(stdout, "(160, 130)");
+        // The figure is named, its data was cut by the evaluation.
+        assert_eq!(outputs.len(), 1);
+        assert!(!outputs[0].image.has_pixels());
+        // The long conversation: whole in the TSV and JSON, cut at the cell limit in the
+        // workbook, where the messages before the cut still open and a problem says why.
+        let long = &loaded.traces[1];
+        if ext == "xlsx" {
+            assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+            assert!(
+                loaded.problems[0].message.contains("32767-character limit"),
+                "{}",
+                loaded.problems[0]
+            );
+            assert_eq!(loaded.problems[0].line, 3);
+            assert!(
+                long.steps.len() < whole_steps.unwrap(),
+                "{}",
+                long.steps.len()
+            );
+            assert!(long.run.cut_short.is_some());
+        } else {
+            assert!(loaded.problems.is_empty(), "{ext}: {:?}", loaded.problems);
+            // 60 code turns and their results, the answer turn and its answer.
+            assert_eq!(long.steps.len(), 122, "{ext}");
+            assert_eq!(long.run.outcome, Outcome::Correct, "{ext}");
+            whole_steps = Some(long.steps.len());
+        }
+    }
+
+    // The cold-start SFT data: the figure is there; the audit says why it cannot make it again.
+    let sft = dir.path().join("sft/sft_part_0.json");
+    assert_eq!(LogFormat::detect(&sft).unwrap(), LogFormat::DeepEyesV2);
+    let loaded = read(&sft, LogFormat::DeepEyesV2).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.question, "What colour is the small patch?");
+    let Step::Execute { outputs, .. } = &t.steps[1] else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(
+        outputs[0]
+            .image
+            .path
+            .as_ref()
+            .unwrap()
+            .ends_with("sa_4690_fig1.png")
+    );
+    assert!(outputs[0].image.has_pixels());
+    let mut workers = thyme_studio::trace::audit::Workers::new(
+        None,
+        std::sync::Arc::new(thyme_studio::trace::audit::Originals::new(1 << 28)),
+    );
+    let audited = thyme_studio::trace::audit::audit_run(
+        t,
+        "sft_part_0.json",
+        Some(1),
+        &mut workers,
+        &std::sync::atomic::AtomicBool::new(false),
+    );
+    assert_eq!(audited.len(), 1);
+    assert_eq!(
+        audited[0].verdict,
+        thyme_studio::trace::audit::Verdict::NotReproducible
+    );
+    assert!(
+        audited[0].detail.contains("Jupyter kernel"),
+        "{}",
+        audited[0].detail
     );
 }

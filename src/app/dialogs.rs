@@ -19,6 +19,8 @@ pub enum DialogRequest {
     ImportAnnotations,
     /// An agent trace or log to inspect.
     OpenTrace,
+    /// A folder of an agent's logs to inspect (Mini-o3's save folder, Pixel Reasoner's dumps).
+    OpenTraceFolder,
     /// A model folder (a Hugging Face download of Qwen2.5-VL / Thyme-RL).
     ModelFolder,
     /// An image file to run the agent on (not added to the project).
@@ -69,8 +71,12 @@ impl Dialogs for NativeDialogs {
                 .map(|p| vec![p]),
             DialogRequest::OpenTrace => dialog
                 .set_title("Open a trace (trace.json, a JSONL of traces, or an agent log)")
-                .add_filter("traces and logs", &["json", "jsonl"])
+                .add_filter("traces and logs", &["json", "jsonl", "zip", "xlsx", "tsv", "csv"])
                 .pick_file()
+                .map(|p| vec![p]),
+            DialogRequest::OpenTraceFolder => dialog
+                .set_title("Open a folder of agent logs (a trace folder, Mini-o3's save folder, Pixel Reasoner's dumps)")
+                .pick_folder()
                 .map(|p| vec![p]),
             DialogRequest::RunImage => dialog
                 .set_title("Run the agent on an image file")

@@ -48,7 +48,7 @@ impl StudioApp {
                         let dir = self.run.model_dir.clone();
                         self.outbox.push(AppCommand::RememberModelDir(dir));
                     }
-                    DialogRequest::OpenTrace => {
+                    DialogRequest::OpenTrace | DialogRequest::OpenTraceFolder => {
                         self.outbox
                             .push(AppCommand::OpenInInspect(paths[0].clone()));
                     }

@@ -6,6 +6,24 @@ use crate::ui;
 use egui::ThemePreference;
 
 impl StudioApp {
+    /// The File menu's entries that open agent logs in Inspect.
+    fn trace_menu_items(&mut self, ui: &mut egui::Ui) {
+        if ui
+            .button("Open trace...")
+            .on_hover_text("a trace folder's trace.json, a JSONL of traces, or a Thyme, DeepEyes, DeepEyesV2 (.xlsx, .tsv), Mini-o3, PyVision, Chain-of-Focus or Pixel Reasoner log")
+            .clicked()
+        {
+            self.ask(DialogRequest::OpenTrace);
+        }
+        if ui
+            .button("Open log folder...")
+            .on_hover_text("a trace folder, Mini-o3's save folder or a run of it, Pixel Reasoner's dumps_iter folder or a question of it")
+            .clicked()
+        {
+            self.ask(DialogRequest::OpenTraceFolder);
+        }
+    }
+
     pub(super) fn menu_bar(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
@@ -28,13 +46,7 @@ impl StudioApp {
                 if ui.button("Open demo project").clicked() {
                     self.open_demo();
                 }
-                if ui
-                    .button("Open trace...")
-                    .on_hover_text("a trace folder's trace.json, a JSONL of traces, or a Thyme, DeepEyes, Mini-o3 or PyVision log")
-                    .clicked()
-                {
-                    self.ask(DialogRequest::OpenTrace);
-                }
+                self.trace_menu_items(ui);
                 ui.separator();
                 let can_import = self.session.project.is_some() && self.import.is_none();
                 if ui

@@ -10,8 +10,10 @@ pub mod audit;
 pub mod io;
 pub mod lint;
 pub mod provenance;
+pub mod pyliteral;
 pub mod readers;
 pub mod search;
+pub mod table;
 pub mod tags;
 pub mod thyme_row;
 
@@ -59,7 +61,7 @@ pub struct Run {
     #[serde(default)]
     pub outcome: Outcome,
     /// Where the run came from: "thyme-studio", "thyme-sft", "thyme-rl", "deepeyes",
-    /// "mini-o3", "pyvision".
+    /// "deepeyes-v2", "mini-o3", "pyvision", "chain-of-focus", "pixel-reasoner".
     #[serde(default)]
     pub source_format: String,
     /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).
@@ -71,6 +73,9 @@ pub struct Run {
     /// The line of the log it was read from, for logs of one run per line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_line: Option<usize>,
+    /// Why the log stops before the run's end (a table cell cut at its length limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<String>,
     /// The input image(s); the first is "the original". Last, because embedded images are
     /// long and a list of runs stops reading before them.
     pub images: Vec<TraceImage>,

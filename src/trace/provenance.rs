@@ -245,6 +245,53 @@ pub fn chain_of_focus_rect(bbox: Option<[f64; 4]>, width: f64, height: f64) -> O
     Some([cut[0] * fx, cut[1] * fy, cut[2] * fx, cut[3] * fy])
 }
 
+/// Where Pixel Reasoner's `crop_image_normalized` cut (`curiosity_driven_rl/.../
+/// experience_maker.py`), on the original: `bbox_2d` is in 0-1 of the target image when all
+/// four numbers are below 1, else in that image's pixels (as the model was given it); the tool
+/// pads it by 0.1 of the image on each side, clamps it to 0-1 and crops at those fractions of
+/// the image's pixels (Pillow rounds them, half to even). A cut of 28 pixels or less on a side
+/// fails. `source` is the target image's rectangle on the original and `seen` its size in
+/// pixels as the tool held it.
+pub fn pixel_reasoner_rect(
+    bbox: [f64; 4],
+    source: [f64; 4],
+    seen: (f64, f64),
+) -> Result<[f64; 4], String> {
+    const PAD: f64 = 0.1;
+    let (sw, sh) = seen;
+    if sw <= 0.0 || sh <= 0.0 {
+        return Err("the target image has no size".into());
+    }
+    let norm = if bbox.iter().all(|v| *v < 1.0) {
+        bbox
+    } else {
+        [bbox[0] / sw, bbox[1] / sh, bbox[2] / sw, bbox[3] / sh]
+    };
+    let n = [
+        (norm[0] - PAD).clamp(0.0, 1.0),
+        (norm[1] - PAD).clamp(0.0, 1.0),
+        (norm[2] + PAD).clamp(0.0, 1.0),
+        (norm[3] + PAD).clamp(0.0, 1.0),
+    ];
+    let px = [
+        (n[0] * sw).round_ties_even(),
+        (n[1] * sh).round_ties_even(),
+        (n[2] * sw).round_ties_even(),
+        (n[3] * sh).round_ties_even(),
+    ];
+    let (w, h) = (px[2] - px[0], px[3] - px[1]);
+    if w <= 28.0 || h <= 28.0 {
+        return Err(format!("Cropped image is too small: {w}x{h}"));
+    }
+    let (fx, fy) = ((source[2] - source[0]) / sw, (source[3] - source[1]) / sh);
+    Ok([
+        source[0] + px[0] * fx,
+        source[1] + px[1] * fy,
+        source[0] + px[2] * fx,
+        source[1] + px[3] * fy,
+    ])
+}
+
 /// Give every output image without a rectangle one: from the code when the code crops the
 /// original, else by template matching when the files can be read. Returns how many were
 /// found.
@@ -393,6 +440,45 @@ mod tests {
                 Some([0.0, 0.0, 2240.0, 1680.0])
             );
         }
+    }
+
+    #[test]
+    fn pixel_reasoner_boxes_are_padded_clamped_and_composed() {
+        // 0-1 of a 2800x2100 original the tool held as it is: padded by 0.1 each side.
+        let r = pixel_reasoner_rect(
+            [0.4, 0.4, 0.5, 0.5],
+            [0.0, 0.0, 2800.0, 2100.0],
+            (2800.0, 2100.0),
+        );
+        assert_eq!(r, Ok([840.0, 630.0, 1680.0, 1260.0]));
+        // Pixels of the seen image (a 1400x1050 view of the original), clamped at the edge.
+        let r = pixel_reasoner_rect(
+            [0.0, 0.0, 140.0, 105.0],
+            [0.0, 0.0, 2800.0, 2100.0],
+            (1400.0, 1050.0),
+        );
+        assert_eq!(r, Ok([0.0, 0.0, 560.0, 420.0]));
+        // A crop of a crop: fractions of the crop, placed within the crop's rectangle.
+        let r = pixel_reasoner_rect(
+            [0.4, 0.4, 0.6, 0.6],
+            [840.0, 630.0, 1680.0, 1260.0],
+            (840.0, 616.0),
+        );
+        let r = r.unwrap();
+        assert_eq!(r[0], 840.0 + 252.0);
+        assert!(
+            (r[3] - (630.0 + 431.0 * 630.0 / 616.0)).abs() < 1e-9,
+            "{r:?}"
+        );
+        // Too small a cut fails as the tool's assert does.
+        assert!(
+            pixel_reasoner_rect(
+                [0.5, 0.5, 0.5, 0.5],
+                [0.0, 0.0, 100.0, 100.0],
+                (100.0, 100.0)
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -484,6 +484,12 @@ impl Inspect {
         ui.horizontal_wrapped(|ui| {
             ui.strong(&trace.run.question);
         });
+        if let Some(why) = &trace.run.cut_short {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("The log stops early: {why}"),
+            );
+        }
         ui.horizontal(|ui| {
             ui.weak(format!(
                 "{} · {} · ground truth: {}",

@@ -345,15 +345,27 @@ pub fn audit_run(
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), None) => Err("the run names no original image".into()),
             };
-            let result = match (path, sandbox.get_or_insert_with(|| workers.take())) {
+            // Cells written for another contract than Thyme's are not run in its sandbox.
+            let foreign = if trace.run.source_format == "pyvision"
+                && raw_code.contains("image_clue_0")
+            {
+                Some(
+                    "PyVision's cells read image_clue_0, which Thyme's sandbox contract does not define",
+                )
+            } else if trace.run.source_format == "deepeyes-v2" {
+                Some(
+                    "DeepEyesV2's cells run in a Jupyter kernel (image_1 loaded, plt.show() figures captured), which Thyme's sandbox contract does not define; its images are figure renders, not crops",
+                )
+            } else {
+                None
+            };
+            let result = match (path, foreign) {
                 (Err(e), _) => Err(e),
-                (_, Err(e)) => Err(format!("{NO_SANDBOX}: {e}")),
-                (Ok(_), Ok(_))
-                    if trace.run.source_format == "pyvision" && raw_code.contains("image_clue_0") =>
-                {
-                    Err("PyVision's cells read image_clue_0, which Thyme's sandbox contract does not define".into())
-                }
-                (Ok(p), Ok(sb)) => Ok(sb.execute(raw_code, &p, cancel)),
+                (_, Some(why)) => Err(why.to_owned()),
+                (Ok(p), None) => match sandbox.get_or_insert_with(|| workers.take()) {
+                    Err(e) => Err(format!("{NO_SANDBOX}: {e}")),
+                    Ok(sb) => Ok(sb.execute(raw_code, &p, cancel)),
+                },
             };
             made_by_code(&stored, result)
         };

@@ -1,17 +1,22 @@
 //! Readers of agent logs into [`Trace`]s: ours (a trace folder or a JSONL of traces), Thyme SFT
-//! rows, Thyme RL `completions.jsonl`, DeepEyes trajectories, Mini-o3 `traj.jsonl` folders and
-//! PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
+//! rows, Thyme RL `completions.jsonl`, DeepEyes trajectories, DeepEyesV2 prediction tables and
+//! SFT data, Mini-o3 `traj.jsonl` folders,
+//! Pixel Reasoner `conv.json` dumps and PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
 //! cannot be read is reported with its file and line number; the rest loads.
 
 mod chain_of_focus;
 mod deepeyes;
+mod deepeyes_v2;
 mod mini_o3;
+mod pixel_reasoner;
 mod pyvision;
 mod thyme;
 
 use chain_of_focus::chain_of_focus;
 use deepeyes::deepeyes;
+use deepeyes_v2::deepeyes_v2;
 use mini_o3::read_mini_o3;
+use pixel_reasoner::read_pixel_reasoner;
 use pyvision::pyvision;
 pub use thyme::thyme_steps;
 use thyme::{push_text, thyme_rl, thyme_sft};
@@ -66,20 +71,24 @@ pub enum LogFormat {
     ThymeSft,
     ThymeRl,
     DeepEyes,
+    DeepEyesV2,
     MiniO3,
     PyVision,
     ChainOfFocus,
+    PixelReasoner,
 }
 
 impl LogFormat {
-    pub const ALL: [LogFormat; 7] = [
+    pub const ALL: [LogFormat; 9] = [
         LogFormat::Ours,
         LogFormat::ThymeSft,
         LogFormat::ThymeRl,
         LogFormat::DeepEyes,
+        LogFormat::DeepEyesV2,
         LogFormat::MiniO3,
         LogFormat::PyVision,
         LogFormat::ChainOfFocus,
+        LogFormat::PixelReasoner,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,9 +97,11 @@ impl LogFormat {
             LogFormat::ThymeSft => "thyme-sft",
             LogFormat::ThymeRl => "thyme-rl",
             LogFormat::DeepEyes => "deepeyes",
+            LogFormat::DeepEyesV2 => "deepeyes-v2",
             LogFormat::MiniO3 => "mini-o3",
             LogFormat::PyVision => "pyvision",
             LogFormat::ChainOfFocus => "chain-of-focus",
+            LogFormat::PixelReasoner => "pixel-reasoner",
         }
     }
 
@@ -160,6 +171,44 @@ impl Detection {
                 "run folders with a traj.jsonl (Mini-o3's save_traj_dir)",
             ));
         }
+        if path.is_dir() && path.join("conv.json").is_file() || named("conv.json") {
+            return Ok(Self::new(
+                LogFormat::PixelReasoner,
+                Certain,
+                "a conv.json (Pixel Reasoner's evaluation dump)",
+            ));
+        }
+        if path.is_dir() && pixel_reasoner::is_dump_dir(path) {
+            return Ok(Self::new(
+                LogFormat::PixelReasoner,
+                Certain,
+                "question folders with a conv.json (Pixel Reasoner's dumps_iter folder)",
+            ));
+        }
+        if super::table::is_table(path) {
+            let rows = super::table::read_table(path).map_err(|e| TraceError::Format {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            let has = |k: &str| rows.first().is_some_and(|r| r.contains_key(k));
+            return if has("raw_response") && has("image_path_list") {
+                Ok(Self::new(
+                    LogFormat::DeepEyesV2,
+                    Certain,
+                    "a prediction table with raw_response and image_path_list columns (DeepEyesV2's VLMEvalKit, agent mode)",
+                ))
+            } else {
+                Err(TraceError::Format {
+                    path: path.to_owned(),
+                    message: format!(
+                        "a table, but not one of an agent's logs (its columns: {})",
+                        rows.first()
+                            .map(|r| r.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    ),
+                })
+            };
+        }
         let file = std::fs::File::open(path).map_err(io_err(path))?;
         let mut first = String::new();
         std::io::BufReader::new(file)
@@ -197,6 +246,18 @@ impl Detection {
                 LogFormat::ThymeRl,
                 Likely,
                 "completion and prompt keys",
+            ))
+        } else if has("raw_response") && has("image_path_list") {
+            Some(Self::new(
+                LogFormat::DeepEyesV2,
+                Certain,
+                "raw_response and image_path_list keys (DeepEyesV2's VLMEvalKit predictions)",
+            ))
+        } else if text.contains("Code execution result:") {
+            Some(Self::new(
+                LogFormat::DeepEyesV2,
+                Certain,
+                "DeepEyesV2's \"Code execution result:\" template",
             ))
         } else if has("pred_output") && has("pred_ans") && text.contains(";base64,base64_image") {
             Some(Self::new(
@@ -246,7 +307,7 @@ impl Detection {
         found.ok_or_else(|| TraceError::Format {
             path: path.to_owned(),
             message: format!(
-                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, mini-o3, pyvision, chain-of-focus)",
+                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, deepeyes-v2, mini-o3, pyvision, chain-of-focus, pixel-reasoner)",
                 match v.as_object() {
                     Some(o) => format!(
                         " (its first record has the keys {})",
@@ -274,8 +335,11 @@ pub fn read(path: &Path, format: LogFormat) -> Result<Loaded, TraceError> {
         LogFormat::ThymeSft => per_line(path, thyme_sft)?,
         LogFormat::ThymeRl => per_line(path, thyme_rl)?,
         LogFormat::DeepEyes => per_line(path, deepeyes)?,
+        LogFormat::DeepEyesV2 if super::table::is_table(path) => per_row(path, deepeyes_v2)?,
+        LogFormat::DeepEyesV2 => per_line(path, deepeyes_v2)?,
         LogFormat::PyVision => per_line(path, pyvision)?,
         LogFormat::ChainOfFocus => per_line(path, chain_of_focus)?,
+        LogFormat::PixelReasoner => read_pixel_reasoner(path)?,
     };
     for t in &mut loaded.traces {
         if t.run.source_format.is_empty() {
@@ -398,6 +462,13 @@ fn per_line(
                 }
                 t.run.source_line = Some(line);
                 resolve_images(&mut t, &base);
+                if let Some(why) = &t.run.cut_short {
+                    loaded.problems.push(Problem {
+                        file: path.to_owned(),
+                        line,
+                        message: why.clone(),
+                    });
+                }
                 loaded.traces.push(t);
             }
             Err(message) => loaded.problems.push(Problem {
@@ -466,6 +537,55 @@ fn per_line(
                 file: path.to_owned(),
                 line: i + 1,
                 message: format!("not JSON: {e}"),
+            }),
+        }
+    }
+    Ok(loaded)
+}
+
+/// One trace per row of a table (a spreadsheet, TSV or CSV); a row's line is its row in the
+/// sheet (the header is row 1).
+fn per_row(
+    path: &Path,
+    each: impl Fn(&Value, &Path) -> Result<Trace, String>,
+) -> Result<Loaded, TraceError> {
+    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let rows = super::table::read_table(path).map_err(|e| TraceError::Format {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut loaded = Loaded::default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for (k, row) in rows.iter().enumerate() {
+        let line = k + 2;
+        let v = Value::Object(
+            row.iter()
+                .map(|(c, t)| (c.clone(), Value::String(t.clone())))
+                .collect(),
+        );
+        match each(&v, &base) {
+            Ok(mut t) => {
+                if t.run.id.is_empty() {
+                    t.run.id = format!("{name}:{line}");
+                }
+                t.run.source_line = Some(line);
+                resolve_images(&mut t, &base);
+                if let Some(why) = &t.run.cut_short {
+                    loaded.problems.push(Problem {
+                        file: path.to_owned(),
+                        line,
+                        message: format!("row {line}: {why}"),
+                    });
+                }
+                loaded.traces.push(t);
+            }
+            Err(message) => loaded.problems.push(Problem {
+                file: path.to_owned(),
+                line,
+                message: format!("row {line}: {message}"),
             }),
         }
     }

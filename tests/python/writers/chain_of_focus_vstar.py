@@ -34,7 +34,9 @@ PLACEHOLDER = {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64
 
 question = "What is the colour of the kite? (A) orange (B) purple"
 call = {"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [2000, 1500, 2100, 1600], "label": "kite"}}
-first = f"<think>The kite is small.</think> <tool_call>{json.dumps(call)}</tool_call>"
+# Two calls in one turn, as USER_PROMPT invites; find_absolute_bboxes' re.search runs the first.
+other = {"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [100, 100, 400, 400], "label": "cloud"}}
+first = f"<think>The kite is small.</think> <tool_call>{json.dumps(call)}</tool_call> <tool_call>{json.dumps(other)}</tool_call>"
 last = "<think>It is orange.</think> <answer>A</answer>"
 
 pred_output = [
