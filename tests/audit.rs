@@ -465,6 +465,8 @@ fn pixel_reasoner_crops_and_crops_of_crops_are_cut_by_its_rule_from_a_copied_dum
         matches!(second.verdict, Verdict::Reproduced | Verdict::Resampled),
         "{second:?}"
     );
+    // Cut at 504x404 and handed back at 504x420: smart_resize at 256 patches or more.
+    assert_eq!(second.rules, vec!["smart-resize".to_owned()], "{second:?}");
     let r = second.claimed_rect.unwrap();
     // 0.2-0.8 of the first crop (840x672 as the model got it), on the original.
     for (a, b) in r.iter().zip([1008.0, 722.4, 1512.0, 1125.6]) {

@@ -323,7 +323,13 @@ fn print_step(i: usize, s: &Step) {
                     .path
                     .as_ref()
                     .map(|p| p.display().to_string())
-                    .unwrap_or("(embedded)".into());
+                    .unwrap_or_else(|| {
+                        if o.image.has_pixels() {
+                            "(embedded)".into()
+                        } else {
+                            "(not kept in the log)".into()
+                        }
+                    });
                 println!("  image {name}{from}{how}");
             }
         }

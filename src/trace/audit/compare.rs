@@ -187,8 +187,17 @@ pub fn rules(
     } else if widened_by_sandbox {
         out.push(WIDENING);
     }
-    let resized = [(3136, 12_845_056), (3136, 2_408_448), (3136, 1_003_520)]
-        .into_iter()
+    // Qwen's processor bounds (default and the common max_pixels settings), and Pixel
+    // Reasoner's for crops it hands back (256 to 5120 patches in evaluation, 4 to 1000 in
+    // training).
+    let resized = [
+        (3136, 12_845_056),
+        (3136, 2_408_448),
+        (3136, 1_003_520),
+        (200_704, 4_014_080),
+        (3136, 784_000),
+    ]
+    .into_iter()
         .any(|(lo, hi)| {
             crate::imagery::model_eye::smart_resize_by(ImageSize::new(made.0, made.1), 28, lo, hi)
                 .is_ok_and(|s| (s.width, s.height) == stored && stored != made)

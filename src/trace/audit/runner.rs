@@ -17,7 +17,7 @@ use crate::sandbox::SandboxConfig;
 use crate::trace::{Step, Trace};
 
 /// Bumped when the audit's rules change, so cached results of older rules are not reused.
-const AUDIT_VERSION: &str = "audit-1";
+const AUDIT_VERSION: &str = "audit-2";
 
 /// A run to audit and where it came from.
 #[derive(Debug, Clone)]

@@ -134,7 +134,10 @@ fn read_conv(conv: &Path, loaded: &mut Loaded) -> Result<(), TraceError> {
         match role(m) {
             "user" if !asked => {
                 asked = true;
-                run.question = bare_question(&text.replace("<image>", "")).to_owned();
+                let q = text.replace("<image>", "");
+                // The instruction the evaluation appends to every question.
+                let q = q.split("\n\nPlease reason step by step").next().unwrap_or("");
+                run.question = bare_question(q).to_owned();
                 let first = parts.as_array().and_then(|p| {
                     p.iter()
                         .find(|x| x.get("type").and_then(Value::as_str) == Some("image"))

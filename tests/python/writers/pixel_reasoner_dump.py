@@ -10,7 +10,7 @@ Pillow, at least 29 px a side) on the image the model names with target_image, a
 turn's last <tool_call> runs (parse_last_tool). The words and pictures are ours; only the
 structure is theirs.
 
-usage: pixel_reasoner_dump.py OUT_DIR
+usage: pixel_reasoner_dump.py OUT_DIR [ORIGINAL]   (ORIGINAL: a picture to use instead of ours)
 """
 
 import json
@@ -36,6 +36,8 @@ for i in range(0, 2800, 70):
 draw.rectangle((1180, 880, 1320, 960), fill=(240, 240, 230))
 draw.text((1200, 905), "GATE 12", fill=(0, 0, 0))
 original_path = os.path.join(out, "images", "station.png")
+if len(sys.argv) > 2:
+    original = Image.open(sys.argv[2]).convert("RGB")
 original.save(original_path)
 
 MIN_PIXELS = 256 * 28 * 28
