@@ -277,6 +277,10 @@ fn seed_lines() -> Vec<(LogFormat, Value)> {
             ], "<|im_start|>user\nQ<|im_end|>", "[<PIL.Image.Image image mode=RGB size=28x28 at 0x7F>]"]),
         ),
         (
+            LogFormat::Verl,
+            json!({"input": "system\nS\nuser\nWhat?\nassistant\n", "output": "<think>t</think>\n<tool_call>\n{\"name\": \"code_image_tool\", \"arguments\": {\"code\": \"result = image.crop((1, 2, 30, 40))\", \"image_index\": 0}}\n</tool_call>\nuser\n<tool_response>\nHere is the processed image.\n</tool_response>\nassistant\n<answer>A</answer>", "score": 1.0, "step": 3, "acc": 1.0}),
+        ),
+        (
             LogFormat::PyVision,
             json!({"messages": [
                 {"role": "user", "content": [{"type": "image", "image": "a.jpg"}, {"type": "text", "text": "Q"}]},

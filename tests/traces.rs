@@ -1231,3 +1231,71 @@ fn deepeyes_v2_prediction_tables_open_in_each_format_dump_writes() {
         audited[0].detail
     );
 }
+
+#[test]
+fn a_verl_generation_dump_opens_with_each_tool_call_its_answer_and_the_rewards() {
+    use thyme_studio::trace::readers::{Confidence, Detection};
+    let dir = tempfile::tempdir().unwrap();
+    write_like("verl_generations", dir.path());
+    let log = dir.path().join("val_generations/40.jsonl");
+    let d = Detection::of(&log).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (LogFormat::Verl, Confidence::Likely)
+    );
+    let loaded = read(&log, LogFormat::Verl).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.traces.len(), 2);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.id, "step-40");
+    assert_eq!(t.run.question, "What is the serial number on the plate?");
+    assert_eq!(t.run.rewards["score"], 1.0);
+    assert_eq!(t.run.rewards["acc"], 1.0);
+    assert!(!t.run.rewards.contains_key("step"));
+    let kinds: Vec<&str> = t.steps.iter().map(|s| s.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "generate", "execute", "generate", "execute", "execute", "generate", "answer"
+        ]
+    );
+    // The model wrote the call; the tool ran its code, and gave an image back the dump does
+    // not keep.
+    let Step::Execute {
+        raw_code,
+        executed_code,
+        outputs,
+        error,
+        ..
+    } = &t.steps[1]
+    else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(raw_code.contains("\"name\": \"code_image_tool\""));
+    assert_eq!(
+        executed_code,
+        "result = image.crop((620, 410, 860, 520)).resize((480, 220))"
+    );
+    assert_eq!(outputs.len(), 1);
+    assert!(!outputs[0].image.has_pixels());
+    assert!(error.is_none());
+    // Two calls in one turn, each answered in its own block, in order.
+    let Step::Execute { error, outputs, .. } = &t.steps[4] else {
+        panic!("{:?}", t.steps)
+    };
+    assert!(
+        error
+            .as_deref()
+            .unwrap()
+            .contains("name 'rotate' is not defined")
+    );
+    assert!(outputs.is_empty());
+    let Step::Answer { extracted, .. } = &t.steps[6] else {
+        panic!("{:?}", t.steps)
+    };
+    assert_eq!(extracted.as_deref(), Some("K-1187"));
+    // A sample answered without tools.
+    let plain = &loaded.traces[1];
+    assert_eq!(plain.run.question, "How many windows are lit?");
+    assert_eq!(plain.steps.len(), 2);
+}

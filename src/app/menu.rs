@@ -10,7 +10,7 @@ impl StudioApp {
     fn trace_menu_items(&mut self, ui: &mut egui::Ui) {
         if ui
             .button("Open trace...")
-            .on_hover_text("a trace folder's trace.json, a JSONL of traces, or a Thyme, DeepEyes, DeepEyesV2 (.xlsx, .tsv), Mini-o3, PyVision, Chain-of-Focus or Pixel Reasoner log")
+            .on_hover_text("a trace folder's trace.json, a JSONL of traces, or a Thyme, DeepEyes, DeepEyesV2 (.xlsx, .tsv), Mini-o3, PyVision, Chain-of-Focus, Pixel Reasoner or verl log")
             .clicked()
         {
             self.ask(DialogRequest::OpenTrace);

@@ -11,7 +11,7 @@ use super::output::print_json;
 #[derive(clap::Subcommand)]
 pub enum TraceCommand {
     /// Read a log (ours, thyme-sft, thyme-rl, deepeyes, deepeyes-v2, mini-o3, pyvision,
-    /// chain-of-focus, pixel-reasoner) and write our
+    /// chain-of-focus, pixel-reasoner, verl) and write our
     /// format: OUT.jsonl for many runs, OUT.zip for one, else a folder (one folder per run when
     /// there are several).
     Convert {

@@ -61,7 +61,7 @@ pub struct Run {
     #[serde(default)]
     pub outcome: Outcome,
     /// Where the run came from: "thyme-studio", "thyme-sft", "thyme-rl", "deepeyes",
-    /// "deepeyes-v2", "mini-o3", "pyvision", "chain-of-focus", "pixel-reasoner".
+    /// "deepeyes-v2", "mini-o3", "pyvision", "chain-of-focus", "pixel-reasoner", "verl".
     #[serde(default)]
     pub source_format: String,
     /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).

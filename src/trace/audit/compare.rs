@@ -198,10 +198,10 @@ pub fn rules(
         (3136, 784_000),
     ]
     .into_iter()
-        .any(|(lo, hi)| {
-            crate::imagery::model_eye::smart_resize_by(ImageSize::new(made.0, made.1), 28, lo, hi)
-                .is_ok_and(|s| (s.width, s.height) == stored && stored != made)
-        });
+    .any(|(lo, hi)| {
+        crate::imagery::model_eye::smart_resize_by(ImageSize::new(made.0, made.1), 28, lo, hi)
+            .is_ok_and(|s| (s.width, s.height) == stored && stored != made)
+    });
     if resized {
         out.push(SMART_RESIZE);
     }

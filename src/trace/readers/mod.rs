@@ -1,7 +1,7 @@
 //! Readers of agent logs into [`Trace`]s: ours (a trace folder or a JSONL of traces), Thyme SFT
 //! rows, Thyme RL `completions.jsonl`, DeepEyes trajectories, DeepEyesV2 prediction tables and
 //! SFT data, Mini-o3 `traj.jsonl` folders,
-//! Pixel Reasoner `conv.json` dumps and PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
+//! Pixel Reasoner `conv.json` dumps, verl generation dumps and PyVision message lists. The shapes each reader accepts are in docs/traces.md. A line that
 //! cannot be read is reported with its file and line number; the rest loads.
 
 mod chain_of_focus;
@@ -11,6 +11,7 @@ mod mini_o3;
 mod pixel_reasoner;
 mod pyvision;
 mod thyme;
+mod verl;
 
 use chain_of_focus::chain_of_focus;
 use deepeyes::deepeyes;
@@ -20,6 +21,7 @@ use pixel_reasoner::read_pixel_reasoner;
 use pyvision::pyvision;
 pub use thyme::thyme_steps;
 use thyme::{push_text, thyme_rl, thyme_sft};
+use verl::verl;
 
 use super::thyme_row::{self, bare_question};
 use std::io::BufRead;
@@ -76,10 +78,11 @@ pub enum LogFormat {
     PyVision,
     ChainOfFocus,
     PixelReasoner,
+    Verl,
 }
 
 impl LogFormat {
-    pub const ALL: [LogFormat; 9] = [
+    pub const ALL: [LogFormat; 10] = [
         LogFormat::Ours,
         LogFormat::ThymeSft,
         LogFormat::ThymeRl,
@@ -89,6 +92,7 @@ impl LogFormat {
         LogFormat::PyVision,
         LogFormat::ChainOfFocus,
         LogFormat::PixelReasoner,
+        LogFormat::Verl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,7 @@ impl LogFormat {
             LogFormat::PyVision => "pyvision",
             LogFormat::ChainOfFocus => "chain-of-focus",
             LogFormat::PixelReasoner => "pixel-reasoner",
+            LogFormat::Verl => "verl",
         }
     }
 
@@ -241,6 +246,12 @@ impl Detection {
                 Certain,
                 "doc_id and rollouts keys (Mini-o3's stats.json)",
             ))
+        } else if has("input") && has("output") && (has("score") || has("step")) {
+            Some(Self::new(
+                LogFormat::Verl,
+                Likely,
+                "input, output and score or step keys (verl's generation dump)",
+            ))
         } else if has("completion") && has("prompt") {
             Some(Self::new(
                 LogFormat::ThymeRl,
@@ -307,7 +318,7 @@ impl Detection {
         found.ok_or_else(|| TraceError::Format {
             path: path.to_owned(),
             message: format!(
-                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, deepeyes-v2, mini-o3, pyvision, chain-of-focus, pixel-reasoner)",
+                "cannot tell the log format{}; name it with --format (thyme-studio, thyme-sft, thyme-rl, deepeyes, deepeyes-v2, mini-o3, pyvision, chain-of-focus, pixel-reasoner, verl)",
                 match v.as_object() {
                     Some(o) => format!(
                         " (its first record has the keys {})",
@@ -340,6 +351,7 @@ pub fn read(path: &Path, format: LogFormat) -> Result<Loaded, TraceError> {
         LogFormat::PyVision => per_line(path, pyvision)?,
         LogFormat::ChainOfFocus => per_line(path, chain_of_focus)?,
         LogFormat::PixelReasoner => read_pixel_reasoner(path)?,
+        LogFormat::Verl => per_line(path, verl)?,
     };
     for t in &mut loaded.traces {
         if t.run.source_format.is_empty() {

@@ -136,7 +136,10 @@ fn read_conv(conv: &Path, loaded: &mut Loaded) -> Result<(), TraceError> {
                 asked = true;
                 let q = text.replace("<image>", "");
                 // The instruction the evaluation appends to every question.
-                let q = q.split("\n\nPlease reason step by step").next().unwrap_or("");
+                let q = q
+                    .split("\n\nPlease reason step by step")
+                    .next()
+                    .unwrap_or("");
                 run.question = bare_question(q).to_owned();
                 let first = parts.as_array().and_then(|p| {
                     p.iter()
