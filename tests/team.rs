@@ -610,3 +610,109 @@ fn the_worked_example_tells_a_careful_annotator_from_a_careless_one() {
     let again = thyme_studio::team::example::write_example(&url, &dir.path().join("again"), 16);
     assert!(again.is_err());
 }
+
+/// `url` with the query `q` added.
+fn with_query(url: &str, q: &str) -> String {
+    format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' })
+}
+
+#[test]
+fn connections_are_encrypted_as_the_url_says_and_a_certificate_is_checked() {
+    use thyme_studio::store::postgres::PgStore;
+    let t = team(1);
+    let ca = t.cluster.ca_file();
+    // The server offers TLS: taken by default, required, and verified against its certificate.
+    for q in [
+        String::new(),
+        "sslmode=require".to_owned(),
+        format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+    ] {
+        let url = if q.is_empty() {
+            t.url.clone()
+        } else {
+            with_query(&t.url, &q)
+        };
+        let store = PgStore::connect(&url).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let how = store.encryption().unwrap();
+        assert!(
+            how.as_deref().is_some_and(|v| v.starts_with("TLS")),
+            "{q}: {how:?}"
+        );
+    }
+    let plain = PgStore::connect(&with_query(&t.url, "sslmode=disable")).unwrap();
+    assert_eq!(plain.encryption().unwrap(), None);
+    // The status says so.
+    let lines = TeamServer::open(&with_query(&t.url, "sslmode=require"))
+        .unwrap()
+        .status_lines(0)
+        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("connection: encrypted (TLS")),
+        "{lines:?}"
+    );
+
+    // A certificate from another authority does not verify: refused, with what to do.
+    let other = t.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=someone else"])
+        .arg("-keyout")
+        .arg(other.join("k.pem"))
+        .arg("-out")
+        .arg(other.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let url = with_query(
+        &t.url,
+        &format!(
+            "sslmode=verify-full&sslrootcert={}",
+            other.join("ca.pem").display()
+        ),
+    );
+    let e = PgStore::connect(&url).unwrap_err().to_string();
+    assert!(e.contains("does not verify"), "{e}");
+    assert!(e.contains("127.0.0.1"), "names the server: {e}");
+    // verify-full checks the name too: the certificate is for 127.0.0.1 and localhost.
+    let by_name = t.url.replace("127.0.0.1", "localhost");
+    let e = PgStore::connect(&with_query(
+        &by_name,
+        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+    ));
+    assert!(e.is_ok(), "localhost is in the certificate: {:?}", e.err());
+    // Bad settings are one line each.
+    for (q, says) in [
+        ("sslmode=verify-full", "sslrootcert"),
+        ("sslmode=always", "not a mode"),
+    ] {
+        let e = PgStore::connect(&with_query(&t.url, q))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{q}: {e}");
+    }
+}
+
+#[test]
+fn a_client_that_requires_tls_is_refused_by_a_server_without_it() {
+    use thyme_studio::store::postgres::PgStore;
+    let cluster = LocalCluster::start_new_with(false, false).unwrap();
+    let url = cluster.create_database("team").unwrap();
+    // Plain works by default (prefer), and says it is plain.
+    let store = PgStore::connect(&url).unwrap();
+    assert_eq!(store.encryption().unwrap(), None);
+    let e = PgStore::connect(&with_query(&url, "sslmode=require"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not offer TLS"), "{e}");
+}

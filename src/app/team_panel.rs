@@ -210,11 +210,15 @@ impl TeamPanel {
         }
         let s = &self.snapshot;
         let conflicts = s.conflicts.len();
-        Some(match (&s.error, conflicts, s.unsent) {
+        let line = match (&s.error, conflicts, s.unsent) {
             (Some(_), _, n) => format!("team: offline, {n} edit(s) saved locally, retrying"),
             (None, 0, 0) => format!("team: {} · all synced", self.member),
             (None, 0, n) => format!("team: {} · {n} edit(s) to send", self.member),
             (None, c, _) => format!("team: {} · {c} conflict(s) to settle", self.member),
+        };
+        Some(match (&s.error, &s.connection) {
+            (None, Some(how)) => format!("{line} · {how}"),
+            _ => line,
         })
     }
 

@@ -527,7 +527,11 @@ fn sync(
 fn serve() -> anyhow::Result<()> {
     let cluster = LocalCluster::start_new(true)?;
     let url = cluster.create_database("team")?;
-    println!("PostgreSQL is running; team project URL: {url}");
+    println!("PostgreSQL is running, serving TLS; team project URL: {url}");
+    println!(
+        "to check the server's certificate, add ?sslmode=verify-full&sslrootcert={}",
+        cluster.ca_file().display()
+    );
     println!("next: thyme-studio team init {url} --lead YOUR_NAME");
     println!("Ctrl-C stops the server and removes its data.");
     wait_for_stop_signal();

@@ -8,6 +8,7 @@
 pub mod command;
 pub mod dump;
 pub mod journal;
+pub mod pg_tls;
 pub mod postgres;
 pub mod rows;
 mod schema;

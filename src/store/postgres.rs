@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls};
+use postgres::{Client, GenericClient};
 
 use super::rows;
 use super::sql::{Db, Row, Val, dollar_params, vals};
@@ -223,16 +223,12 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl PgStore {
-    /// Connect to a database (`postgres://user@host:port/db`); no TLS (run it on a trusted
-    /// network or through an SSH tunnel). Fails with the server's message.
+    /// Connect to a database (`postgres://user@host:port/db`), encrypted as the URL's
+    /// `sslmode` says ([`super::pg_tls`]; TLS when the server offers it by default). Fails
+    /// with one line naming the server and what went wrong.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(|e| {
-            StoreError::Server(format!(
-                "cannot reach {}: {}",
-                redact_url(url),
-                pg_message(&e)
-            ))
-        })?;
+        let client = super::pg_tls::connect(url)
+            .map_err(|e| StoreError::Server(format!("cannot reach {}: {e}", redact_url(url))))?;
         Ok(Self {
             client: Mutex::new(client),
             shown_url: redact_url(url),
@@ -292,6 +288,13 @@ impl PgStore {
     /// The URL this store talks to, password hidden.
     pub fn url(&self) -> &str {
         &self.shown_url
+    }
+
+    /// How this connection is encrypted (`TLSv1.3`), or `None` when it is plain; as the
+    /// server sees it.
+    pub fn encryption(&self) -> Result<Option<String>, StoreError> {
+        let mut client = self.client();
+        super::pg_tls::encryption(&mut client).map_err(StoreError::Server)
     }
 
     pub(crate) fn client(&self) -> MutexGuard<'_, Client> {

@@ -34,6 +34,8 @@ pub struct LocalCluster {
     port: u16,
     run_as: Option<String>,
     fsync: bool,
+    /// Whether the server offers TLS (with a certificate made at start).
+    tls: bool,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: `THYME_PG_BIN`, else next to `pg_ctl` on PATH,
@@ -87,9 +89,16 @@ fn free_port() -> Result<u16, ClusterError> {
 }
 
 impl LocalCluster {
-    /// Make a new cluster in a temporary folder and start it. `fsync` off suits tests; the
+    /// Make a new cluster in a temporary folder and start it, serving TLS with a certificate
+    /// made at start ([`LocalCluster::ca_file`]). `fsync` off suits tests; the
     /// soak keeps it on, since it restarts the server as a crash would.
     pub fn start_new(fsync: bool) -> Result<Self, ClusterError> {
+        Self::start_new_with(fsync, true)
+    }
+
+    /// As [`LocalCluster::start_new`], choosing whether the server offers TLS (off: to try a
+    /// client that requires it against a server that does not).
+    pub fn start_new_with(fsync: bool, tls: bool) -> Result<Self, ClusterError> {
         let bin = server_programs()?;
         let dir = tempfile::Builder::new()
             .prefix("thyme-pg-")
@@ -124,8 +133,12 @@ impl LocalCluster {
             port: free_port()?,
             run_as,
             fsync,
+            tls,
         };
         let data = cluster.data_dir();
+        if tls {
+            cluster.make_certificate()?;
+        }
         cluster.run(
             "initdb",
             &[
@@ -156,6 +169,111 @@ impl LocalCluster {
 
     fn data_dir(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// The certificate of the authority that signed the server's (made at start, for this
+    /// server only): the `sslrootcert` of a `verify-full` connection to it.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.join("tls").join("ca.crt")
+    }
+
+    /// A small authority and a server certificate it signs for 127.0.0.1 and localhost (EC
+    /// P-256, 30 days), by `openssl`; the server's key readable by the server's user only.
+    fn make_certificate(&self) -> Result<(), ClusterError> {
+        let dir = self.root.join("tls");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ClusterError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let ext = dir.join("server.ext");
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .map_err(io(&ext))?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [Vec<&str>; 3] = [
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &["-days", "30", "-subj", "/CN=thyme-studio team CA"],
+            ]
+            .concat()
+            .into_iter()
+            .chain(["-keyout", "ca.key", "-out", "ca.crt"])
+            .collect(),
+            [&["req", "-new"][..], &ec, &["-subj", "/CN=127.0.0.1"]]
+                .concat()
+                .into_iter()
+                .chain(["-keyout", "server.key", "-out", "server.csr"])
+                .collect(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "1",
+                "-days",
+                "30",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(&dir)
+                .output()
+                .map_err(|source| ClusterError::Io {
+                    path: "openssl".into(),
+                    source,
+                })?;
+            if !out.status.success() {
+                return Err(ClusterError::Failed {
+                    program: format!("openssl {}", args[0]),
+                    detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                });
+            }
+        }
+        // The authority signs this one certificate; its key is not kept.
+        for spent in ["ca.key", "server.csr", "server.ext"] {
+            let _ = std::fs::remove_file(dir.join(spent));
+        }
+        let key = dir.join("server.key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).map_err(io(&key))?;
+        if let Some(user) = &self.run_as {
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg(user)
+                .arg(&dir)
+                .status()
+                .map_err(|source| ClusterError::Io {
+                    path: "chown".into(),
+                    source,
+                })?;
+            if !status.success() {
+                return Err(ClusterError::Failed {
+                    program: "chown".into(),
+                    detail: format!("could not give {} to {user}", dir.display()),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), ClusterError> {
@@ -191,11 +309,15 @@ impl LocalCluster {
 
     /// Start the server (waits until it accepts connections).
     pub fn start(&mut self) -> Result<(), ClusterError> {
+        let tls = self.root.join("tls");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=60",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=60 -c ssl={} -c ssl_cert_file={} -c ssl_key_file={}",
             self.port,
             self.root.display(),
-            if self.fsync { "on" } else { "off" }
+            if self.fsync { "on" } else { "off" },
+            if self.tls { "on" } else { "off" },
+            tls.join("server.crt").display(),
+            tls.join("server.key").display(),
         );
         let data = self.data_dir();
         let log = self.root.join("server.log");
@@ -244,10 +366,12 @@ impl LocalCluster {
 
     /// Make an empty database; returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, ClusterError> {
-        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .map_err(|e| ClusterError::Failed {
-                program: "connect".into(),
-                detail: crate::store::postgres::pg_message(&e),
+        let mut client =
+            crate::store::pg_tls::connect(&self.url("postgres")).map_err(|detail| {
+                ClusterError::Failed {
+                    program: "connect".into(),
+                    detail,
+                }
             })?;
         let ident = name.replace('"', "");
         client

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub verdicts: BTreeMap<ImageId, Vec<String>>,
     /// The outcome of the request carried out in this round.
     pub message: Option<String>,
+    /// How the connection to the server is encrypted (`TLSv1.3`, or "not encrypted"); `None`
+    /// without a connection.
+    pub connection: Option<String>,
 }
 
 impl Snapshot {
@@ -141,6 +144,13 @@ impl TeamSession {
                 snap.failed("sync", e);
                 self.server = None;
             }
+        }
+        if let Some(server) = &self.server {
+            snap.connection = match server.store().encryption() {
+                Ok(Some(how)) => Some(how),
+                Ok(None) => Some("not encrypted".into()),
+                Err(_) => None,
+            };
         }
         if self.server.is_some()
             && let Err(e) = self.read_views(&mut snap, now)

@@ -654,8 +654,13 @@ impl TeamServer {
                 )?,
             ))
         })?;
+        let connection = match self.store.encryption()? {
+            Some(how) => format!("connection: encrypted ({how})"),
+            None => "connection: not encrypted (the server offers no TLS, or the URL says sslmode=disable)".to_owned(),
+        };
         let mut lines = vec![
             format!("project: {}", self.store.url()),
+            connection,
             format!(
                 "images: {}, boxes: {}, questions: {}",
                 stats.images, stats.regions, stats.questions
