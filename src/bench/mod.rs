@@ -9,4 +9,5 @@ pub mod exchange;
 pub mod images;
 pub mod model;
 pub mod sandbox;
+pub mod team_tls;
 pub mod traces;

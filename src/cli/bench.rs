@@ -95,6 +95,12 @@ pub enum BenchCommand {
         #[arg(long, default_value = "python3")]
         python: PathBuf,
     },
+    /// What TLS costs a member's sync: one annotator's file synced over a plain and over a
+    /// verified TLS connection to the same throwaway server, alternating, p50 and p95.
+    TeamTls {
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+    },
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
     CanvasOne {
@@ -174,6 +180,10 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             cfg.runs = std::path::absolute(dir.join("runs"))?;
             let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
             print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
+        }
+        BenchCommand::TeamTls { rounds } => {
+            let rows = thyme_studio::bench::team_tls::run(rounds)?;
+            print!("{}", thyme_studio::bench::team_tls::markdown(&rows));
         }
         BenchCommand::Traces { dir, runs, python } => {
             let r = thyme_studio::bench::traces::run(&dir, runs, &python)?;

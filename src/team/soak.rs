@@ -56,6 +56,8 @@ pub struct SoakReport {
     pub reviews: usize,
     pub rejections: usize,
     pub server_edits_by_reviewer: usize,
+    /// How the members' connections were encrypted (`TLSv1.3`), as the server says.
+    pub connection: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -80,6 +82,11 @@ impl std::fmt::Display for SoakReport {
             f,
             "  reviews: {} ({} rejected), reviewer edits on the server: {}",
             self.reviews, self.rejections, self.server_edits_by_reviewer
+        )?;
+        writeln!(
+            f,
+            "  connections: {}",
+            self.connection.as_deref().unwrap_or("not encrypted")
         )?;
         writeln!(f, "  lost: {}", self.lost)?;
         write!(f, "  silently overwritten: {}", self.silently_overwritten)?;
@@ -298,6 +305,7 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
 
     // Check: every local edit is on the server or shown; every quiet image matches.
     let server = connect_retrying(&url, Instant::now() + Duration::from_secs(30))?;
+    report.connection = server.store().encryption()?;
     for n in &names {
         let file = dir.path().join(format!("{n}.thyme"));
         let mut client = TeamClient::open(&file)?;
