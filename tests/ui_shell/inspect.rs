@@ -212,3 +212,68 @@ fn the_crop_audit_runs_from_inspect_lists_the_worst_and_filters_the_runs() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("same-place").is_none());
 }
+
+#[test]
+fn a_prediction_table_opens_and_a_conversation_cut_short_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("results");
+    std::fs::create_dir_all(&dir).unwrap();
+    // DeepEyesV2's TSV: every field quoted, the conversation a Python literal; the second
+    // row's literal stops mid-message.
+    let whole = "[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64'}}, {'type': 'text', 'text': 'Which sign is red?'}]}, {'role': 'assistant', 'content': '<answer>B</answer>'}]";
+    let cut = "[{'role': 'user', 'content': [{'type': 'text', 'text': 'How many boats?'}]}, {'role': 'assistant', 'content': '<code>\\n```python\\nprint(image_1.size)\\n```\\n</code>'}, {'role': 'user', 'content': [{'type': 'text', 'text': 'Code execution result:\\nstdout:\\n```\\n(9";
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let table = [
+        [
+            "index",
+            "question",
+            "answer",
+            "prediction",
+            "raw_response",
+            "image_path_list",
+        ]
+        .map(q)
+        .join("\t"),
+        [
+            "q7",
+            "Which sign is red?",
+            "B",
+            "B",
+            whole,
+            "['/data/a.jpg']",
+        ]
+        .map(q)
+        .join("\t"),
+        ["q8", "How many boats?", "3", "3", cut, "['/data/b.jpg']"]
+            .map(q)
+            .join("\t"),
+    ]
+    .join("\n");
+    let path = dir.join("DeepEyesV2-vllm_VStarBench.tsv");
+    std::fs::write(&path, table + "\n").unwrap();
+    let mut app = app_with(None, root.path(), vec![]);
+    app.inspect.open(path, &egui::Context::default());
+    let mut h = harness(app);
+    h.state_mut().workspace = Workspace::Inspect;
+    step_until(&mut h, "the runs", |h| h.state().inspect.rows().len() == 2);
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("1 line(s) not read, or read only in part")
+            .is_some()
+    );
+    h.state_mut().inspect.select_row(1);
+    step_until(&mut h, "the cut run", |h| {
+        h.state()
+            .inspect
+            .trace
+            .as_ref()
+            .is_some_and(|t| t.run.id == "q8")
+    });
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains(
+            "The log stops early: the conversation stops after 2 whole messages"
+        )
+        .is_some()
+    );
+}

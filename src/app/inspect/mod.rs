@@ -353,6 +353,22 @@ impl Inspect {
         }
     }
 
+    /// The log's lines that could not be read, or were read only in part.
+    fn problems_list(&self, ui: &mut egui::Ui) {
+        if self.problems.is_empty() {
+            return;
+        }
+        egui::CollapsingHeader::new(format!(
+            "{} line(s) not read, or read only in part",
+            self.problems.len()
+        ))
+        .show(ui, |ui| {
+            for p in self.problems.iter().take(100) {
+                ui.small(p.to_string());
+            }
+        });
+    }
+
     fn run_list(&mut self, ui: &mut egui::Ui) {
         let name = self
             .path
@@ -371,16 +387,7 @@ impl Inspect {
         if let Some(e) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
-        if !self.problems.is_empty() {
-            egui::CollapsingHeader::new(format!("{} line(s) not read", self.problems.len())).show(
-                ui,
-                |ui| {
-                    for p in self.problems.iter().take(100) {
-                        ui.small(p.to_string());
-                    }
-                },
-            );
-        }
+        self.problems_list(ui);
         ui.horizontal(|ui| {
             let l = ui.label("Search");
             ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(140.0))
