@@ -1299,3 +1299,43 @@ fn a_verl_generation_dump_opens_with_each_tool_call_its_answer_and_the_rewards()
     assert_eq!(plain.run.question, "How many windows are lit?");
     assert_eq!(plain.steps.len(), 2);
 }
+
+#[test]
+fn a_pixel_reasoner_video_run_is_read_but_its_crops_are_not_placed() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("dumps_iter0/video_3");
+    std::fs::create_dir_all(&q).unwrap();
+    let call = |name: &str, args: &str| {
+        format!("<tool_call>\n{{\"name\": \"{name}\", \"arguments\": {args}}}\n</tool_call>")
+    };
+    let conv = serde_json::json!([[
+        {"role": "user", "content": [
+            {"video": ["f1.jpg", "f2.jpg"], "type": "video", "max_pixels": 401408},
+            {"text": "What happens first?", "type": "text"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": call("select_frames", "{\"target_frames\": [1, 2]}")}]},
+        {"role": "user", "content": [{"type": "text", "text": "\nHere are the selected frames (Frame Size: 448x252, Numbered 2 to 3):"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": call("crop_image_normalized", "{\"bbox_2d\": [0.1, 0.1, 0.6, 0.6], \"target_image\": 2}")}]},
+        {"role": "user", "content": [{"type": "text", "text": "\nHere is the cropped image (Image Size: 420x252):"}, {"type": "image", "image": "/gone/iter1.jpg"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "\\boxed{A door opens}"}]}
+    ], "prompt", "[]"]);
+    std::fs::write(q.join("conv.json"), conv.to_string()).unwrap();
+    let loaded = read(&dir.path().join("dumps_iter0"), LogFormat::PixelReasoner).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let t = &loaded.traces[0];
+    assert_eq!(t.run.question, "What happens first?");
+    let crops: Vec<_> = t
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Execute { outputs, .. } => Some(outputs),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(crops.len(), 1);
+    assert_eq!(crops[0].source_rect, None, "a video frame's crop is not placed");
+    let Some(Step::Answer { extracted, .. }) = t.steps.last() else {
+        panic!("{:?}", t.steps)
+    };
+    assert_eq!(extracted.as_deref(), Some("A door opens"));
+}

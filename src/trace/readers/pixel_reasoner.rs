@@ -14,7 +14,8 @@
 //! so far), by [`crate::trace::provenance::pixel_reasoner_rect`]; crops of crops are placed
 //! back on the original through the crop they were cut from. A dump copied off the training
 //! machine names paths that are not here: a crop is looked for beside `conv.json`, the
-//! original with `--images DIR`.
+//! original with `--images DIR`. Video runs (`select_frames`) are read as text and crops; their
+//! crops are not placed, as the frames they target are not in the dump.
 
 use super::*;
 use crate::trace::provenance::pixel_reasoner_rect;
@@ -124,6 +125,9 @@ fn read_conv(conv: &Path, loaded: &mut Loaded) -> Result<(), TraceError> {
         ..Default::default()
     };
     let mut frames: Vec<Option<Frame>> = Vec::new();
+    // A video's frames (and frames picked by `select_frames`) join the images the model can
+    // target in ways the dump does not record: no crop after them is placed.
+    let mut placeable = true;
     let mut steps = Vec::new();
     // The tool call of the last assistant turn, waiting for its response.
     let mut pending: Option<String> = None;
@@ -150,6 +154,10 @@ fn read_conv(conv: &Path, loaded: &mut Loaded) -> Result<(), TraceError> {
                     bound("min_pixels", MIN_PIXELS),
                     bound("max_pixels", MAX_PIXELS),
                 );
+                placeable = !parts.as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|x| x.get("type").and_then(Value::as_str) == Some("video"))
+                });
                 run.images = images.into_iter().take(1).collect();
                 let size = run
                     .images
@@ -172,7 +180,15 @@ fn read_conv(conv: &Path, loaded: &mut Loaded) -> Result<(), TraceError> {
             }
             "user" => {
                 let Some(call) = pending.take() else { continue };
-                steps.push(crop_step(&dir, &call, &text, images, &mut frames));
+                placeable &= !call.contains("\"select_frames\"");
+                steps.push(crop_step(
+                    &dir,
+                    &call,
+                    &text,
+                    images,
+                    &mut frames,
+                    placeable,
+                ));
             }
             "assistant" => {
                 let call = text
@@ -217,6 +233,7 @@ fn crop_step(
     response: &str,
     images: Vec<TraceImage>,
     frames: &mut Vec<Option<Frame>>,
+    placeable: bool,
 ) -> Step {
     let observation = response.replace("<image>", "").trim().to_owned();
     let parsed: Value = serde_json::from_str(call).unwrap_or(Value::Null);
@@ -239,7 +256,7 @@ fn crop_step(
             .and_then(|t| t.checked_sub(1))
             .and_then(|i| frames.get(i).copied().flatten());
         rect = match (b, frame) {
-            (Some(b), Some((src, seen))) => pixel_reasoner_rect(b, src, seen).ok(),
+            (Some(b), Some((src, seen))) if placeable => pixel_reasoner_rect(b, src, seen).ok(),
             _ => None,
         };
         let seen = stated_size(&observation).or_else(|| output.as_deref().and_then(size_of));
