@@ -1333,7 +1333,10 @@ fn a_pixel_reasoner_video_run_is_read_but_its_crops_are_not_placed() {
         .flatten()
         .collect();
     assert_eq!(crops.len(), 1);
-    assert_eq!(crops[0].source_rect, None, "a video frame's crop is not placed");
+    assert_eq!(
+        crops[0].source_rect, None,
+        "a video frame's crop is not placed"
+    );
     let Some(Step::Answer { extracted, .. }) = t.steps.last() else {
         panic!("{:?}", t.steps)
     };
