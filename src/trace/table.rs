@@ -171,6 +171,9 @@ fn xlsx(path: &Path) -> Result<Vec<Row>, TableError> {
         let mut record: Vec<String> = Vec::new();
         for (attrs, body) in elements_with_attrs(row, "c") {
             let col = attr(attrs, "r").map_or(record.len(), column_index);
+            if col >= MAX_COLUMNS {
+                continue;
+            }
             let kind = attr(attrs, "t").unwrap_or("n");
             let text = match kind {
                 "s" => elements(body, "v")
@@ -194,12 +197,17 @@ fn xlsx(path: &Path) -> Result<Vec<Row>, TableError> {
     Ok(rows_of(records))
 }
 
-/// "AB12" -> 27.
+/// The most columns a sheet has (Excel's `XFD`).
+const MAX_COLUMNS: usize = 16_384;
+
+/// "AB12" -> 27 (at most [`MAX_COLUMNS`]: a longer name is no column).
 fn column_index(cell: &str) -> usize {
     cell.chars()
         .take_while(char::is_ascii_alphabetic)
         .fold(0usize, |n, c| {
-            n * 26 + (c.to_ascii_uppercase() as usize - 'A' as usize + 1)
+            n.saturating_mul(26)
+                .saturating_add(c.to_ascii_uppercase() as usize - 'A' as usize + 1)
+                .min(MAX_COLUMNS + 1)
         })
         .saturating_sub(1)
 }
@@ -369,6 +377,9 @@ mod tests {
     fn sheet_cells_shared_strings_and_escapes() {
         assert_eq!(column_index("A1"), 0);
         assert_eq!(column_index("AB12"), 27);
+        assert_eq!(column_index("XFD1"), MAX_COLUMNS - 1);
+        // A hostile name neither overflows nor asks for a huge row.
+        assert_eq!(column_index(&"Z".repeat(40)), MAX_COLUMNS);
         assert_eq!(
             run_text(
                 "<r><t xml:space=\"preserve\">a &amp; </t></r><r><t>b_x000D_</t></r><rPh><t>x</t></rPh>"
