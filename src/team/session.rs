@@ -99,6 +99,8 @@ pub struct TeamSession {
     client: TeamClient,
     server: Option<TeamServer>,
     report: Option<TeamReport>,
+    /// How the current connection is encrypted, asked once per connection.
+    connection: Option<String>,
 }
 
 impl TeamSession {
@@ -108,6 +110,7 @@ impl TeamSession {
             client: TeamClient::open(path)?,
             server: None,
             report: None,
+            connection: None,
         })
     }
 
@@ -122,6 +125,7 @@ impl TeamSession {
     /// The server, connected (again) when needed.
     fn server(&mut self) -> Result<&TeamServer, TeamError> {
         if self.server.as_ref().is_none_or(|s| !s.is_alive()) {
+            self.connection = None;
             self.server = Some(TeamServer::open(self.client.url())?);
         }
         self.server
@@ -145,13 +149,14 @@ impl TeamSession {
                 self.server = None;
             }
         }
-        if let Some(server) = &self.server {
-            snap.connection = match server.store().encryption() {
+        if let (Some(server), None) = (&self.server, &self.connection) {
+            self.connection = match server.store().encryption() {
                 Ok(Some(how)) => Some(how),
                 Ok(None) => Some("not encrypted".into()),
                 Err(_) => None,
             };
         }
+        snap.connection = self.server.as_ref().and(self.connection.clone());
         if self.server.is_some()
             && let Err(e) = self.read_views(&mut snap, now)
         {
