@@ -312,43 +312,53 @@ fn the_cli_reports_writes_the_csv_and_the_rows_to_fix() {
     assert_eq!(v["report"]["by_verdict"]["reproduced"], 2);
 }
 
-#[test]
-fn mini_o3_zooms_and_zooms_of_zooms_are_cut_by_its_rule_and_reproduced() {
-    let dir = tempfile::tempdir().unwrap();
+/// Run a writer's fixture script (tests/python/writers/NAME.py) into `out`.
+fn write_like(name: &str, out: &Path) {
     let python = std::env::var("THYME_TEST_PYTHON").map_or_else(
         |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python"),
         PathBuf::from,
     );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/writers/mini_o3_save_traj.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/writers")
+        .join(format!("{name}.py"));
     let status = std::process::Command::new(&python)
         .arg(&script)
-        .arg(dir.path())
+        .arg(out)
         .status()
         .unwrap();
-    assert!(status.success());
-    let save = dir.path().join("val_trajs");
-    let loaded = read(&save, LogFormat::MiniO3).unwrap();
-    let sources: Vec<Source> = loaded
-        .traces
+    assert!(status.success(), "{name}.py failed");
+}
+
+/// Every stored image of the runs read from `log`, audited without a sandbox (tool steps
+/// need none).
+fn audit_without_sandbox(traces: Vec<thyme_studio::trace::Trace>, log: &Path) -> Vec<StepAudit> {
+    let sources: Vec<Source> = traces
         .into_iter()
         .map(|t| Source {
             line: None,
-            file: save.display().to_string(),
+            file: log.display().to_string(),
             trace: t,
         })
         .collect();
-    // Tool steps need no sandbox.
     let auditor = Auditor {
         sandbox: None,
         jobs: 1,
         cache: None,
     };
-    let steps: Vec<StepAudit> = auditor
+    auditor
         .run(&sources, &AtomicBool::new(false), &|_, _| {})
         .into_iter()
         .flat_map(|r| r.steps)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn mini_o3_zooms_and_zooms_of_zooms_are_cut_by_its_rule_and_reproduced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_like("mini_o3_save_traj", dir.path());
+    let save = dir.path().join("val_trajs");
+    let loaded = read(&save, LogFormat::MiniO3).unwrap();
+    let steps = audit_without_sandbox(loaded.traces, &save);
     // Two zooms in the first rollout (the second on the first's crop) and one in the third.
     assert_eq!(steps.len(), 3, "{steps:#?}");
     for s in &steps {
@@ -401,18 +411,7 @@ fn without_a_sandbox_code_steps_are_named_not_reproducible_and_not_cached() {
 #[test]
 fn pixel_reasoner_crops_and_crops_of_crops_are_cut_by_its_rule_from_a_copied_dump() {
     let dir = tempfile::tempdir().unwrap();
-    let python = std::env::var("THYME_TEST_PYTHON").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python"),
-        PathBuf::from,
-    );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/writers/pixel_reasoner_dump.py");
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    write_like("pixel_reasoner_dump", dir.path());
     // Copied off the training machine: the crops' recorded paths are gone, the files sit
     // beside each conv.json.
     let dumps = dir.path().join("copied/dumps_iter0");
@@ -428,25 +427,7 @@ fn pixel_reasoner_crops_and_crops_of_crops_are_cut_by_its_rule_from_a_copied_dum
     let loaded = read(&dumps, LogFormat::PixelReasoner).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     assert_eq!(loaded.traces.len(), 2);
-    let sources: Vec<Source> = loaded
-        .traces
-        .into_iter()
-        .map(|t| Source {
-            line: None,
-            file: dumps.display().to_string(),
-            trace: t,
-        })
-        .collect();
-    let auditor = Auditor {
-        sandbox: None,
-        jobs: 1,
-        cache: None,
-    };
-    let steps: Vec<StepAudit> = auditor
-        .run(&sources, &AtomicBool::new(false), &|_, _| {})
-        .into_iter()
-        .flat_map(|r| r.steps)
-        .collect();
+    let steps = audit_without_sandbox(loaded.traces, &dumps);
     // Two crops in the first question (the second cut from the first), one in the second (its
     // call with the wrong target made none).
     assert_eq!(steps.len(), 3, "{steps:#?}");

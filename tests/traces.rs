@@ -187,6 +187,22 @@ fn write_like(name: &str, out: &std::path::Path) {
     write_with(&python(), name, out);
 }
 
+/// `path` detected as `format` with `confidence`, then read.
+fn detected_and_read(
+    path: &std::path::Path,
+    format: LogFormat,
+    confidence: thyme_studio::trace::readers::Confidence,
+) -> thyme_studio::trace::readers::Loaded {
+    let d = thyme_studio::trace::readers::Detection::of(path).unwrap();
+    assert_eq!(
+        (d.format, d.confidence),
+        (format, confidence),
+        "{}",
+        path.display()
+    );
+    read(path, format).unwrap()
+}
+
 /// The consumers' Python (pandas, xlsxwriter and the trainers), for writers that need them.
 fn consumer_python() -> std::path::PathBuf {
     std::env::var("THYME_CONSUMER_PYTHON").map_or_else(
@@ -955,16 +971,11 @@ fn rl_runs_filter_by_a_reward_range() {
 
 #[test]
 fn a_pyvision_results_file_opens_as_its_script_writes_it() {
-    use thyme_studio::trace::readers::{Confidence, Detection};
+    use thyme_studio::trace::readers::Confidence;
     let dir = tempfile::tempdir().unwrap();
     write_like("pyvision_main", dir.path());
     let file = dir.path().join("results.json");
-    let d = Detection::of(&file).unwrap();
-    assert_eq!(
-        (d.format, d.confidence),
-        (LogFormat::PyVision, Confidence::Certain)
-    );
-    let loaded = read(&file, LogFormat::PyVision).unwrap();
+    let loaded = detected_and_read(&file, LogFormat::PyVision, Confidence::Certain);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     assert_eq!(loaded.traces.len(), 1);
     let t = &loaded.traces[0];
@@ -1059,19 +1070,14 @@ fn thymes_grpo_completions_log_opens_as_its_trainer_writes_it() {
 
 #[test]
 fn a_chain_of_focus_vstar_result_opens_with_its_boxes_placed_on_the_original() {
-    use thyme_studio::trace::readers::{Confidence, Detection};
+    use thyme_studio::trace::readers::Confidence;
     let dir = tempfile::tempdir().unwrap();
     write_like("chain_of_focus_vstar", dir.path());
     let log = dir
         .path()
         .join("results/result_direct_attributes_cof.jsonl");
     // Its keys are DeepEyes' evaluation keys; its placeholder images tell it apart.
-    let d = Detection::of(&log).unwrap();
-    assert_eq!(
-        (d.format, d.confidence),
-        (LogFormat::ChainOfFocus, Confidence::Certain)
-    );
-    let loaded = read(&log, LogFormat::ChainOfFocus).unwrap();
+    let loaded = detected_and_read(&log, LogFormat::ChainOfFocus, Confidence::Certain);
     assert_eq!(loaded.traces.len(), 1);
     // The item the script failed on is named with its line and its status.
     assert_eq!(loaded.problems.len(), 1);
@@ -1127,20 +1133,14 @@ fn a_chain_of_focus_vstar_result_opens_with_its_boxes_placed_on_the_original() {
 
 #[test]
 fn deepeyes_v2_prediction_tables_open_in_each_format_dump_writes() {
-    use thyme_studio::trace::readers::{Confidence, Detection};
+    use thyme_studio::trace::readers::Confidence;
     let dir = tempfile::tempdir().unwrap();
     write_with(&consumer_python(), "deepeyes_v2_eval", dir.path());
     let work = dir.path().join("results/deepeyesv2");
     let mut whole_steps = None;
     for ext in ["tsv", "json", "xlsx"] {
         let table = work.join(format!("DeepEyesV2-vllm_VStarBench.{ext}"));
-        let d = Detection::of(&table).unwrap();
-        assert_eq!(
-            (d.format, d.confidence),
-            (LogFormat::DeepEyesV2, Confidence::Certain),
-            "{ext}"
-        );
-        let loaded = read(&table, LogFormat::DeepEyesV2).unwrap();
+        let loaded = detected_and_read(&table, LogFormat::DeepEyesV2, Confidence::Certain);
         assert_eq!(loaded.traces.len(), 2, "{ext}: {:?}", loaded.problems);
         let t = &loaded.traces[0];
         assert_eq!(
@@ -1234,16 +1234,11 @@ fn deepeyes_v2_prediction_tables_open_in_each_format_dump_writes() {
 
 #[test]
 fn a_verl_generation_dump_opens_with_each_tool_call_its_answer_and_the_rewards() {
-    use thyme_studio::trace::readers::{Confidence, Detection};
+    use thyme_studio::trace::readers::Confidence;
     let dir = tempfile::tempdir().unwrap();
     write_like("verl_generations", dir.path());
     let log = dir.path().join("val_generations/40.jsonl");
-    let d = Detection::of(&log).unwrap();
-    assert_eq!(
-        (d.format, d.confidence),
-        (LogFormat::Verl, Confidence::Likely)
-    );
-    let loaded = read(&log, LogFormat::Verl).unwrap();
+    let loaded = detected_and_read(&log, LogFormat::Verl, Confidence::Likely);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     assert_eq!(loaded.traces.len(), 2);
     let t = &loaded.traces[0];

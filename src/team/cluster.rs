@@ -88,6 +88,29 @@ fn free_port() -> Result<u16, ClusterError> {
         })
 }
 
+/// Give `path` and all below it to `user` (the server's user when run as root); nothing
+/// without one.
+fn give_to(user: Option<&str>, path: &Path) -> Result<(), ClusterError> {
+    let Some(user) = user else { return Ok(()) };
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(user)
+        .arg(path)
+        .status()
+        .map_err(|source| ClusterError::Io {
+            path: "chown".into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ClusterError::Failed {
+            program: "chown".into(),
+            detail: format!("could not give {} to {user}", path.display()),
+        })
+    }
+}
+
 impl LocalCluster {
     /// Make a new cluster in a temporary folder and start it, serving TLS with a certificate
     /// made at start ([`LocalCluster::ca_file`]). `fsync` off suits tests; the
@@ -110,22 +133,7 @@ impl LocalCluster {
         let root = dir.path().to_owned();
         // SAFETY: geteuid has no preconditions and cannot fail.
         let run_as = (unsafe { libc::geteuid() } == 0).then(|| "nobody".to_owned());
-        if let Some(user) = &run_as {
-            let status = Command::new("chown")
-                .arg(user)
-                .arg(&root)
-                .status()
-                .map_err(|source| ClusterError::Io {
-                    path: "chown".into(),
-                    source,
-                })?;
-            if !status.success() {
-                return Err(ClusterError::Failed {
-                    program: "chown".into(),
-                    detail: format!("could not give {} to {user}", root.display()),
-                });
-            }
-        }
+        give_to(run_as.as_deref(), &root)?;
         let mut cluster = Self {
             _dir: dir,
             root,
@@ -256,24 +264,7 @@ impl LocalCluster {
         let key = dir.join("server.key");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).map_err(io(&key))?;
-        if let Some(user) = &self.run_as {
-            let status = Command::new("chown")
-                .arg("-R")
-                .arg(user)
-                .arg(&dir)
-                .status()
-                .map_err(|source| ClusterError::Io {
-                    path: "chown".into(),
-                    source,
-                })?;
-            if !status.success() {
-                return Err(ClusterError::Failed {
-                    program: "chown".into(),
-                    detail: format!("could not give {} to {user}", dir.display()),
-                });
-            }
-        }
-        Ok(())
+        give_to(self.run_as.as_deref(), &dir)
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), ClusterError> {

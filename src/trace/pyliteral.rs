@@ -109,17 +109,13 @@ impl Parser<'_> {
             Some('{') => self.dict(depth),
             Some('[') => self.seq(']', depth),
             Some('(') => self.seq(')', depth),
-            Some('\'' | '"') => self.string().map(Value::String),
+            Some('\'' | '"') => self.string(false).map(Value::String),
             Some('b' | 'r' | 'u' | 'B' | 'R' | 'U')
                 if matches!(self.s.get(self.i + 1), Some('\'' | '"')) =>
             {
                 let raw = matches!(self.peek(), Some('r' | 'R'));
                 self.i += 1;
-                if raw {
-                    self.raw_string().map(Value::String)
-                } else {
-                    self.string().map(Value::String)
-                }
+                self.string(raw).map(Value::String)
             }
             Some(_) if self.word("None") => Ok(Value::Null),
             Some(_) if self.word("True") => Ok(Value::Bool(true)),
@@ -176,28 +172,6 @@ impl Parser<'_> {
         }
     }
 
-    fn raw_string(&mut self) -> Result<String, LiteralError> {
-        let Some(q) = self.peek() else {
-            return Err(self.err("a quote"));
-        };
-        self.i += 1;
-        let mut out = String::new();
-        while let Some(c) = self.peek() {
-            self.i += 1;
-            if c == q {
-                return Ok(out);
-            }
-            out.push(c);
-            if c == '\\'
-                && let Some(n) = self.peek()
-            {
-                out.push(n);
-                self.i += 1;
-            }
-        }
-        Err(self.err("a string that does not end"))
-    }
-
     fn hex(&mut self, n: usize) -> Result<char, LiteralError> {
         let digits: String = self
             .s
@@ -210,7 +184,8 @@ impl Parser<'_> {
         Ok(char::from_u32(code).unwrap_or('\u{fffd}'))
     }
 
-    fn string(&mut self) -> Result<String, LiteralError> {
+    /// A quoted string; `raw` (`r'...'`) keeps its backslashes as they are.
+    fn string(&mut self, raw: bool) -> Result<String, LiteralError> {
         let Some(q) = self.peek() else {
             return Err(self.err("a quote"));
         };
@@ -227,6 +202,11 @@ impl Parser<'_> {
             }
             let Some(e) = self.peek() else { break };
             self.i += 1;
+            if raw {
+                out.push('\\');
+                out.push(e);
+                continue;
+            }
             match e {
                 'n' => out.push('\n'),
                 't' => out.push('\t'),
@@ -308,6 +288,11 @@ mod tests {
         );
         assert_eq!(v[1]["content"][1]["text"], "a\\b 'q' Aé");
         assert_eq!(v[2], serde_json::json!([1, -2.5, null, true, false]));
+    }
+
+    #[test]
+    fn raw_strings_keep_their_backslashes() {
+        assert_eq!(parse(r#"r'a\n\'b'"#).unwrap(), "a\\n\\'b");
     }
 
     #[test]

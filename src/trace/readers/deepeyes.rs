@@ -49,26 +49,17 @@ pub(in crate::trace::readers) fn deepeyes(v: &Value, _base: &Path) -> Result<Tra
                     .replace("<image>", "")
                     .trim()
                     .to_owned();
-                steps.push(Step::Execute {
-                    executed_code: code.clone(),
-                    raw_code: code,
-                    fixes: Vec::new(),
-                    stdout: observation.clone(),
-                    stderr: String::new(),
-                    error: None,
-                    text_result: imgs.is_empty().then_some(observation),
-                    outputs: imgs
-                        .into_iter()
-                        .map(|image| StepImage {
-                            image,
-                            source_rect: rect,
-                            provenance: rect.map(|_| Provenance::Tool),
-                        })
-                        .collect(),
-                    ms: None,
-                    fed_back: true,
-                    edited_from: None,
-                });
+                steps.push(tool_step(
+                    ToolCall {
+                        ran: code.clone(),
+                        call: code,
+                        answer: observation.clone(),
+                        error: None,
+                        text_result: imgs.is_empty().then_some(observation),
+                    },
+                    imgs,
+                    rect,
+                ));
             }
             "assistant" => {
                 if let Some(call) = tags::between(&text, "<tool_call>", "</tool_call>") {

@@ -261,26 +261,17 @@ fn zoom(dir: &Path, call: &str, turn: usize, frames: &[Option<Frame>]) -> Step {
                 .to_owned(),
         ),
     };
-    Step::Execute {
-        raw_code: call.trim().to_owned(),
-        executed_code: call.trim().to_owned(),
-        fixes: Vec::<Fix>::new(),
-        stdout: String::new(),
-        stderr: String::new(),
-        error,
-        text_result: None,
-        outputs: observation
-            .into_iter()
-            .map(|p| StepImage {
-                image: TraceImage::at(p),
-                source_rect: rect,
-                provenance: rect.map(|_| Provenance::Tool),
-            })
-            .collect(),
-        ms: None,
-        fed_back: true,
-        edited_from: None,
-    }
+    tool_step(
+        ToolCall {
+            call: call.trim().to_owned(),
+            ran: call.trim().to_owned(),
+            answer: String::new(),
+            error,
+            text_result: None,
+        },
+        observation.into_iter().map(TraceImage::at).collect(),
+        rect,
+    )
 }
 
 /// One run folder into `loaded`.

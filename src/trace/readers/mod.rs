@@ -460,29 +460,7 @@ fn per_line(
     let mut loaded = Loaded::default();
     let record =
         |line: usize, row: Option<usize>, v: &Value, loaded: &mut Loaded| match each(v, &base) {
-            Ok(mut t) => {
-                if t.run.id.is_empty() {
-                    t.run.id = format!(
-                        "{}:{line}",
-                        path.file_name()
-                            .map(|n| n.to_string_lossy())
-                            .unwrap_or_default()
-                    );
-                }
-                if let Some(k) = row {
-                    t.run.id = format!("{}#{}", t.run.id, k + 1);
-                }
-                t.run.source_line = Some(line);
-                resolve_images(&mut t, &base);
-                if let Some(why) = &t.run.cut_short {
-                    loaded.problems.push(Problem {
-                        file: path.to_owned(),
-                        line,
-                        message: why.clone(),
-                    });
-                }
-                loaded.traces.push(t);
-            }
+            Ok(t) => keep(t, path, &base, line, row, loaded),
             Err(message) => loaded.problems.push(Problem {
                 file: path.to_owned(),
                 line,
@@ -555,6 +533,40 @@ fn per_line(
     Ok(loaded)
 }
 
+/// A trace read from `line` of `path` (row `row` of that line's table, when it holds one):
+/// named by its place when the log names it not, its images found, and a problem noted when
+/// the log stops before the run's end.
+fn keep(
+    mut t: Trace,
+    path: &Path,
+    base: &Path,
+    line: usize,
+    row: Option<usize>,
+    loaded: &mut Loaded,
+) {
+    if t.run.id.is_empty() {
+        t.run.id = format!(
+            "{}:{line}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+    }
+    if let Some(k) = row {
+        t.run.id = format!("{}#{}", t.run.id, k + 1);
+    }
+    t.run.source_line = Some(line);
+    resolve_images(&mut t, base);
+    if let Some(why) = &t.run.cut_short {
+        loaded.problems.push(Problem {
+            file: path.to_owned(),
+            line,
+            message: why.clone(),
+        });
+    }
+    loaded.traces.push(t);
+}
+
 /// One trace per row of a table (a spreadsheet, TSV or CSV); a row's line is its row in the
 /// sheet (the header is row 1).
 fn per_row(
@@ -567,10 +579,6 @@ fn per_row(
         message: e.to_string(),
     })?;
     let mut loaded = Loaded::default();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     for (k, row) in rows.iter().enumerate() {
         let line = k + 2;
         let v = Value::Object(
@@ -579,21 +587,7 @@ fn per_row(
                 .collect(),
         );
         match each(&v, &base) {
-            Ok(mut t) => {
-                if t.run.id.is_empty() {
-                    t.run.id = format!("{name}:{line}");
-                }
-                t.run.source_line = Some(line);
-                resolve_images(&mut t, &base);
-                if let Some(why) = &t.run.cut_short {
-                    loaded.problems.push(Problem {
-                        file: path.to_owned(),
-                        line,
-                        message: format!("row {line}: {why}"),
-                    });
-                }
-                loaded.traces.push(t);
-            }
+            Ok(t) => keep(t, path, &base, line, None, &mut loaded),
             Err(message) => loaded.problems.push(Problem {
                 file: path.to_owned(),
                 line,
@@ -747,6 +741,44 @@ fn role(m: &Value) -> &str {
             other => other,
         })
         .unwrap_or("")
+}
+
+/// What a tool call did, for [`tool_step`].
+struct ToolCall {
+    /// The call as the model wrote it.
+    call: String,
+    /// What ran: the call itself, or a code tool's `code`.
+    ran: String,
+    /// The tool's answer in words.
+    answer: String,
+    error: Option<String>,
+    /// The answer as a text result, when the step's result is words rather than images.
+    text_result: Option<String>,
+}
+
+/// A tool call's step: its answer, and the images it gave back, each placed at `rect` on the
+/// original when the format's rule places it.
+fn tool_step(t: ToolCall, images: Vec<TraceImage>, rect: Option<[f64; 4]>) -> Step {
+    Step::Execute {
+        raw_code: t.call,
+        executed_code: t.ran,
+        fixes: Vec::new(),
+        stdout: t.answer,
+        stderr: String::new(),
+        error: t.error,
+        text_result: t.text_result,
+        outputs: images
+            .into_iter()
+            .map(|image| StepImage {
+                image,
+                source_rect: rect,
+                provenance: rect.map(|_| Provenance::Tool),
+            })
+            .collect(),
+        ms: None,
+        fed_back: true,
+        edited_from: None,
+    }
 }
 
 /// A numeric box from a tool call's `bbox_2d`.

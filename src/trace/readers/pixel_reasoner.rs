@@ -266,25 +266,19 @@ fn crop_step(
             error = Some("the dump names no crop image".into());
         }
     }
-    Step::Execute {
-        raw_code: call.to_owned(),
-        executed_code: call.to_owned(),
-        fixes: Vec::<Fix>::new(),
-        stdout: observation,
-        stderr: String::new(),
-        error,
-        text_result: None,
-        outputs: output
+    tool_step(
+        ToolCall {
+            call: call.to_owned(),
+            ran: call.to_owned(),
+            answer: observation,
+            error,
+            text_result: None,
+        },
+        output
             .filter(|_| !failed)
             .into_iter()
-            .map(|p| StepImage {
-                image: TraceImage::at(p),
-                source_rect: rect,
-                provenance: rect.map(|_| Provenance::Tool),
-            })
+            .map(TraceImage::at)
             .collect(),
-        ms: None,
-        fed_back: true,
-        edited_from: None,
-    }
+        rect,
+    )
 }

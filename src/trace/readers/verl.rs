@@ -120,24 +120,20 @@ fn call_step(call: &str, answer: String) -> Step {
     // CodeVision's tool answers a call that worked with its one result image; the decode
     // dropped the image, the answer's words say it was there.
     let returned = !failed && answer.starts_with("Here is the processed image");
-    Step::Execute {
-        executed_code: executed,
-        raw_code: call.to_owned(),
-        fixes: Vec::<Fix>::new(),
-        error: failed.then(|| answer.lines().next().unwrap_or_default().to_owned()),
-        text_result: Some(answer.clone()),
-        stdout: answer,
-        stderr: String::new(),
-        outputs: returned
-            .then(|| StepImage {
-                image: TraceImage::default(),
-                source_rect: None,
-                provenance: None,
-            })
-            .into_iter()
-            .collect(),
-        ms: None,
-        fed_back: true,
-        edited_from: None,
-    }
+    tool_step(
+        ToolCall {
+            call: call.to_owned(),
+            ran: executed,
+            error: failed.then(|| answer.lines().next().unwrap_or_default().to_owned()),
+            text_result: Some(answer.clone()),
+            answer,
+        },
+        // The decode dropped the image; the step still says one came back.
+        if returned {
+            vec![TraceImage::default()]
+        } else {
+            Vec::new()
+        },
+        None,
+    )
 }
