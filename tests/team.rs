@@ -165,14 +165,15 @@ fn a_stale_edit_is_a_conflict_with_both_versions_and_either_can_win() {
     t.batch(&["ann"], 8 * HOUR);
     let img = &t.images[0];
     let mut ann = t.client("ann");
-    let mut rev = t.client("rev");
+    // The lead may change any item (a reviewer only handed-in ones).
+    let mut rev = t.client("lea");
     ann.sync(&t.server, 1).unwrap();
     let r = add_box(&mut ann, img, 100.0, "car");
     ann.sync(&t.server, 2).unwrap();
     rev.sync(&t.server, 3).unwrap();
 
-    // Both change the same box; the reviewer syncs first.
-    let theirs = relabel(rev.store_mut(), "rev", &r, "truck");
+    // Both change the same box; the lead syncs first.
+    let theirs = relabel(rev.store_mut(), "lea", &r, "truck");
     rev.sync(&t.server, 4).unwrap();
     let mine = relabel(ann.store_mut(), "ann", &r, "van");
     let report = ann.sync(&t.server, 5).unwrap();
@@ -181,7 +182,7 @@ fn a_stale_edit_is_a_conflict_with_both_versions_and_either_can_win() {
         ann.image_states().unwrap().get(&img.id),
         Some(&SyncState::Conflict)
     );
-    // Never a silent overwrite: the server keeps the reviewer's label, the client its own,
+    // Never a silent overwrite: the server keeps the lead's label, the client its own,
     // and the conflict holds both.
     assert_eq!(t.server.store().region(r.id).unwrap(), Some(theirs.clone()));
     assert_eq!(ann.store().region(r.id).unwrap(), Some(mine.clone()));
@@ -206,7 +207,7 @@ fn a_stale_edit_is_a_conflict_with_both_versions_and_either_can_win() {
 
     // Take theirs on the next clash.
     rev.sync(&t.server, 8).unwrap();
-    let theirs2 = relabel(rev.store_mut(), "rev", &mine, "minivan");
+    let theirs2 = relabel(rev.store_mut(), "lea", &mine, "minivan");
     rev.sync(&t.server, 9).unwrap();
     relabel(ann.store_mut(), "ann", &mine, "bus");
     assert_eq!(ann.sync(&t.server, 10).unwrap().conflicts, 1);

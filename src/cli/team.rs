@@ -31,6 +31,21 @@ pub enum TeamCommand {
         #[arg(long, default_value = "annotator")]
         role: String,
     },
+    /// Take a member off the team: their login stops working at once; their unsent work
+    /// stays in their local file.
+    Remove {
+        url: String,
+        name: String,
+        #[arg(long = "as")]
+        lead: String,
+    },
+    /// The connection string of a linked local file's member (password masked unless
+    /// --show), to check with `psql` what the member's login may see.
+    Credentials {
+        file: PathBuf,
+        #[arg(long)]
+        show: bool,
+    },
     /// Images, members, synced edits and every annotator's progress.
     Status { url: String },
     /// Put a local project's images (with their boxes and questions) on the server.
@@ -222,16 +237,25 @@ fn team(cmd: TeamCommand) -> anyhow::Result<()> {
         TeamCommand::Init { url, lead } => {
             let server = TeamServer::init(&url, &lead, now)?;
             println!(
-                "team project ready at {} (lead: {lead})",
+                "team project ready at {} (lead: {lead}, on the owner's connection)",
                 server.store().url()
             );
+            for invite in server.invite_missing(&[&lead])? {
+                print_invite(&invite);
+            }
         }
         TeamCommand::AddAnnotator { url, name, role } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow!("'{role}' is not a role (annotator, reviewer, lead)"))?;
-            TeamServer::open(&url)?.add_member(&name, role, now)?;
+            let invite = TeamServer::open(&url)?.add_member(&name, role, now)?;
             println!("{name} is a {} now", role.as_str());
+            print_invite(&invite);
         }
+        TeamCommand::Remove { url, name, lead } => {
+            TeamServer::open(&url)?.remove_member(&lead, &name, now)?;
+            println!("{name} is off the team; their login no longer connects");
+        }
+        TeamCommand::Credentials { file, show } => credentials(&file, show)?,
         TeamCommand::Status { url } => {
             for line in TeamServer::open(&url)?.status_lines(now)? {
                 println!("{line}");
@@ -267,6 +291,11 @@ fn team(cmd: TeamCommand) -> anyhow::Result<()> {
         TeamCommand::Join { url, file, member } => {
             let server = TeamServer::open(&url)?;
             server.role_of(&member)?;
+            if let Some((me, _)) = server.login()
+                && me != &member
+            {
+                bail!("this join string is {me}'s, not {member}'s");
+            }
             let mut client = TeamClient::join(&file, &url, &member)?;
             let report = client.sync(&server, now)?;
             println!(
@@ -533,10 +562,54 @@ fn serve() -> anyhow::Result<()> {
         cluster.ca_file().display()
     );
     println!("next: thyme-studio team init {url} --lead YOUR_NAME");
+    println!(
+        "this URL holds the server owner's password: keep it to yourself; members get logins of their own from `team add-annotator`"
+    );
     println!("Ctrl-C stops the server and removes its data.");
     wait_for_stop_signal();
     drop(cluster);
     println!("stopped");
+    Ok(())
+}
+
+/// A new member's credentials, shown once.
+fn print_invite(invite: &thyme_studio::team::server::Invite) {
+    println!(
+        "join string for {} (login {}; shown once, give it to them privately):",
+        invite.member, invite.login
+    );
+    println!("  {}", invite.url);
+    println!(
+        "they run: thyme-studio team join '{}' {}.thyme --as {}",
+        invite.url, invite.member, invite.member
+    );
+}
+
+/// `team credentials`: the member's own connection string.
+fn credentials(file: &std::path::Path, show: bool) -> anyhow::Result<()> {
+    use thyme_studio::team::credentials;
+    let client = TeamClient::open(file)?;
+    let url = credentials::complete(client.url());
+    if credentials::split_password(&url).1.is_none() {
+        bail!(
+            "no password is kept for {} (set {} or join again with the join string your lead gave you)",
+            client.url(),
+            credentials::PASSWORD_ENV
+        );
+    }
+    println!("member: {}", client.member());
+    println!(
+        "{}",
+        if show {
+            url.clone()
+        } else {
+            credentials::masked(&url)
+        }
+    );
+    println!(
+        "kept in: {}",
+        credentials::file_for(&thyme_studio::paths::AppDirs::for_user(), client.url()).display()
+    );
     Ok(())
 }
 

@@ -240,10 +240,14 @@ impl PgStore {
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let store = Self::connect(url)?;
         store.in_tx(|db| {
-            db.exec(
-                "CREATE TABLE IF NOT EXISTS project_schema (version BIGINT NOT NULL)",
+            // A member's login may not create tables, so look before making.
+            let made = db.count(
+                "SELECT count(*) FROM pg_class WHERE oid = to_regclass('project_schema')",
                 &[],
-            )?;
+            )? > 0;
+            if !made {
+                db.exec("CREATE TABLE project_schema (version BIGINT NOT NULL)", &[])?;
+            }
             let version = match db.row("SELECT version FROM project_schema", &[])? {
                 Some(row) => row.int(0)?,
                 None => {

@@ -125,7 +125,21 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
 
 impl TeamClient {
     /// Link a local project file (made when missing) to a team project as `member`.
+    ///
+    /// A password in `url` is kept out of the file: it goes to the user's credentials
+    /// folder ([`super::credentials`]) and the file holds the URL without it.
     pub fn join(path: &Path, url: &str, member: &str) -> Result<Self, TeamError> {
+        let (bare, password) = super::credentials::split_password(url);
+        if let Some(password) = &password {
+            super::credentials::save(&crate::paths::AppDirs::for_user(), &bare, password).map_err(
+                |e| {
+                    TeamError::Credentials(format!(
+                        "cannot keep the team password in the config folder: {e}"
+                    ))
+                },
+            )?;
+        }
+        let url = bare.as_str();
         let mut store = SqliteStore::open_or_create(path)?;
         let client_id = store.in_tx(|tx| {
             let mut db = Lite(tx);

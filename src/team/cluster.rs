@@ -36,6 +36,8 @@ pub struct LocalCluster {
     fsync: bool,
     /// Whether the server offers TLS (with a certificate made at start).
     tls: bool,
+    /// The superuser's password (random, made at start; every login needs SCRAM-SHA-256).
+    password: String,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: `THYME_PG_BIN`, else next to `pg_ctl` on PATH,
@@ -142,8 +144,15 @@ impl LocalCluster {
             run_as,
             fsync,
             tls,
+            password: uuid::Uuid::new_v4().simple().to_string(),
         };
         let data = cluster.data_dir();
+        let pwfile = cluster.root.join("superuser.pw");
+        std::fs::write(&pwfile, &cluster.password).map_err(|source| ClusterError::Io {
+            path: pwfile.clone(),
+            source,
+        })?;
+        give_to(cluster.run_as.as_deref(), &pwfile)?;
         if tls {
             cluster.make_certificate()?;
         }
@@ -155,13 +164,16 @@ impl LocalCluster {
                 "-U".as_ref(),
                 "postgres".as_ref(),
                 "-A".as_ref(),
-                "trust".as_ref(),
+                "scram-sha-256".as_ref(),
+                "--pwfile".as_ref(),
+                pwfile.as_os_str(),
                 "-E".as_ref(),
                 "UTF8".as_ref(),
                 "--no-sync".as_ref(),
                 "--no-instructions".as_ref(),
             ],
         )?;
+        let _ = std::fs::remove_file(&pwfile);
         let mut last = None;
         for _ in 0..3 {
             match cluster.start() {
@@ -348,7 +360,10 @@ impl LocalCluster {
 
     /// A URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
     }
 
     pub fn port(&self) -> u16 {

@@ -16,6 +16,7 @@ use thiserror::Error;
 mod batch;
 mod comments;
 mod review;
+mod security;
 mod sync;
 
 pub use review::sets_verdict;
@@ -31,10 +32,20 @@ use crate::store::rows;
 use crate::store::sql::{Db, vals};
 use crate::store::{Command, PgStore, Store, StoreError};
 
-/// The version of [`TEAM_TABLES`].
-pub const TEAM_SCHEMA_VERSION: i64 = 1;
+/// The version of the team tables: 1 is [`TEAM_TABLES`] as first made, 2 adds login roles
+/// per member and the server's guard ([`MIGRATION_2`], `security.rs`).
+pub const TEAM_SCHEMA_VERSION: i64 = 2;
 
-/// Team tables (in the public schema, beside the project tables).
+/// Version 1 -> 2: the team's tag (it names the team's roles) and each member's login role.
+/// Run by [`TeamServer::init`] on new and old databases alike, so the upgrade path is the
+/// path every team takes.
+const MIGRATION_2: &str = r#"
+    ALTER TABLE team_schema ADD COLUMN IF NOT EXISTS tag TEXT;
+    ALTER TABLE members ADD COLUMN IF NOT EXISTS login_role TEXT UNIQUE;
+    ALTER TABLE members ADD COLUMN IF NOT EXISTS removed_at_ms BIGINT
+"#;
+
+/// Team tables (in the public schema, beside the project tables), as version 1 made them.
 pub const TEAM_TABLES: &str = r#"
     CREATE TABLE team_schema (version BIGINT NOT NULL);
     CREATE TABLE members (
@@ -128,6 +139,10 @@ pub enum TeamError {
     #[error("'{0}' is not a member of this team")]
     NotMember(String),
     #[error(
+        "{0}: this team database was made by an older version (no login roles per member); the lead upgrades it once with `thyme-studio team init URL --lead NAME`, which prints each member's new join string"
+    )]
+    OldTeamSchema(String),
+    #[error(
         "'{0}' is not a usable member name (1-32 characters: lowercase letters, digits, '.', '-', '_')"
     )]
     BadName(String),
@@ -142,6 +157,8 @@ pub enum TeamError {
     NotAssigned { image: String, who: String },
     #[error("{0}")]
     Batch(String),
+    #[error("{0}")]
+    Credentials(String),
     #[error("team data is damaged: {0}")]
     Corrupt(String),
 }
@@ -329,17 +346,40 @@ fn assignment_from_row(row: &crate::store::sql::Row) -> Result<Assignment, TeamE
 const ASSIGNMENT_COLUMNS: &str =
     "id, batch_id, image_id, annotator, kind, layer, lease_expires_ms, state, reason, note";
 
+/// The same columns as an annotator's login may read them: whether a blind copy is a double
+/// or a honeypot is not theirs to know.
+const ASSIGNMENT_COLUMNS_BLIND: &str = "id, batch_id, image_id, annotator, CASE WHEN layer = 'main' THEN 'primary' ELSE 'blind' END, layer, lease_expires_ms, state, reason, note";
+
 /// A team project on a PostgreSQL server.
 #[derive(Debug)]
 pub struct TeamServer {
     store: PgStore,
+    /// The URL connected to, with its password (never printed; new members' join strings
+    /// are made from it).
+    url: String,
+    /// The member this connection is logged in as, with their role; `None` for the owner's
+    /// connection (the lead who made the team), which acts for any member it names.
+    login: Option<(String, Role)>,
+}
+
+/// A member's credentials, made by the lead: their login role and the URL they join with
+/// (it carries the password; shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub member: String,
+    pub login: String,
+    pub url: String,
 }
 
 impl TeamServer {
     /// Make (or update) a team project at `url` with `lead` as its first lead. Idempotent.
+    /// The connection of `url` becomes the tables' owner. A database made by an older version
+    /// is upgraded in place; [`TeamServer::invite_missing`] then issues credentials to its
+    /// members.
     pub fn init(url: &str, lead: &str, now: i64) -> Result<Self, TeamError> {
         check_name(lead)?;
-        let store = PgStore::open(url)?;
+        let url = super::credentials::complete(url);
+        let store = PgStore::open(&url)?;
         store.in_tx(|db| {
             let exists = db.count(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'team_schema'",
@@ -348,22 +388,35 @@ impl TeamServer {
             if !exists {
                 run_script(db, TEAM_TABLES)?;
                 db.exec(
-                    "INSERT INTO team_schema (version) VALUES (?1)",
-                    vals![TEAM_SCHEMA_VERSION],
+                    "INSERT INTO team_schema (version) VALUES (1)",
+                    &[],
                 )?;
             }
+            run_script(db, MIGRATION_2)?;
+            let tag = format!("thyme_{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+            db.exec(
+                "UPDATE team_schema SET tag = coalesce(tag, ?1), version = ?2",
+                vals![tag, TEAM_SCHEMA_VERSION],
+            )?;
             db.exec(
                 "INSERT INTO members (name, role, added_at_ms) VALUES (?1, 'lead', ?2) ON CONFLICT (name) DO UPDATE SET role = 'lead'",
                 vals![lead, now],
             )?;
+            security::install(db)?;
             Ok(())
         })?;
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            url,
+            login: None,
+        })
     }
 
-    /// Connect to an existing team project.
+    /// Connect to an existing team project (with the password kept for `url` when the URL
+    /// has none: see [`super::credentials`]).
     pub fn open(url: &str) -> Result<Self, TeamError> {
-        let store = PgStore::open(url)?;
+        let url = super::credentials::complete(url);
+        let store = PgStore::open(&url)?;
         let version = store.read(|db| {
             let exists = db.count(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'team_schema'",
@@ -384,8 +437,74 @@ impl TeamServer {
                 supported: TEAM_SCHEMA_VERSION,
             }
             .into()),
-            Some(_) => Ok(Self { store }),
+            Some(v) if v < TEAM_SCHEMA_VERSION => {
+                Err(TeamError::OldTeamSchema(store.url().to_owned()))
+            }
+            Some(_) => {
+                let login = store.read(|db| {
+                    match db.row("SELECT public.thyme_me(), public.thyme_my_role()", &[])? {
+                        Some(r) => Ok(r.opt_text(0)?.zip(r.opt_text(1)?)),
+                        None => Ok(None),
+                    }
+                })?;
+                let login = login.and_then(|(name, role)| Role::parse(&role).map(|r| (name, r)));
+                Ok(Self { store, url, login })
+            }
         }
+    }
+
+    /// The member this connection is logged in as (`None`: the owner's connection).
+    pub fn login(&self) -> Option<&(String, Role)> {
+        self.login.as_ref()
+    }
+
+    /// Issue credentials to `member` (a new login role with a fresh password, or a new
+    /// password for theirs). The lead's owner connection does this.
+    pub fn invite(&self, member: &str) -> Result<Invite, TeamError> {
+        let role = self.role_of(member)?;
+        let (login, password) = self
+            .store
+            .in_tx(|db| security::issue_login(db, member, role))?;
+        Ok(Invite {
+            member: member.to_owned(),
+            url: super::credentials::for_login(&self.url, &login, &password),
+            login,
+        })
+    }
+
+    /// Issue credentials to every member who has none yet (after an upgrade), except the
+    /// members named in `skip` (the lead on the owner's connection).
+    pub fn invite_missing(&self, skip: &[&str]) -> Result<Vec<Invite>, TeamError> {
+        let names: Vec<String> = self.store.read(|db| {
+            db.rows(
+                "SELECT name FROM members WHERE login_role IS NULL AND removed_at_ms IS NULL ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
+        })?;
+        names
+            .iter()
+            .filter(|n| !skip.contains(&n.as_str()))
+            .map(|n| self.invite(n))
+            .collect()
+    }
+
+    /// Take a member off the team: their login stops working at once (open sessions are
+    /// ended); what they sent stays, what they did not send stays in their local file.
+    pub fn remove_member(&self, lead: &str, member: &str, now: i64) -> Result<(), TeamError> {
+        self.require(lead, Role::Lead, "remove members")?;
+        self.role_of(member)?;
+        self.store.in_tx(|db| {
+            security::revoke_login(db, member)?;
+            db.exec(
+                "UPDATE members SET removed_at_ms = ?1 WHERE name = ?2",
+                vals![now, member],
+            )?;
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// The shared project (primary annotations), for reading and for leads' own edits.
@@ -404,7 +523,8 @@ impl TeamServer {
 
     // ---- members ----
 
-    pub fn add_member(&self, name: &str, role: Role, now: i64) -> Result<(), TeamError> {
+    /// Add a member (or change their role) and issue their credentials.
+    pub fn add_member(&self, name: &str, role: Role, now: i64) -> Result<Invite, TeamError> {
         check_name(name)?;
         self.store.in_tx(|db| {
             db.exec(
@@ -413,7 +533,7 @@ impl TeamServer {
             )?;
             Ok(())
         })?;
-        Ok(())
+        self.invite(name)
     }
 
     pub fn members(&self) -> Result<Vec<Member>, TeamError> {
@@ -576,8 +696,11 @@ impl TeamServer {
         condition: &str,
         params: &[crate::store::sql::Val],
     ) -> Result<Vec<Assignment>, TeamError> {
-        let sql =
-            format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE {condition} ORDER BY id");
+        let columns = match self.login {
+            Some((_, Role::Annotator)) => ASSIGNMENT_COLUMNS_BLIND,
+            _ => ASSIGNMENT_COLUMNS,
+        };
+        let sql = format!("SELECT {columns} FROM assignments WHERE {condition} ORDER BY id");
         let rows = self.store.read(|db| db.rows(&sql, params))?;
         rows.iter().map(assignment_from_row).collect()
     }

@@ -119,7 +119,7 @@ impl TeamServer {
     pub fn review_diff(&self, image: &ImageId, annotator: &str) -> Result<Vec<String>, TeamError> {
         let (submitted, layer) = self.store.read(|db| {
             let row = db.row(
-                "SELECT submitted_state, layer FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC LIMIT 1",
+                "SELECT submitted_state, layer FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY layer = 'main' DESC LIMIT 1",
                 vals![image.as_str(), annotator],
             )?;
             match row {
@@ -200,6 +200,11 @@ pub(super) fn action_for_verdict(after: Option<&Review>) -> ReviewAction {
 /// Move an assignment through review inside a transaction and write the image's verdict in
 /// its layer. An accept or reject of an item that waits for review opens the review first.
 /// Returns the new state, or (as the inner error) why the move is not allowed.
+///
+/// The moves themselves are the server's `thyme_move` function, which checks the caller's
+/// role and the item's state again, so a client that skips this code cannot skip review. The
+/// verdict is written while the item is with review (reviewers may change an item only once
+/// it is handed in): before a move out of review, after a move into it.
 #[allow(clippy::too_many_arguments, clippy::option_option)]
 pub(super) fn transition(
     db: &mut dyn Db,
@@ -213,7 +218,7 @@ pub(super) fn transition(
     now: i64,
 ) -> Result<Result<WorkState, TeamError>, StoreError> {
     let Some(row) = db.row(
-        &format!("SELECT {ASSIGNMENT_COLUMNS} FROM public.assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1"),
+        &format!("SELECT {ASSIGNMENT_COLUMNS_BLIND} FROM public.assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY layer = 'main' DESC, id LIMIT 1"),
         vals![image.as_str(), annotator],
     )? else {
         return Ok(Err(TeamError::NotAssigned { image: image.short().to_owned(), who: annotator.to_owned() }));
@@ -225,7 +230,7 @@ pub(super) fn transition(
     let mut from = a.state;
     let decides = matches!(action, ReviewAction::Accept | ReviewAction::Reject { .. });
     if decides && matches!(from, WorkState::Submitted | WorkState::Fixed) && role.reviews() {
-        record_transition(db, a.id, actor, from, WorkState::InReview, None, None, now)?;
+        move_item(db, a.id, actor, WorkState::InReview, None, None, None, now)?;
         from = WorkState::InReview;
     }
     let next = match next_state(from, action, role) {
@@ -250,48 +255,61 @@ pub(super) fn transition(
     } else {
         None
     };
-    db.exec(
-        "UPDATE public.assignments SET state = ?1, reason = CASE WHEN ?1 = 'rejected' THEN ?2 ELSE reason END, \
-         note = CASE WHEN ?1 = 'rejected' THEN ?3 ELSE note END, \
-         submitted_state = coalesce(?4, submitted_state), updated_at_ms = ?5 WHERE id = ?6",
-        vals![next.as_str(), reason, note, snapshot.as_deref(), now, a.id],
-    )?;
-    record_transition(db, a.id, actor, from, next, reason, note, now)?;
-    if let Some(after) = verdict {
-        use_layer(db, &a.layer)?;
-        let before = rows::read_image(db, image)?
-            .ok_or_else(|| StoreError::UnknownImage(image.clone()))?
-            .review;
-        if before != after {
-            let command = Command::SetReview {
-                image: image.clone(),
-                target: ReviewTarget::Image(image.clone()),
-                seen: seen.to_owned(),
-                before,
-                after,
-            };
-            rows::apply(db, actor, &command)?;
+    let write_verdict = |db: &mut dyn Db| -> Result<(), StoreError> {
+        if let Some(after) = &verdict {
+            use_layer(db, &a.layer)?;
+            let before = rows::read_image(db, image)?
+                .ok_or_else(|| StoreError::UnknownImage(image.clone()))?
+                .review;
+            if before != *after {
+                let command = Command::SetReview {
+                    image: image.clone(),
+                    target: ReviewTarget::Image(image.clone()),
+                    seen: seen.to_owned(),
+                    before,
+                    after: after.clone(),
+                };
+                rows::apply(db, actor, &command)?;
+            }
+            db.exec("SET LOCAL search_path TO public", &[])?;
         }
-        db.exec("SET LOCAL search_path TO public", &[])?;
+        Ok(())
+    };
+    if next != WorkState::InReview {
+        write_verdict(db)?;
+    }
+    move_item(
+        db,
+        a.id,
+        actor,
+        next,
+        reason,
+        note,
+        snapshot.as_deref(),
+        now,
+    )?;
+    if next == WorkState::InReview {
+        write_verdict(db)?;
     }
     log_change(db, image, &a.layer, actor, now)?;
     Ok(Ok(next))
 }
 
+/// Move one assignment to `to` through the server's `thyme_move` (which records the event).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn record_transition(
+pub(super) fn move_item(
     db: &mut dyn Db,
     assignment: i64,
     actor: &str,
-    from: WorkState,
     to: WorkState,
     reason: Option<&str>,
     note: Option<&str>,
+    snapshot: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
     db.exec(
-        "INSERT INTO public.review_events (assignment_id, actor, from_state, to_state, reason, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        vals![assignment, actor, from.as_str(), to.as_str(), reason, note, now],
+        "SELECT public.thyme_move(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        vals![assignment, actor, to.as_str(), reason, note, snapshot, now],
     )?;
     Ok(())
 }

@@ -39,9 +39,12 @@ impl TeamServer {
             let role_in_cached = role_in(db, actor)?;
             let refusal = match (role_in_cached, &image) {
                 (None, _) => Some(format!("'{actor}' is not a member of this team")),
+                _ if self.login.as_ref().is_some_and(|(me, _)| me != actor) => {
+                    Some(format!("this connection is signed in as another member, not as '{actor}'"))
+                }
                 (Some(Role::Annotator), Some(image)) => {
                     match db.row(
-                        "SELECT id, layer, state, lease_ms FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1",
+                        "SELECT id, layer, state, lease_ms FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY layer = 'main' DESC, id LIMIT 1",
                         vals![image.as_str(), actor],
                     )? {
                         None => Some(format!("image {} is not assigned to you (any more)", image.short())),
@@ -50,9 +53,8 @@ impl TeamServer {
                             layer = row.text(1)?;
                             if state.editable_by_annotator() {
                                 db.exec(
-                                    "UPDATE assignments SET lease_expires_ms = ?1 + lease_ms, updated_at_ms = ?1, \
-                                     state = CASE WHEN state = 'todo' THEN 'in_progress' ELSE state END WHERE id = ?2",
-                                    vals![now, row.int(0)?],
+                                    "SELECT public.thyme_touch(?1, ?2, ?3)",
+                                    vals![row.int(0)?, actor, now],
                                 )?;
                                 None
                             } else if state == WorkState::Accepted {
@@ -65,6 +67,17 @@ impl TeamServer {
                 }
                 (Some(Role::Annotator), None) if matches!(command, Command::RemoveCategory { .. }) => {
                     Some("only reviewers and leads may remove categories".into())
+                }
+                (Some(Role::Reviewer), Some(image))
+                    if !matches!(command, Command::SetReview { target: ReviewTarget::Image(_), .. }) =>
+                {
+                    let in_review = db.count(
+                        "SELECT count(*) FROM assignments WHERE image_id = ?1 AND layer = 'main' AND state IN ('submitted', 'in_review', 'fixed', 'accepted', 'rejected')",
+                        vals![image.as_str()],
+                    )? > 0;
+                    (!in_review).then(|| {
+                        format!("image {} is not submitted yet; reviewers change an item only once its annotator has handed it in", image.short())
+                    })
                 }
                 _ => None,
             };
@@ -108,6 +121,12 @@ impl TeamServer {
                         log(db, "refused", &message, MAIN_LAYER)?;
                         Ok(PushOutcome::Refused { message })
                     }
+                    Err(e) if security::refused_by_server(&e) => {
+                        db.exec("ROLLBACK TO SAVEPOINT edit", &[])?;
+                        let message = e.to_string();
+                        log(db, "refused", &message, MAIN_LAYER)?;
+                        Ok(PushOutcome::Refused { message })
+                    }
                     Err(e @ StoreError::Server(_)) => Err(e),
                     Err(e) => {
                         db.exec("ROLLBACK TO SAVEPOINT edit", &[])?;
@@ -130,6 +149,12 @@ impl TeamServer {
                         log_change_from(db, image, &layer, actor, client, now)?;
                     }
                     Ok(PushOutcome::Applied)
+                }
+                Err(e) if security::refused_by_server(&e) => {
+                    db.exec("ROLLBACK TO SAVEPOINT edit", &[])?;
+                    let message = e.to_string();
+                    log(db, "refused", &message, &layer)?;
+                    Ok(PushOutcome::Refused { message })
                 }
                 Err(e @ StoreError::Server(_)) => Err(e),
                 Err(e) => {
@@ -192,7 +217,7 @@ impl TeamServer {
     pub fn layer_of(&self, member: &str, image: &ImageId) -> Result<String, TeamError> {
         let row = self.store.read(|db| {
             db.row(
-                "SELECT layer FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY kind = 'primary' DESC, id LIMIT 1",
+                "SELECT layer FROM assignments WHERE image_id = ?1 AND annotator = ?2 ORDER BY layer = 'main' DESC, id LIMIT 1",
                 vals![image.as_str(), member],
             )
         })?;
