@@ -147,8 +147,17 @@ fn edits_sync_both_ways_and_each_image_shows_where_it_stands() {
         "the first edit starts the item"
     );
 
-    // A reviewer fixes the label from their own client; the annotator gets it on next sync.
+    // Once she hands it in, a reviewer fixes the label from their own client; the annotator
+    // gets it on next sync. (Before that the item is hers: a reviewer's edit is refused.)
     rev.sync(&t.server, 3).unwrap();
+    let early = relabel(rev.store_mut(), "rev", &r, "too early");
+    assert_eq!(rev.sync(&t.server, 3).unwrap().refused, 1);
+    rev.resolve(&t.server, &img.id, Resolution::TakeTheirs, 3)
+        .unwrap();
+    assert_ne!(rev.store().region(r.id).unwrap(), Some(early));
+    t.server
+        .act("ann", &img.id, "ann", &ReviewAction::Submit, 3)
+        .unwrap();
     let fixed = relabel(rev.store_mut(), "rev", &r, "stop sign");
     assert_eq!(rev.sync(&t.server, 4).unwrap().pushed, 1);
     let report = ann.sync(&t.server, 5).unwrap();

@@ -133,10 +133,15 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
             server.store().url()
         );
     }
+    // Each member gets a login of their own; their files are linked with it, as a real
+    // team's are (the lead's file uses the owner's connection).
+    let mut logins = std::collections::BTreeMap::new();
     for h in &HANDS {
-        server.add_member(h.name, Role::Annotator, now_ms())?;
+        let invite = server.add_member(h.name, Role::Annotator, now_ms())?;
+        logins.insert(h.name, invite.url);
     }
-    server.add_member("rev", Role::Reviewer, now_ms())?;
+    let invite = server.add_member("rev", Role::Reviewer, now_ms())?;
+    logins.insert("rev", invite.url);
     for c in demo.categories()? {
         if !server.categories()?.iter().any(|k| k.name == c.name) {
             server.add_category("lea", c)?;
@@ -183,8 +188,10 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
     let mut rng = Rng::new(11);
     for hand in &HANDS {
         let file = team_dir.join(format!("{}.thyme", hand.name));
-        let mut client = TeamClient::join(&file, url, hand.name)?;
-        client.sync(&server, now_ms())?;
+        let login = logins.get(hand.name).map_or(url, String::as_str);
+        let mut client = TeamClient::join(&file, login, hand.name)?;
+        let as_member = TeamServer::open(login)?;
+        client.sync(&as_member, now_ms())?;
         for a in server.assignments_of(hand.name)? {
             let Some(truth) = truths.iter().find(|t| t.image.id == a.image) else {
                 continue;
@@ -205,10 +212,10 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
                     .apply(hand.name, Command::AddQuestion { question })?;
             }
         }
-        client.sync(&server, now_ms())?;
-        for a in server.assignments_of(hand.name)? {
+        client.sync(&as_member, now_ms())?;
+        for a in as_member.assignments_of(hand.name)? {
             if a.layer == MAIN_LAYER {
-                server.act(
+                as_member.act(
                     hand.name,
                     &a.image,
                     hand.name,
@@ -220,7 +227,8 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
         member_files.push((hand.name.to_owned(), file));
     }
     // The reviewer: opens the submitted work, rejects the sloppy hand's with a reason and a
-    // pinned comment, accepts the rest.
+    // pinned comment, accepts the rest (through the reviewer's own login).
+    let as_rev = TeamServer::open(logins.get("rev").map_or(url, String::as_str))?;
     for a in server
         .all_assignments()?
         .into_iter()
@@ -229,10 +237,10 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
         let Some(who) = a.annotator.clone() else {
             continue;
         };
-        server.act("rev", &a.image, &who, &ReviewAction::Open, now_ms())?;
+        as_rev.act("rev", &a.image, &who, &ReviewAction::Open, now_ms())?;
         let action = if who == "bob" {
             if let Some(r) = server.store().regions(&a.image)?.first() {
-                server.pin_comment(
+                as_rev.pin_comment(
                     "rev",
                     &a.image,
                     (r.rect.x0 + r.rect.x1) / 2.0,
@@ -248,12 +256,13 @@ pub fn write_example(url: &str, dir: &Path, scale: u32) -> anyhow::Result<Exampl
         } else {
             ReviewAction::Accept
         };
-        server.act("rev", &a.image, &who, &action, now_ms())?;
+        as_rev.act("rev", &a.image, &who, &action, now_ms())?;
     }
     for name in ["rev", "lea"] {
         let file = team_dir.join(format!("{name}.thyme"));
-        let mut client = TeamClient::join(&file, url, name)?;
-        client.sync(&server, now_ms())?;
+        let login = logins.get(name).map_or(url, String::as_str);
+        let mut client = TeamClient::join(&file, login, name)?;
+        client.sync(&TeamServer::open(login)?, now_ms())?;
         member_files.push((name.to_owned(), file));
     }
     Ok(ExampleSummary {

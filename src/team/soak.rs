@@ -80,7 +80,7 @@ impl std::fmt::Display for SoakReport {
         writeln!(f, "  refusals surfaced:        {}", self.refusals_surfaced)?;
         writeln!(
             f,
-            "  reviews: {} ({} rejected), reviewer edits on the server: {}",
+            "  reviews: {} ({} rejected), the lead's corrections on the server: {}",
             self.reviews, self.rejections, self.server_edits_by_reviewer
         )?;
         writeln!(
@@ -133,12 +133,15 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     let mut cluster = LocalCluster::start_new(true)?;
     let url = cluster.create_database("soak")?;
     let server = TeamServer::init(&url, "lead", 0)?;
-    server.add_member("rev", Role::Reviewer, 0)?;
+    // Every member works through a login of their own (row-level security and the review
+    // functions apply); the lead corrects work on the owner's connection.
+    let rev_url = server.add_member("rev", Role::Reviewer, 0)?.url;
     let names: Vec<String> = (1..=opts.annotators)
         .map(|i| format!("ann{i:02}"))
         .collect();
+    let mut logins: BTreeMap<String, String> = BTreeMap::new();
     for n in &names {
-        server.add_member(n, Role::Annotator, 0)?;
+        logins.insert(n.clone(), server.add_member(n, Role::Annotator, 0)?.url);
     }
     let per = 6;
     let images: Vec<ImageState> = (0..opts.annotators * per + 4)
@@ -180,8 +183,15 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     let spawn =
         |name: &str, seed: u64, tx: mpsc::Sender<(String, String)>| -> anyhow::Result<Child> {
             let file = dir.path().join(format!("{name}.thyme"));
+            // The password goes by the environment, not the command line others can read.
+            let login = logins.get(name).map_or(url.as_str(), String::as_str);
+            let (bare, password) = super::credentials::split_password(login);
             let mut child = Process::new(exe)
-                .args(["team", "soak-client", &url])
+                .args(["team", "soak-client", &bare])
+                .env(
+                    super::credentials::PASSWORD_ENV,
+                    password.unwrap_or_default(),
+                )
                 .arg(&file)
                 .args([
                     "--as",
@@ -218,10 +228,10 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     // The reviewer works in a thread of its own.
     let stop = Arc::new(AtomicBool::new(false));
     let reviewer = {
-        let url = url.clone();
+        let urls = (rev_url.clone(), url.clone());
         let stop = stop.clone();
         let seed = opts.seed;
-        std::thread::spawn(move || reviewer_loop(&url, &stop, seed))
+        std::thread::spawn(move || reviewer_loop(&urls.0, &urls.1, &stop, seed))
     };
 
     let mut report = SoakReport {
@@ -375,21 +385,27 @@ pub fn run_soak(exe: &Path, opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     Ok(report)
 }
 
-/// The reviewer: opens submitted work, sometimes corrects a box first (also on work still in
-/// progress, as a lead fixing a mistake would), then accepts or rejects.
+/// The reviewer (on their own login): opens submitted work and accepts or rejects it; now and
+/// then the lead (on the owner's connection) corrects a box of work still in progress, while
+/// its annotator may be editing too.
 fn reviewer_loop(
     url: &str,
+    lead_url: &str,
     stop: &AtomicBool,
     seed: u64,
 ) -> Result<(usize, usize, usize), TeamError> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let (mut reviews, mut rejections, mut edits) = (0, 0, 0);
     let mut server: Option<TeamServer> = None;
+    let mut lead: Option<TeamServer> = None;
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(400));
         if server.as_ref().is_none_or(|s| !s.is_alive()) {
             server = TeamServer::open(url).ok();
+        }
+        if lead.as_ref().is_none_or(|s| !s.is_alive()) {
+            lead = TeamServer::open(lead_url).ok();
         }
         let Some(s) = server.as_mut() else { continue };
         let Ok(all) = s.all_assignments() else {
@@ -418,13 +434,14 @@ fn reviewer_loop(
                 WorkState::InProgress if rng.unit() < 0.15 => {
                     // A correction on the server while the annotator may be editing too.
                     n += 1;
+                    let Some(s) = lead.as_ref() else { continue };
                     let regions = s.store().regions(&a.image).unwrap_or_default();
                     if let Some(r) = regions.first() {
                         let mut after = r.clone();
                         after.label = format!("fixed by rev {n}");
                         let op = format!("reviewer:{seed}:{n}");
                         match s.push(
-                            "rev",
+                            "lead",
                             &op,
                             &Command::UpdateRegion {
                                 before: r.clone(),

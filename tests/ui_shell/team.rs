@@ -61,8 +61,8 @@ fn a_team_project_syncs_in_the_background_and_a_conflict_is_settled_in_the_team_
             0,
         )
         .unwrap();
-    // ann boxes a car and syncs; the reviewer renames it on the server; ann, not yet synced,
-    // renames it too.
+    // ann boxes a car and syncs; the lead renames it on the server (a reviewer could not
+    // before she hands it in); ann, not yet synced, renames it too.
     let ann_file = root.path().join("ann.thyme");
     let mut ann = TeamClient::join(&ann_file, &url, "ann").unwrap();
     ann.sync(&server, 1).unwrap();
@@ -85,8 +85,8 @@ fn a_team_project_syncs_in_the_background_and_a_conflict_is_settled_in_the_team_
     truck.label = "truck".into();
     server
         .push(
-            "rev",
-            "rev:1",
+            "lea",
+            "lea:1",
             &Command::UpdateRegion {
                 before: car.clone(),
                 after: truck,
