@@ -1,7 +1,9 @@
-//! What TLS costs a team member's sync: one throwaway PostgreSQL server serving TLS, one
-//! annotator's local file synced over a plain connection (`sslmode=disable`) and over an
-//! encrypted one (`sslmode=verify-full` against the server's certificate), in alternating
-//! rounds of the same run. Each round adds a box and syncs (a push of one edit and a pull),
+//! What TLS and the server's guard cost a team member's sync: one throwaway PostgreSQL server
+//! serving TLS, four annotators' local files synced in alternating rounds of the same run:
+//! on the owner's connection as every member had it before logins of their own (plain,
+//! `sslmode=disable`, and encrypted, `sslmode=verify-full` against the server's
+//! certificate), and on the member's own login, where row-level security, the verdict
+//! trigger and the review functions apply (plain and encrypted). Each round adds a box and syncs (a push of one edit and a pull),
 //! then syncs again with nothing to send (a pull only). The connection is kept between rounds,
 //! as the app keeps it.
 
@@ -20,6 +22,8 @@ use crate::team::state::ImageState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// `owner` (the shared connection, no row-level security) or `own login`.
+    pub login: String,
     /// The URL's `sslmode`.
     pub connection: String,
     /// How the server says the connection is encrypted.
@@ -41,6 +45,7 @@ struct Member {
     client: TeamClient,
     server: TeamServer,
     sslmode: String,
+    login: &'static str,
     push: Vec<f64>,
     pull: Vec<f64>,
 }
@@ -49,7 +54,7 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
     let cluster = LocalCluster::start_new(false)?;
     let url = cluster.create_database("team")?;
     let lead = TeamServer::init(&url, "lea", 0)?;
-    let images: Vec<ImageState> = ["a", "b"]
+    let images: Vec<ImageState> = ["a", "b", "c", "d"]
         .iter()
         .map(|n| {
             ImageState::bare(ImageRecord {
@@ -70,9 +75,16 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
         cluster.ca_file().display()
     );
     let mut members = Vec::new();
-    for (name, query) in [("plain", "sslmode=disable".to_owned()), ("tls", verify)] {
-        lead.add_member(name, Role::Annotator, 0)?;
-        let member_url = format!("{url}?{query}");
+    let arms = [
+        ("plain", "sslmode=disable".to_owned(), false),
+        ("tls", verify.clone(), false),
+        ("rls", "sslmode=disable".to_owned(), true),
+        ("rlstls", verify, true),
+    ];
+    for (name, query, own_login) in arms {
+        let invite = lead.add_member(name, Role::Annotator, 0)?;
+        let base = if own_login { invite.url } else { url.clone() };
+        let member_url = format!("{base}?{query}");
         members.push(Member {
             name: name.to_owned(),
             client: TeamClient::join(&dir.path().join(format!("{name}.thyme")), &member_url, name)?,
@@ -83,6 +95,7 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
                 .unwrap_or_default()
                 .trim_start_matches("sslmode=")
                 .to_owned(),
+            login: if own_login { "own login" } else { "owner" },
             push: Vec::new(),
             pull: Vec::new(),
         });
@@ -137,6 +150,7 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for mut m in members {
         rows.push(Row {
+            login: m.login.to_owned(),
             connection: m.sslmode,
             encrypted: m.server.store().encryption()?,
             push_and_pull_p50_ms: quantile(&mut m.push, 0.5),
@@ -150,11 +164,12 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| connection | encrypted | sync with one edit p50 ms | p95 ms | sync with nothing to send p50 ms | p95 ms |\n|---|---|---|---|---|---|\n",
+        "| login | connection | encrypted | sync with one edit p50 ms | p95 ms | sync with nothing to send p50 ms | p95 ms |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| sslmode={} | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | sslmode={} | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            r.login,
             r.connection,
             r.encrypted.as_deref().unwrap_or("no"),
             r.push_and_pull_p50_ms,
@@ -163,12 +178,20 @@ pub fn markdown(rows: &[Row]) -> String {
             r.pull_p95_ms
         ));
     }
-    if let [plain, tls] = rows {
-        s.push_str(&format!(
-            "\nTLS / plain (p50): sync with one edit {:.2}x, sync with nothing to send {:.2}x\n",
-            tls.push_and_pull_p50_ms / plain.push_and_pull_p50_ms,
-            tls.pull_p50_ms / plain.pull_p50_ms
-        ));
+    if let [plain, rest @ ..] = rows {
+        s.push('\n');
+        for (r, what) in
+            rest.iter()
+                .zip(["TLS", "own login (row-level security)", "own login + TLS"])
+        {
+            s.push_str(&format!(
+                "{what} / owner plain: sync with one edit p50 {:.2}x p95 {:.2}x, sync with nothing to send p50 {:.2}x p95 {:.2}x\n",
+                r.push_and_pull_p50_ms / plain.push_and_pull_p50_ms,
+                r.push_and_pull_p95_ms / plain.push_and_pull_p95_ms,
+                r.pull_p50_ms / plain.pull_p50_ms,
+                r.pull_p95_ms / plain.pull_p95_ms
+            ));
+        }
     }
     s
 }

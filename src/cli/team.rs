@@ -248,7 +248,7 @@ fn team(cmd: TeamCommand) -> anyhow::Result<()> {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow!("'{role}' is not a role (annotator, reviewer, lead)"))?;
             let invite = TeamServer::open(&url)?.add_member(&name, role, now)?;
-            println!("{name} is a {} now", role.as_str());
+            println!("{name} is on the team as {}", role.as_str());
             print_invite(&invite);
         }
         TeamCommand::Remove { url, name, lead } => {

@@ -227,8 +227,20 @@ impl PgStore {
     /// `sslmode` says ([`super::pg_tls`]; TLS when the server offers it by default). Fails
     /// with one line naming the server and what went wrong.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = super::pg_tls::connect(url)
-            .map_err(|e| StoreError::Server(format!("cannot reach {}: {e}", redact_url(url))))?;
+        let client = super::pg_tls::connect(url).map_err(|e| {
+            let shown = redact_url(url);
+            StoreError::Server(if e.contains("(28P01)") {
+                format!(
+                    "{shown} refused this login's password (wrong, renewed since, or the member was taken off the team): ask your lead for a new join string and run `thyme-studio team join` with it; your edits stay in your file"
+                )
+            } else if e.contains("not permitted to log in") {
+                format!(
+                    "{shown}: this login is switched off (taken off the team?); ask your lead; your edits stay in your file"
+                )
+            } else {
+                format!("cannot reach {shown}: {e}")
+            })
+        })?;
         Ok(Self {
             client: Mutex::new(client),
             shown_url: redact_url(url),
