@@ -217,3 +217,56 @@ fn version_and_help_work() {
         assert!(text(&o).0.contains(sub), "{sub}");
     }
 }
+
+#[test]
+fn the_tile_cache_reports_its_size_keeps_a_budget_and_clears_by_age() {
+    let home = tempfile::tempdir().unwrap();
+    let tiles = home.path().join("cache/tiles");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Two cached pyramids: one shown ten days ago, one just now.
+    for (name, used) in [("old", now - 10 * 86_400_000), ("new", now)] {
+        let id = thyme_studio::dataset::ImageId::of_bytes(name.as_bytes());
+        let dir = tiles.join(id.as_str());
+        std::fs::create_dir_all(dir.join("0")).unwrap();
+        std::fs::create_dir_all(dir.join("1")).unwrap();
+        std::fs::write(dir.join("0/0_0.qoi"), vec![1u8; 3000]).unwrap();
+        std::fs::write(dir.join("1/0_0.qoi"), vec![1u8; 1000]).unwrap();
+        std::fs::write(dir.join("complete"), b"bytes 4000\nfull 3000\n").unwrap();
+        std::fs::write(dir.join("used"), used.to_string()).unwrap();
+    }
+    let cmd = |args: &[&str]| {
+        bin()
+            .env("THYME_STUDIO_HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = cmd(&["cache", "stats", "--json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bytes"], 8000);
+    assert_eq!(v["full_resolution_bytes"], 6000);
+    assert_eq!(v["budget_from_settings"], false);
+    assert_eq!(v["images"].as_array().unwrap().len(), 2);
+
+    let o = cmd(&["cache", "budget", "3G"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&cmd(&["cache", "stats", "--json"]).stdout).unwrap();
+    assert_eq!(v["budget_bytes"], 3u64 << 30);
+    let o = cmd(&["cache", "budget", "lots"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("not a size"), "{:?}", text(&o));
+
+    let o = cmd(&["cache", "clear", "--older-than", "7"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("removed 1 image(s)"), "{:?}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&cmd(&["cache", "stats", "--json"]).stdout).unwrap();
+    assert_eq!(v["bytes"], 4000);
+    let o = cmd(&["cache", "clear"]);
+    assert!(text(&o).0.contains("removed 1 image(s)"), "{:?}", text(&o));
+}

@@ -184,6 +184,9 @@ impl StudioApp {
         let (keymap, key_errors) = keymap::Keymap::with_overrides(&settings.keys);
         let thumbnailer = Thumbnailer::new(config.dirs.thumbnail_dir(), config.budget, 1);
         let tiles = TileService::new(&config.dirs.cache, TILE_RAM_BUDGET, config.budget, 2);
+        if let Some(bytes) = settings.tile_cache_bytes {
+            tiles.set_disk_budget(bytes);
+        }
         let mut app = Self {
             settings,
             session: session::ProjectSession::default(),

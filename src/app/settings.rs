@@ -1,5 +1,5 @@
 //! User settings that outlive a session: recently opened projects, changed shortcuts and the
-//! chat server and model folder last used.
+//! chat server and model folder last used, the tile cache's budget.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,9 @@ pub struct Settings {
     /// runs and exports instead of the built-in profile's system prompt.
     #[serde(default)]
     pub system_prompt_file: Option<PathBuf>,
+    /// The tile cache's byte budget (`None`: a tenth of the free space, at most 20 GiB).
+    #[serde(default)]
+    pub tile_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

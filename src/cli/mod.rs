@@ -5,6 +5,7 @@
 //! 2 an internal error (the database, the disk, a model computation failed under us).
 
 pub mod bench;
+pub mod cache;
 pub mod demo;
 pub mod export;
 pub mod import;
@@ -98,6 +99,11 @@ enum Cmd {
     },
     /// Write the demo project into a folder.
     Demo(demo::DemoCommand),
+    /// The tile cache: its size and budget, clearing it.
+    Cache {
+        #[command(subcommand)]
+        which: cache::CacheCommand,
+    },
 }
 
 impl Cli {
@@ -140,6 +146,7 @@ impl Cmd {
             Cmd::Stats(c) => c.run(),
             Cmd::Bench { which } => which.run(),
             Cmd::Demo(c) => c.run(),
+            Cmd::Cache { which } => which.run(),
         }
     }
 }

@@ -179,9 +179,49 @@ pub(super) fn build(
             if let Err(e) = shared.disk.mark_complete(id) {
                 tracing::warn!("tile cache not marked complete: {e}");
             }
+            keep_in_budget(shared, id);
             BuildStatus::Complete
         }
         None => BuildStatus::Cancelled,
+    }
+}
+
+/// Evict least recently used images until the disk cache fits its budget, sparing `just_built`
+/// and every image being built or waiting to be (the one shown and the next ones prefetched).
+fn keep_in_budget(shared: &Shared, just_built: &ImageId) {
+    let mut protected: std::collections::BTreeSet<ImageId> = shared
+        .state
+        .lock()
+        .map(|st| {
+            st.cancels
+                .iter()
+                .filter(|(id, (flag, priority))| {
+                    let in_flight = matches!(
+                        st.status.get(*id),
+                        Some(
+                            BuildStatus::Queued
+                                | BuildStatus::Decoding
+                                | BuildStatus::Tiling { .. }
+                        )
+                    );
+                    !flag.load(Ordering::Relaxed) && (*priority == Priority::Open || in_flight)
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    protected.insert(just_built.clone());
+    let budget = shared.disk_budget.load(Ordering::Relaxed);
+    match shared.disk.enforce(budget, &protected) {
+        Ok(e) if e.bytes > 0 => tracing::info!(
+            freed = e.bytes,
+            left = e.left_bytes,
+            "tile cache over its budget: {} full-resolution level(s) and {} image(s) evicted",
+            e.full_res_dropped,
+            e.images_removed
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("tile cache eviction stopped: {e}"),
     }
 }
 
@@ -212,8 +252,13 @@ pub(super) fn tile_pyramid(
                 return Err(());
             }
             let tile = cut_tile(image, &layout, key);
-            if let Err(e) = shared.disk.write(id, key, &tile) {
-                tracing::warn!("tile not cached on disk: {e}");
+            if let Err(e) = shared.disk.write(id, key, &tile)
+                && !shared.disk_failed.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    folder = %shared.disk.root().display(),
+                    "the tile cache cannot be written ({e}); images still show, decoded again when needed"
+                );
             }
             insert_ram(shared, id, key, Arc::new(tile));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;

@@ -79,6 +79,10 @@ struct Shared {
     wake: Condvar,
     ram: Mutex<ByteLru<(ImageId, TileKey), Arc<RgbImage>>>,
     disk: DiskTileCache,
+    /// Bytes the disk cache may hold (see [`DiskTileCache::enforce`]).
+    disk_budget: AtomicU64,
+    /// The disk cache could not be written (said once; images still show from memory).
+    disk_failed: std::sync::atomic::AtomicBool,
     budget: PixelBudget,
     generation: AtomicU64,
 }
@@ -110,6 +114,8 @@ impl TileService {
             wake: Condvar::new(),
             ram: Mutex::new(ByteLru::new(ram_bytes)),
             disk: DiskTileCache::new(cache_dir),
+            disk_budget: AtomicU64::new(super::disk_cache::default_budget(cache_dir)),
+            disk_failed: std::sync::atomic::AtomicBool::new(false),
             budget,
             generation: AtomicU64::new(0),
         });
@@ -123,6 +129,21 @@ impl TileService {
             }
         }
         Self { shared }
+    }
+
+    /// Bound the disk cache to `bytes` (the default is a tenth of the free space, at most
+    /// 20 GiB); least recently used images go first when a new pyramid is finished.
+    pub fn set_disk_budget(&self, bytes: u64) {
+        self.shared.disk_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn disk_budget(&self) -> u64 {
+        self.shared.disk_budget.load(Ordering::Relaxed)
+    }
+
+    /// The disk cache, for its size and for clearing it.
+    pub fn disk(&self) -> &DiskTileCache {
+        &self.shared.disk
     }
 
     /// Changes whenever a tile, a preview or a status becomes available.
@@ -146,6 +167,9 @@ impl TileService {
             st.sources.insert(id.clone(), (path.clone(), size));
         }
         if self.shared.disk.is_complete(id) {
+            if priority == Priority::Open {
+                self.shared.disk.touch(id);
+            }
             self.set_status(id, BuildStatus::Complete);
             return;
         }
@@ -571,6 +595,63 @@ mod tests {
         assert!(!disk.is_complete(&a));
         assert!(disk.is_complete(&b) && disk.is_complete(&c));
     }
+    #[test]
+    fn an_unwritable_cache_folder_still_shows_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        // A file where the tile folder should be: no tile can be written (even as root).
+        std::fs::write(cache.join("tiles"), b"not a folder").unwrap();
+        let src = dir.path().join("a.png");
+        RgbImage::from_fn(900, 700, |x, y| image::Rgb([x as u8, y as u8, 7]))
+            .save(&src)
+            .unwrap();
+        let id = ImageId::of_file(&src).unwrap();
+        let s = TileService::new(&cache, 64 << 20, PixelBudget::DEFAULT, 1);
+        s.open(&id, src, ImageSize::new(900, 700));
+        wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+        let key = TileKey {
+            level: 0,
+            col: 0,
+            row: 0,
+        };
+        assert!(s.tile(&id, key).is_some(), "served from memory");
+        assert!(!s.disk().is_complete(&id));
+        assert!(s.disk().usage().is_empty());
+    }
+
+    #[test]
+    fn paging_through_images_keeps_the_disk_cache_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+        let mut ids = Vec::new();
+        for i in 0..4u32 {
+            let path = dir.path().join(format!("p{i}.png"));
+            RgbImage::from_fn(1500, 1000, |x, y| {
+                image::Rgb([(x + i) as u8, y as u8, (x ^ y) as u8])
+            })
+            .save(&path)
+            .unwrap();
+            ids.push((ImageId::of_file(&path).unwrap(), path));
+        }
+        // The first pyramid's size sets a budget of about two of them.
+        let (first, path) = &ids[0];
+        s.open(first, path.clone(), ImageSize::new(1500, 1000));
+        wait_for(&s, first, |st| matches!(st, BuildStatus::Complete));
+        let one = s.disk().usage()[0].bytes;
+        s.set_disk_budget(one * 2 + one / 2);
+        for (id, path) in &ids[1..] {
+            s.open(id, path.clone(), ImageSize::new(1500, 1000));
+            wait_for(&s, id, |st| matches!(st, BuildStatus::Complete));
+        }
+        let usage = s.disk().usage();
+        let total: u64 = usage.iter().map(|i| i.bytes).sum();
+        assert!(total <= s.disk_budget(), "{total} > {}", s.disk_budget());
+        // The image on screen is whole; the first one lost its full resolution or more.
+        assert!(s.disk().is_complete(&ids[3].0));
+        assert!(!s.disk().is_complete(&ids[0].0));
+    }
+
     #[test]
     fn a_damaged_cached_tile_triggers_a_rebuild_instead_of_endless_reloads() {
         let dir = tempfile::tempdir().unwrap();
