@@ -105,6 +105,7 @@ impl StudioApp {
                 ui.checkbox(&mut self.annotate.model_eye.open, "Model-eye view (M)");
                 ui.checkbox(&mut self.team.open, "Team (sync, review, dashboard)");
                 ui.checkbox(&mut self.annotate.editor.snap, "Snap box edges to whole pixels");
+                ui.checkbox(&mut self.cache_window.open, "Tile cache (size, budget, clear)");
                 ui.separator();
                 for (label, pref) in [
                     ("Follow the system theme", ThemePreference::System),

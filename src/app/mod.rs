@@ -9,6 +9,7 @@
 
 pub mod annotate;
 pub mod autosave;
+pub mod cache_window;
 pub mod command;
 pub mod dialogs;
 pub mod editor;
@@ -120,6 +121,7 @@ pub struct StudioApp {
     pictures: HashMap<(ImageId, Kind), Picture>,
     tiles: TileService,
     pub guide: first_run::FirstRun,
+    pub cache_window: cache_window::CacheWindow,
     /// The shortcuts in force (defaults plus the user's changes).
     pub keymap: keymap::Keymap,
     /// The action waiting for its new key in the help overlay.
@@ -201,6 +203,7 @@ impl StudioApp {
             pictures: HashMap::new(),
             tiles,
             guide: first_run::FirstRun::default(),
+            cache_window: cache_window::CacheWindow::default(),
             keymap,
             rebinding: None,
             export_window: exchange_window::ExportWindow::default(),

@@ -23,6 +23,16 @@ impl StudioApp {
     pub(super) fn windows(&mut self, ctx: &egui::Context) {
         self.team.window(ctx, &mut self.outbox);
         self.guide(ctx);
+        if let Some(bytes) =
+            self.cache_window
+                .show(ctx, self.tiles.disk(), self.tiles.disk_budget())
+        {
+            self.tiles.set_disk_budget(bytes);
+            self.settings.tile_cache_bytes = Some(bytes);
+            if let Err(e) = self.settings.save(&self.config.dirs.settings_file()) {
+                tracing::warn!("settings not saved: {e}");
+            }
+        }
         let mut dismiss = None;
         if !self.notices.is_empty() {
             egui::Window::new("Messages")

@@ -283,3 +283,37 @@ fn a_thyme_prompt_file_chosen_in_the_menu_is_used_and_remembered() {
     assert_eq!(h.state().run.profile.system, text);
     assert_eq!(h.state().export_window.profile.system, text);
 }
+
+#[test]
+fn the_tile_cache_window_shows_the_size_saves_a_budget_and_clears() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    wait_for_demo(&mut h);
+    click_image(&h, "plaza-375x250.jpg");
+    step_until(&mut h, "the first pyramid", |h| {
+        !h.state().busy()
+            && thyme_studio::imagery::disk_cache::DiskTileCache::new(&root.path().join("cache"))
+                .usage()
+                .iter()
+                .any(|i| i.complete)
+    });
+    h.get_by_label("View").click();
+    h.run_steps(2);
+    h.get_by_label("Tile cache (size, budget, clear)").click();
+    step_until(&mut h, "the cache's size", |h| {
+        h.query_by_label_contains("Holds ").is_some()
+    });
+    assert!(h.query_by_label_contains("0 image(s)").is_none());
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let settings =
+        std::fs::read_to_string(AppDirs::under(root.path().to_owned()).settings_file()).unwrap();
+    assert!(settings.contains("tile_cache_bytes"), "{settings}");
+    h.get_by_label("Clear the cache").click();
+    step_until(&mut h, "the clear", |h| {
+        h.query_by_label_contains("removed ").is_some()
+    });
+    step_until(&mut h, "the new size", |h| {
+        h.query_by_label_contains("for 0 image(s)").is_some()
+    });
+}
