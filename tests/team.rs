@@ -5,8 +5,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use thyme_studio::dataset::{Answer, ImageId, ImageRecord, Question, Region};
-use thyme_studio::geometry::{ImageRect, ImageSize};
+use thyme_studio::dataset::{Answer, ImageRecord, Question, Region};
+use thyme_studio::geometry::ImageRect;
 use thyme_studio::store::{Command, Store};
 use thyme_studio::team::client::{Resolution, SyncState, TeamClient};
 use thyme_studio::team::cluster::LocalCluster;
@@ -14,19 +14,11 @@ use thyme_studio::team::review::{ReviewAction, Role, WorkState};
 use thyme_studio::team::server::{BatchSpec, PushOutcome, Selection, TeamServer};
 use thyme_studio::team::state::ImageState;
 
-const HOUR: i64 = 3_600_000;
+#[path = "support/team_images.rs"]
+mod team_images;
+use team_images::image;
 
-fn image(name: &str) -> ImageRecord {
-    ImageRecord {
-        id: ImageId::of_bytes(name.as_bytes()),
-        path: format!("/photos/{name}.jpg").into(),
-        size: ImageSize::new(4000, 3000),
-        bytes: 100,
-        added_at_ms: 1,
-        status: Default::default(),
-        review: None,
-    }
-}
+const HOUR: i64 = 3_600_000;
 
 struct Team {
     cluster: LocalCluster,

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::Command as Process;
 
-use thyme_studio::dataset::{Answer, ImageId, ImageRecord, Question, Region, RegionId};
-use thyme_studio::geometry::{ImageRect, ImageSize};
+use thyme_studio::dataset::{Answer, ImageId, Question, Region, RegionId};
+use thyme_studio::geometry::ImageRect;
 use thyme_studio::store::{Command, Store};
 use thyme_studio::team::client::TeamClient;
 use thyme_studio::team::cluster::{LocalCluster, server_programs};
@@ -19,19 +19,11 @@ use thyme_studio::team::review::{ReviewAction, Role};
 use thyme_studio::team::server::{BatchSpec, Invite, Selection, TeamError, TeamServer};
 use thyme_studio::team::state::ImageState;
 
-const HOUR: i64 = 3_600_000;
+#[path = "support/team_images.rs"]
+mod team_images;
+use team_images::image;
 
-fn image(name: &str) -> ImageRecord {
-    ImageRecord {
-        id: ImageId::of_bytes(name.as_bytes()),
-        path: format!("/photos/{name}.jpg").into(),
-        size: ImageSize::new(4000, 3000),
-        bytes: 100,
-        added_at_ms: 1,
-        status: Default::default(),
-        review: None,
-    }
-}
+const HOUR: i64 = 3_600_000;
 
 /// An image with one box and one question about it.
 fn annotated(name: &str, label: &str, answer: &str) -> ImageState {

@@ -8,6 +8,7 @@ pub mod canvas;
 pub mod exchange;
 pub mod images;
 pub mod model;
+pub mod paging;
 pub mod sandbox;
 pub mod team_tls;
 pub mod traces;

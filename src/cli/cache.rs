@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use thyme_studio::app::settings::Settings;
 use thyme_studio::imagery::disk_cache::{DiskTileCache, default_budget};
 use thyme_studio::paths::AppDirs;
+use thyme_studio::store::now_ms;
 
 use super::Failure;
 use super::output::print_json;
@@ -147,10 +148,6 @@ impl CacheCommand {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    thyme_studio::store::now_ms()
 }
 
 #[cfg(test)]

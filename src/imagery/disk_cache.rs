@@ -20,6 +20,7 @@ use image::RgbImage;
 
 use super::pyramid::TileKey;
 use crate::dataset::ImageId;
+use crate::store::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct DiskTileCache {
@@ -234,12 +235,6 @@ fn free_bytes(path: &Path) -> Option<u64> {
 #[cfg(not(unix))]
 fn free_bytes(_path: &Path) -> Option<u64> {
     None
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
