@@ -103,18 +103,7 @@ pub enum BenchCommand {
     },
     /// Paging through a folder of generated 20-50 MP JPEGs with a bounded tile cache: time to
     /// first pixels per image, cache size against the budget.
-    Paging {
-        /// Where the images and the cache go (made when missing).
-        dir: PathBuf,
-        #[arg(long, default_value_t = 1000)]
-        images: usize,
-        /// The cache budget in MiB (default: a third of what the whole project's pyramids take).
-        #[arg(long)]
-        budget_mib: Option<u64>,
-        /// How long to stay on each image after its pyramid is whole, in milliseconds.
-        #[arg(long, default_value_t = 300)]
-        dwell_ms: u64,
-    },
+    Paging(PagingArgs),
     /// One image, in this process (the canvas benchmark runs this as a child).
     #[command(hide = true)]
     CanvasOne {
@@ -195,30 +184,7 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
             print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
         }
-        BenchCommand::Paging {
-            dir,
-            images,
-            budget_mib,
-            dwell_ms,
-        } => {
-            use thyme_studio::bench::paging;
-            let files = paging::make_images(&dir.join("images"), images)?;
-            // About 2.7 MB per megapixel (lossless tiles of every level), measured below.
-            let mp: f64 = files
-                .iter()
-                .map(|(_, s)| s.width as f64 * s.height as f64 / 1e6)
-                .sum();
-            let budget = budget_mib.map_or((mp * 2.7e6 / 3.0) as u64, |m| m << 20);
-            let cache = dir.join("cache");
-            let _ = std::fs::remove_dir_all(&cache);
-            let r = paging::run(
-                &files,
-                &cache,
-                budget,
-                std::time::Duration::from_millis(dwell_ms),
-            )?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        }
+        BenchCommand::Paging(args) => paging(args)?,
         BenchCommand::TeamTls { rounds } => {
             let rows = thyme_studio::bench::team_tls::run(rounds)?;
             print!("{}", thyme_studio::bench::team_tls::markdown(&rows));
@@ -272,4 +238,47 @@ impl BenchCommand {
     pub fn run(self) -> Result<(), Failure> {
         bench(self).map_err(Failure::Internal)
     }
+}
+
+/// What `bench paging` is asked for.
+#[derive(clap::Args)]
+pub struct PagingArgs {
+    /// Where the images and the cache go (made when missing).
+    dir: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    /// The cache budget in MiB (default: a third of what the whole project's pyramids take).
+    #[arg(long)]
+    budget_mib: Option<u64>,
+    /// How long to stay on each image after its pyramid is whole, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    dwell_ms: u64,
+}
+
+/// `bench paging`: write the images, then page through them with a bounded cache.
+fn paging(args: PagingArgs) -> anyhow::Result<()> {
+    use thyme_studio::bench::paging;
+    let PagingArgs {
+        dir,
+        images,
+        budget_mib,
+        dwell_ms,
+    } = args;
+    let files = paging::make_images(&dir.join("images"), images)?;
+    // About 2.7 MB per megapixel at most (lossless tiles of every level; 1.9 measured).
+    let mp: f64 = files
+        .iter()
+        .map(|(_, s)| s.width as f64 * s.height as f64 / 1e6)
+        .sum();
+    let budget = budget_mib.map_or((mp * 2.7e6 / 3.0) as u64, |m| m << 20);
+    let cache = dir.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let r = paging::run(
+        &files,
+        &cache,
+        budget,
+        std::time::Duration::from_millis(dwell_ms),
+    )?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
 }
