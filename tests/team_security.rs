@@ -576,6 +576,15 @@ fn a_reviewer_changes_only_handed_in_work_and_a_removed_member_cannot_connect() 
     );
     assert_eq!(bob.unsent().unwrap().len(), 1, "his edit waits in his file");
     assert_eq!(s.fingerprint(), before);
+    // Off the team for the app too: not listed, given no work; adding him back works.
+    assert!(s.server.members().unwrap().iter().all(|m| m.name != "bob"));
+    assert!(s.server.role_of("bob").is_err());
+    let again = s.server.add_member("bob", Role::Annotator, 4).unwrap();
+    assert!(psql(&again.url, "SELECT 1").ok);
+    assert!(
+        !psql(&s.bob.url, "SELECT 1").ok,
+        "the old password stays dead"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ impl TeamServer {
         check_name(name)?;
         self.store.in_tx(|db| {
             db.exec(
-                "INSERT INTO members (name, role, added_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role",
+                "INSERT INTO members (name, role, added_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, removed_at_ms = NULL",
                 vals![name, role.as_str(), now],
             )?;
             Ok(())
@@ -27,10 +27,14 @@ impl TeamServer {
         self.invite(name)
     }
 
+    /// The members on the team now (those taken off it are left out).
     pub fn members(&self) -> Result<Vec<Member>, TeamError> {
-        let rows = self
-            .store
-            .read(|db| db.rows("SELECT name, role FROM members ORDER BY name", &[]))?;
+        let rows = self.store.read(|db| {
+            db.rows(
+                "SELECT name, role FROM members WHERE removed_at_ms IS NULL ORDER BY name",
+                &[],
+            )
+        })?;
         rows.iter()
             .map(|r| {
                 let role = r.text(1)?;

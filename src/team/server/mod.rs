@@ -744,7 +744,7 @@ fn primary_annotator(db: &mut dyn Db, image: &ImageId) -> Result<Option<String>,
 
 fn role_in(db: &mut dyn Db, name: &str) -> Result<Option<Role>, StoreError> {
     match db.row(
-        "SELECT role FROM public.members WHERE name = ?1",
+        "SELECT role FROM public.members WHERE name = ?1 AND removed_at_ms IS NULL",
         vals![name],
     )? {
         Some(r) => Ok(Role::parse(&r.text(0)?)),
