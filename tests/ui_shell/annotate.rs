@@ -620,3 +620,80 @@ fn typed_text_shown_as_saved_survives_sigkill() {
     }
     assert_eq!(checked, 4);
 }
+
+#[test]
+fn paging_with_page_down_keeps_the_tile_cache_within_its_budget() {
+    use thyme_studio::imagery::disk_cache::DiskTileCache;
+    use thyme_studio::imagery::tiles::{BuildStatus, TileService};
+
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("p.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let mut files = Vec::new();
+    for i in 0..5u32 {
+        let src = root.path().join(format!("page{i}.png"));
+        image::RgbImage::from_fn(2400, 1600, |x, y| {
+            image::Rgb([(x / 9 + i) as u8, (y / 7) as u8, ((x ^ y) / 5) as u8])
+        })
+        .save(&src)
+        .unwrap();
+        files.push(src);
+    }
+    let mut store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    thyme_studio::import::import(
+        &mut store,
+        &files,
+        &Default::default(),
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(store);
+    // One pyramid's size, measured apart, sets a budget of about two and a half.
+    let probe = tempfile::tempdir().unwrap();
+    let id0 = thyme_studio::dataset::ImageId::of_file(&files[0]).unwrap();
+    {
+        let s = TileService::new(probe.path(), 64 << 20, Default::default(), 1);
+        let size = thyme_studio::geometry::ImageSize::new(2400, 1600);
+        s.open(&id0, files[0].clone(), size);
+        let start = Instant::now();
+        while s.status(&id0) != Some(BuildStatus::Complete) {
+            assert!(start.elapsed() < Duration::from_secs(120));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let one = DiskTileCache::new(probe.path()).usage()[0].bytes;
+    let budget = one * 5 / 2;
+    let settings = AppDirs::under(root.path().to_owned()).settings_file();
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(
+        &settings,
+        format!(r#"{{"welcome_seen": true, "tile_cache_bytes": {budget}}}"#),
+    )
+    .unwrap();
+
+    let mut h = harness(app_with(Some(project), root.path(), vec![]));
+    step_until(&mut h, "the project", |h| {
+        h.state().session.project.is_some()
+    });
+    click_image(&h, "page0.png");
+    let cache = DiskTileCache::new(&root.path().join("cache"));
+    let mut shown = Vec::new();
+    for _ in 0..5 {
+        let id = h.state().session.selected.clone().unwrap();
+        step_until(&mut h, "the shown image's pyramid", |h| {
+            !h.state().busy() && cache.is_complete(&id)
+        });
+        let total: u64 = cache.usage().iter().map(|i| i.bytes).sum();
+        assert!(total <= budget, "{total} bytes cached, budget {budget}");
+        shown.push(id);
+        h.key_press(egui::Key::PageDown);
+        h.run_steps(2);
+    }
+    shown.dedup();
+    assert_eq!(shown.len(), 5, "PageDown went through every image");
+    // The first image lost at least its full resolution; the last one is whole.
+    assert!(!cache.is_complete(&shown[0]));
+    assert!(cache.is_complete(&shown[4]));
+}

@@ -185,7 +185,12 @@ impl TileService {
             }
         }
         match st.status.get(id) {
-            Some(BuildStatus::Complete) => return,
+            // Complete in this session, but its pyramid is no longer whole on disk (the cache
+            // evicted part of it): build it again, unless the cache cannot be written at all
+            // (then its tiles are served from memory, rebuilt when they fall out).
+            Some(BuildStatus::Complete) if self.shared.disk_failed.load(Ordering::Relaxed) => {
+                return;
+            }
             Some(BuildStatus::Queued | BuildStatus::Decoding | BuildStatus::Tiling { .. })
                 if st
                     .cancels
