@@ -87,15 +87,6 @@ fn button(pos: egui::Pos2, pressed: bool) -> egui::Event {
     }
 }
 
-fn percentile(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Make the full-size demo in `dir` (once), open its largest scene, zoom onto a box and drag
 /// the box's bottom-right handle for `frames` frames.
 pub fn run(dir: &Path, frames: usize) -> anyhow::Result<DragReport> {
@@ -173,11 +164,11 @@ pub fn run(dir: &Path, frames: usize) -> anyhow::Result<DragReport> {
         image: image.file_name(),
         megapixels: image.size.pixels() as f64 / 1e6,
         drag_frames: times.len(),
-        drag_p50_ms: percentile(&times, 0.5),
-        drag_p99_ms: percentile(&times, 0.99),
+        drag_p50_ms: super::percentile(&times, 0.5),
+        drag_p99_ms: super::percentile(&times, 0.99),
         drag_max_ms: times.iter().copied().fold(0.0, f64::max),
         release_ms,
-        idle_p50_ms: percentile(&idle, 0.5),
-        idle_p99_ms: percentile(&idle, 0.99),
+        idle_p50_ms: super::percentile(&idle, 0.5),
+        idle_p99_ms: super::percentile(&idle, 0.99),
     })
 }

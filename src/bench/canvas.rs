@@ -107,8 +107,8 @@ pub fn measure_one(path: &Path, frames: usize) -> anyhow::Result<OursOne> {
         reopen_first_pixels_s: reopen,
         tiles: layout.tile_count(),
         frames: times.len(),
-        frame_p50_ms: percentile(&times, 0.50),
-        frame_p99_ms: percentile(&times, 0.99),
+        frame_p50_ms: super::percentile(&times, 0.50),
+        frame_p99_ms: super::percentile(&times, 0.99),
         frame_max_ms: times.iter().copied().fold(0.0, f64::max),
         gpu_texture_bytes_max: gpu_max,
         ram_tile_bytes_max: ram_max,
@@ -206,16 +206,6 @@ fn frame_session(
         std::thread::sleep(Duration::from_millis(16));
     }
     (times, gpu_max)
-}
-
-fn percentile(sorted_or_not: &[f64], q: f64) -> f64 {
-    if sorted_or_not.is_empty() {
-        return 0.0;
-    }
-    let mut v = sorted_or_not.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i.min(v.len() - 1)]
 }
 
 /// This process's peak resident memory (Linux `VmHWM`), in MiB; 0 where unknown.

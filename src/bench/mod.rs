@@ -12,3 +12,11 @@ pub mod paging;
 pub mod sandbox;
 pub mod team_tls;
 pub mod traces;
+
+/// The `q` quantile of `samples` (nearest rank); NaN (null in JSON) when there are none.
+pub fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len().max(1) - 1) as f64 * q).round() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}

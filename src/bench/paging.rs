@@ -61,12 +61,6 @@ pub fn make_images(dir: &Path, count: usize) -> anyhow::Result<Vec<(PathBuf, Ima
     Ok(out)
 }
 
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
-}
-
 /// Page through `images` with a cache under `cache` bounded to `budget` bytes, staying on each
 /// image until its pyramid is whole, and `dwell` more.
 pub fn run(
@@ -149,12 +143,12 @@ pub fn run(
         images: images.len(),
         megapixels_total: mp,
         budget_bytes: budget,
-        first_pixels_p50_s: quantile(&mut first, 0.5),
-        first_pixels_p95_s: quantile(&mut first, 0.95),
+        first_pixels_p50_s: super::percentile(&first, 0.5),
+        first_pixels_p95_s: super::percentile(&first, 0.95),
         first_pixels_max_s: first.iter().copied().fold(0.0, f64::max),
         cache_bytes_max: max,
         cache_bytes_end: end,
-        bytes_per_megapixel: quantile(&mut per_mp, 0.5),
+        bytes_per_megapixel: super::percentile(&per_mp, 0.5),
         over_budget_after: over,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -34,12 +34,6 @@ pub struct Row {
     pub pull_p95_ms: f64,
 }
 
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
-}
-
 struct Member {
     name: String,
     client: TeamClient,
@@ -148,15 +142,15 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Row>> {
         }
     }
     let mut rows = Vec::new();
-    for mut m in members {
+    for m in members {
         rows.push(Row {
             login: m.login.to_owned(),
             connection: m.sslmode,
             encrypted: m.server.store().encryption()?,
-            push_and_pull_p50_ms: quantile(&mut m.push, 0.5),
-            push_and_pull_p95_ms: quantile(&mut m.push, 0.95),
-            pull_p50_ms: quantile(&mut m.pull, 0.5),
-            pull_p95_ms: quantile(&mut m.pull, 0.95),
+            push_and_pull_p50_ms: super::percentile(&m.push, 0.5),
+            push_and_pull_p95_ms: super::percentile(&m.push, 0.95),
+            pull_p50_ms: super::percentile(&m.pull, 0.5),
+            pull_p95_ms: super::percentile(&m.pull, 0.95),
         });
     }
     Ok(rows)

@@ -287,7 +287,19 @@ fn cached_image(dir: &Path, id: String) -> CachedImage {
     let complete = dir.join("complete").is_file();
     let (bytes, full_res_bytes) = read_counts("complete")
         .or_else(|| read_counts("partial"))
-        .unwrap_or_else(|| measure(dir));
+        .unwrap_or_else(|| {
+            let counts = measure(dir);
+            // A pyramid cached before markers held counts: measure it once, not every time.
+            if complete
+                && let Err(e) = write_atomic(
+                    &dir.join("complete"),
+                    format!("bytes {}\nfull {}\n", counts.0, counts.1).as_bytes(),
+                )
+            {
+                tracing::debug!("tile cache counts not recorded: {e}");
+            }
+            counts
+        });
     let last_used_ms = std::fs::read_to_string(dir.join("used"))
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -462,6 +474,24 @@ mod tests {
         assert!(u[0].complete && u[0].bytes >= 110 && u[0].full_res_bytes == 100);
         assert_eq!(cache.clear(None).unwrap().images_removed, 1);
         assert!(cache.usage().is_empty());
+    }
+
+    #[test]
+    fn a_pyramid_cached_before_counts_existed_is_measured_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskTileCache::new(dir.path());
+        let id = ImageId::of_bytes(b"older");
+        let d = cache.image_dir(&id);
+        std::fs::create_dir_all(d.join("0")).unwrap();
+        std::fs::write(d.join("0/0_0.qoi"), vec![0u8; 700]).unwrap();
+        std::fs::write(d.join("complete"), b"").unwrap();
+        let first = cache.usage();
+        assert_eq!((first[0].bytes, first[0].full_res_bytes), (700, 700));
+        assert_eq!(
+            std::fs::read_to_string(d.join("complete")).unwrap(),
+            "bytes 700\nfull 700\n"
+        );
+        assert_eq!(cache.usage(), first);
     }
 
     #[test]
