@@ -9,6 +9,7 @@ pub mod disk_cache;
 pub mod exif_thumb;
 pub mod format;
 pub mod integrity;
+pub mod jpeg_dc;
 pub mod limits;
 pub mod lru;
 pub mod model_eye;

@@ -1,5 +1,7 @@
 //! A fast coarse first picture: JPEG decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, so a
-//! huge photo shows something long before its full decode ends.
+//! huge photo shows something long before its full decode ends. The 1/8 scale, the one huge
+//! photos get, comes from the DC-only decoder in `jpeg_dc` on every core; files it does not
+//! handle (CMYK, 12-bit, arithmetic coding) and finer scales go through jpeg-decoder.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -36,6 +38,17 @@ fn decode_scaled(path: &Path, bytes: &[u8], min_side: u32) -> Result<RgbImage, I
     let mut factor = 8u32;
     while factor > 1 && longest / factor < min_side {
         factor /= 2;
+    }
+    if factor == 8 {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match super::jpeg_dc::decode_eighth(bytes, threads) {
+            Ok(rgb) => {
+                let mut img = DynamicImage::ImageRgb8(rgb);
+                img.apply_orientation(orientation(bytes));
+                return Ok(img.to_rgb8());
+            }
+            Err(e) => tracing::debug!("{}: {e}; decoding by the general path", path.display()),
+        }
     }
     let (sw, sh) = decoder
         .scale((w / factor).max(1) as u16, (h / factor).max(1) as u16)

@@ -1,0 +1,234 @@
+//! The first picture of a JPEG at one eighth of its size, from the DC coefficients alone.
+//!
+//! At 1/8 scale every 8x8 block becomes one pixel whose value is the block's DC coefficient, so
+//! no inverse DCT is needed, only the entropy decoding. This decoder does just that, as fast as
+//! the data allows: a sequential (baseline) scan is decoded on all cores (restart intervals side
+//! by side, or pieces decoded speculatively when the file has no restart markers, see
+//! `speculative`), and a progressive file needs only its DC scans, a small part of the file,
+//! the AC scans being stepped over by their markers. The result equals libjpeg's 1/8-scale
+//! decode up to rounding and chroma upsampling (nearest here).
+//!
+//! It handles 8-bit Huffman-coded greyscale and three-component files (YCbCr, or RGB by the
+//! Adobe marker or component ids); anything else is `Unsupported` and the caller decodes by
+//! the general path.
+
+mod headers;
+mod huffman;
+mod scan;
+mod speculative;
+
+use image::RgbImage;
+use thiserror::Error;
+
+use headers::{Frame, Markers, Tables};
+use huffman::Clean;
+use scan::{Kind, Layout};
+
+/// Why the eighth-scale decoder gave no picture.
+#[derive(Debug, Error)]
+pub enum DcError {
+    #[error("not handled by the eighth-scale decoder: {0}")]
+    Unsupported(&'static str),
+    #[error("corrupt JPEG: {0}")]
+    Corrupt(String),
+}
+
+/// Decode `bytes` at 1/8 scale (each side rounded up) on up to `threads` threads, as stored
+/// (no EXIF orientation applied).
+pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> {
+    let mut markers = Markers::new(bytes)?;
+    let mut tables = Tables::default();
+    let mut frame: Option<Frame> = None;
+    let mut planes: Vec<Vec<i32>> = Vec::new();
+    let mut seen_dc = false;
+    while let Some(code) = markers.next_marker() {
+        match code {
+            0xC0..=0xC2 => {
+                let f = headers::frame(markers.segment()?, code == 0xC2)?;
+                planes = f.comps.iter().map(|c| vec![0; c.bw * c.bh]).collect();
+                frame = Some(f);
+            }
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                return Err(DcError::Unsupported(
+                    "lossless, hierarchical or arithmetic coding",
+                ));
+            }
+            0xC4 => headers::huffman(markers.segment()?, &mut tables)?,
+            0xDB => headers::quantisation(markers.segment()?, &mut tables.q0)?,
+            0xDD => {
+                let body = markers.segment()?;
+                let b = body
+                    .get(..2)
+                    .ok_or_else(|| DcError::Corrupt("a restart interval is cut short".into()))?;
+                tables.restart = usize::from(u16::from_be_bytes([b[0], b[1]]));
+            }
+            0xEE => {
+                let body = markers.segment()?;
+                if let Some(t) = headers::adobe_transform(body) {
+                    tables.adobe_transform = Some(t);
+                }
+            }
+            0xDA => {
+                let f = frame
+                    .as_ref()
+                    .ok_or_else(|| DcError::Corrupt("a scan before the frame header".into()))?;
+                let header = headers::scan(markers.segment()?, f)?;
+                let end = markers.scan_end();
+                let data = &bytes[markers.at.min(end)..end];
+                markers.at = end;
+                seen_dc |= read_scan(f, &header, &tables, data, threads, &mut planes)?;
+            }
+            0xD9 => break,
+            0xD0..=0xD7 | 0x01 => {}
+            _ => {
+                markers.segment()?;
+            }
+        }
+    }
+    let frame = frame.ok_or_else(|| DcError::Corrupt("no frame header".into()))?;
+    if !seen_dc {
+        return Err(DcError::Corrupt("no scan carries DC coefficients".into()));
+    }
+    assemble(&frame, &tables, &planes)
+}
+
+/// Decode one scan into the planes; whether it carried DC coefficients.
+fn read_scan(
+    frame: &Frame,
+    header: &headers::Scan,
+    tables: &Tables,
+    data: &[u8],
+    threads: usize,
+    planes: &mut [Vec<i32>],
+) -> Result<bool, DcError> {
+    let kind = match (frame.progressive, header.ss, header.ah) {
+        (false, _, _) => Kind::Baseline,
+        (true, 0, 0) => Kind::DcFirst,
+        (true, 0, _) => Kind::DcRefine,
+        // An AC scan of a progressive file: not needed at 1/8.
+        (true, _, _) => return Ok(false),
+    };
+    let layout = Layout::new(frame, header, tables, kind)?;
+    let clean = Clean::new(data);
+    let whole_frame = header.comps.len() == frame.comps.len();
+    let values = if kind == Kind::Baseline && tables.restart == 0 && whole_frame && threads > 1 {
+        speculative::decode(&layout, &clean, threads)?
+    } else {
+        scan::decode(&layout, &clean, tables.restart, threads)?
+    };
+    let n = layout.slots.len();
+    let al = u32::from(header.al);
+    for (i, &v) in values.iter().enumerate() {
+        let (comp, at) = layout.plane_index(frame, i / n, i % n);
+        let Some(cell) = planes.get_mut(comp).and_then(|p| p.get_mut(at)) else {
+            continue;
+        };
+        match kind {
+            Kind::DcRefine => *cell |= v << al,
+            _ => *cell = v << al,
+        }
+    }
+    Ok(true)
+}
+
+/// The planes as an RGB picture of ceil(width / 8) x ceil(height / 8).
+fn assemble(frame: &Frame, tables: &Tables, planes: &[Vec<i32>]) -> Result<RgbImage, DcError> {
+    let (w, h) = (frame.width.div_ceil(8), frame.height.div_ceil(8));
+    // Each plane as samples: DC times its step, over 8, plus the level shift.
+    let samples: Vec<Vec<u8>> = frame
+        .comps
+        .iter()
+        .zip(planes)
+        .map(|(c, plane)| {
+            let q = i32::from(tables.q0[c.tq].unwrap_or(1));
+            plane
+                .iter()
+                .map(|&dc| ((dc * q + 4 + 1024) >> 3).clamp(0, 255) as u8)
+                .collect()
+        })
+        .collect();
+    // Every component at the output's size (subsampled chroma interpolated like libjpeg's
+    // "fancy" upsampling: linear between sample centres).
+    let full: Vec<Vec<u8>> = frame
+        .comps
+        .iter()
+        .zip(&samples)
+        .map(|(c, s)| upsample(s, c.bw, c.bh, frame.hmax / c.h, frame.vmax / c.v, w, h))
+        .collect();
+    let sample = |c: usize, x: usize, y: usize| -> u8 { full[c][y * w + x] };
+    let rgb_ids = frame.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']);
+    let transform = match tables.adobe_transform {
+        Some(t) => t != 0,
+        None => !rgb_ids,
+    };
+    let (w32, h32) = (
+        u32::try_from(w).map_err(|_| DcError::Unsupported("too wide"))?,
+        u32::try_from(h).map_err(|_| DcError::Unsupported("too tall"))?,
+    );
+    let mut out = RgbImage::new(w32, h32);
+    for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let rgb = match frame.comps.len() {
+                1 => {
+                    let g = sample(0, x, y);
+                    [g, g, g]
+                }
+                _ if transform => ycbcr(sample(0, x, y), sample(1, x, y), sample(2, x, y)),
+                _ => [sample(0, x, y), sample(1, x, y), sample(2, x, y)],
+            };
+            px.copy_from_slice(&rgb);
+        }
+    }
+    Ok(out)
+}
+
+/// One plane of `bw` x `bh` samples, each covering `fx` x `fy` output pixels, as `w` x `h`
+/// pixels.
+fn upsample(
+    plane: &[u8],
+    bw: usize,
+    bh: usize,
+    fx: usize,
+    fy: usize,
+    w: usize,
+    h: usize,
+) -> Vec<u8> {
+    // For each output column (row): the two samples around it and the second one's weight of
+    // 256, from sample centres at (i + 0.5) * f.
+    let taps = |n: usize, f: usize, limit: usize| -> Vec<(usize, usize, u32)> {
+        (0..n)
+            .map(|x| {
+                if f == 1 {
+                    return (x.min(limit - 1), x.min(limit - 1), 0);
+                }
+                let pos = ((2 * x + 1) * 256 / (2 * f)).saturating_sub(128);
+                let i = (pos / 256).min(limit - 1);
+                (i, (i + 1).min(limit - 1), (pos % 256) as u32)
+            })
+            .collect()
+    };
+    let (cols, rows) = (taps(w, fx, bw.max(1)), taps(h, fy, bh.max(1)));
+    let at = |x: usize, y: usize| u32::from(plane.get(y * bw + x).copied().unwrap_or(128));
+    let mut out = Vec::with_capacity(w * h);
+    for &(y0, y1, wy) in &rows {
+        for &(x0, x1, wx) in &cols {
+            let top = at(x0, y0) * (256 - wx) + at(x1, y0) * wx;
+            let bottom = at(x0, y1) * (256 - wx) + at(x1, y1) * wx;
+            out.push(((top * (256 - wy) + bottom * wy + (1 << 15)) >> 16) as u8);
+        }
+    }
+    out
+}
+
+/// JFIF's YCbCr to RGB, in 16.16 fixed point.
+fn ycbcr(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (i32::from(y) << 16, i32::from(cb) - 128, i32::from(cr) - 128);
+    let half = 1 << 15;
+    let r = y + 91_881 * cr;
+    let g = y - 22_554 * cb - 46_802 * cr;
+    let b = y + 116_130 * cb;
+    [r, g, b].map(|v| ((v + half) >> 16).clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests;

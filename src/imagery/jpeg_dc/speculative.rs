@@ -1,0 +1,153 @@
+//! A sequential scan without restart markers decoded on several threads at once.
+//!
+//! The data is cut into equal pieces. The first piece is decoded from the true start; every
+//! other piece is decoded from its first byte as if a block began there. Such a guess is wrong
+//! at first, but Huffman codes fall back into step with the true parse after a few blocks: once
+//! the true decode, walking on from the end of one piece, lands on a bit position where the next
+//! piece's guess also began a block, in the same place of the MCU, everything after is the same
+//! parse, so the guess's blocks are taken from there on. A piece that never falls into step is
+//! simply decoded again by the true decode, so the result is always exact; only the speed
+//! depends on the data. DC differences do not depend on where decoding started, so the values
+//! are summed once the pieces are joined.
+
+use super::DcError;
+use super::huffman::{Bits, Clean};
+use super::scan::Layout;
+
+/// A piece's guessed blocks: where each began, its place in the MCU, its DC difference.
+struct Piece {
+    pos: Vec<u64>,
+    slot: Vec<u8>,
+    diff: Vec<i32>,
+    /// Where the last block ended.
+    end: u64,
+}
+
+/// Marks a bad code: the guess restarted one bit further on.
+const BROKEN: u8 = u8::MAX;
+
+fn guess(layout: &Layout, clean: &Clean, start: u64, stop: u64) -> Piece {
+    let n = layout.slots.len();
+    let mut piece = Piece {
+        pos: Vec::new(),
+        slot: Vec::new(),
+        diff: Vec::new(),
+        end: start,
+    };
+    let mut bits = Bits::new(clean, start);
+    let mut slot = 0usize;
+    while bits.pos < stop {
+        let here = bits.pos;
+        match layout.block(&mut bits, slot) {
+            Ok(d) => {
+                piece.pos.push(here);
+                piece.slot.push(slot as u8);
+                piece.diff.push(d);
+                slot = (slot + 1) % n;
+            }
+            Err(_) => {
+                piece.pos.push(here);
+                piece.slot.push(BROKEN);
+                piece.diff.push(0);
+                bits.pos = here + 1;
+                slot = 0;
+            }
+        }
+    }
+    piece.end = bits.pos;
+    piece
+}
+
+/// The scan's values in scan order (DC values summed per component), decoded on `threads`
+/// threads.
+pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<Vec<i32>, DcError> {
+    let n = layout.slots.len();
+    let total = layout.blocks();
+    let end_bit = clean.end_bit();
+    let pieces_n = threads.clamp(1, 64);
+    let bounds: Vec<u64> = (0..=pieces_n)
+        .map(|i| (clean.len as u64 * i as u64 / pieces_n as u64) * 8)
+        .collect();
+    let bad = |at: usize| DcError::Corrupt(format!("a bad Huffman code in block {at}"));
+    let mut diffs: Vec<i32> = Vec::with_capacity(total);
+    let mut bits = Bits::new(clean, 0);
+    // The first piece is decoded for real while the others are guessed.
+    let (pieces, first): (Vec<Piece>, Result<(), DcError>) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..pieces_n)
+            .map(|i| {
+                let (a, b) = (bounds[i], bounds[i + 1]);
+                scope.spawn(move || guess(layout, clean, a, b))
+            })
+            .collect();
+        let mut first = Ok(());
+        while diffs.len() < total && bits.pos < bounds[1] {
+            match layout.block(&mut bits, diffs.len() % n) {
+                Ok(d) => diffs.push(d),
+                Err(_) => {
+                    first = Err(bad(diffs.len()));
+                    break;
+                }
+            }
+        }
+        let pieces = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        (pieces, first)
+    });
+    first?;
+    if pieces.len() + 1 != pieces_n {
+        return Err(DcError::Corrupt("a decoding thread failed".into()));
+    }
+    for (k, piece) in pieces.iter().enumerate() {
+        let piece_end = bounds[k + 2];
+        // The true decode walks on until it meets the guess or passes its piece.
+        loop {
+            if diffs.len() >= total {
+                break;
+            }
+            let slot = diffs.len() % n;
+            if let Ok(j) = piece.pos.binary_search(&bits.pos)
+                && usize::from(piece.slot[j]) == slot
+            {
+                let taken = &piece.slot[j..];
+                let need = (total - diffs.len()).min(taken.len());
+                if let Some(b) = taken[..need].iter().position(|&s| s == BROKEN) {
+                    return Err(bad(diffs.len() + b));
+                }
+                diffs.extend_from_slice(&piece.diff[j..j + need]);
+                bits.pos = if need == taken.len() {
+                    piece.end
+                } else {
+                    piece.pos[j + need]
+                };
+                break;
+            }
+            if bits.pos >= piece_end {
+                break;
+            }
+            let d = layout
+                .block(&mut bits, slot)
+                .map_err(|_| bad(diffs.len()))?;
+            diffs.push(d);
+        }
+    }
+    // What no guess covered (one thread, or a last piece that never fell into step).
+    while diffs.len() < total {
+        if bits.pos > end_bit {
+            return Err(DcError::Corrupt("the scan's data ends early".into()));
+        }
+        let slot = diffs.len() % n;
+        let d = layout
+            .block(&mut bits, slot)
+            .map_err(|_| bad(diffs.len()))?;
+        diffs.push(d);
+    }
+    if bits.pos > end_bit {
+        return Err(DcError::Corrupt("the scan's data ends early".into()));
+    }
+    let mut pred = [0i32; 4];
+    for (i, d) in diffs.iter_mut().enumerate() {
+        let p = &mut pred[layout.slots[i % n].comp];
+        *p += *d;
+        *d = *p;
+    }
+    Ok(diffs)
+}
