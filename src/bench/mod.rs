@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod audit;
 pub mod canvas;
 pub mod exchange;
+pub mod first_pixels;
 pub mod images;
 pub mod model;
 pub mod paging;

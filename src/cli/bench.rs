@@ -37,6 +37,15 @@ pub enum BenchCommand {
         /// Extra images to measure.
         files: Vec<PathBuf>,
     },
+    /// First pixels of JPEGs: our eighth-scale DC decoder (all cores and one), jpeg-decoder's
+    /// scaled decode and Pillow's draft, best of three each. Uses the canvas benchmark's
+    /// generated 100 MP JPEG, a progressive copy of it (made with Pillow) and the fixtures'
+    /// JPEGs, plus FILES.
+    FirstPixels {
+        #[arg(long, default_value = "target/bench-images")]
+        dir: PathBuf,
+        files: Vec<PathBuf>,
+    },
     /// The Annotate workspace's frame time while a box handle is dragged on the 96 MP demo
     /// scene (the demo is made full size in DIR on the first run).
     AnnotateDrag {
@@ -193,6 +202,7 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             let r = thyme_studio::bench::traces::run(&dir, runs, &python)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
+        BenchCommand::FirstPixels { dir, files } => first_pixels(&dir, files)?,
         BenchCommand::CanvasOne { file, frames } => {
             let one = canvas::measure_one(&file, frames)?;
             println!("{}", serde_json::to_string(&one)?);
@@ -231,6 +241,39 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             println!("{}", canvas::markdown(&rows));
         }
     }
+    Ok(())
+}
+
+/// `bench first-pixels`: the files, then the table.
+fn first_pixels(dir: &std::path::Path, files: Vec<PathBuf>) -> anyhow::Result<()> {
+    use thyme_studio::bench::{first_pixels, images};
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
+    let mut all = Vec::new();
+    for name in ["safe-landing-5120x2880.jpg", "elephants-5640x3172.jpg"] {
+        let p = PathBuf::from("../shared/fixtures").join(name);
+        if p.is_file() {
+            all.push(p);
+        }
+    }
+    let hundred = images::generated_jpeg(dir, 12000, 8400)?;
+    let progressive = dir.join("bench-12000x8400-progressive.jpg");
+    if !progressive.is_file() {
+        let made = std::process::Command::new("python3")
+            .args(["-c", "import sys; from PIL import Image; Image.MAX_IMAGE_PIXELS = None; Image.open(sys.argv[1]).save(sys.argv[2], quality=90, progressive=True)"])
+            .arg(&hundred)
+            .arg(&progressive)
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("no progressive copy (python3 with Pillow is needed to make it)");
+        }
+    }
+    all.push(hundred);
+    if progressive.is_file() {
+        all.push(progressive);
+    }
+    all.extend(files);
+    let rows = first_pixels::run(&all, &script)?;
+    println!("{}", first_pixels::markdown(&rows));
     Ok(())
 }
 

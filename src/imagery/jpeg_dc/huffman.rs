@@ -9,8 +9,8 @@ use super::DcError;
 
 /// Bits looked up at once for a Huffman code.
 const LOOK: u32 = 9;
-/// Bits looked up at once for an AC code and its extra bits together.
-const AC_LOOK: u32 = 10;
+/// Bits looked up at once for AC codes and their extra bits together.
+const AC_LOOK: u32 = 12;
 /// Zero bytes after the data, so a read near the end never leaves the buffer.
 pub(super) const PAD: usize = 512;
 
@@ -108,10 +108,14 @@ impl<'a> Bits<'a> {
 pub(super) struct Huffman {
     /// For each `LOOK`-bit prefix: `(length << 8) | symbol`, or 0 when the code is longer.
     fast: Vec<u16>,
-    /// For each `AC_LOOK`-bit prefix of an AC code: `(bits << 8) | advance` where bits covers
-    /// the code and its extra bits and advance is how many coefficients it moves (0 = end of
-    /// block); 0 when they do not fit.
-    ac_fast: Vec<u16>,
+    /// For each `AC_LOOK`-bit prefix of AC codes, two ways to step: bits 0-15 hold the first
+    /// code alone, `(bits << 8) | advance` where bits covers the code and its extra bits and
+    /// advance is how many coefficients it moves (0 = end of block), 0 when it does not fit;
+    /// bits 16-31 hold as many whole codes as fit, `(bits << 8) | advance`, with advance's
+    /// top bit set when the last of them ends the block. The run is taken only while the
+    /// block cannot fill up inside it (a full block has no end-of-block code, and the bits
+    /// after it are the next block's).
+    ac_fast: Vec<u32>,
     /// The largest code of each length (index = length), -1 when none.
     max_code: [i32; 18],
     /// Index in `values` of a length's code, minus that length's first code.
@@ -152,7 +156,7 @@ impl Huffman {
         max_code[17] = i32::MAX;
         let mut table = Huffman {
             fast,
-            ac_fast: vec![0u16; 1 << AC_LOOK],
+            ac_fast: vec![0u32; 1 << AC_LOOK],
             max_code,
             offset,
             values: values.to_vec(),
@@ -163,21 +167,39 @@ impl Huffman {
         Ok(table)
     }
 
-    fn ac_entry(&self, prefix: u64) -> u16 {
-        let word = prefix << (64 - AC_LOOK);
-        let Some((len, rs)) = self.lookup(word) else {
-            return 0;
-        };
+    /// One AC code at the top of `word`: (bits with its extra bits, advance; 0 = end of block).
+    fn ac_step(&self, word: u64) -> Option<(u32, u32)> {
+        let (len, rs) = self.lookup(word)?;
         let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
-        let (bits, advance) = match (r, s) {
+        Some(match (r, s) {
             (15, 0) => (len, 16),
             (_, 0) => (len, 0),
             _ => (len + s, r + 1),
-        };
-        if bits > AC_LOOK {
+        })
+    }
+
+    fn ac_entry(&self, prefix: u64) -> u32 {
+        let word = prefix << (64 - AC_LOOK);
+        let Some((bits, advance)) = self.ac_step(word).filter(|&(b, _)| b <= AC_LOOK) else {
             return 0;
+        };
+        let single = (bits << 8) | advance;
+        // As many whole codes as the prefix holds, stopping after an end of block.
+        let (mut total_bits, mut total_advance, mut ends) = (bits, advance, advance == 0);
+        while !ends {
+            let Some((b, a)) = self.ac_step(word << total_bits) else {
+                break;
+            };
+            // Past 63 coefficients a run is never taken (and 0x80 is the end flag).
+            if total_bits + b > AC_LOOK || total_advance + a > 63 {
+                break;
+            }
+            total_bits += b;
+            total_advance += a;
+            ends = a == 0;
         }
-        ((bits as u16) << 8) | advance as u16
+        let run = (total_bits << 8) | total_advance | if ends { 0x80 } else { 0 };
+        (run << 16) | single
     }
 
     /// The code at the top of `word`: (length, symbol).
@@ -212,9 +234,21 @@ impl Huffman {
         while k < 64 {
             let word = bits.window();
             let e = self.ac_fast[(word >> (64 - AC_LOOK)) as usize];
-            if e != 0 {
-                bits.pos += u64::from(e >> 8);
-                let advance = u32::from(e & 0xFF);
+            // Several codes at once while the block cannot fill up inside them.
+            let run = e >> 16;
+            let run_advance = run & 0x7F;
+            if run != 0 && k + run_advance <= 63 {
+                bits.pos += u64::from(run >> 8);
+                if run & 0x80 != 0 {
+                    return Ok(());
+                }
+                k += run_advance;
+                continue;
+            }
+            let single = e & 0xFFFF;
+            if single != 0 {
+                bits.pos += u64::from(single >> 8);
+                let advance = single & 0xFF;
                 if advance == 0 {
                     return Ok(());
                 }

@@ -89,7 +89,7 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
     if !seen_dc {
         return Err(DcError::Corrupt("no scan carries DC coefficients".into()));
     }
-    assemble(&frame, &tables, &planes)
+    assemble(&frame, &tables, &planes, threads)
 }
 
 /// Decode one scan into the planes; whether it carried DC coefficients.
@@ -132,7 +132,12 @@ fn read_scan(
 }
 
 /// The planes as an RGB picture of ceil(width / 8) x ceil(height / 8).
-fn assemble(frame: &Frame, tables: &Tables, planes: &[Vec<i32>]) -> Result<RgbImage, DcError> {
+fn assemble(
+    frame: &Frame,
+    tables: &Tables,
+    planes: &[Vec<i32>],
+    threads: usize,
+) -> Result<RgbImage, DcError> {
     let (w, h) = (frame.width.div_ceil(8), frame.height.div_ceil(8));
     // Each plane as samples: DC times its step, over 8, plus the level shift.
     let samples: Vec<Vec<u8>> = frame
@@ -147,15 +152,6 @@ fn assemble(frame: &Frame, tables: &Tables, planes: &[Vec<i32>]) -> Result<RgbIm
                 .collect()
         })
         .collect();
-    // Every component at the output's size (subsampled chroma interpolated like libjpeg's
-    // "fancy" upsampling: linear between sample centres).
-    let full: Vec<Vec<u8>> = frame
-        .comps
-        .iter()
-        .zip(&samples)
-        .map(|(c, s)| upsample(s, c.bw, c.bh, frame.hmax / c.h, frame.vmax / c.v, w, h))
-        .collect();
-    let sample = |c: usize, x: usize, y: usize| -> u8 { full[c][y * w + x] };
     let rgb_ids = frame.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']);
     let transform = match tables.adobe_transform {
         Some(t) => t != 0,
@@ -166,32 +162,46 @@ fn assemble(frame: &Frame, tables: &Tables, planes: &[Vec<i32>]) -> Result<RgbIm
         u32::try_from(h).map_err(|_| DcError::Unsupported("too tall"))?,
     );
     let mut out = RgbImage::new(w32, h32);
-    for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let rgb = match frame.comps.len() {
-                1 => {
-                    let g = sample(0, x, y);
-                    [g, g, g]
+    // Bands of rows on every thread: each component at the output's size (subsampled chroma
+    // interpolated like libjpeg's "fancy" upsampling: linear between sample centres), then
+    // the colour transform.
+    let band_rows = h.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for (band, pixels) in out.chunks_mut(band_rows * w * 3).enumerate() {
+            let samples = &samples;
+            scope.spawn(move || {
+                let rows = band * band_rows..(band * band_rows + band_rows).min(h);
+                let full: Vec<Vec<u8>> = frame
+                    .comps
+                    .iter()
+                    .zip(samples)
+                    .map(|(c, s)| {
+                        let (fx, fy) = (frame.hmax / c.h, frame.vmax / c.v);
+                        upsample(s, (c.bw, c.bh), (fx, fy), w, h, rows.clone())
+                    })
+                    .collect();
+                for (i, px) in pixels.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&match full.len() {
+                        1 => [full[0][i]; 3],
+                        _ if transform => ycbcr(full[0][i], full[1][i], full[2][i]),
+                        _ => [full[0][i], full[1][i], full[2][i]],
+                    });
                 }
-                _ if transform => ycbcr(sample(0, x, y), sample(1, x, y), sample(2, x, y)),
-                _ => [sample(0, x, y), sample(1, x, y), sample(2, x, y)],
-            };
-            px.copy_from_slice(&rgb);
+            });
         }
-    }
+    });
     Ok(out)
 }
 
-/// One plane of `bw` x `bh` samples, each covering `fx` x `fy` output pixels, as `w` x `h`
-/// pixels.
+/// Rows `rows` of one plane of `bw` x `bh` samples, each covering `fx` x `fy` output pixels,
+/// seen as `w` x `h` pixels.
 fn upsample(
     plane: &[u8],
-    bw: usize,
-    bh: usize,
-    fx: usize,
-    fy: usize,
+    (bw, bh): (usize, usize),
+    (fx, fy): (usize, usize),
     w: usize,
     h: usize,
+    rows: std::ops::Range<usize>,
 ) -> Vec<u8> {
     // For each output column (row): the two samples around it and the second one's weight of
     // 256, from sample centres at (i + 0.5) * f.
@@ -207,10 +217,10 @@ fn upsample(
             })
             .collect()
     };
-    let (cols, rows) = (taps(w, fx, bw.max(1)), taps(h, fy, bh.max(1)));
+    let (cols, all_rows) = (taps(w, fx, bw.max(1)), taps(h, fy, bh.max(1)));
     let at = |x: usize, y: usize| u32::from(plane.get(y * bw + x).copied().unwrap_or(128));
-    let mut out = Vec::with_capacity(w * h);
-    for &(y0, y1, wy) in &rows {
+    let mut out = Vec::with_capacity(w * rows.len());
+    for &(y0, y1, wy) in &all_rows[rows] {
         for &(x0, x1, wx) in &cols {
             let top = at(x0, y0) * (256 - wx) + at(x1, y0) * wx;
             let bottom = at(x0, y1) * (256 - wx) + at(x1, y1) * wx;

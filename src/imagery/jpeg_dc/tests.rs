@@ -107,6 +107,28 @@ fn baseline_in_every_common_sampling_matches_a_full_decoder() {
 }
 
 #[test]
+fn blocks_full_to_the_last_coefficient_have_no_end_code_and_are_read_right() {
+    // Noise at quality 100: most blocks carry their 63rd coefficient, so no end-of-block code
+    // follows and the next bits are the next block's DC code (which the AC table's runs of
+    // several codes must never swallow).
+    let noise = image::RgbImage::from_fn(256, 192, |x, y| {
+        let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(2_246_822_519))
+            .wrapping_mul(668_265_263);
+        image::Rgb([(v >> 24) as u8, (v >> 16) as u8, (v >> 8) as u8])
+    });
+    let mut bytes = Vec::new();
+    let mut enc = Encoder::new(&mut bytes, 100);
+    enc.set_sampling_factor(SamplingFactor::F_1_1);
+    enc.encode(noise.as_raw(), 256, 192, ColorType::Rgb)
+        .unwrap();
+    let ours = decode_eighth(&bytes, 1).unwrap();
+    // 1x1 sampling: no chroma upsampling to differ in, only rounding (within 3 everywhere).
+    let (mean, far) = difference(&ours, &reference(&bytes), 3);
+    assert!(mean < 1.5 && far == 0, "mean {mean}, {far} values far off");
+    assert_eq!(decode_eighth(&bytes, 2).unwrap(), ours);
+}
+
+#[test]
 fn greyscale_progressive_and_restart_markers() {
     let grey = Options {
         sampling: SamplingFactor::F_1_1,

@@ -124,28 +124,27 @@ pub(super) fn build(
         }
         shared.generation.fetch_add(1, Ordering::AcqRel);
     }
-    // The quick preview and the full decode run side by side: the full decode is one thread,
-    // so the preview costs the full pyramid almost nothing.
+    // The quick preview first, on every core (an eighth-scale JPEG takes a fraction of the
+    // full decode), so the first pixels do not share the machine with the full decode.
     let started = std::time::Instant::now();
-    let full = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
-                // GPUs cap texture sides (egui-wgpu at 8192): keep the preview well inside.
-                if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
-                    let fit = crate::imagery::thumbnail::fit_within(
-                        ImageSize::new(p.width(), p.height()),
-                        PREVIEW_MAX_SIDE,
-                    );
-                    p = image::imageops::thumbnail(&p, fit.width, fit.height);
-                }
-                if let Ok(mut st) = shared.state.lock() {
-                    st.previews.insert(id.clone(), Arc::new(p));
-                }
-                shared.generation.fetch_add(1, Ordering::AcqRel);
-            }
-        });
-        decode::decode_bytes(path, &bytes, shared.budget)
-    });
+    if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+        // GPUs cap texture sides (egui-wgpu at 8192): keep the preview well inside.
+        if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
+            let fit = crate::imagery::thumbnail::fit_within(
+                ImageSize::new(p.width(), p.height()),
+                PREVIEW_MAX_SIDE,
+            );
+            p = image::imageops::thumbnail(&p, fit.width, fit.height);
+        }
+        if let Ok(mut st) = shared.state.lock() {
+            st.previews.insert(id.clone(), Arc::new(p));
+        }
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return BuildStatus::Cancelled;
+    }
+    let full = decode::decode_bytes(path, &bytes, shared.budget);
     if cancel.load(Ordering::Relaxed) {
         return BuildStatus::Cancelled;
     }
