@@ -18,6 +18,7 @@ pub mod probe;
 pub mod pyramid;
 pub mod thumbnail;
 pub mod tiles;
+pub mod webp;
 
 use std::path::PathBuf;
 

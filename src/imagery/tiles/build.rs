@@ -100,8 +100,9 @@ pub(super) fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<
 
 /// Smallest side of the quick preview: enough to fill a screen at fit zoom.
 pub(super) const PREVIEW_MIN_SIDE: u32 = 1024;
-/// Largest side of the quick preview.
-pub(super) const PREVIEW_MAX_SIDE: u32 = 4096;
+/// Largest side of the quick preview: the texture side every egui back end takes (its headless
+/// context and some GPUs stop at 2048), so the UI thread never has to shrink it.
+pub(super) const PREVIEW_MAX_SIDE: u32 = 2048;
 
 pub(super) fn build(
     shared: &Shared,
@@ -111,10 +112,12 @@ pub(super) fn build(
     cancel: &AtomicBool,
 ) -> BuildStatus {
     set_status(shared, id, BuildStatus::Decoding);
+    let read_started = std::time::Instant::now();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return BuildStatus::Failed(format!("{}: {e}", path.display())),
     };
+    let read_ms = read_started.elapsed().as_millis() as u64;
     // A camera's embedded thumbnail is the very first picture (milliseconds).
     if let Some(thumb) = exif_thumb::exif_thumbnail(&bytes) {
         let mut img = image::DynamicImage::ImageRgb8(thumb);
@@ -128,7 +131,7 @@ pub(super) fn build(
     // full decode), so the first pixels do not share the machine with the full decode.
     let started = std::time::Instant::now();
     if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
-        // GPUs cap texture sides (egui-wgpu at 8192): keep the preview well inside.
+        // GPUs cap texture sides: keep the preview within what every back end takes.
         if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
             let fit = crate::imagery::thumbnail::fit_within(
                 ImageSize::new(p.width(), p.height()),
@@ -140,6 +143,12 @@ pub(super) fn build(
             st.previews.insert(id.clone(), Arc::new(p));
         }
         shared.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::debug!(
+            read_ms = read_ms,
+            preview_ms = started.elapsed().as_millis() as u64,
+            "preview of {}",
+            path.display()
+        );
     }
     if cancel.load(Ordering::Relaxed) {
         return BuildStatus::Cancelled;

@@ -418,14 +418,30 @@ impl Canvas {
             row: 0,
         };
         let source = tiles.preview(id).or_else(|| tiles.tile(id, top));
-        if let Some(img) = source
-            && self.preview.as_ref().map(|t| t.size())
-                != Some([img.width() as usize, img.height() as usize])
+        let Some(img) = source else {
+            return;
+        };
+        // A preview wider than the GPU allows (a 400 MP photo's eighth is 3000 px; some
+        // back ends stop at 2048) is shrunk to fit rather than refused.
+        let max_side = ctx.input(|i| i.max_texture_side).max(1) as u32;
+        let fit = crate::imagery::thumbnail::fit_within(
+            ImageSize::new(img.width(), img.height()),
+            max_side,
+        );
+        if self.preview.as_ref().map(|t| t.size())
+            != Some([fit.width as usize, fit.height as usize])
         {
+            let shrunk;
+            let shown = if fit.width == img.width() && fit.height == img.height() {
+                img.as_ref()
+            } else {
+                shrunk = image::imageops::thumbnail(img.as_ref(), fit.width, fit.height);
+                &shrunk
+            };
             self.preview = Some(upload(
                 ctx,
                 &format!("{}-preview", id.short()),
-                &img,
+                shown,
                 TextureOptions::LINEAR,
             ));
         }
@@ -742,5 +758,44 @@ mod tests {
         // At level 2 one tile spans 2048 original pixels.
         let keys = visible_tiles(&layout, 2, &ImageRect::new(0.0, 0.0, 5000.0, 3000.0));
         assert_eq!(keys.len(), 6);
+    }
+
+    #[test]
+    fn a_preview_wider_than_the_gpu_allows_is_shown_shrunk() {
+        use crate::imagery::{PixelBudget, tiles::TileService};
+        // 17,600 px wide: its eighth-scale preview (2,200 px) once stopped the app with a
+        // panic in egui's headless context (2,048 px at most). The service now keeps previews
+        // within 2,048; a back end that takes less gets the preview shrunk by the canvas.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.jpg");
+        let img = RgbImage::from_fn(17_600, 64, |x, _| image::Rgb([(x / 70) as u8, 90, 160]));
+        img.save(&path).unwrap();
+        let size = ImageSize::new(17_600, 64);
+        let id = ImageId::of_file(&path).unwrap();
+        let tiles = TileService::new(&dir.path().join("cache"), 64 << 20, PixelBudget::DEFAULT, 1);
+        tiles.open(&id, path, size);
+        let started = std::time::Instant::now();
+        while tiles.preview(&id).is_none() {
+            assert!(started.elapsed().as_secs() < 60, "no preview came");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(tiles.preview(&id).unwrap().width(), 2048);
+        let ctx = egui::Context::default();
+        let mut canvas = Canvas::new();
+        canvas.set_image(id, size);
+        for _ in 0..2 {
+            let input = egui::RawInput {
+                max_texture_side: Some(1500),
+                ..Default::default()
+            };
+            let mut out = ctx.run_ui(input, |ui| {
+                egui::CentralPanel::no_frame().show(ui, |ui| canvas.show(ui, &tiles, &[]));
+            });
+            // No renderer here to apply the uploads.
+            out.textures_delta.clear();
+        }
+        let shown = canvas.preview.as_ref().map(|t| t.size()).unwrap();
+        assert_eq!(shown[0], 1500);
+        assert!(shown[1] >= 1);
     }
 }
