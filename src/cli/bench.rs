@@ -123,7 +123,7 @@ pub enum BenchCommand {
 }
 
 fn bench(which: BenchCommand) -> anyhow::Result<()> {
-    use thyme_studio::bench::{canvas, images};
+    use thyme_studio::bench::canvas;
     match which {
         BenchCommand::AnnotateDrag { dir, frames } => {
             let r = thyme_studio::bench::annotate::run(&dir, frames)?;
@@ -212,35 +212,47 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             large,
             frames,
             files,
-        } => {
-            let mut all = Vec::new();
-            let fixtures = PathBuf::from("../shared/fixtures");
-            for name in [
-                "safe-landing-5120x2880.jpg",
-                "elephants-5640x3172.jpg",
-                "patak-5120x2880.png",
-                "pixels-4096x4096.webp",
-            ] {
-                let p = fixtures.join(name);
-                if p.is_file() {
-                    all.push(p);
-                }
-            }
-            let hundred = images::generated_jpeg(&dir, 12000, 8400)?;
-            all.push(hundred.clone());
-            // The same photo as a camera would write it: with an EXIF thumbnail.
-            all.push(images::with_exif_thumbnail(&hundred)?);
-            if large {
-                all.push(images::generated_jpeg(&dir, 24000, 16800)?);
-            }
-            all.extend(files);
-            let exe = std::env::current_exe()?;
-            let script =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
-            let rows = canvas::run(&exe, &all, &script, frames)?;
-            println!("{}", canvas::markdown(&rows));
-        }
+        } => canvas_table(&dir, large, frames, files)?,
     }
+    Ok(())
+}
+
+/// The fixtures of `names` that are present (../shared/fixtures).
+fn fixtures(names: &[&str]) -> Vec<PathBuf> {
+    let folder = PathBuf::from("../shared/fixtures");
+    names
+        .iter()
+        .map(|name| folder.join(name))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// `bench canvas`: the fixtures and generated photos, then the table.
+fn canvas_table(
+    dir: &std::path::Path,
+    large: bool,
+    frames: usize,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    use thyme_studio::bench::{canvas, images};
+    let mut all = fixtures(&[
+        "safe-landing-5120x2880.jpg",
+        "elephants-5640x3172.jpg",
+        "patak-5120x2880.png",
+        "pixels-4096x4096.webp",
+    ]);
+    let hundred = images::generated_jpeg(dir, 12000, 8400)?;
+    all.push(hundred.clone());
+    // The same photo as a camera would write it: with an EXIF thumbnail.
+    all.push(images::with_exif_thumbnail(&hundred)?);
+    if large {
+        all.push(images::generated_jpeg(dir, 24000, 16800)?);
+    }
+    all.extend(files);
+    let exe = std::env::current_exe()?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
+    let rows = canvas::run(&exe, &all, &script, frames)?;
+    println!("{}", canvas::markdown(&rows));
     Ok(())
 }
 
@@ -248,13 +260,7 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
 fn first_pixels(dir: &std::path::Path, files: Vec<PathBuf>) -> anyhow::Result<()> {
     use thyme_studio::bench::{first_pixels, images};
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pillow_pyramid.py");
-    let mut all = Vec::new();
-    for name in ["safe-landing-5120x2880.jpg", "elephants-5640x3172.jpg"] {
-        let p = PathBuf::from("../shared/fixtures").join(name);
-        if p.is_file() {
-            all.push(p);
-        }
-    }
+    let mut all = fixtures(&["safe-landing-5120x2880.jpg", "elephants-5640x3172.jpg"]);
     let hundred = images::generated_jpeg(dir, 12000, 8400)?;
     let progressive = dir.join("bench-12000x8400-progressive.jpg");
     if !progressive.is_file() {
