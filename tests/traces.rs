@@ -1337,3 +1337,52 @@ fn a_pixel_reasoner_video_run_is_read_but_its_crops_are_not_placed() {
     };
     assert_eq!(extracted.as_deref(), Some("A door opens"));
 }
+
+#[test]
+fn trace_stats_counts_a_real_rl_log_and_writes_its_csv() {
+    // The GRPO completions log as Thyme's trainer writes it: four rollouts, one with no
+    // ground truth, one whose code cell failed, one wrong and one correct.
+    let dir = tempfile::tempdir().unwrap();
+    write_like("thyme_rl_completions", dir.path());
+    let file = dir.path().join("output_dir/completions.jsonl");
+    let loaded = read(&file, LogFormat::ThymeRl).unwrap();
+    let count = |o: Outcome| loaded.traces.iter().filter(|t| t.run.outcome == o).count();
+    let csv = dir.path().join("stats.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "stats", "--json", "--csv"])
+        .arg(&csv)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"], 4);
+    assert_eq!(v["correct"], count(Outcome::Correct));
+    assert_eq!(v["wrong"], count(Outcome::Wrong));
+    assert_eq!(v["answered"], count(Outcome::Answered));
+    assert!(count(Outcome::Correct) >= 1 && count(Outcome::Wrong) >= 1);
+    // The failed cell, and the crop the code made (placed on the original from its box).
+    assert!(v["execution_errors"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["crops"]["runs_with_crops"].as_u64().unwrap() >= 1, "{v}");
+    // The log states no image size: the original's header gives it, so the crop is measured.
+    let share = v["crops"]["area_share_p50"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 0.05, "{v}");
+    assert_eq!(v["tool_use_rate"], 1.0, "every rollout ran code");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with("dimension,key,runs,correct,wrong,"),
+        "{text}"
+    );
+    assert!(text.contains("\ntool use,tools,4,"), "{text}");
+    // The plain report says the same in words.
+    let plain = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "stats"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.starts_with("4 runs:") && plain.contains("by tool use:"),
+        "{plain}"
+    );
+}

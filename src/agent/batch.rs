@@ -25,6 +25,8 @@ use crate::trace::{Outcome, Trace};
 pub struct BatchTask {
     pub line: usize,
     pub task: Task,
+    /// The row's `category`, recorded in the run for statistics.
+    pub category: Option<String>,
 }
 
 /// A line that could not become a task.
@@ -63,9 +65,10 @@ pub fn read_tasks(path: &Path) -> std::io::Result<(Vec<BatchTask>, Vec<BadLine>)
             continue;
         }
         match task_of_line(&text, &base) {
-            Ok(task) => tasks.push(BatchTask {
+            Ok((task, category)) => tasks.push(BatchTask {
                 line: line_no,
                 task,
+                category,
             }),
             Err(message) => bad.push(BadLine {
                 line: line_no,
@@ -76,9 +79,14 @@ pub fn read_tasks(path: &Path) -> std::io::Result<(Vec<BatchTask>, Vec<BadLine>)
     Ok((tasks, bad))
 }
 
-/// One JSON line as a task.
-pub fn task_of_line(text: &str, base: &Path) -> Result<Task, String> {
+/// One JSON line as a task, with its `category` when it names one.
+pub fn task_of_line(text: &str, base: &Path) -> Result<(Task, Option<String>), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let category = v
+        .get("category")
+        .and_then(Value::as_str)
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
     let name = first_image(&v).ok_or("no image (images, image)")?;
     let image = if Path::new(name).is_absolute() {
         PathBuf::from(name)
@@ -112,12 +120,15 @@ pub fn task_of_line(text: &str, base: &Path) -> Result<Task, String> {
         })
         .map(|s| solution(&s).to_owned());
     let probe = probe_file(&image, PixelBudget::DEFAULT).map_err(|e| e.to_string())?;
-    Ok(Task {
-        image,
-        size: probe.size,
-        question,
-        ground_truth,
-    })
+    Ok((
+        Task {
+            image,
+            size: probe.size,
+            question,
+            ground_truth,
+        },
+        category,
+    ))
 }
 
 /// How one task of a batch ended.
@@ -200,7 +211,9 @@ impl BatchRunner<'_> {
             t.task.clone(),
         );
         agent.run_to_end(cancel);
-        Ok(agent.close())
+        let mut trace = agent.close();
+        trace.run.category = t.category.clone();
+        Ok(trace)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod paging;
 pub mod sandbox;
 pub mod team_tls;
+pub mod trace_stats;
 pub mod traces;
 
 /// The `q` quantile of `samples` (nearest rank); NaN (null in JSON) when there are none.

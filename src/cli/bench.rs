@@ -104,6 +104,14 @@ pub enum BenchCommand {
         #[arg(long, default_value = "python3")]
         python: PathBuf,
     },
+    /// `trace stats` over the same 10,000-run JSONL: reading every run whole, then computing
+    /// the statistics, timed apart.
+    TraceStats {
+        #[arg(long, default_value = "target/bench-traces")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+    },
     /// What TLS costs a member's sync: one annotator's file synced over a plain and over a
     /// verified TLS connection to the same throwaway server, alternating, p50 and p95.
     TeamTls {
@@ -200,6 +208,10 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Traces { dir, runs, python } => {
             let r = thyme_studio::bench::traces::run(&dir, runs, &python)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BenchCommand::TraceStats { dir, runs } => {
+            let r = thyme_studio::bench::trace_stats::run(&dir, runs)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::FirstPixels { dir, files } => first_pixels(&dir, files)?,

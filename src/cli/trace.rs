@@ -41,6 +41,18 @@ pub enum TraceCommand {
     /// Find runs by text (question, reasoning, code, output, answer; case-insensitive) and
     /// filters; each match printed as it is found.
     Search(SearchArgs),
+    /// Statistics over every run: accuracy by category, by code cells run, by tool use, by
+    /// tool, by flag and by the smallest crop's size; tool-use rate; crop sizes and zoom;
+    /// errors. A text report, or JSON; --csv also writes the groups as CSV.
+    Stats {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long, default_value = "auto")]
+        format: String,
+    },
     /// Make every stored step image again from the original (code re-run in the sandbox, tool
     /// boxes cut by their format's rule) and compare: reproduced, resampled, different region
     /// or not reproducible, with the rule that explains a difference; a report, the worst
@@ -129,9 +141,45 @@ impl TraceCommand {
             } => show(&path, run.as_deref(), step, &format, images),
             TraceCommand::Lint { path, json, format } => lint_table(&path, json, &format, images),
             TraceCommand::Search(args) => search(&args, images),
+            TraceCommand::Stats {
+                path,
+                json,
+                csv,
+                format,
+            } => stats(&path, json, csv.as_deref(), &format, images),
             TraceCommand::Audit(args) => args.run(images),
         }
     }
+}
+
+fn stats(
+    path: &Path,
+    json: bool,
+    csv: Option<&Path>,
+    format: &str,
+    images: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut loaded = load_traces(path, format, images)?;
+    let base = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    thyme_studio::trace::stats::fill_original_sizes(&mut loaded.traces, base);
+    let stats = thyme_studio::trace::stats::compute(&loaded.traces);
+    if let Some(out) = csv {
+        std::fs::write(out, stats.csv())
+            .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", out.display())))?;
+    }
+    if json {
+        print_json(&stats)?;
+    } else {
+        print!("{}", stats.text());
+        if !loaded.problems.is_empty() {
+            println!("({} line(s) not read, named above)", loaded.problems.len());
+        }
+    }
+    Ok(())
 }
 
 fn convert(input: &Path, out: &Path, format: &str, images: Option<&Path>) -> Result<(), Failure> {

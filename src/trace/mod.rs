@@ -13,6 +13,7 @@ pub mod provenance;
 pub mod pyliteral;
 pub mod readers;
 pub mod search;
+pub mod stats;
 pub mod table;
 pub mod tags;
 pub mod thyme_row;
@@ -67,6 +68,10 @@ pub struct Run {
     /// Reward columns of RL logs (FMTORM, VQAORM, CSTORM, ...).
     #[serde(default)]
     pub rewards: BTreeMap<String, f64>,
+    /// The question's category, when the task named one (a batch row's `category`, as our
+    /// thyme-rl export writes it); statistics group runs by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// A fork: the run it was forked from, and the step it forked at (0-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkPoint>,

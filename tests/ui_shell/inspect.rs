@@ -277,3 +277,79 @@ fn a_prediction_table_opens_and_a_conversation_cut_short_says_so() {
         .is_some()
     );
 }
+
+#[test]
+fn statistics_count_the_listed_runs_and_a_group_filters_the_list() {
+    use thyme_studio::trace::stats::Dimension;
+    use thyme_studio::trace::{Run, Step, Trace, io};
+    let root = tempfile::tempdir().unwrap();
+    let run = |id: &str, category: &str, answer: &str| {
+        Trace::new(
+            Run {
+                id: id.into(),
+                question: format!("Question of {id}?"),
+                ground_truth: Some("yes".into()),
+                category: Some(category.into()),
+                ..Default::default()
+            },
+            vec![Step::Answer {
+                text: format!("<answer>{answer}</answer>"),
+                extracted: None,
+                matches_ground_truth: None,
+            }],
+        )
+    };
+    let file = root.path().join("runs.jsonl");
+    io::write_jsonl(
+        &[
+            run("sign-1", "signs", "yes"),
+            run("sign-2", "signs", "no"),
+            run("count-1", "counting", "yes"),
+        ],
+        &file,
+    )
+    .unwrap();
+    let mut app = app_with(None, root.path(), vec![]);
+    app.inspect.open(file.clone(), &egui::Context::default());
+    let mut h = harness(app);
+    h.state_mut().workspace = Workspace::Inspect;
+    step_until(&mut h, "the runs", |h| h.state().inspect.rows().len() == 3);
+    h.get_by_label("Statistics...").click();
+    h.run_steps(2);
+    h.get_by_label("Count the 3 listed runs").click();
+    h.run_steps(1);
+    step_until(&mut h, "the count", |h| {
+        !h.state().inspect.stats.busy() && h.state().inspect.stats.result.is_some()
+    });
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("3 runs: 2 correct, 1 wrong")
+            .is_some(),
+        "the totals are shown"
+    );
+    let stats = &h.state().inspect.stats.result.as_ref().unwrap().stats;
+    let signs = stats
+        .groups
+        .iter()
+        .find(|g| g.dimension == Dimension::Category && g.key == "signs")
+        .unwrap();
+    assert_eq!((signs.tally.runs, signs.accuracy), (2, Some(0.5)));
+    // A bar's group filters the list (what a click on it sets).
+    h.state_mut().inspect.stats.filter = Some((Dimension::Category, "signs".into()));
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("only category: signs").is_some());
+    assert!(h.query_by_label("sign-2").is_some());
+    assert!(
+        h.query_by_label("count-1").is_none(),
+        "another category is hidden"
+    );
+    h.get_by_label("show all").click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspect.stats.filter, None);
+    assert!(h.query_by_label("count-1").is_some());
+    // The groups as CSV beside the log.
+    h.get_by_label("Save CSV").click();
+    h.run_steps(1);
+    let csv = std::fs::read_to_string(root.path().join("runs.stats.csv")).unwrap();
+    assert!(csv.contains("category,signs,2,1,1,0,0,0,0.5000"), "{csv}");
+}

@@ -7,6 +7,7 @@
 mod audit;
 mod compare;
 mod search;
+mod stats;
 mod steps;
 
 use crate::agent::ForkFrom;
@@ -32,6 +33,17 @@ use crate::trace::lint::{Flag, lint};
 use crate::trace::readers::{LogFormat, Problem, read};
 use crate::trace::{Outcome, Trace};
 use crate::ui::canvas::{Canvas, Overlay, OverlayStyle};
+
+/// What the run list was filtered by: text, outcome, rows, audit verdict and its images,
+/// statistics group; the list is filtered again when any of it changes.
+type ListKey = (
+    String,
+    Option<Outcome>,
+    usize,
+    Option<Verdict>,
+    usize,
+    Option<(crate::trace::stats::Dimension, String)>,
+);
 
 /// Where the listed runs come from.
 enum Source {
@@ -60,7 +72,7 @@ pub struct Inspect {
     outcome: Option<Outcome>,
     /// Indices into `rows` that pass the filter.
     shown: Vec<usize>,
-    shown_for: (String, Option<Outcome>, usize, Option<Verdict>, usize),
+    shown_for: ListKey,
     pub selected_row: Option<usize>,
     pub trace: Option<Trace>,
     pub selected_step: Option<usize>,
@@ -78,6 +90,8 @@ pub struct Inspect {
     pub search: search::SearchPanel,
     /// The crop audit of the listed runs.
     pub audit: audit::AuditPanel,
+    /// Statistics over the listed runs, and the group the list is filtered to.
+    pub stats: stats::StatsPanel,
     /// The sandbox the audit runs code in and its cache file (the app's own).
     audit_env: (Option<crate::sandbox::SandboxConfig>, Option<PathBuf>),
 }
@@ -94,7 +108,7 @@ impl Default for Inspect {
             filter: String::new(),
             outcome: None,
             shown: Vec::new(),
-            shown_for: (String::new(), None, usize::MAX, None, 0),
+            shown_for: (String::new(), None, usize::MAX, None, 0, None),
             selected_row: None,
             trace: None,
             selected_step: None,
@@ -107,6 +121,7 @@ impl Default for Inspect {
             zoomed: None,
             search: Default::default(),
             audit: Default::default(),
+            stats: Default::default(),
             audit_env: (None, None),
         }
     }
@@ -114,7 +129,7 @@ impl Default for Inspect {
 
 impl Inspect {
     pub fn busy(&self) -> bool {
-        self.loading.is_some() || self.search.busy() || self.audit.busy()
+        self.loading.is_some() || self.search.busy() || self.audit.busy() || self.stats.busy()
     }
 
     pub fn rows(&self) -> &[RunRow] {
@@ -271,6 +286,7 @@ impl Inspect {
             self.rows.len(),
             self.audit.filter,
             self.audit.images.len(),
+            self.stats.filter_key(),
         );
         if key == self.shown_for {
             return;
@@ -282,6 +298,7 @@ impl Inspect {
             .enumerate()
             .filter(|(_, r)| self.outcome.is_none_or(|o| r.outcome == o))
             .filter(|(_, r)| self.audit.filter.is_none_or(|v| self.audit.has(&r.id, v)))
+            .filter(|(i, _)| self.stats.admits(*i))
             .filter(|(_, r)| {
                 needle.is_empty()
                     || r.id.to_lowercase().contains(&needle)
@@ -320,6 +337,7 @@ impl Inspect {
         egui::CentralPanel::default().show(ui, |ui| self.run_canvas(ui, tiles, out));
         self.compare_window(ui.ctx());
         self.zoom_window(ui.ctx());
+        self.stats_window(ui.ctx());
     }
 
     /// Two runs side by side: settings, outcome and every step.
@@ -406,6 +424,7 @@ impl Inspect {
                     }
                 });
         });
+        self.stats_section(ui);
         self.refilter();
         self.search_section(ui);
         ui.separator();
