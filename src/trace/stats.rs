@@ -366,6 +366,15 @@ fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |a| format!("{:.1}%", a * 100.0))
 }
 
+/// A share of the original's area as a percentage, with the digits a small crop needs.
+pub fn share_text(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_owned(),
+        Some(a) if a < 0.01 => format!("{:.3}%", a * 100.0),
+        Some(a) => format!("{:.1}%", a * 100.0),
+    }
+}
+
 impl Stats {
     /// The groups as CSV, the whole set first (dimension `all`).
     pub fn csv(&self) -> String {
@@ -413,9 +422,9 @@ impl Stats {
             self.cut_short,
             c.crops,
             c.runs_with_crops,
-            percent(c.area_share_p10),
-            percent(c.area_share_p50),
-            percent(c.area_share_p90),
+            share_text(c.area_share_p10),
+            share_text(c.area_share_p50),
+            share_text(c.area_share_p90),
             c.zoom_p50
                 .map_or_else(|| "-".into(), |z| format!("{z:.2}x")),
             c.zoom_p90

@@ -212,7 +212,7 @@ impl StatsPanel {
             s.executions,
             s.execution_errors,
             s.crops.crops,
-            pct(s.crops.area_share_p50),
+            crate::trace::stats::share_text(s.crops.area_share_p50),
             s.crops.zoom_p50.map_or("-".to_owned(), |z| format!("{z:.1}x")),
         ));
         ui.horizontal(|ui| {
