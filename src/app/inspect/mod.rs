@@ -394,7 +394,16 @@ impl Inspect {
             .and_then(Path::file_name)
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        ui.heading(format!("Runs ({})", self.rows.len()));
+        self.refilter();
+        if self.shown.len() == self.rows.len() {
+            ui.heading(format!("Runs ({})", self.rows.len()));
+        } else {
+            ui.heading(format!(
+                "Runs ({} of {})",
+                self.shown.len(),
+                self.rows.len()
+            ));
+        }
         ui.weak(name);
         if self.loading.is_some() {
             ui.horizontal(|ui| {

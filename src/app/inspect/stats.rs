@@ -342,7 +342,13 @@ impl super::Inspect {
                 p.with_extension("stats.csv")
             }
         });
-        if self.stats.window(ctx, self.rows.len(), csv_to) {
+        // Opening the window counts at once; a changed list is counted again on request.
+        let first = self.stats.result.is_none()
+            && !self.stats.busy()
+            && self.stats.error.is_none()
+            && self.loading.is_none()
+            && !self.rows.is_empty();
+        if self.stats.window(ctx, self.rows.len(), csv_to) || first {
             let what = match &self.source {
                 Some(super::Source::Jsonl(p)) => Some(Counted::Jsonl(p.clone())),
                 Some(super::Source::Memory(t)) => Some(Counted::Memory(t.clone())),
