@@ -253,8 +253,8 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
         .save(dir.path().join("dots.png"))
         .unwrap();
     let rows = [
-        r#"{"image": "dots.png", "question": "How many dots?", "answer": "7"}"#,
-        r#"{"image": "dots.png", "question": "How many blue dots?", "solution": "<answer>\\boxed{7}</answer>"}"#,
+        r#"{"image": "dots.png", "question": "How many dots?", "answer": "7", "category": "counting", "bbox": [[4, 4, 20, 16]]}"#,
+        r#"{"image": "dots.png", "question": "How many blue dots?", "solution": "<answer>\\boxed{7}</answer>", "category": "counting"}"#,
         r#"{"image": "dots.png", "question": "How many red dots?", "answer": "8"}"#,
         r#"{"image": "nowhere.png", "question": "Lost?"}"#,
     ];
@@ -349,6 +349,40 @@ fn a_batch_keeps_several_requests_in_flight_and_reports_accuracy() {
             "How many red dots?"
         ]
     );
+    // Each run keeps its row's category and target boxes, and the statistics group by them.
+    assert_eq!(traces[0]["run"]["category"], "counting");
+    assert_eq!(
+        traces[0]["run"]["targets"],
+        serde_json::json!([[4.0, 4.0, 20.0, 16.0]])
+    );
+    assert!(traces[2]["run"].get("category").is_none());
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_thyme-studio"))
+        .args(["trace", "stats", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{stats:?}");
+    let v: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let group = |key: &str| {
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["dimension"] == "category" && g["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            group("counting")["runs"].clone(),
+            group("counting")["correct"].clone()
+        ),
+        (2.into(), 2.into())
+    );
+    assert_eq!(group("(none)")["wrong"], 1);
+    // The first run answered without a crop: it had a target and never zoomed.
+    assert_eq!(v["targets"]["runs_with_targets"], 1);
+    assert_eq!(v["targets"]["never_zoomed"], 1);
 }
 
 /// A chat server on loopback behind TLS (the test CA's certificate for localhost): it checks

@@ -25,8 +25,9 @@ use crate::trace::{Outcome, Trace};
 pub struct BatchTask {
     pub line: usize,
     pub task: Task,
-    /// The row's `category`, recorded in the run for statistics.
+    /// The row's `category` and target boxes (`bbox`), recorded in the run for statistics.
     pub category: Option<String>,
+    pub targets: Vec<[f64; 4]>,
 }
 
 /// A line that could not become a task.
@@ -65,10 +66,11 @@ pub fn read_tasks(path: &Path) -> std::io::Result<(Vec<BatchTask>, Vec<BadLine>)
             continue;
         }
         match task_of_line(&text, &base) {
-            Ok((task, category)) => tasks.push(BatchTask {
+            Ok((task, labels)) => tasks.push(BatchTask {
                 line: line_no,
                 task,
-                category,
+                category: labels.category,
+                targets: labels.targets,
             }),
             Err(message) => bad.push(BadLine {
                 line: line_no,
@@ -79,14 +81,41 @@ pub fn read_tasks(path: &Path) -> std::io::Result<(Vec<BatchTask>, Vec<BadLine>)
     Ok((tasks, bad))
 }
 
-/// One JSON line as a task, with its `category` when it names one.
-pub fn task_of_line(text: &str, base: &Path) -> Result<(Task, Option<String>), String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+/// What a row says about its question beyond the task: its category and target boxes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowLabels {
+    pub category: Option<String>,
+    /// `bbox`: [x0, y0, x1, y1] in original pixels; malformed entries are left out.
+    pub targets: Vec<[f64; 4]>,
+}
+
+fn row_labels(v: &Value) -> RowLabels {
     let category = v
         .get("category")
         .and_then(Value::as_str)
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
+    let targets = v
+        .get("bbox")
+        .and_then(Value::as_array)
+        .map(|boxes| {
+            boxes
+                .iter()
+                .filter_map(|b| {
+                    let b: Vec<f64> = b.as_array()?.iter().filter_map(Value::as_f64).collect();
+                    let [x0, y0, x1, y1] = <[f64; 4]>::try_from(b).ok()?;
+                    (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    RowLabels { category, targets }
+}
+
+/// One JSON line as a task, with the labels the row gives its question.
+pub fn task_of_line(text: &str, base: &Path) -> Result<(Task, RowLabels), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let labels = row_labels(&v);
     let name = first_image(&v).ok_or("no image (images, image)")?;
     let image = if Path::new(name).is_absolute() {
         PathBuf::from(name)
@@ -127,7 +156,7 @@ pub fn task_of_line(text: &str, base: &Path) -> Result<(Task, Option<String>), S
             question,
             ground_truth,
         },
-        category,
+        labels,
     ))
 }
 
@@ -213,6 +242,7 @@ impl BatchRunner<'_> {
         agent.run_to_end(cancel);
         let mut trace = agent.close();
         trace.run.category = t.category.clone();
+        trace.run.targets = t.targets.clone();
         Ok(trace)
     }
 }
@@ -271,6 +301,27 @@ mod tests {
 
     fn png(dir: &Path, name: &str) {
         image::RgbImage::new(40, 30).save(dir.join(name)).unwrap();
+    }
+
+    #[test]
+    fn a_row_s_category_and_target_boxes_go_with_its_task() {
+        let dir = tempfile::tempdir().unwrap();
+        png(dir.path(), "a.png");
+        let file = dir.path().join("batch.jsonl");
+        let rows = [
+            r#"{"image": "a.png", "question": "Q1", "answer": "x", "category": " signs ", "bbox": [[1, 2, 11, 12], [5, 5, 5, 9], [1, 2], "no"]}"#,
+            r#"{"image": "a.png", "question": "Q2", "answer": "x", "category": "", "bbox": "none"}"#,
+        ];
+        std::fs::write(&file, rows.join("\n")).unwrap();
+        let (tasks, bad) = read_tasks(&file).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(tasks[0].category.as_deref(), Some("signs"));
+        // The empty box and the malformed entries are left out.
+        assert_eq!(tasks[0].targets, vec![[1.0, 2.0, 11.0, 12.0]]);
+        assert_eq!(
+            (tasks[1].category.as_deref(), tasks[1].targets.len()),
+            (None, 0)
+        );
     }
 
     #[test]

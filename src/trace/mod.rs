@@ -72,6 +72,11 @@ pub struct Run {
     /// thyme-rl export writes it); statistics group runs by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The question's target boxes on the original, [x0, y0, x1, y1] in original pixels, when
+    /// the task named them (a batch row's `bbox`, as our thyme-rl export writes it): statistics
+    /// say whether a crop looked at one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<[f64; 4]>,
     /// A fork: the run it was forked from, and the step it forked at (0-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkPoint>,

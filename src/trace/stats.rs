@@ -30,16 +30,19 @@ pub enum Dimension {
     /// The smallest crop's share of the original's area (`no crop` when none was made,
     /// `original size unknown` when the log gives no size and the file is not there).
     CropSize,
+    /// Whether a crop looked at the question's target box (runs whose task named one).
+    Looked,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::Category,
         Dimension::Executions,
         Dimension::ToolUse,
         Dimension::Tool,
         Dimension::Flag,
         Dimension::CropSize,
+        Dimension::Looked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Dimension {
             Dimension::Tool => "tool",
             Dimension::Flag => "flag",
             Dimension::CropSize => "smallest crop",
+            Dimension::Looked => "looked at the target",
         }
     }
 }
@@ -109,6 +113,108 @@ pub struct Crops {
     pub zoom_p90: Option<f64>,
 }
 
+/// Crops against the question's target boxes, over the runs whose task named targets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Targets {
+    pub runs_with_targets: usize,
+    /// A crop held at least `LOOKED_AT` of a target's area.
+    pub looked_at_target: usize,
+    /// Crops were made, none held that much of any target.
+    pub looked_elsewhere: usize,
+    pub never_zoomed: usize,
+    /// Per run, the most of a target one crop held (0 to 1): median.
+    pub cover_p50: Option<f64>,
+    /// Per run, the IoU of that crop with that target: median.
+    pub iou_p50: Option<f64>,
+    /// Per run, that crop's area over the target's (how much context came with it): median
+    /// and 90th percentile.
+    pub crop_over_target_p50: Option<f64>,
+    pub crop_over_target_p90: Option<f64>,
+}
+
+/// A crop looked at a target when it holds at least this share of the target's area: half
+/// of a small object is enough to read or count it once enlarged, and a crop that misses more
+/// than half of it was aimed elsewhere.
+pub const LOOKED_AT: f64 = 0.5;
+
+/// The look-keys, in order.
+const LOOK_KEYS: [&str; 4] = [
+    "looked at the target",
+    "looked elsewhere",
+    "never zoomed",
+    "no target box",
+];
+
+fn area([x0, y0, x1, y1]: [f64; 4]) -> f64 {
+    (x1 - x0).max(0.0) * (y1 - y0).max(0.0)
+}
+
+fn overlap(a: [f64; 4], b: [f64; 4]) -> f64 {
+    area([
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ])
+}
+
+/// How a run's crops met its targets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Look {
+    /// The task named no target.
+    NoTarget,
+    /// Targets, and no crop.
+    NeverZoomed,
+    /// The crop that held most of a target: the share of the target it held, their IoU, and
+    /// the crop's area over the target's (NaN when no crop had an area).
+    Best { cover: f64, iou: f64, ratio: f64 },
+}
+
+/// How `t`'s crops met its targets, all on the original image.
+pub fn target_measures(t: &Trace) -> Look {
+    if t.run.targets.is_empty() {
+        return Look::NoTarget;
+    }
+    let crops = t.crops();
+    if crops.is_empty() {
+        return Look::NeverZoomed;
+    }
+    let mut best = (0.0, 0.0, f64::NAN);
+    for (_, c) in crops {
+        let crop = [
+            c[0].min(c[2]),
+            c[1].min(c[3]),
+            c[0].max(c[2]),
+            c[1].max(c[3]),
+        ];
+        for &target in &t.run.targets {
+            let (ta, ca) = (area(target), area(crop));
+            if ta <= 0.0 || ca <= 0.0 {
+                continue;
+            }
+            let inter = overlap(crop, target);
+            let m = (inter / ta, inter / (ta + ca - inter), ca / ta);
+            if best.2.is_nan() || m.0 > best.0 || (m.0 == best.0 && m.1 > best.1) {
+                best = m;
+            }
+        }
+    }
+    Look::Best {
+        cover: best.0,
+        iou: best.1,
+        ratio: best.2,
+    }
+}
+
+fn look_key(t: &Trace) -> &'static str {
+    match target_measures(t) {
+        Look::NoTarget => LOOK_KEYS[3],
+        Look::NeverZoomed => LOOK_KEYS[2],
+        Look::Best { cover, .. } if cover >= LOOKED_AT => LOOK_KEYS[0],
+        Look::Best { .. } => LOOK_KEYS[1],
+    }
+}
+
 /// Everything `trace stats` reports.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -124,6 +230,7 @@ pub struct Stats {
     /// Runs whose log stops before their end.
     pub cut_short: usize,
     pub crops: Crops,
+    pub targets: Targets,
     /// Every group, dimension by dimension, keys in their order (buckets by size, names
     /// alphabetically).
     pub groups: Vec<Group>,
@@ -241,6 +348,7 @@ pub fn keys_of(t: &Trace, dim: Dimension) -> Vec<String> {
                     .to_owned(),
             ]
         }
+        Dimension::Looked => vec![look_key(t).to_owned()],
     }
 }
 
@@ -273,6 +381,13 @@ fn key_order(dim: Dimension, key: &str) -> (usize, String) {
                 .unwrap_or(usize::MAX),
             String::new(),
         ),
+        Dimension::Looked => (
+            LOOK_KEYS
+                .iter()
+                .position(|b| *b == key)
+                .unwrap_or(usize::MAX),
+            String::new(),
+        ),
         _ => (0, key.to_owned()),
     }
 }
@@ -294,6 +409,8 @@ pub struct Accumulator {
     shares: Vec<f64>,
     zooms: Vec<f64>,
     with_tools: usize,
+    /// Per run with targets and crops: cover, IoU, crop over target.
+    looks: Vec<(f64, f64, f64)>,
 }
 
 impl Accumulator {
@@ -322,6 +439,23 @@ impl Accumulator {
             self.shares.extend(*share);
             self.zooms.extend(*zoom);
         }
+        let targets = &mut stats.targets;
+        match target_measures(t) {
+            Look::NoTarget => {}
+            Look::NeverZoomed => {
+                targets.runs_with_targets += 1;
+                targets.never_zoomed += 1;
+            }
+            Look::Best { cover, iou, ratio } => {
+                targets.runs_with_targets += 1;
+                if cover >= LOOKED_AT {
+                    targets.looked_at_target += 1;
+                } else {
+                    targets.looked_elsewhere += 1;
+                }
+                self.looks.push((cover, iou, ratio));
+            }
+        }
         let mut keys = Vec::with_capacity(Dimension::ALL.len());
         for dim in Dimension::ALL {
             let of_dim = keys_of(t, dim);
@@ -348,6 +482,16 @@ impl Accumulator {
         stats.crops.area_share_p90 = percentile(&self.shares, 0.9);
         stats.crops.zoom_p50 = percentile(&self.zooms, 0.5);
         stats.crops.zoom_p90 = percentile(&self.zooms, 0.9);
+        let sorted = |f: fn(&(f64, f64, f64)) -> f64| {
+            let mut v: Vec<f64> = self.looks.iter().map(f).filter(|x| x.is_finite()).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let (cover, iou, ratio) = (sorted(|m| m.0), sorted(|m| m.1), sorted(|m| m.2));
+        stats.targets.cover_p50 = percentile(&cover, 0.5);
+        stats.targets.iou_p50 = percentile(&iou, 0.5);
+        stats.targets.crop_over_target_p50 = percentile(&ratio, 0.5);
+        stats.targets.crop_over_target_p90 = percentile(&ratio, 0.9);
         stats.groups = self
             .groups
             .into_iter()
@@ -430,6 +574,22 @@ impl Stats {
             c.zoom_p90
                 .map_or_else(|| "-".into(), |z| format!("{z:.2}x")),
         );
+        let tg = &self.targets;
+        if tg.runs_with_targets > 0 {
+            s.push_str(&format!(
+                "targets: {} runs with a target box: {} looked at it (a crop held {:.0}% of it or more), {} looked elsewhere, {} never zoomed; \
+                 best cover p50 {}, IoU p50 {}, crop area over target p50/p90 {} / {}\n",
+                tg.runs_with_targets,
+                tg.looked_at_target,
+                LOOKED_AT * 100.0,
+                tg.looked_elsewhere,
+                tg.never_zoomed,
+                percent(tg.cover_p50),
+                tg.iou_p50.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+                tg.crop_over_target_p50.map_or_else(|| "-".into(), |v| format!("{v:.1}x")),
+                tg.crop_over_target_p90.map_or_else(|| "-".into(), |v| format!("{v:.1}x")),
+            ));
+        }
         for dim in Dimension::ALL {
             let rows: Vec<&Group> = self.groups.iter().filter(|g| g.dimension == dim).collect();
             if rows.is_empty() {

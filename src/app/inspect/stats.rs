@@ -215,6 +215,18 @@ impl StatsPanel {
             crate::trace::stats::share_text(s.crops.area_share_p50),
             s.crops.zoom_p50.map_or("-".to_owned(), |z| format!("{z:.1}x")),
         ));
+        let t = &s.targets;
+        if t.runs_with_targets > 0 {
+            ui.label(format!(
+                "{} runs with a target box: {} looked at it, {} looked elsewhere, {} never zoomed (crop area over target p50 {})",
+                t.runs_with_targets,
+                t.looked_at_target,
+                t.looked_elsewhere,
+                t.never_zoomed,
+                t.crop_over_target_p50
+                    .map_or("-".to_owned(), |r| format!("{r:.1}x")),
+            ));
+        }
         ui.horizontal(|ui| {
             let l = ui.label("Accuracy by");
             egui::ComboBox::from_id_salt("stats-dimension")
@@ -248,6 +260,11 @@ impl StatsPanel {
             }
             None => {}
         }
+        self.accuracy_plot(ui, s);
+    }
+
+    /// Accuracy per group of the chosen grouping; a click on a bar filters the run list.
+    fn accuracy_plot(&mut self, ui: &mut egui::Ui, s: &Stats) {
         let groups: Vec<_> = s
             .groups
             .iter()

@@ -234,3 +234,57 @@ fn fields_with_commas_are_quoted_in_the_csv() {
         "{csv}"
     );
 }
+
+#[test]
+fn crops_are_measured_against_the_target_boxes() {
+    let with = |id: &str, target: Option<[f64; 4]>, crops: &[[f64; 4]]| {
+        let mut t = run(id, None, crops, false, Some("a"), Some("a"));
+        t.run.targets = target.into_iter().collect();
+        t
+    };
+    let target = [0.0, 0.0, 100.0, 100.0];
+    let set = [
+        // The crop is the target: all of it, IoU 1, no context.
+        with("t1", Some(target), &[target]),
+        // Half of the target in a crop twice its size: just enough to count as looking.
+        with("t2", Some(target), &[[50.0, 0.0, 250.0, 100.0]]),
+        // A crop far from its target.
+        with(
+            "t3",
+            Some([500.0, 500.0, 600.0, 600.0]),
+            &[[0.0, 0.0, 100.0, 100.0]],
+        ),
+        with("t4", Some(target), &[]),
+        with("t5", None, &[target]),
+    ];
+    let s = compute(&set);
+    let t = &s.targets;
+    assert_eq!(
+        (
+            t.runs_with_targets,
+            t.looked_at_target,
+            t.looked_elsewhere,
+            t.never_zoomed
+        ),
+        (4, 2, 1, 1)
+    );
+    // Cover per run 1, 0.5, 0; IoU 1, 0.2, 0; crop over target 1, 2, 1.
+    assert_eq!(t.cover_p50, Some(0.5));
+    assert_eq!(t.iou_p50, Some(0.2));
+    assert_eq!(
+        (t.crop_over_target_p50, t.crop_over_target_p90),
+        (Some(1.0), Some(2.0))
+    );
+    let looked = |key: &str| group(&s, Dimension::Looked, key).tally.runs;
+    assert_eq!(looked("looked at the target"), 2);
+    assert_eq!(looked("looked elsewhere"), 1);
+    assert_eq!(looked("never zoomed"), 1);
+    assert_eq!(looked("no target box"), 1);
+    assert!(
+        s.text()
+            .contains("4 runs with a target box: 2 looked at it")
+    );
+    // A trace keeps its targets through our JSON.
+    let back: Trace = serde_json::from_str(&serde_json::to_string(&set[0]).unwrap()).unwrap();
+    assert_eq!(back.run.targets, vec![target]);
+}
