@@ -116,16 +116,26 @@ fn read_scan(
     } else {
         scan::decode(&layout, &clean, tables.restart, threads)?
     };
-    let n = layout.slots.len();
+    let n = layout.slots.len().max(1);
     let al = u32::from(header.al);
-    for (i, &v) in values.iter().enumerate() {
-        let (comp, at) = layout.plane_index(frame, i / n, i % n);
-        let Some(cell) = planes.get_mut(comp).and_then(|p| p.get_mut(at)) else {
-            continue;
-        };
-        match kind {
-            Kind::DcRefine => *cell |= v << al,
-            _ => *cell = v << al,
+    // Units walked in order with their column and row counted along (no division per block:
+    // this loop runs once per block, millions of times for a large photo).
+    let (mut ux, mut uy) = (0usize, 0usize);
+    for unit in values.chunks(n) {
+        for (slot, &v) in unit.iter().enumerate() {
+            let (comp, at) = layout.plane_index_at(frame, ux, uy, slot);
+            let Some(cell) = planes.get_mut(comp).and_then(|p| p.get_mut(at)) else {
+                continue;
+            };
+            match kind {
+                Kind::DcRefine => *cell |= v << al,
+                _ => *cell = v << al,
+            }
+        }
+        ux += 1;
+        if ux == layout.across {
+            ux = 0;
+            uy += 1;
         }
     }
     Ok(true)

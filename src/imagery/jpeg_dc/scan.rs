@@ -91,12 +91,17 @@ impl<'t> Layout<'t> {
         self.units * self.slots.len()
     }
 
-    /// Where block `slot` of unit `unit` lies in its component's plane.
-    #[inline]
-    pub fn plane_index(&self, frame: &Frame, unit: usize, slot: usize) -> (usize, usize) {
+    /// Where block `slot` of the unit at column `ux`, row `uy` lies in its component's plane.
+    #[inline(always)]
+    pub fn plane_index_at(
+        &self,
+        frame: &Frame,
+        ux: usize,
+        uy: usize,
+        slot: usize,
+    ) -> (usize, usize) {
         let s = self.slots[slot];
         let c = &frame.comps[s.comp];
-        let (ux, uy) = (unit % self.across, unit / self.across);
         if self.interleaved {
             (s.comp, (uy * c.v + s.dy) * c.bw + ux * c.h + s.dx)
         } else {
