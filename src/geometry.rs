@@ -119,11 +119,16 @@ impl ImageRect {
         )
     }
 
-    /// Intersection over union with another box (0 when disjoint).
-    pub fn iou(&self, other: &ImageRect) -> f64 {
+    /// The area this box shares with another (0 when disjoint).
+    pub fn intersection_area(&self, other: &ImageRect) -> f64 {
         let ix = (self.x1.min(other.x1) - self.x0.max(other.x0)).max(0.0);
         let iy = (self.y1.min(other.y1) - self.y0.max(other.y0)).max(0.0);
-        let inter = ix * iy;
+        ix * iy
+    }
+
+    /// Intersection over union with another box (0 when disjoint).
+    pub fn iou(&self, other: &ImageRect) -> f64 {
+        let inter = self.intersection_area(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
     }

@@ -620,14 +620,7 @@ impl TeamPanel {
             .height(180.0)
             .include_y(0.0)
             .include_y(1.3)
-            .x_axis_formatter(move |mark, _| {
-                let i = mark.value.round();
-                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_axis_formatter(crate::ui::category_axis(names))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("box F1 vs gold", f1_gold));
                 plot.bar_chart(BarChart::new("box F1 between doubles", f1_double));

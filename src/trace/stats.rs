@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Outcome, Summary, Trace, lint};
+use crate::geometry::ImageRect;
 
 /// How runs are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -145,19 +146,6 @@ const LOOK_KEYS: [&str; 4] = [
     "no target box",
 ];
 
-fn area([x0, y0, x1, y1]: [f64; 4]) -> f64 {
-    (x1 - x0).max(0.0) * (y1 - y0).max(0.0)
-}
-
-fn overlap(a: [f64; 4], b: [f64; 4]) -> f64 {
-    area([
-        a[0].max(b[0]),
-        a[1].max(b[1]),
-        a[2].min(b[2]),
-        a[3].min(b[3]),
-    ])
-}
-
 /// How a run's crops met its targets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Look {
@@ -181,19 +169,18 @@ pub fn target_measures(t: &Trace) -> Look {
     }
     let mut best = (0.0, 0.0, f64::NAN);
     for (_, c) in crops {
-        let crop = [
-            c[0].min(c[2]),
-            c[1].min(c[3]),
-            c[0].max(c[2]),
-            c[1].max(c[3]),
-        ];
-        for &target in &t.run.targets {
-            let (ta, ca) = (area(target), area(crop));
+        let crop = ImageRect::from_corners((c[0], c[1]), (c[2], c[3]));
+        for &[x0, y0, x1, y1] in &t.run.targets {
+            let target = ImageRect::new(x0, y0, x1, y1);
+            let (ta, ca) = (target.area(), crop.area());
             if ta <= 0.0 || ca <= 0.0 {
                 continue;
             }
-            let inter = overlap(crop, target);
-            let m = (inter / ta, inter / (ta + ca - inter), ca / ta);
+            let m = (
+                crop.intersection_area(&target) / ta,
+                crop.iou(&target),
+                ca / ta,
+            );
             if best.2.is_nan() || m.0 > best.0 || (m.0 == best.0 && m.1 > best.1) {
                 best = m;
             }
@@ -206,8 +193,8 @@ pub fn target_measures(t: &Trace) -> Look {
     }
 }
 
-fn look_key(t: &Trace) -> &'static str {
-    match target_measures(t) {
+fn look_key(look: Look) -> &'static str {
+    match look {
         Look::NoTarget => LOOK_KEYS[3],
         Look::NeverZoomed => LOOK_KEYS[2],
         Look::Best { cover, .. } if cover >= LOOKED_AT => LOOK_KEYS[0],
@@ -312,9 +299,16 @@ fn crop_measures(t: &Trace) -> Vec<(Option<f64>, Option<f64>)> {
     out
 }
 
+/// What a run is grouped by, worked out once per run.
+struct Facts<'a> {
+    summary: std::borrow::Cow<'a, Summary>,
+    crops: Vec<(Option<f64>, Option<f64>)>,
+    look: Look,
+}
+
 /// The keys a run counts under in `dim` (several for tools and flags, none when it used none).
-pub fn keys_of(t: &Trace, dim: Dimension) -> Vec<String> {
-    let summary = summary_of(t);
+fn keys_of(t: &Trace, facts: &Facts, dim: Dimension) -> Vec<String> {
+    let summary = &facts.summary;
     match dim {
         Dimension::Category => vec![
             t.run
@@ -334,13 +328,13 @@ pub fn keys_of(t: &Trace, dim: Dimension) -> Vec<String> {
         Dimension::Tool => summary.tools.clone(),
         Dimension::Flag => summary.flags.clone(),
         Dimension::CropSize => {
-            let crops = crop_measures(t);
-            if crops.is_empty() {
+            if facts.crops.is_empty() {
                 return vec![crop_bucket(None).to_owned()];
             }
-            let smallest = crops
-                .into_iter()
-                .filter_map(|(share, _)| share)
+            let smallest = facts
+                .crops
+                .iter()
+                .filter_map(|(share, _)| *share)
                 .min_by(f64::total_cmp);
             vec![
                 smallest
@@ -348,7 +342,7 @@ pub fn keys_of(t: &Trace, dim: Dimension) -> Vec<String> {
                     .to_owned(),
             ]
         }
-        Dimension::Looked => vec![look_key(t).to_owned()],
+        Dimension::Looked => vec![look_key(facts.look).to_owned()],
     }
 }
 
@@ -359,12 +353,9 @@ fn summary_of(t: &Trace) -> std::borrow::Cow<'_, Summary> {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted.get(i).copied()
+/// The nearest-rank percentile the benchmarks use; `None` when there are no values.
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    (!values.is_empty()).then(|| crate::bench::percentile(values, p))
 }
 
 /// The order of a dimension's keys.
@@ -421,9 +412,13 @@ impl Accumulator {
         stats.runs += 1;
         let outcome = t.run.outcome;
         stats.overall.add(outcome);
-        let summary = summary_of(t);
-        stats.executions += summary.executions;
-        self.with_tools += usize::from(summary.executions > 0);
+        let facts = Facts {
+            summary: summary_of(t),
+            crops: crop_measures(t),
+            look: target_measures(t),
+        };
+        stats.executions += facts.summary.executions;
+        self.with_tools += usize::from(facts.summary.executions > 0);
         let errors = t
             .steps
             .iter()
@@ -432,15 +427,14 @@ impl Accumulator {
         stats.execution_errors += errors;
         stats.runs_with_errors += usize::from(errors > 0);
         stats.cut_short += usize::from(t.run.cut_short.is_some());
-        let crops = crop_measures(t);
-        stats.crops.crops += crops.len();
-        stats.crops.runs_with_crops += usize::from(!crops.is_empty());
-        for (share, zoom) in &crops {
+        stats.crops.crops += facts.crops.len();
+        stats.crops.runs_with_crops += usize::from(!facts.crops.is_empty());
+        for (share, zoom) in &facts.crops {
             self.shares.extend(*share);
             self.zooms.extend(*zoom);
         }
         let targets = &mut stats.targets;
-        match target_measures(t) {
+        match facts.look {
             Look::NoTarget => {}
             Look::NeverZoomed => {
                 targets.runs_with_targets += 1;
@@ -458,7 +452,7 @@ impl Accumulator {
         }
         let mut keys = Vec::with_capacity(Dimension::ALL.len());
         for dim in Dimension::ALL {
-            let of_dim = keys_of(t, dim);
+            let of_dim = keys_of(t, &facts, dim);
             for key in &of_dim {
                 self.groups
                     .entry((dim, key_order(dim, key)))
@@ -471,23 +465,19 @@ impl Accumulator {
         keys
     }
 
-    pub fn finish(mut self) -> Stats {
+    pub fn finish(self) -> Stats {
         let mut stats = self.stats;
         stats.accuracy = stats.overall.accuracy();
         stats.tool_use_rate = (stats.runs > 0).then(|| self.with_tools as f64 / stats.runs as f64);
-        self.shares.sort_by(f64::total_cmp);
-        self.zooms.sort_by(f64::total_cmp);
         stats.crops.area_share_p10 = percentile(&self.shares, 0.1);
         stats.crops.area_share_p50 = percentile(&self.shares, 0.5);
         stats.crops.area_share_p90 = percentile(&self.shares, 0.9);
         stats.crops.zoom_p50 = percentile(&self.zooms, 0.5);
         stats.crops.zoom_p90 = percentile(&self.zooms, 0.9);
-        let sorted = |f: fn(&(f64, f64, f64)) -> f64| {
-            let mut v: Vec<f64> = self.looks.iter().map(f).filter(|x| x.is_finite()).collect();
-            v.sort_by(f64::total_cmp);
-            v
+        let column = |f: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
+            self.looks.iter().map(f).filter(|x| x.is_finite()).collect()
         };
-        let (cover, iou, ratio) = (sorted(|m| m.0), sorted(|m| m.1), sorted(|m| m.2));
+        let (cover, iou, ratio) = (column(|m| m.0), column(|m| m.1), column(|m| m.2));
         stats.targets.cover_p50 = percentile(&cover, 0.5);
         stats.targets.iou_p50 = percentile(&iou, 0.5);
         stats.targets.crop_over_target_p50 = percentile(&ratio, 0.5);

@@ -25,3 +25,18 @@ pub fn box_color(n: usize) -> Color32 {
 
 /// The colour of a rule warning (box over 5 %, low-resolution image, missing file).
 pub const WARNING: Color32 = Color32::from_rgb(255, 80, 60);
+
+/// An egui_plot axis for a bar chart of named groups at x = 0, 1, 2, ...: each whole-number
+/// mark shows its group's name, every other mark nothing.
+pub fn category_axis(
+    names: Vec<String>,
+) -> impl Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String {
+    move |mark, _| {
+        let i = mark.value.round();
+        if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+            names.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    }
+}

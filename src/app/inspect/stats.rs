@@ -304,14 +304,7 @@ impl StatsPanel {
             .allow_zoom(false)
             .allow_scroll(false)
             .y_axis_label("accuracy %")
-            .x_axis_formatter(move |mark, _| {
-                let i = mark.value.round();
-                if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_axis_formatter(crate::ui::category_axis(names))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("accuracy", bars));
                 plot.pointer_coordinate()

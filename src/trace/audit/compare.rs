@@ -55,12 +55,8 @@ pub struct Found {
 }
 
 fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let area = |r: [f64; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
+    let rect = |r: [f64; 4]| crate::geometry::ImageRect::new(r[0], r[1], r[2], r[3]);
+    rect(a).iou(&rect(b))
 }
 
 /// Compare `stored` with `made` (what the code or box gives); `claimed` is where that is on
