@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::imagery::jpeg_dc;
+use crate::imagery::jpeg;
 
 /// One file's times in seconds.
 #[derive(Debug, serde::Serialize)]
@@ -37,9 +37,9 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
     for file in files {
         // Read from memory each time, as the tile service does after one read.
         let bytes = std::fs::read(file)?;
-        let img = jpeg_dc::decode_eighth(&bytes, threads)?;
-        let ours = best_of_three(|| Ok(jpeg_dc::decode_eighth(&bytes, threads).map(drop)?))?;
-        let one = best_of_three(|| Ok(jpeg_dc::decode_eighth(&bytes, 1).map(drop)?))?;
+        let img = jpeg::decode_eighth(&bytes, threads)?;
+        let ours = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, threads).map(drop)?))?;
+        let one = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, 1).map(drop)?))?;
         let old = best_of_three(|| {
             let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
             d.read_info()?;

@@ -1,6 +1,6 @@
 //! A fast coarse first picture: JPEG decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, so a
 //! huge photo shows something long before its full decode ends. The 1/8 scale, the one huge
-//! photos get, comes from the DC-only decoder in `jpeg_dc` on every core; files it does not
+//! photos get, comes from the DC-only decoder in `jpeg` on every core; files it does not
 //! handle (CMYK, 12-bit, arithmetic coding) and finer scales go through jpeg-decoder.
 
 use std::io::Cursor;
@@ -41,7 +41,7 @@ fn decode_scaled(path: &Path, bytes: &[u8], min_side: u32) -> Result<RgbImage, I
     }
     if factor == 8 {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match super::jpeg_dc::decode_eighth(bytes, threads) {
+        match super::jpeg::decode_eighth(bytes, threads) {
             Ok(rgb) => {
                 let mut img = DynamicImage::ImageRgb8(rgb);
                 img.apply_orientation(orientation(bytes));

@@ -108,30 +108,46 @@ pub fn reduce_half(src: &RgbImage) -> RgbImage {
         .for_each(|(oy, row)| {
             let y0 = oy * 2;
             let y1 = (y0 + 1).min(h - 1);
-            let rows_used = if y1 == y0 { 1 } else { 2 };
             let top = &raw[y0 * w * 3..(y0 + 1) * w * 3];
             let bottom = &raw[y1 * w * 3..(y1 + 1) * w * 3];
-            for ox in 0..ow {
-                let x0 = ox * 2;
-                let x1 = (x0 + 1).min(w - 1);
-                let cols_used = if x1 == x0 { 1 } else { 2 };
-                let n = (rows_used * cols_used) as u32;
-                for c in 0..3 {
-                    let mut sum = u32::from(top[x0 * 3 + c]);
-                    if cols_used == 2 {
-                        sum += u32::from(top[x1 * 3 + c]);
-                    }
-                    if rows_used == 2 {
-                        sum += u32::from(bottom[x0 * 3 + c]);
-                        if cols_used == 2 {
-                            sum += u32::from(bottom[x1 * 3 + c]);
-                        }
-                    }
-                    row[ox * 3 + c] = ((sum + n / 2) / n) as u8;
-                }
-            }
+            reduce_line(top, bottom, y1 != y0, row);
         });
     RgbImage::from_raw(out.width, out.height, dst).unwrap_or_else(|| RgbImage::new(1, 1)) // safe: sized above
+}
+
+/// One output row of the 2x2 box filter from the `top` and `bottom` input rows (RGB, the same
+/// width; `bottom` unused when `two_rows` is false, at an odd bottom edge).
+pub fn reduce_line(top: &[u8], bottom: &[u8], two_rows: bool, out: &mut [u8]) {
+    let w = top.len() / 3;
+    let pairs = w / 2;
+    let round = |sum: u32, n: u32| ((sum + n / 2) / n) as u8;
+    // Whole 2x2 (or 2x1) boxes first, then a lone last column.
+    for (ox, o) in out.chunks_exact_mut(3).take(pairs).enumerate() {
+        let x = ox * 6;
+        for c in 0..3 {
+            let mut sum = u32::from(top[x + c]) + u32::from(top[x + 3 + c]);
+            if two_rows {
+                sum += u32::from(bottom[x + c]) + u32::from(bottom[x + 3 + c]);
+                o[c] = round(sum, 4);
+            } else {
+                o[c] = round(sum, 2);
+            }
+        }
+    }
+    if w % 2 == 1
+        && let Some(o) = out.get_mut(pairs * 3..pairs * 3 + 3)
+    {
+        let x = (w - 1) * 3;
+        for c in 0..3 {
+            let mut sum = u32::from(top[x + c]);
+            if two_rows {
+                sum += u32::from(bottom[x + c]);
+                o[c] = round(sum, 2);
+            } else {
+                o[c] = top[x + c];
+            }
+        }
+    }
 }
 
 /// Copy one tile out of a level image.

@@ -153,47 +153,42 @@ pub(super) fn build(
     if cancel.load(Ordering::Relaxed) {
         return BuildStatus::Cancelled;
     }
-    let full = decode::decode_bytes(path, &bytes, shared.budget);
-    if cancel.load(Ordering::Relaxed) {
-        return BuildStatus::Cancelled;
-    }
-    let full = match full {
-        Ok(img) => img.into_rgb8(),
+    // Full resolution band by band (a baseline JPEG is never whole in memory), each band's
+    // tiles written as it comes and halved into the levels below.
+    let rows = match rows::open_rows(path, &bytes, shared.budget) {
+        Ok(rows) => rows,
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
-    drop(bytes);
-    if full.width() != size.width || full.height() != size.height {
+    if rows.size() != size {
         tracing::warn!(
-            "{}: decoded {}x{}, the project says {size}",
+            "{}: decoded {}, the project says {size}",
             path.display(),
-            full.width(),
-            full.height()
+            rows.size()
         );
     }
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "decoded {}",
-        path.display()
-    );
     // Room for this pyramid (and any other being built) before its tiles are written, so the
     // cache stays within its budget while it is built, not only after.
     keep_in_budget(shared, id, true);
-    let started = std::time::Instant::now();
-    let tiled = tile_pyramid(shared, id, full, cancel);
+    let banded = rows.banded();
+    let tiled = match tile_pyramid(shared, id, rows, cancel) {
+        Ok(tiled) => tiled,
+        Err(e) => return BuildStatus::Failed(e.to_string()),
+    };
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        "tiled {}",
+        banded,
+        "decoded and tiled {}",
         path.display()
     );
     match tiled {
-        Some(()) => {
+        true => {
             if let Err(e) = shared.disk.mark_complete(id) {
                 tracing::warn!("tile cache not marked complete: {e}");
             }
             keep_in_budget(shared, id, false);
             BuildStatus::Complete
         }
-        None => BuildStatus::Cancelled,
+        false => BuildStatus::Cancelled,
     }
 }
 
@@ -262,51 +257,37 @@ fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool) {
     }
 }
 
-/// Cut every level into tiles, coarsest level first so the view sharpens progressively.
+/// Cut every level into tiles as the rows come (finest level first, a row of tiles at a time,
+/// its tiles on all cores), writing each to the disk cache and the RAM cache. `Ok(false)` when
+/// cancelled.
 pub(super) fn tile_pyramid(
     shared: &Shared,
     id: &ImageId,
-    full: RgbImage,
+    rows: rows::Rows,
     cancel: &AtomicBool,
-) -> Option<()> {
-    let layout = PyramidLayout::new(ImageSize::new(full.width(), full.height()));
-    let mut levels = vec![full];
-    for _ in 0..layout.top() {
-        if cancel.load(Ordering::Relaxed) {
-            return None;
-        }
-        let next = reduce_half(levels.last()?);
-        levels.push(next);
-    }
-    let total = layout.tile_count();
+) -> Result<bool, crate::imagery::ImageError> {
+    let mut pyramid = StripPyramid::new(rows.size());
+    let total = pyramid.layout().tile_count();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    for level in (0..=layout.top()).rev() {
-        let image = &levels[level as usize];
-        let keys: Vec<TileKey> = layout.tiles(level).collect();
-        // Tiles of a level are independent: cut, encode and write them on all cores.
-        let finished = keys.par_iter().try_for_each(|&key| {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(());
-            }
-            let tile = cut_tile(image, &layout, key);
-            if let Err(e) = shared.disk.write(id, key, &tile)
-                && !shared.disk_failed.swap(true, Ordering::Relaxed)
-            {
-                tracing::warn!(
-                    folder = %shared.disk.root().display(),
-                    "the tile cache cannot be written ({e}); images still show, decoded again when needed"
-                );
-            }
-            insert_ram(shared, id, key, Arc::new(tile));
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(16) || n == total {
-                set_status(shared, id, BuildStatus::Tiling { done: n, total });
-            }
-            Ok(())
-        });
-        if finished.is_err() {
-            return None;
+    let emit = |key: TileKey, tile: RgbImage| {
+        if cancel.load(Ordering::Relaxed) {
+            return false;
         }
-    }
-    Some(())
+        if let Err(e) = shared.disk.write(id, key, &tile)
+            && !shared.disk_failed.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                folder = %shared.disk.root().display(),
+                "the tile cache cannot be written ({e}); images still show, decoded again when needed"
+            );
+        }
+        insert_ram(shared, id, key, Arc::new(tile));
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(16) || n == total {
+            set_status(shared, id, BuildStatus::Tiling { done: n, total });
+        }
+        true
+    };
+    let fed = rows.each_band(TILE, |data, n| pyramid.push(data, n, &emit))?;
+    Ok(fed && pyramid.finish(&emit))
 }

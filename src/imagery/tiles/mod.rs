@@ -17,12 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use image::RgbImage;
-use rayon::prelude::*;
 
 use super::disk_cache::DiskTileCache;
 use super::lru::ByteLru;
-use super::pyramid::{PyramidLayout, TileKey, cut_tile, reduce_half};
-use super::{PixelBudget, decode, exif_thumb, preview};
+use super::pyramid::{PyramidLayout, TILE, TileKey};
+use super::rows;
+use super::strips::StripPyramid;
+use super::{PixelBudget, exif_thumb, preview};
 use crate::dataset::ImageId;
 use crate::geometry::ImageSize;
 
@@ -527,22 +528,20 @@ mod tests {
         })
     }
 
-    #[test]
-    fn every_level_stitched_from_tiles_equals_the_reference_downscale() {
+    /// Build `name` (written from `img` by its extension) through the service and check every
+    /// level stitched from its cached tiles against `full` halved again and again.
+    fn check_stitched_levels(name: &str, img: &RgbImage, full: impl Fn(&[u8]) -> RgbImage) {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("noise.png");
-        let img = RgbImage::from_fn(1537, 1029, |x, y| {
-            let h = crate::rng::mix(u64::from(x) << 32 | u64::from(y));
-            image::Rgb([h as u8, (h >> 8) as u8, (h >> 16) as u8])
-        });
+        let src = dir.path().join(name);
         img.save(&src).unwrap();
+        let (w, h) = img.dimensions();
         let id = ImageId::of_file(&src).unwrap();
         let s = TileService::new(dir.path(), 256 << 20, PixelBudget::DEFAULT, 1);
-        s.open(&id, src, ImageSize::new(1537, 1029));
+        let mut reference = full(&std::fs::read(&src).unwrap());
+        s.open(&id, src, ImageSize::new(w, h));
         wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
-        let layout = PyramidLayout::new(ImageSize::new(1537, 1029));
+        let layout = PyramidLayout::new(ImageSize::new(w, h));
         let disk = DiskTileCache::new(dir.path());
-        let mut reference = img;
         for level in 0..=layout.top() {
             let size = layout.level_size(level);
             assert_eq!(reference.dimensions(), (size.width, size.height));
@@ -555,11 +554,30 @@ mod tests {
             }
             assert!(
                 stitched == reference,
-                "level {level} differs from the reference"
+                "{name}: level {level} differs from the reference"
             );
             reference = reference_half(&reference);
         }
     }
+
+    #[test]
+    fn every_level_stitched_from_tiles_equals_the_reference_downscale() {
+        let img = RgbImage::from_fn(1537, 1029, |x, y| {
+            let h = crate::rng::mix(u64::from(x) << 32 | u64::from(y));
+            image::Rgb([h as u8, (h >> 8) as u8, (h >> 16) as u8])
+        });
+        check_stitched_levels("noise.png", &img, |_| img.clone());
+        // A JPEG goes band by band through our band decoder: the levels are those of its
+        // pixels decoded whole.
+        let photo = RgbImage::from_fn(2100, 1300, |x, y| {
+            image::Rgb([(x / 9) as u8, (y / 6) as u8, ((x + y) % 256) as u8])
+        });
+        check_stitched_levels("photo.jpg", &photo, |bytes| {
+            let bands = crate::imagery::jpeg::JpegBands::open(bytes, 1).unwrap();
+            bands.rows(0..bands.height(), 1).unwrap()
+        });
+    }
+
     #[test]
     fn opening_another_image_cancels_the_unfinished_build_and_prefetch_builds_in_the_background() {
         let dir = tempfile::tempdir().unwrap();

@@ -143,7 +143,7 @@ impl<'t> Layout<'t> {
                     v
                 } else {
                     let p = &mut pred[self.slots[slot].comp];
-                    *p += v;
+                    *p = p.wrapping_add(v);
                     *p
                 };
             }

@@ -6,6 +6,7 @@
 //! true decode can compare, and reading is one unaligned 64-bit load.
 
 use super::DcError;
+use super::headers::ZIGZAG;
 
 /// Bits looked up at once for a Huffman code.
 const LOOK: u32 = 9;
@@ -116,6 +117,10 @@ pub(super) struct Huffman {
     /// block cannot fill up inside it (a full block has no end-of-block code, and the bits
     /// after it are the next block's).
     ac_fast: Vec<u32>,
+    /// For each `AC_LOOK`-bit prefix of AC codes, the first code decoded with its value when
+    /// the code and its extra bits fit: bits 0-7 the zero run before the coefficient (or
+    /// `ZRL`/`EOB`), 8-15 the bits taken (0 = does not fit), 16-31 the value as i16.
+    ac_value: Vec<u32>,
     /// The largest code of each length (index = length), -1 when none.
     max_code: [i32; 18],
     /// Index in `values` of a length's code, minus that length's first code.
@@ -157,12 +162,16 @@ impl Huffman {
         let mut table = Huffman {
             fast,
             ac_fast: vec![0u32; 1 << AC_LOOK],
+            ac_value: Vec::new(),
             max_code,
             offset,
             values: values.to_vec(),
         };
         table.ac_fast = (0..1u64 << AC_LOOK)
             .map(|prefix| table.ac_entry(prefix))
+            .collect();
+        table.ac_value = (0..1u64 << AC_LOOK)
+            .map(|prefix| table.ac_value_entry(prefix))
             .collect();
         Ok(table)
     }
@@ -200,6 +209,72 @@ impl Huffman {
         }
         let run = (total_bits << 8) | total_advance | if ends { 0x80 } else { 0 };
         (run << 16) | single
+    }
+
+    fn ac_value_entry(&self, prefix: u64) -> u32 {
+        let word = prefix << (64 - AC_LOOK);
+        let Some((len, rs)) = self.lookup(word) else {
+            return 0;
+        };
+        let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
+        if len + s > AC_LOOK {
+            return 0;
+        }
+        let kind = match (r, s) {
+            (15, 0) => ZRL,
+            (_, 0) => EOB,
+            _ => r,
+        };
+        let value = if s == 0 {
+            0
+        } else {
+            let v = ((word << len) >> (64 - s)) as i32;
+            if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v }
+        };
+        (u32::from(value as i16 as u16) << 16) | ((len + s) << 8) | kind
+    }
+
+    /// Decode one block's AC coefficients (baseline: 1 to 63) into `block` (natural order,
+    /// multiplied by `steps`, given in zigzag order; `block` holds zeros there on entry).
+    /// Returns the zigzag index of the last coefficient set (0 when none).
+    #[inline(always)]
+    pub fn decode_ac(
+        &self,
+        bits: &mut Bits,
+        block: &mut [i32; 64],
+        steps: &[i32; 64],
+    ) -> Result<usize, BadCode> {
+        let mut k = 1usize;
+        let mut last = 0usize;
+        while k < 64 {
+            let word = bits.window();
+            let e = self.ac_value[(word >> (64 - AC_LOOK)) as usize];
+            let (kind, value) = if e & 0xFF00 != 0 {
+                bits.pos += u64::from((e >> 8) & 0xFF);
+                (e & 0xFF, i32::from((e >> 16) as u16 as i16))
+            } else {
+                let (len, rs) = self.lookup(word).ok_or(BadCode)?;
+                let (r, s) = (u32::from(rs >> 4), rs & 15);
+                bits.pos += u64::from(len);
+                match (r, s) {
+                    (15, 0) => (ZRL, 0),
+                    (_, 0) => (EOB, 0),
+                    _ => (r, bits.receive_extend(s)),
+                }
+            };
+            match kind {
+                EOB => break,
+                ZRL => k += 16,
+                run => {
+                    k += run as usize;
+                    let at = *ZIGZAG.get(k).ok_or(BadCode)?;
+                    block[usize::from(at)] = value.saturating_mul(steps[k]);
+                    last = k;
+                    k += 1;
+                }
+            }
+        }
+        if k > 64 { Err(BadCode) } else { Ok(last) }
     }
 
     /// The code at the top of `word`: (length, symbol).
@@ -267,6 +342,10 @@ impl Huffman {
         if k > 64 { Err(BadCode) } else { Ok(()) }
     }
 }
+
+/// `ac_value` kinds besides a zero run: sixteen zeros, the end of the block.
+const ZRL: u32 = 0x40;
+const EOB: u32 = 0x80;
 
 /// A bit pattern that is no code of the table, or a block of more than 64 coefficients.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
-//! The JPEG markers the eighth-scale decoder reads: frame, scan, Huffman and quantisation
-//! headers, restart interval, Adobe colour transform. Everything else is skipped by length.
+//! The JPEG markers our decoders read: frame, scan, Huffman and quantisation headers, restart
+//! interval, Adobe colour transform. Everything else is skipped by length.
 
 use super::DcError;
 use super::huffman::Huffman;
@@ -53,12 +53,12 @@ pub(super) struct Scan {
 }
 
 /// The tables in force when a scan starts.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Tables {
     pub dc: [Option<Huffman>; 4],
     pub ac: [Option<Huffman>; 4],
-    /// The DC step of each quantisation table.
-    pub q0: [Option<u16>; 4],
+    /// Each quantisation table's steps in natural (row-major) order.
+    pub q: [Option<[u16; 64]>; 4],
     pub restart: usize,
     /// The Adobe APP14 colour transform, when the file has one.
     pub adobe_transform: Option<u8>,
@@ -133,6 +133,37 @@ impl<'a> Markers<'a> {
         }
         self.bytes.len()
     }
+}
+
+/// Read a table or setting segment into `tables` (Huffman, quantisation, restart interval,
+/// Adobe transform) or step over any other segment.
+pub(super) fn table_or_skip(
+    code: u8,
+    markers: &mut Markers,
+    tables: &mut Tables,
+) -> Result<(), DcError> {
+    match code {
+        0xC4 => huffman(markers.segment()?, tables)?,
+        0xDB => quantisation(markers.segment()?, &mut tables.q)?,
+        0xDD => {
+            let b = markers
+                .segment()?
+                .get(..2)
+                .ok_or_else(|| corrupt("a restart interval is cut short"))?;
+            tables.restart = usize::from(u16::from_be_bytes([b[0], b[1]]));
+        }
+        0xEE => {
+            if let Some(t) = adobe_transform(markers.segment()?) {
+                tables.adobe_transform = Some(t);
+            }
+        }
+        // Restart markers and TEM stand alone.
+        0xD0..=0xD7 | 0x01 => {}
+        _ => {
+            markers.segment()?;
+        }
+    }
+    Ok(())
 }
 
 /// Read a frame header.
@@ -230,19 +261,30 @@ pub(super) fn scan(body: &[u8], frame: &Frame) -> Result<Scan, DcError> {
     })
 }
 
-/// Read a DQT segment into the DC steps.
-pub(super) fn quantisation(mut body: &[u8], q0: &mut [Option<u16>; 4]) -> Result<(), DcError> {
+/// Where the n-th coefficient of the zigzag order lies in the 8x8 block (row-major).
+pub(super) const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
+    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
+    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+/// Read a DQT segment into the tables (stored in zigzag order, kept in natural order).
+pub(super) fn quantisation(mut body: &[u8], q: &mut [Option<[u16; 64]>; 4]) -> Result<(), DcError> {
     while let Some(&pq_tq) = body.first() {
         let (precision, id) = (pq_tq >> 4, usize::from(pq_tq & 15));
         let size = if precision == 0 { 64 } else { 128 };
         if id > 3 || body.len() < 1 + size {
             return Err(corrupt("a quantisation table is cut short or out of range"));
         }
-        q0[id] = Some(if precision == 0 {
-            u16::from(body[1])
-        } else {
-            u16::from_be_bytes([body[1], body[2]])
-        });
+        let mut table = [0u16; 64];
+        for (k, &at) in ZIGZAG.iter().enumerate() {
+            table[usize::from(at)] = if precision == 0 {
+                u16::from(body[1 + k])
+            } else {
+                u16::from_be_bytes([body[1 + 2 * k], body[2 + 2 * k]])
+            };
+        }
+        q[id] = Some(table);
         body = &body[1 + size..];
     }
     Ok(())

@@ -61,10 +61,38 @@ fn guess(layout: &Layout, clean: &Clean, start: u64, stop: u64) -> Piece {
     piece
 }
 
+/// Where every `every`-th block starts (the bit position of blocks 0, every, 2 * every, ...),
+/// noted as the blocks are decoded in order.
+struct Starts {
+    every: usize,
+    next: usize,
+    at: Vec<u64>,
+}
+
+impl Starts {
+    #[inline(always)]
+    fn note(&mut self, block: usize, pos: u64) {
+        if block == self.next {
+            self.at.push(pos);
+            self.next += self.every;
+        }
+    }
+}
+
 /// The scan's values in scan order (DC values summed per component), decoded on `threads`
-/// threads.
-pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<Vec<i32>, DcError> {
+/// threads, and where every `every`-th block starts (`every` 0: nowhere).
+pub(super) fn decode(
+    layout: &Layout,
+    clean: &Clean,
+    threads: usize,
+    every: usize,
+) -> Result<(Vec<i32>, Vec<u64>), DcError> {
     let n = layout.slots.len();
+    let mut starts = Starts {
+        every,
+        next: if every == 0 { usize::MAX } else { 0 },
+        at: Vec::new(),
+    };
     let total = layout.blocks();
     let end_bit = clean.end_bit();
     let pieces_n = threads.clamp(1, 64);
@@ -91,6 +119,7 @@ pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<V
             .collect();
         let mut first = Ok(());
         while diffs.len() < total && bits.pos < bounds[1] {
+            starts.note(diffs.len(), bits.pos);
             match layout.block(&mut bits, diffs.len() % n) {
                 Ok(d) => diffs.push(d),
                 Err(_) => {
@@ -122,6 +151,12 @@ pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<V
                 if let Some(b) = taken[..need].iter().position(|&s| s == BROKEN) {
                     return Err(bad(diffs.len() + b));
                 }
+                if every > 0 {
+                    while starts.next < diffs.len() + need {
+                        starts.at.push(piece.pos[j + starts.next - diffs.len()]);
+                        starts.next += every;
+                    }
+                }
                 diffs.extend_from_slice(&piece.diff[j..j + need]);
                 bits.pos = if need == taken.len() {
                     piece.end
@@ -133,6 +168,7 @@ pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<V
             if bits.pos >= piece_end {
                 break;
             }
+            starts.note(diffs.len(), bits.pos);
             let d = layout
                 .block(&mut bits, slot)
                 .map_err(|_| bad(diffs.len()))?;
@@ -145,6 +181,7 @@ pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<V
             return Err(DcError::Corrupt("the scan's data ends early".into()));
         }
         let slot = diffs.len() % n;
+        starts.note(diffs.len(), bits.pos);
         let d = layout
             .block(&mut bits, slot)
             .map_err(|_| bad(diffs.len()))?;
@@ -156,8 +193,8 @@ pub(super) fn decode(layout: &Layout, clean: &Clean, threads: usize) -> Result<V
     let mut pred = [0i32; 4];
     for (i, d) in diffs.iter_mut().enumerate() {
         let p = &mut pred[layout.slots[i % n].comp];
-        *p += *d;
+        *p = p.wrapping_add(*d);
         *d = *p;
     }
-    Ok(diffs)
+    Ok((diffs, starts.at))
 }

@@ -5,7 +5,7 @@ use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use super::*;
 
 /// A picture with smooth areas, edges and noise, so blocks carry many AC codes.
-fn picture(w: u32, h: u32) -> image::RgbImage {
+pub(super) fn picture(w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
         let noise = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 27;
         let r = ((x * 255 / w.max(1)) as u8).wrapping_add(noise as u8);
@@ -15,14 +15,14 @@ fn picture(w: u32, h: u32) -> image::RgbImage {
     })
 }
 
-struct Options {
-    sampling: SamplingFactor,
-    progressive: bool,
-    restart: u16,
-    grey: bool,
+pub(super) struct Options {
+    pub sampling: SamplingFactor,
+    pub progressive: bool,
+    pub restart: u16,
+    pub grey: bool,
 }
 
-fn encode(img: &image::RgbImage, o: &Options) -> Vec<u8> {
+pub(super) fn encode(img: &image::RgbImage, o: &Options) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = Encoder::new(&mut out, 85);
     enc.set_sampling_factor(o.sampling);
@@ -60,7 +60,7 @@ fn reference(bytes: &[u8]) -> image::RgbImage {
 
 /// Mean absolute difference per channel, and how many channel values differ by more than
 /// `far`.
-fn difference(a: &image::RgbImage, b: &image::RgbImage, far: u8) -> (f64, usize) {
+pub(super) fn difference(a: &image::RgbImage, b: &image::RgbImage, far: u8) -> (f64, usize) {
     assert_eq!(a.dimensions(), b.dimensions());
     let (mut sum, mut n_far) = (0u64, 0usize);
     for (x, y) in a.as_raw().iter().zip(b.as_raw()) {

@@ -1,4 +1,6 @@
-//! The first picture of a JPEG at one eighth of its size, from the DC coefficients alone.
+//! Our own JPEG decoding, built for large photos on every core: the first picture at one
+//! eighth of the size from the DC coefficients alone (here), and the full resolution in bands
+//! of rows (`bands`) for the tile pyramid.
 //!
 //! At 1/8 scale every 8x8 block becomes one pixel whose value is the block's DC coefficient, so
 //! no inverse DCT is needed, only the entropy decoding. This decoder does just that, as fast as
@@ -12,10 +14,14 @@
 //! Adobe marker or component ids); anything else is `Unsupported` and the caller decodes by
 //! the general path.
 
+mod bands;
 mod headers;
 mod huffman;
+mod idct;
 mod scan;
 mod speculative;
+
+pub use bands::JpegBands;
 
 use image::RgbImage;
 use thiserror::Error;
@@ -53,21 +59,6 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
                     "lossless, hierarchical or arithmetic coding",
                 ));
             }
-            0xC4 => headers::huffman(markers.segment()?, &mut tables)?,
-            0xDB => headers::quantisation(markers.segment()?, &mut tables.q0)?,
-            0xDD => {
-                let body = markers.segment()?;
-                let b = body
-                    .get(..2)
-                    .ok_or_else(|| DcError::Corrupt("a restart interval is cut short".into()))?;
-                tables.restart = usize::from(u16::from_be_bytes([b[0], b[1]]));
-            }
-            0xEE => {
-                let body = markers.segment()?;
-                if let Some(t) = headers::adobe_transform(body) {
-                    tables.adobe_transform = Some(t);
-                }
-            }
             0xDA => {
                 let f = frame
                     .as_ref()
@@ -79,10 +70,7 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
                 seen_dc |= read_scan(f, &header, &tables, data, threads, &mut planes)?;
             }
             0xD9 => break,
-            0xD0..=0xD7 | 0x01 => {}
-            _ => {
-                markers.segment()?;
-            }
+            _ => headers::table_or_skip(code, &mut markers, &mut tables)?,
         }
     }
     let frame = frame.ok_or_else(|| DcError::Corrupt("no frame header".into()))?;
@@ -112,7 +100,7 @@ fn read_scan(
     let clean = Clean::new(data);
     let whole_frame = header.comps.len() == frame.comps.len();
     let values = if kind == Kind::Baseline && tables.restart == 0 && whole_frame && threads > 1 {
-        speculative::decode(&layout, &clean, threads)?
+        speculative::decode(&layout, &clean, threads, 0)?.0
     } else {
         scan::decode(&layout, &clean, tables.restart, threads)?
     };
@@ -155,18 +143,14 @@ fn assemble(
         .iter()
         .zip(planes)
         .map(|(c, plane)| {
-            let q = i32::from(tables.q0[c.tq].unwrap_or(1));
+            let q = i32::from(tables.q[c.tq].map_or(1, |t| t[0]));
             plane
                 .iter()
                 .map(|&dc| ((dc * q + 4 + 1024) >> 3).clamp(0, 255) as u8)
                 .collect()
         })
         .collect();
-    let rgb_ids = frame.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']);
-    let transform = match tables.adobe_transform {
-        Some(t) => t != 0,
-        None => !rgb_ids,
-    };
+    let transform = colour_transform(frame, tables);
     let (w32, h32) = (
         u32::try_from(w).map_err(|_| DcError::Unsupported("too wide"))?,
         u32::try_from(h).map_err(|_| DcError::Unsupported("too tall"))?,
@@ -201,6 +185,16 @@ fn assemble(
         }
     });
     Ok(out)
+}
+
+/// Whether the three components are YCbCr to be turned into RGB (else they are RGB already):
+/// as an Adobe marker says, else by the component ids.
+fn colour_transform(frame: &Frame, tables: &Tables) -> bool {
+    let rgb_ids = frame.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']);
+    match tables.adobe_transform {
+        Some(t) => t != 0,
+        None => !rgb_ids,
+    }
 }
 
 /// Rows `rows` of one plane of `bw` x `bh` samples, each covering `fx` x `fy` output pixels,
@@ -250,5 +244,7 @@ fn ycbcr(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     [r, g, b].map(|v| ((v + half) >> 16).clamp(0, 255) as u8)
 }
 
+#[cfg(test)]
+mod bands_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,210 @@
+//! An image's full-resolution pixels handed out top to bottom, a band of rows at a time, for
+//! the tile pyramid. A baseline JPEG stored upright is decoded band by band on every core
+//! (`jpeg::JpegBands`), so it is never whole in memory; anything else is decoded whole
+//! (`decode::decode_bytes`, EXIF orientation applied) and handed out in bands of that. A JPEG
+//! whose data turns out damaged midway goes on from the same row through the general decoder.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use image::metadata::Orientation;
+
+use super::jpeg::JpegBands;
+use super::{ImageError, ImageFormat, PixelBudget, decode, integrity, preview, probe_bytes};
+use crate::geometry::ImageSize;
+
+enum Source {
+    Bands(JpegBands),
+    Whole(RgbImage),
+}
+
+/// An opened image, ready to give its rows.
+pub struct Rows<'a> {
+    path: PathBuf,
+    bytes: &'a [u8],
+    budget: PixelBudget,
+    size: ImageSize,
+    source: Source,
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Open `bytes` (the file at `path`) within the pixel budget: the header probed and the file's
+/// completeness checked first, as for a whole decode.
+pub fn open_rows<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    budget: PixelBudget,
+) -> Result<Rows<'a>, ImageError> {
+    let probe = probe_bytes(path, bytes, budget)?;
+    integrity::check_complete(path, bytes, probe.format)?;
+    let upright = preview::orientation(bytes) == Orientation::NoTransforms;
+    let bands = if probe.format == ImageFormat::Jpeg && upright {
+        match JpegBands::open(bytes, threads()) {
+            Ok(bands) => Some(bands),
+            Err(e) => {
+                tracing::debug!("{}: {e}; decoding whole", path.display());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let source = match bands {
+        Some(b) => Source::Bands(b),
+        None => Source::Whole(decode::decode_bytes(path, bytes, budget)?.into_rgb8()),
+    };
+    let size = match &source {
+        Source::Bands(b) => ImageSize::new(b.width() as u32, b.height() as u32),
+        Source::Whole(img) => ImageSize::new(img.width(), img.height()),
+    };
+    Ok(Rows {
+        path: path.to_owned(),
+        bytes,
+        budget,
+        size,
+        source,
+    })
+}
+
+impl Rows<'_> {
+    /// The size of the pixels given (upright).
+    pub fn size(&self) -> ImageSize {
+        self.size
+    }
+
+    /// Whether the rows are decoded band by band (else the image was decoded whole).
+    pub fn banded(&self) -> bool {
+        matches!(self.source, Source::Bands(_))
+    }
+
+    /// Give every row, top to bottom, in bands of `band` rows (the last one shorter) to `take`
+    /// as RGB bytes and a row count; `take` returns `false` to stop. `Ok(false)` when it
+    /// stopped.
+    pub fn each_band(
+        self,
+        band: u32,
+        mut take: impl FnMut(&[u8], u32) -> bool,
+    ) -> Result<bool, ImageError> {
+        let band = band.max(1);
+        let height = self.size.height;
+        let bands = match self.source {
+            Source::Whole(img) => return Ok(give(&img, 0, band, &mut take)),
+            Source::Bands(bands) => bands,
+        };
+        for start in (0..height).step_by(band as usize) {
+            let end = (start + band).min(height);
+            match bands.rows(start as usize..end as usize, threads()) {
+                Ok(part) => {
+                    if !take(part.as_raw(), part.height()) {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: {e} at row {start}; decoding the rest by the general path",
+                        self.path.display()
+                    );
+                    drop(bands);
+                    let img = decode::decode_bytes(&self.path, self.bytes, self.budget)?;
+                    let img = img.into_rgb8();
+                    if img.dimensions() != (self.size.width, height) {
+                        return Err(ImageError::Corrupt {
+                            path: self.path,
+                            reason: "the two decoders disagree on the size".into(),
+                        });
+                    }
+                    return Ok(give(&img, start, band, &mut take));
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Hand out `img`'s rows from `start` on in bands.
+fn give(img: &RgbImage, start: u32, band: u32, take: &mut impl FnMut(&[u8], u32) -> bool) -> bool {
+    let stride = img.width() as usize * 3;
+    let from = start as usize * stride;
+    img.as_raw()
+        .get(from..)
+        .unwrap_or_default()
+        .chunks(band as usize * stride.max(1))
+        .all(|chunk| take(chunk, (chunk.len() / stride.max(1)) as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    fn photo(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x ^ y) * 3) as u8])
+        })
+    }
+
+    fn gather(rows: Rows, band: u32) -> (RgbImage, Vec<u32>) {
+        let size = rows.size();
+        let mut data = Vec::new();
+        let mut counts = Vec::new();
+        assert!(
+            rows.each_band(band, |d, n| {
+                data.extend_from_slice(d);
+                counts.push(n);
+                true
+            })
+            .unwrap()
+        );
+        (RgbImage::from_raw(size.width, size.height, data).unwrap(), counts)
+    }
+
+    #[test]
+    fn a_jpeg_comes_in_bands_and_a_png_whole_both_all_rows_once() {
+        let img = photo(700, 1100);
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let path = Path::new("photo.jpg");
+        let rows = open_rows(path, &jpeg, PixelBudget::DEFAULT).unwrap();
+        assert!(rows.banded());
+        let (banded, counts) = gather(rows, 512);
+        assert_eq!(counts, vec![512, 512, 76]);
+        let whole = decode::decode_bytes(path, &jpeg, PixelBudget::DEFAULT)
+            .unwrap()
+            .into_rgb8();
+        let diff: u64 = banded
+            .as_raw()
+            .iter()
+            .zip(whole.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        assert!((diff as f64 / whole.as_raw().len() as f64) < 1.0, "{diff}");
+        let mut png = Vec::new();
+        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let rows = open_rows(Path::new("photo.png"), &png, PixelBudget::DEFAULT).unwrap();
+        assert!(!rows.banded());
+        let (got, counts) = gather(rows, 512);
+        assert_eq!(counts, vec![512, 512, 76]);
+        assert_eq!(got, img);
+    }
+
+    #[test]
+    fn a_bomb_is_refused_before_any_decoding_and_a_stop_is_reported() {
+        let img = photo(300, 300);
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let small = PixelBudget(50_000);
+        assert!(matches!(
+            open_rows(Path::new("a.jpg"), &jpeg, small),
+            Err(ImageError::TooLarge { .. })
+        ));
+        let rows = open_rows(Path::new("a.jpg"), &jpeg, PixelBudget::DEFAULT).unwrap();
+        assert!(!rows.each_band(100, |_, _| false).unwrap());
+    }
+}
