@@ -4,7 +4,7 @@ Prints one JSON line: seconds to the first displayable pixels (JPEG: Image.draft
 DCT scale whose longest side is still >= 1024, then load; other formats: a full load) and seconds
 to a full pyramid of 512 px tiles (full load, then reduce(2) level by level, every tile cropped
 and kept in memory; nothing is written to disk). With --first-only: the best of three first-pixel
-times only.
+times only; with --full-only: the best of three full-resolution decodes (open, convert to RGB).
 """
 import json
 import sys
@@ -51,6 +51,13 @@ if __name__ == "__main__":
     if sys.argv[2:] == ["--first-only"]:
         # The best of three first-pixel times, nothing else.
         print(json.dumps({"first": min(first_pixels(path) for _ in range(3))}))
+        sys.exit(0)
+    if sys.argv[2:] == ["--full-only"]:
+        def full_decode():
+            t = time.perf_counter()
+            Image.open(path).convert("RGB").load()
+            return time.perf_counter() - t
+        print(json.dumps({"full": min(full_decode() for _ in range(3))}))
         sys.exit(0)
     first = first_pixels(path)
     full, tiles = full_pyramid(path)

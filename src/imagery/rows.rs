@@ -1,8 +1,9 @@
 //! An image's full-resolution pixels handed out top to bottom, a band of rows at a time, for
 //! the tile pyramid. A baseline JPEG stored upright is decoded band by band on every core
 //! (`jpeg::JpegBands`), so it is never whole in memory; anything else is decoded whole
-//! (`decode::decode_bytes`, EXIF orientation applied) and handed out in bands of that. A JPEG
-//! whose data turns out damaged midway goes on from the same row through the general decoder.
+//! (`decode::decode_bytes`, EXIF orientation applied) when its rows are asked for, and handed
+//! out in bands of that. A JPEG whose data turns out damaged midway goes on from the same row
+//! through the general decoder.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,8 @@ use crate::geometry::ImageSize;
 
 enum Source {
     Bands(JpegBands),
-    Whole(RgbImage),
+    /// Decoded whole when the rows are asked for.
+    Whole,
 }
 
 /// An opened image, ready to give its rows.
@@ -52,13 +54,12 @@ pub fn open_rows<'a>(
     } else {
         None
     };
-    let source = match bands {
-        Some(b) => Source::Bands(b),
-        None => Source::Whole(decode::decode_bytes(path, bytes, budget)?.into_rgb8()),
-    };
-    let size = match &source {
-        Source::Bands(b) => ImageSize::new(b.width() as u32, b.height() as u32),
-        Source::Whole(img) => ImageSize::new(img.width(), img.height()),
+    let (source, size) = match bands {
+        Some(b) => {
+            let size = ImageSize::new(b.width() as u32, b.height() as u32);
+            (Source::Bands(b), size)
+        }
+        None => (Source::Whole, probe.size),
     };
     Ok(Rows {
         path: path.to_owned(),
@@ -75,30 +76,43 @@ impl Rows<'_> {
         self.size
     }
 
-    /// Whether the rows are decoded band by band (else the image was decoded whole).
+    /// Whether the rows are decoded band by band (else the image is decoded whole).
     pub fn banded(&self) -> bool {
         matches!(self.source, Source::Bands(_))
+    }
+
+    /// The eighth-scale picture opening computed on the way (a banded JPEG without restart
+    /// markers), as stored (upright: banded files are).
+    pub fn eighth(&self) -> Option<&RgbImage> {
+        match &self.source {
+            Source::Bands(b) => b.eighth(),
+            Source::Whole => None,
+        }
     }
 
     /// Give every row, top to bottom, in bands of `band` rows (the last one shorter) to `take`
     /// as RGB bytes and a row count; `take` returns `false` to stop. `Ok(false)` when it
     /// stopped.
     pub fn each_band(
-        self,
+        mut self,
         band: u32,
         mut take: impl FnMut(&[u8], u32) -> bool,
     ) -> Result<bool, ImageError> {
         let band = band.max(1);
         let height = self.size.height;
-        let bands = match self.source {
-            Source::Whole(img) => return Ok(give(&img, 0, band, &mut take)),
+        let bands = match std::mem::replace(&mut self.source, Source::Whole) {
+            Source::Whole => {
+                let img = self.decode_whole()?;
+                return Ok(give(&img, 0, band, &mut take));
+            }
             Source::Bands(bands) => bands,
         };
+        let mut buffer = Vec::new();
         for start in (0..height).step_by(band as usize) {
             let end = (start + band).min(height);
-            match bands.rows(start as usize..end as usize, threads()) {
-                Ok(part) => {
-                    if !take(part.as_raw(), part.height()) {
+            match bands.rows_into(start as usize..end as usize, threads(), &mut buffer) {
+                Ok(n) => {
+                    if !take(&buffer, n) {
                         return Ok(false);
                     }
                 }
@@ -108,19 +122,29 @@ impl Rows<'_> {
                         self.path.display()
                     );
                     drop(bands);
-                    let img = decode::decode_bytes(&self.path, self.bytes, self.budget)?;
-                    let img = img.into_rgb8();
-                    if img.dimensions() != (self.size.width, height) {
-                        return Err(ImageError::Corrupt {
-                            path: self.path,
-                            reason: "the two decoders disagree on the size".into(),
-                        });
-                    }
+                    let img = self.decode_whole()?;
                     return Ok(give(&img, start, band, &mut take));
                 }
             }
         }
         Ok(true)
+    }
+
+    /// The whole image by the general decoder, which must agree with the size given out.
+    fn decode_whole(&self) -> Result<RgbImage, ImageError> {
+        let img = decode::decode_bytes(&self.path, self.bytes, self.budget)?.into_rgb8();
+        if img.dimensions() != (self.size.width, self.size.height) {
+            return Err(ImageError::Corrupt {
+                path: self.path.clone(),
+                reason: format!(
+                    "decoded {}x{}, the header says {}",
+                    img.width(),
+                    img.height(),
+                    self.size
+                ),
+            });
+        }
+        Ok(img)
     }
 }
 

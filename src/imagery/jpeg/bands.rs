@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 use super::headers::{self, Frame, Markers, Scan, Tables, ZIGZAG};
 use super::huffman::{Bits, Clean};
@@ -40,6 +41,11 @@ pub struct JpegBands {
     transform: bool,
     /// Each frame component's quantisation steps, in zigzag order.
     steps: Vec<[i32; 64]>,
+    /// The component planes of the last band, kept for the next (fresh buffers of this size
+    /// cost a page fault every 4 KiB).
+    planes: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// The eighth-scale picture, when opening ran the DC pass (a file without restart markers).
+    eighth: Option<RgbImage>,
 }
 
 fn bad_code(at: usize) -> DcError {
@@ -109,8 +115,10 @@ impl JpegBands {
             starts: Vec::new(),
             transform,
             steps,
+            planes: std::sync::Mutex::new(Vec::new()),
+            eighth: None,
         };
-        bands.starts = bands.row_starts(threads)?;
+        (bands.starts, bands.eighth) = bands.row_starts(threads)?;
         Ok(bands)
     }
 
@@ -122,17 +130,24 @@ impl JpegBands {
         self.frame.height
     }
 
+    /// The picture at one eighth of the size (as `decode_eighth` makes it) when opening
+    /// computed it on the way, which it does for files without restart markers.
+    pub fn eighth(&self) -> Option<&RgbImage> {
+        self.eighth.as_ref()
+    }
+
     fn layout(&self) -> Result<Layout<'_>, DcError> {
         Layout::new(&self.frame, &self.scan, &self.tables, Kind::Baseline)
     }
 
-    fn row_starts(&self, threads: usize) -> Result<Vec<RowStart>, DcError> {
+    /// Where each MCU row starts; from the DC pass when it runs, also the eighth-scale picture.
+    fn row_starts(&self, threads: usize) -> Result<(Vec<RowStart>, Option<RgbImage>), DcError> {
         let layout = self.layout()?;
         let (n, across) = (layout.slots.len(), layout.across);
         let rows = layout.units / across.max(1);
         let restart = self.tables.restart;
         if restart > 0 {
-            return (0..rows)
+            let starts = (0..rows)
                 .map(|r| {
                     let m = r * across;
                     let at = self.clean.intervals.get(m / restart).ok_or_else(|| {
@@ -144,10 +159,11 @@ impl JpegBands {
                         skip: m % restart,
                     })
                 })
-                .collect();
+                .collect::<Result<_, DcError>>()?;
+            return Ok((starts, None));
         }
         let (values, at) = speculative::decode(&layout, &self.clean, threads, across * n)?;
-        (0..rows)
+        let starts = (0..rows)
             .map(|r| {
                 let pos = *at
                     .get(r)
@@ -162,11 +178,35 @@ impl JpegBands {
                 }
                 Ok(RowStart { pos, pred, skip: 0 })
             })
-            .collect()
+            .collect::<Result<_, DcError>>()?;
+        let mut planes: Vec<Vec<i32>> = self
+            .frame
+            .comps
+            .iter()
+            .map(|c| vec![0; c.bw * c.bh])
+            .collect();
+        super::scatter(&self.frame, &layout, &values, 0, &mut planes);
+        let eighth = super::assemble(&self.frame, &self.tables, &planes, threads).ok();
+        Ok((starts, eighth))
     }
 
     /// Decode image rows `rows` (clamped to the image) as RGB, on up to `threads` threads.
     pub fn rows(&self, rows: Range<usize>, threads: usize) -> Result<RgbImage, DcError> {
+        let mut out = Vec::new();
+        let n = self.rows_into(rows, threads, &mut out)?;
+        let w = u32::try_from(self.frame.width).map_err(|_| DcError::Unsupported("too wide"))?;
+        RgbImage::from_raw(w, n, out).ok_or_else(|| DcError::Corrupt("a short band".into()))
+    }
+
+    /// Decode image rows `rows` (clamped to the image) as RGB into `out` (resized to fit, its
+    /// buffer reused), in pieces on rayon's threads (`threads` sets how finely the work is cut);
+    /// the number of rows.
+    pub fn rows_into(
+        &self,
+        rows: Range<usize>,
+        threads: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, DcError> {
         let (w, h) = (self.frame.width, self.frame.height);
         let rows = rows.start.min(h)..rows.end.min(h).max(rows.start.min(h));
         let threads = threads.max(1);
@@ -175,13 +215,19 @@ impl JpegBands {
         let first = (rows.start / mcu_h).saturating_sub(context);
         let last = (rows.end.div_ceil(mcu_h) + context).min(self.starts.len());
         let count = last.saturating_sub(first);
-        let mut planes: Vec<Vec<u8>> = self
-            .frame
-            .comps
-            .iter()
-            .map(|c| vec![0u8; c.bw * 8 * count * c.v * 8])
-            .collect();
-        let per = count.div_ceil(threads).max(1);
+        let mut planes = self
+            .planes
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        planes.resize_with(self.frame.comps.len(), Vec::new);
+        // Every byte of the MCU rows decoded is written, so a reused plane needs no clearing.
+        for (plane, c) in planes.iter_mut().zip(&self.frame.comps) {
+            plane.resize(c.bw * 8 * count * c.v * 8, 0);
+        }
+        // Pieces of a few MCU rows (each starts where the DC pass found its row), more pieces
+        // than cores so the work spreads evenly however the detail (and so the data) falls.
+        let per = count.div_ceil(threads * 4).clamp(1, 4);
         let mut parts: Vec<Vec<&mut [u8]>> = (0..count.div_ceil(per)).map(|_| Vec::new()).collect();
         for (plane, c) in planes.iter_mut().zip(&self.frame.comps) {
             for (part, chunk) in parts.iter_mut().zip(plane.chunks_mut(per * c.v * 8 * c.bw * 8)) {
@@ -189,36 +235,22 @@ impl JpegBands {
             }
         }
         let layout = self.layout()?;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .enumerate()
-                .map(|(t, part)| {
-                    let range = first + t * per..(first + (t + 1) * per).min(last);
-                    let layout = &layout;
-                    scope.spawn(move || self.decode_mcu_rows(layout, range, part))
-                })
-                .collect();
-            handles.into_iter().try_for_each(|handle| {
-                handle
-                    .join()
-                    .map_err(|_| DcError::Corrupt("a decoding thread failed".into()))?
-            })
-        })?;
-        let (w32, rows32) = (
-            u32::try_from(w).map_err(|_| DcError::Unsupported("too wide"))?,
-            u32::try_from(rows.len()).map_err(|_| DcError::Unsupported("too tall"))?,
-        );
-        let mut out = RgbImage::new(w32, rows32);
-        let band = rows.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            for (b, pixels) in out.chunks_mut(band * w * 3).enumerate() {
-                let start = rows.start + b * band;
-                let planes = &planes;
-                scope.spawn(move || self.colour_rows(planes, first, start, pixels));
-            }
-        });
-        Ok(out)
+        parts
+            .into_par_iter()
+            .enumerate()
+            .try_for_each(|(t, part)| {
+                let range = first + t * per..(first + (t + 1) * per).min(last);
+                self.decode_mcu_rows(&layout, range, part)
+            })?;
+        out.resize(rows.len() * w * 3, 0);
+        let band = rows.len().div_ceil(threads * 4).max(1);
+        out.par_chunks_mut(band * w * 3)
+            .enumerate()
+            .for_each(|(b, pixels)| self.colour_rows(&planes, first, rows.start + b * band, pixels));
+        if let Ok(mut keep) = self.planes.lock() {
+            *keep = planes;
+        }
+        Ok(rows.len() as u32)
     }
 
     /// Decode MCU rows `range` into `planes` (each component's rows of those MCUs).
@@ -298,11 +330,11 @@ impl JpegBands {
     fn colour_rows(&self, planes: &[Vec<u8>], first: usize, start: usize, pixels: &mut [u8]) {
         let f = &self.frame;
         let w = f.width;
-        let mut full: Vec<Vec<u8>> = f.comps.iter().map(|_| vec![0u8; w]).collect();
-        let mut mixed: Vec<u16> = Vec::new();
+        let mut upsampled: Vec<Vec<u8>> = f.comps.iter().map(|_| vec![0u8; w]).collect();
+        let mut mixed: Vec<u16> = Vec::with_capacity(w);
         for (i, out) in pixels.chunks_exact_mut(w * 3).enumerate() {
             let y = start + i;
-            for ((c, plane), row) in f.comps.iter().zip(planes).zip(full.iter_mut()) {
+            for ((c, plane), row) in f.comps.iter().zip(planes).zip(upsampled.iter_mut()) {
                 let stride = c.bw * 8;
                 let rows_here = plane.len() / stride.max(1);
                 let comp_h = (f.height * c.v).div_ceil(f.vmax);
@@ -340,34 +372,36 @@ impl JpegBands {
                     }
                 }
             }
-            match full.len() {
-                1 => {
-                    for (px, &g) in out.chunks_exact_mut(3).zip(&full[0]) {
+            match upsampled.as_slice() {
+                [g] => {
+                    for (px, &g) in out.chunks_exact_mut(3).zip(g) {
                         px.fill(g);
                     }
                 }
-                _ if self.transform => {
-                    for (((px, &y), &cb), &cr) in out
-                        .chunks_exact_mut(3)
-                        .zip(&full[0])
-                        .zip(&full[1])
-                        .zip(&full[2])
-                    {
-                        px.copy_from_slice(&super::ycbcr(y, cb, cr));
-                    }
-                }
-                _ => {
-                    for (((px, &r), &g), &b) in out
-                        .chunks_exact_mut(3)
-                        .zip(&full[0])
-                        .zip(&full[1])
-                        .zip(&full[2])
-                    {
+                [a, b, c] if self.transform => ycbcr_row(a, b, c, out),
+                [a, b, c] => {
+                    for (((px, &r), &g), &b) in out.chunks_exact_mut(3).zip(a).zip(b).zip(c) {
                         px.copy_from_slice(&[r, g, b]);
                     }
                 }
+                _ => {}
             }
         }
+    }
+}
+
+/// One row of JFIF YCbCr to RGB (16.16 fixed point, as `super::ycbcr`), written so the
+/// compiler can keep it in vector registers.
+fn ycbcr_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    const HALF: i32 = 1 << 15;
+    for (((px, &y), &cb), &cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
+        let (y, cb, cr) = ((i32::from(y) << 16) + HALF, i32::from(cb) - 128, i32::from(cr) - 128);
+        let r = (y + 91_881 * cr) >> 16;
+        let g = (y - 22_554 * cb - 46_802 * cr) >> 16;
+        let b = (y + 116_130 * cb) >> 16;
+        px[0] = r.clamp(0, 255) as u8;
+        px[1] = g.clamp(0, 255) as u8;
+        px[2] = b.clamp(0, 255) as u8;
     }
 }
 
@@ -375,16 +409,30 @@ impl JpegBands {
 /// the next one out (`mixed` in quarters, so the result is over sixteen).
 fn upsample_across(mixed: &[u16], out: &mut [u8]) {
     let n = mixed.len();
-    if n == 0 {
+    let Some(&first) = mixed.first() else {
         return;
+    };
+    let at = |i: usize| u32::from(mixed[i.min(n - 1)]);
+    let mix = |own: u32, other: u32| ((3 * own + other + 8) >> 4) as u8;
+    // The edges, where the neighbour outside is the sample itself.
+    if let Some(o) = out.get_mut(0) {
+        *o = mix(u32::from(first), u32::from(first));
     }
-    for (i, pair) in out.chunks_mut(2).enumerate() {
-        let own = 3 * u32::from(mixed[i.min(n - 1)]);
-        let left = u32::from(mixed[i.saturating_sub(1).min(n - 1)]);
-        let right = u32::from(mixed[(i + 1).min(n - 1)]);
-        pair[0] = ((own + left + 8) >> 4) as u8;
-        if let Some(second) = pair.get_mut(1) {
-            *second = ((own + right + 8) >> 4) as u8;
+    if let Some(o) = out.get_mut(1) {
+        *o = mix(u32::from(first), at(1));
+    }
+    // The middle: sample i makes outputs 2i and 2i + 1.
+    if let Some(inner) = out.get_mut(2..) {
+        for (pair, win) in inner.chunks_exact_mut(2).zip(mixed.windows(3)) {
+            let own = u32::from(win[1]);
+            pair[0] = mix(own, u32::from(win[0]));
+            pair[1] = mix(own, u32::from(win[2]));
         }
+    }
+    // The last sample's outputs (and an odd width's lone last one).
+    let last = n - 1;
+    for x in (2 * last).max(2)..out.len() {
+        let other = if x % 2 == 0 { last.saturating_sub(1) } else { last };
+        out[x] = mix(at(x / 2), at(other));
     }
 }

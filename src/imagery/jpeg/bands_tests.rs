@@ -45,6 +45,12 @@ fn in_bands(bands: &JpegBands, band: usize, threads: usize) -> image::RgbImage {
 fn check(o: Options, w: u32, h: u32) {
     let bytes = encode(&picture(w, h), &o);
     let bands = JpegBands::open(&bytes, 2).unwrap();
+    // Without restart markers opening ran the DC pass: its eighth-scale picture is there.
+    if o.restart == 0 {
+        assert_eq!(bands.eighth(), Some(&decode_eighth(&bytes, 2).unwrap()));
+    } else {
+        assert!(bands.eighth().is_none());
+    }
     assert_eq!((bands.width(), bands.height()), (w as usize, h as usize));
     let whole = bands.rows(0..h as usize, 2).unwrap();
     // The same integer transform family and the same chroma filter as the reference: the

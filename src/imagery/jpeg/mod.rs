@@ -104,8 +104,14 @@ fn read_scan(
     } else {
         scan::decode(&layout, &clean, tables.restart, threads)?
     };
+    scatter(frame, &layout, &values, u32::from(header.al), planes);
+    Ok(true)
+}
+
+/// Put a scan's values (one per block, in scan order) into the component planes, shifted left
+/// by `al` (a refinement scan's bits are or-ed in).
+fn scatter(frame: &Frame, layout: &Layout, values: &[i32], al: u32, planes: &mut [Vec<i32>]) {
     let n = layout.slots.len().max(1);
-    let al = u32::from(header.al);
     // Units walked in order with their column and row counted along (no division per block:
     // this loop runs once per block, millions of times for a large photo).
     let (mut ux, mut uy) = (0usize, 0usize);
@@ -115,7 +121,7 @@ fn read_scan(
             let Some(cell) = planes.get_mut(comp).and_then(|p| p.get_mut(at)) else {
                 continue;
             };
-            match kind {
+            match layout.kind {
                 Kind::DcRefine => *cell |= v << al,
                 _ => *cell = v << al,
             }
@@ -126,7 +132,6 @@ fn read_scan(
             uy += 1;
         }
     }
-    Ok(true)
 }
 
 /// The planes as an RGB picture of ceil(width / 8) x ceil(height / 8).
@@ -146,7 +151,7 @@ fn assemble(
             let q = i32::from(tables.q[c.tq].map_or(1, |t| t[0]));
             plane
                 .iter()
-                .map(|&dc| ((dc * q + 4 + 1024) >> 3).clamp(0, 255) as u8)
+                .map(|&dc| (dc.wrapping_mul(q).wrapping_add(4 + 1024) >> 3).clamp(0, 255) as u8)
                 .collect()
         })
         .collect();

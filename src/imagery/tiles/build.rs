@@ -127,10 +127,19 @@ pub(super) fn build(
         }
         shared.generation.fetch_add(1, Ordering::AcqRel);
     }
-    // The quick preview first, on every core (an eighth-scale JPEG takes a fraction of the
-    // full decode), so the first pixels do not share the machine with the full decode.
+    // Open the rows: for a baseline JPEG this is the DC pass on every core, which also gives
+    // the eighth-scale preview, so the first pixels do not wait for the full decode.
     let started = std::time::Instant::now();
-    if let Some(Ok(mut p)) = preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE) {
+    let rows = match rows::open_rows(path, &bytes, shared.budget) {
+        Ok(rows) => rows,
+        Err(e) => return BuildStatus::Failed(e.to_string()),
+    };
+    let longest = rows.size().width.max(rows.size().height);
+    let preview = match rows.eighth() {
+        Some(eighth) if longest / 8 >= PREVIEW_MIN_SIDE => Some(Ok(eighth.clone())),
+        _ => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
+    };
+    if let Some(Ok(mut p)) = preview {
         // GPUs cap texture sides: keep the preview within what every back end takes.
         if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
             let fit = crate::imagery::thumbnail::fit_within(
@@ -153,12 +162,6 @@ pub(super) fn build(
     if cancel.load(Ordering::Relaxed) {
         return BuildStatus::Cancelled;
     }
-    // Full resolution band by band (a baseline JPEG is never whole in memory), each band's
-    // tiles written as it comes and halved into the levels below.
-    let rows = match rows::open_rows(path, &bytes, shared.budget) {
-        Ok(rows) => rows,
-        Err(e) => return BuildStatus::Failed(e.to_string()),
-    };
     if rows.size() != size {
         tracing::warn!(
             "{}: decoded {}, the project says {size}",
