@@ -18,6 +18,9 @@ pub struct Row {
     pub progressive: bool,
     pub ours_s: f64,
     pub ours_one_thread_s: f64,
+    /// What the tile service does before its preview: the header probed, the file checked
+    /// complete, the orientation read and the rows opened (the DC pass, giving the preview).
+    pub open_rows_s: f64,
     pub jpeg_decoder_s: f64,
     pub pillow_draft_s: Option<f64>,
     /// Full resolution: ours in bands (`None` for a file it leaves to the general decoder),
@@ -60,6 +63,10 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
         let img = jpeg::decode_eighth(&bytes, threads)?;
         let ours = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, threads).map(drop)?))?;
         let one = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, 1).map(drop)?))?;
+        let budget = crate::imagery::PixelBudget::DEFAULT;
+        let open_rows = best_of_three(|| {
+            Ok(crate::imagery::rows::open_rows(file, &bytes, budget).map(drop)?)
+        })?;
         let old = best_of_three(|| {
             let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
             d.read_info()?;
@@ -92,6 +99,7 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
             progressive: bytes.windows(2).any(|w| w == [0xFF, 0xC2]),
             ours_s: ours,
             ours_one_thread_s: one,
+            open_rows_s: open_rows,
             jpeg_decoder_s: old,
             pillow_draft_s: pillow_draft,
             full_bands_s: full_bands,
@@ -105,7 +113,7 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
 /// The rows as a markdown table with ratios against Pillow.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| image | MP | ours s (all cores / one) | jpeg-decoder 1/8 s | Pillow draft s | ours vs Pillow (all cores / one) | full decode s (our bands / image crate / Pillow) | bands vs image crate / Pillow |\n|---|---|---|---|---|---|---|---|\n",
+        "| image | MP | ours s (all cores / one) | jpeg-decoder 1/8 s | Pillow draft s | ours vs Pillow (all cores / one) | rows opened s (the app's preview) | full decode s (our bands / image crate / Pillow) | bands vs image crate / Pillow |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ratio = |t: f64| {
@@ -118,7 +126,7 @@ pub fn markdown(rows: &[Row]) -> String {
             _ => "-".into(),
         };
         s.push_str(&format!(
-            "| {}{} | {:.0} | {:.3} / {:.3} | {:.3} | {} | {} / {} | {} / {:.3} / {} | {} / {} |\n",
+            "| {}{} | {:.0} | {:.3} / {:.3} | {:.3} | {} | {} / {} | {:.3} | {} / {:.3} / {} | {} / {} |\n",
             r.file,
             if r.progressive { " (progressive)" } else { "" },
             r.megapixels,
@@ -128,6 +136,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.pillow_draft_s.map_or("-".into(), |p| format!("{p:.3}")),
             ratio(r.ours_s),
             ratio(r.ours_one_thread_s),
+            r.open_rows_s,
             opt(r.full_bands_s),
             r.full_image_crate_s,
             opt(r.full_pillow_s),

@@ -85,6 +85,9 @@ pub fn decode_file(path: &Path, budget: PixelBudget) -> Result<DynamicImage, Ima
 
 /// Does the file's EXIF orientation turn it by 90 degrees (so width and height swap)?
 pub fn orientation_swaps_axes(bytes: &[u8], format: ImageFormat) -> bool {
+    if format == ImageFormat::Jpeg {
+        return matches!(super::exif_thumb::exif_orientation(bytes), Some(5..=8));
+    }
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.to_image_crate());
     reader.limits(image::Limits::no_limits());
     let Ok(mut decoder) = reader.into_decoder() else {

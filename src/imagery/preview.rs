@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, RgbImage, metadata::Orientation};
+use image::{DynamicImage, RgbImage, metadata::Orientation};
 
 use super::{ImageError, ImageFormat};
 
@@ -80,14 +80,11 @@ fn decode_scaled(path: &Path, bytes: &[u8], min_side: u32) -> Result<RgbImage, I
     Ok(img.to_rgb8())
 }
 
-/// The EXIF orientation of a JPEG (upright when there is none).
+/// The EXIF orientation of a JPEG (upright when there is none), read from the EXIF block
+/// itself (a decoder would first copy the whole file).
 pub fn orientation(bytes: &[u8]) -> Orientation {
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
-    reader.limits(image::Limits::no_limits());
-    reader
-        .into_decoder()
-        .ok()
-        .and_then(|mut d| d.orientation().ok())
+    super::exif_thumb::exif_orientation(bytes)
+        .and_then(|v| Orientation::from_exif(v as u8))
         .unwrap_or(Orientation::NoTransforms)
 }
 

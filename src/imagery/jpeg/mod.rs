@@ -80,6 +80,28 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
     assemble(&frame, &tables, &planes, threads)
 }
 
+/// Width and height from the frame header, reading only the segments before it; `None` when
+/// there is no readable frame header before the first scan.
+pub fn frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut markers = Markers::new(bytes).ok()?;
+    while let Some(code) = markers.next_marker() {
+        match code {
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                let body = markers.segment().ok()?;
+                let h = u32::from(u16::from_be_bytes([*body.get(1)?, *body.get(2)?]));
+                let w = u32::from(u16::from_be_bytes([*body.get(3)?, *body.get(4)?]));
+                return (w > 0 && h > 0).then_some((w, h));
+            }
+            0xDA | 0xD9 => return None,
+            0xD0..=0xD7 | 0x01 => {}
+            _ => {
+                markers.segment().ok()?;
+            }
+        }
+    }
+    None
+}
+
 /// Decode one scan into the planes; whether it carried DC coefficients.
 fn read_scan(
     frame: &Frame,
