@@ -64,9 +64,8 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
         let ours = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, threads).map(drop)?))?;
         let one = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, 1).map(drop)?))?;
         let budget = crate::imagery::PixelBudget::DEFAULT;
-        let open_rows = best_of_three(|| {
-            Ok(crate::imagery::rows::open_rows(file, &bytes, budget).map(drop)?)
-        })?;
+        let open_rows =
+            best_of_three(|| Ok(crate::imagery::rows::open_rows(file, &bytes, budget).map(drop)?))?;
         let old = best_of_three(|| {
             let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
             d.read_info()?;

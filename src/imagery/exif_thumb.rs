@@ -184,7 +184,11 @@ mod tests {
         } else {
             (u16::to_le_bytes, u32::to_le_bytes)
         };
-        let mut tiff = if big_endian { b"MM\0*".to_vec() } else { b"II*\0".to_vec() };
+        let mut tiff = if big_endian {
+            b"MM\0*".to_vec()
+        } else {
+            b"II*\0".to_vec()
+        };
         tiff.extend_from_slice(&u32b(8));
         tiff.extend_from_slice(&u16b(1));
         tiff.extend_from_slice(&u16b(0x0112));

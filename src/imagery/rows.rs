@@ -96,7 +96,7 @@ impl Rows<'_> {
     pub fn each_band(
         mut self,
         band: u32,
-        mut take: impl FnMut(&[u8], u32) -> bool,
+        mut take: impl FnMut(&[u8], u32) -> bool + Send,
     ) -> Result<bool, ImageError> {
         let band = band.max(1);
         let height = self.size.height;
@@ -107,15 +107,18 @@ impl Rows<'_> {
             }
             Source::Bands(bands) => bands,
         };
-        let mut buffer = Vec::new();
-        for start in (0..height).step_by(band as usize) {
+        // The next band is decoded while the one before is taken (tiles cut, encoded and
+        // written), both on rayon's threads: the two phases fill each other's idle moments.
+        let decode = |start: u32, buffer: &mut Vec<u8>| {
             let end = (start + band).min(height);
-            match bands.rows_into(start as usize..end as usize, threads(), &mut buffer) {
-                Ok(n) => {
-                    if !take(&buffer, n) {
-                        return Ok(false);
-                    }
-                }
+            bands.rows_into(start as usize..end as usize, threads(), buffer)
+        };
+        let (mut current, mut next) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        let mut decoded = decode(0, &mut current);
+        loop {
+            let n = match decoded {
+                Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(
                         "{}: {e} at row {start}; decoding the rest by the general path",
@@ -125,9 +128,19 @@ impl Rows<'_> {
                     let img = self.decode_whole()?;
                     return Ok(give(&img, start, band, &mut take));
                 }
+            };
+            let following = start + band;
+            if following >= height {
+                return Ok(take(&current, n));
             }
+            let kept;
+            (kept, decoded) = rayon::join(|| take(&current, n), || decode(following, &mut next));
+            if !kept {
+                return Ok(false);
+            }
+            std::mem::swap(&mut current, &mut next);
+            start = following;
         }
-        Ok(true)
     }
 
     /// The whole image by the general decoder, which must agree with the size given out.
@@ -183,7 +196,10 @@ mod tests {
             })
             .unwrap()
         );
-        (RgbImage::from_raw(size.width, size.height, data).unwrap(), counts)
+        (
+            RgbImage::from_raw(size.width, size.height, data).unwrap(),
+            counts,
+        )
     }
 
     #[test]

@@ -146,13 +146,15 @@ fn reduce_rows(data: &[u8], width: u32, rows: u32) -> (Vec<u8>, u32) {
     let (w, h) = (width as usize, rows as usize);
     let ow = out.width as usize;
     let mut dst = vec![0u8; ow * out.height as usize * 3];
-    dst.par_chunks_mut(ow * 3).enumerate().for_each(|(oy, line)| {
-        let y0 = oy * 2;
-        let y1 = (y0 + 1).min(h - 1);
-        let top = &data[y0 * w * 3..(y0 + 1) * w * 3];
-        let bottom = &data[y1 * w * 3..(y1 + 1) * w * 3];
-        super::pyramid::reduce_line(top, bottom, y1 != y0, line);
-    });
+    dst.par_chunks_mut(ow * 3)
+        .enumerate()
+        .for_each(|(oy, line)| {
+            let y0 = oy * 2;
+            let y1 = (y0 + 1).min(h - 1);
+            let top = &data[y0 * w * 3..(y0 + 1) * w * 3];
+            let bottom = &data[y1 * w * 3..(y1 + 1) * w * 3];
+            super::pyramid::reduce_line(top, bottom, y1 != y0, line);
+        });
     (dst, out.height)
 }
 
@@ -178,7 +180,11 @@ mod tests {
         let mut level_img = img.clone();
         let mut out = Vec::new();
         for level in 0..=layout.top() {
-            out.extend(layout.tiles(level).map(|k| (k, cut_tile(&level_img, &layout, k))));
+            out.extend(
+                layout
+                    .tiles(level)
+                    .map(|k| (k, cut_tile(&level_img, &layout, k))),
+            );
             level_img = reduce_half(&level_img);
         }
         out.sort_by_key(|(k, _)| *k);
@@ -218,6 +224,9 @@ mod tests {
         assert!(p.push(&img.as_raw()[..700 * 3 * 100], 100, &|_, _| true));
         assert!(!p.finish(&|_, _| true), "500 rows never came");
         let mut p = StripPyramid::new(ImageSize::new(700, 600));
-        assert!(!p.push(&vec![0; 700 * 3 * 700], 700, &|_, _| true), "more rows than the image");
+        assert!(
+            !p.push(&vec![0; 700 * 3 * 700], 700, &|_, _| true),
+            "more rows than the image"
+        );
     }
 }

@@ -102,7 +102,9 @@ impl JpegBands {
                 let q = tables.q[c.tq].ok_or_else(|| {
                     DcError::Corrupt("a component's quantisation table is missing".into())
                 })?;
-                Ok(std::array::from_fn(|k| i32::from(q[usize::from(ZIGZAG[k])])))
+                Ok(std::array::from_fn(|k| {
+                    i32::from(q[usize::from(ZIGZAG[k])])
+                }))
             })
             .collect::<Result<Vec<[i32; 64]>, DcError>>()?;
         let clean = Clean::new(&bytes[data]);
@@ -150,9 +152,10 @@ impl JpegBands {
             let starts = (0..rows)
                 .map(|r| {
                     let m = r * across;
-                    let at = self.clean.intervals.get(m / restart).ok_or_else(|| {
-                        DcError::Corrupt("restart markers are missing".into())
-                    })?;
+                    let at =
+                        self.clean.intervals.get(m / restart).ok_or_else(|| {
+                            DcError::Corrupt("restart markers are missing".into())
+                        })?;
                     Ok(RowStart {
                         pos: *at as u64 * 8,
                         pred: [0; 4],
@@ -230,7 +233,10 @@ impl JpegBands {
         let per = count.div_ceil(threads * 4).clamp(1, 4);
         let mut parts: Vec<Vec<&mut [u8]>> = (0..count.div_ceil(per)).map(|_| Vec::new()).collect();
         for (plane, c) in planes.iter_mut().zip(&self.frame.comps) {
-            for (part, chunk) in parts.iter_mut().zip(plane.chunks_mut(per * c.v * 8 * c.bw * 8)) {
+            for (part, chunk) in parts
+                .iter_mut()
+                .zip(plane.chunks_mut(per * c.v * 8 * c.bw * 8))
+            {
                 part.push(chunk);
             }
         }
@@ -246,7 +252,9 @@ impl JpegBands {
         let band = rows.len().div_ceil(threads * 4).max(1);
         out.par_chunks_mut(band * w * 3)
             .enumerate()
-            .for_each(|(b, pixels)| self.colour_rows(&planes, first, rows.start + b * band, pixels));
+            .for_each(|(b, pixels)| {
+                self.colour_rows(&planes, first, rows.start + b * band, pixels)
+            });
         if let Ok(mut keep) = self.planes.lock() {
             *keep = planes;
         }
@@ -354,7 +362,11 @@ impl JpegBands {
                 mixed.clear();
                 if fy == 2 {
                     let k = y / 2;
-                    let other = if y % 2 == 0 { k.saturating_sub(1) } else { k + 1 };
+                    let other = if y % 2 == 0 {
+                        k.saturating_sub(1)
+                    } else {
+                        k + 1
+                    };
                     let (near, far) = (line(k), line(other));
                     mixed.extend(
                         near.iter()
@@ -395,7 +407,11 @@ impl JpegBands {
 fn ycbcr_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const HALF: i32 = 1 << 15;
     for (((px, &y), &cb), &cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
-        let (y, cb, cr) = ((i32::from(y) << 16) + HALF, i32::from(cb) - 128, i32::from(cr) - 128);
+        let (y, cb, cr) = (
+            (i32::from(y) << 16) + HALF,
+            i32::from(cb) - 128,
+            i32::from(cr) - 128,
+        );
         let r = (y + 91_881 * cr) >> 16;
         let g = (y - 22_554 * cb - 46_802 * cr) >> 16;
         let b = (y + 116_130 * cb) >> 16;
@@ -432,7 +448,11 @@ fn upsample_across(mixed: &[u16], out: &mut [u8]) {
     // The last sample's outputs (and an odd width's lone last one).
     let last = n - 1;
     for x in (2 * last).max(2)..out.len() {
-        let other = if x % 2 == 0 { last.saturating_sub(1) } else { last };
+        let other = if x % 2 == 0 {
+            last.saturating_sub(1)
+        } else {
+            last
+        };
         out[x] = mix(at(x / 2), at(other));
     }
 }

@@ -61,7 +61,13 @@ fn check(o: Options, w: u32, h: u32) {
     for (band, threads) in [(16, 1), (40, 3), (512, 2), (7, 2)] {
         assert_eq!(in_bands(&bands, band, threads), whole, "bands of {band}");
     }
-    assert_eq!(JpegBands::open(&bytes, 1).unwrap().rows(0..h as usize, 1).unwrap(), whole);
+    assert_eq!(
+        JpegBands::open(&bytes, 1)
+            .unwrap()
+            .rows(0..h as usize, 1)
+            .unwrap(),
+        whole
+    );
 }
 
 #[test]
@@ -87,8 +93,14 @@ fn greyscale_and_restart_intervals_that_do_not_line_up_with_rows() {
 
 #[test]
 fn a_large_picture_decodes_the_same_on_guessing_threads() {
-    let bytes = encode(&picture(2400, 1600), &options(SamplingFactor::F_2_2, 0, false));
-    let one = JpegBands::open(&bytes, 1).unwrap().rows(500..1100, 1).unwrap();
+    let bytes = encode(
+        &picture(2400, 1600),
+        &options(SamplingFactor::F_2_2, 0, false),
+    );
+    let one = JpegBands::open(&bytes, 1)
+        .unwrap()
+        .rows(500..1100, 1)
+        .unwrap();
     for threads in [2, 5] {
         let bands = JpegBands::open(&bytes, threads).unwrap();
         assert_eq!(bands.rows(500..1100, threads).unwrap(), one);
@@ -110,7 +122,10 @@ fn progressive_files_and_bad_bytes_are_named_never_a_panic() {
         JpegBands::open(&progressive, 2),
         Err(DcError::Unsupported(_))
     ));
-    let bytes = encode(&picture(400, 300), &options(SamplingFactor::F_2_2, 0, false));
+    let bytes = encode(
+        &picture(400, 300),
+        &options(SamplingFactor::F_2_2, 0, false),
+    );
     assert!(JpegBands::open(&bytes[..bytes.len() / 2], 2).is_err());
     assert!(JpegBands::open(b"not a jpeg", 2).is_err());
     let mut state = 99u64;

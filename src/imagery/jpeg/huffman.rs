@@ -229,7 +229,11 @@ impl Huffman {
             0
         } else {
             let v = ((word << len) >> (64 - s)) as i32;
-            if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v }
+            if v < 1 << (s - 1) {
+                v - (1 << s) + 1
+            } else {
+                v
+            }
         };
         (u32::from(value as i16 as u16) << 16) | ((len + s) << 8) | kind
     }

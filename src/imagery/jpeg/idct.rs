@@ -40,12 +40,7 @@ fn one_d(d: [W; 8]) -> [W; 8] {
     let even3 = z1 + d[2] * C0_765;
     let even0 = (d[0] + d[4]) << CONST_BITS as usize;
     let even1 = (d[0] - d[4]) << CONST_BITS as usize;
-    let (e10, e13, e11, e12) = (
-        even0 + even3,
-        even0 - even3,
-        even1 + even2,
-        even1 - even2,
-    );
+    let (e10, e13, e11, e12) = (even0 + even3, even0 - even3, even1 + even2, even1 - even2);
     let (t0, t1, t2, t3) = (d[7], d[5], d[3], d[1]);
     let (z1, z2, z3, z4) = (t0 + t3, t1 + t2, t0 + t2, t1 + t3);
     let z5 = (z3 + z4) * C1_175;
