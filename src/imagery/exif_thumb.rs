@@ -179,10 +179,19 @@ mod tests {
     /// A JPEG with an EXIF block whose IFD0 holds only the orientation tag, in either byte
     /// order.
     fn with_orientation(main: &[u8], value: u16, big_endian: bool) -> Vec<u8> {
-        let (u16b, u32b): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) = if big_endian {
-            (u16::to_be_bytes, u32::to_be_bytes)
-        } else {
-            (u16::to_le_bytes, u32::to_le_bytes)
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         };
         let mut tiff = if big_endian {
             b"MM\0*".to_vec()

@@ -15,7 +15,7 @@ use super::{ImageError, ImageFormat, PixelBudget, decode, integrity, preview, pr
 use crate::geometry::ImageSize;
 
 enum Source {
-    Bands(JpegBands),
+    Bands(Box<JpegBands>),
     /// Decoded whole when the rows are asked for.
     Whole,
 }
@@ -57,7 +57,7 @@ pub fn open_rows<'a>(
     let (source, size) = match bands {
         Some(b) => {
             let size = ImageSize::new(b.width() as u32, b.height() as u32);
-            (Source::Bands(b), size)
+            (Source::Bands(Box::new(b)), size)
         }
         None => (Source::Whole, probe.size),
     };

@@ -362,7 +362,7 @@ impl JpegBands {
                 mixed.clear();
                 if fy == 2 {
                     let k = y / 2;
-                    let other = if y % 2 == 0 {
+                    let other = if y.is_multiple_of(2) {
                         k.saturating_sub(1)
                     } else {
                         k + 1
@@ -447,12 +447,13 @@ fn upsample_across(mixed: &[u16], out: &mut [u8]) {
     }
     // The last sample's outputs (and an odd width's lone last one).
     let last = n - 1;
-    for x in (2 * last).max(2)..out.len() {
-        let other = if x % 2 == 0 {
+    let from = (2 * last).max(2);
+    for (x, o) in out.iter_mut().enumerate().skip(from) {
+        let other = if x.is_multiple_of(2) {
             last.saturating_sub(1)
         } else {
             last
         };
-        out[x] = mix(at(x / 2), at(other));
+        *o = mix(at(x / 2), at(other));
     }
 }
