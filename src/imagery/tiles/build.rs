@@ -171,7 +171,7 @@ pub(super) fn build(
     }
     // Room for this pyramid (and any other being built) before its tiles are written, so the
     // cache stays within its budget while it is built, not only after.
-    keep_in_budget(shared, id, true);
+    keep_in_budget(shared, id, true, true);
     let banded = rows.banded();
     let tiled = match tile_pyramid(shared, id, rows, cancel) {
         Ok(tiled) => tiled,
@@ -188,10 +188,15 @@ pub(super) fn build(
             if let Err(e) = shared.disk.mark_complete(id) {
                 tracing::warn!("tile cache not marked complete: {e}");
             }
-            keep_in_budget(shared, id, false);
+            keep_in_budget(shared, id, false, true);
             BuildStatus::Complete
         }
-        false => BuildStatus::Cancelled,
+        false => {
+            // Tiles written before the cancel are an unfinished pyramid nothing reads (it is
+            // built again whole when wanted): it is the first to go if the cache is over.
+            keep_in_budget(shared, id, false, false);
+            BuildStatus::Cancelled
+        }
     }
 }
 
@@ -202,10 +207,13 @@ fn pyramid_estimate(size: ImageSize) -> u64 {
 }
 
 /// Evict least recently used images until the disk cache fits its budget with room to spare
-/// for every pyramid being built (`just_built` among them while `building`), sparing
-/// `just_built` and every image being built or waiting to be (the one shown and the next ones
-/// prefetched).
-fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool) {
+/// for every pyramid being built (`just_built` among them while `building`), sparing every
+/// image being built or waiting to be (the one shown and the next ones prefetched), and
+/// `just_built` when `spare`. Builds in this process evict one at a time (another process
+/// evicting at the same moment makes this one a no-op, see `DiskTileCache::enforce`).
+fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool, spare: bool) {
+    static EVICTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = EVICTING.lock();
     let reserve: u64 = shared
         .state
         .lock()
@@ -242,7 +250,11 @@ fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool) {
                 .collect()
         })
         .unwrap_or_default();
-    protected.insert(just_built.clone());
+    if spare {
+        protected.insert(just_built.clone());
+    } else {
+        protected.remove(just_built);
+    }
     let budget = shared
         .disk_budget
         .load(Ordering::Relaxed)
