@@ -83,14 +83,24 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
 /// Width and height from the frame header, reading only the segments before it; `None` when
 /// there is no readable frame header before the first scan.
 pub fn frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let (_, body) = frame_header(bytes)?;
+    let h = u32::from(u16::from_be_bytes([*body.get(1)?, *body.get(2)?]));
+    let w = u32::from(u16::from_be_bytes([*body.get(3)?, *body.get(4)?]));
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+/// Whether the frame header says progressive (Huffman-coded, SOF2).
+pub fn is_progressive(bytes: &[u8]) -> bool {
+    frame_header(bytes).is_some_and(|(code, _)| code == 0xC2)
+}
+
+/// The first frame header's marker code and body, reading only the segments before it.
+fn frame_header(bytes: &[u8]) -> Option<(u8, &[u8])> {
     let mut markers = Markers::new(bytes).ok()?;
     while let Some(code) = markers.next_marker() {
         match code {
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
-                let body = markers.segment().ok()?;
-                let h = u32::from(u16::from_be_bytes([*body.get(1)?, *body.get(2)?]));
-                let w = u32::from(u16::from_be_bytes([*body.get(3)?, *body.get(4)?]));
-                return (w > 0 && h > 0).then_some((w, h));
+                return Some((code, markers.segment().ok()?));
             }
             0xDA | 0xD9 => return None,
             0xD0..=0xD7 | 0x01 => {}
