@@ -19,8 +19,9 @@ pub struct Row {
     pub ours_s: f64,
     pub ours_one_thread_s: f64,
     /// What the tile service does before its preview: the header probed, the file checked
-    /// complete, the orientation read and the rows opened (the DC pass, giving the preview).
-    pub open_rows_s: f64,
+    /// complete, the orientation read and the rows opened (the DC pass, giving the preview);
+    /// `None` for a file the band decoder leaves to the general one.
+    pub open_rows_s: Option<f64>,
     pub jpeg_decoder_s: f64,
     pub pillow_draft_s: Option<f64>,
     /// Full resolution: ours in bands (`None` for a file it leaves to the general decoder),
@@ -64,8 +65,10 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
         let ours = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, threads).map(drop)?))?;
         let one = best_of_three(|| Ok(jpeg::decode_eighth(&bytes, 1).map(drop)?))?;
         let budget = crate::imagery::PixelBudget::DEFAULT;
+        let banded = crate::imagery::rows::open_rows(file, &bytes, budget)?.banded();
         let open_rows =
             best_of_three(|| Ok(crate::imagery::rows::open_rows(file, &bytes, budget).map(drop)?))?;
+        let open_rows = banded.then_some(open_rows);
         let old = best_of_three(|| {
             let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
             d.read_info()?;
@@ -112,7 +115,7 @@ pub fn run(files: &[PathBuf], pillow_script: &Path) -> anyhow::Result<Vec<Row>> 
 /// The rows as a markdown table with ratios against Pillow.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| image | MP | ours s (all cores / one) | jpeg-decoder 1/8 s | Pillow draft s | ours vs Pillow (all cores / one) | rows opened s (the app's preview) | full decode s (our bands / image crate / Pillow) | bands vs image crate / Pillow |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| image | MP | ours s (all cores / one) | jpeg-decoder 1/8 s | Pillow draft s | ours vs Pillow (all cores / one) | rows opened s (the app's preview, banded files) | full decode s (our bands / image crate / Pillow) | bands vs image crate / Pillow |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ratio = |t: f64| {
@@ -125,7 +128,7 @@ pub fn markdown(rows: &[Row]) -> String {
             _ => "-".into(),
         };
         s.push_str(&format!(
-            "| {}{} | {:.0} | {:.3} / {:.3} | {:.3} | {} | {} / {} | {:.3} | {} / {:.3} / {} | {} / {} |\n",
+            "| {}{} | {:.0} | {:.3} / {:.3} | {:.3} | {} | {} / {} | {} | {} / {:.3} / {} | {} / {} |\n",
             r.file,
             if r.progressive { " (progressive)" } else { "" },
             r.megapixels,
@@ -135,7 +138,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.pillow_draft_s.map_or("-".into(), |p| format!("{p:.3}")),
             ratio(r.ours_s),
             ratio(r.ours_one_thread_s),
-            r.open_rows_s,
+            opt(r.open_rows_s),
             opt(r.full_bands_s),
             r.full_image_crate_s,
             opt(r.full_pillow_s),

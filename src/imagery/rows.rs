@@ -18,6 +18,8 @@ enum Source {
     Bands(Box<JpegBands>),
     /// Decoded whole when the rows are asked for.
     Whole,
+    /// Decoded whole already (for its preview).
+    Decoded(RgbImage),
 }
 
 /// An opened image, ready to give its rows.
@@ -86,8 +88,29 @@ impl Rows<'_> {
     pub fn eighth(&self) -> Option<&RgbImage> {
         match &self.source {
             Source::Bands(b) => b.eighth(),
-            Source::Whole => None,
+            Source::Whole | Source::Decoded(_) => None,
         }
+    }
+
+    /// For a file decoded whole: decode it now and give a preview of it, halved (as the
+    /// pyramid's levels are) until its longest side is at most `max_side`, so the first
+    /// pixels do not wait for the pyramid. `None` for a banded file.
+    pub fn whole_preview(&mut self, max_side: u32) -> Result<Option<RgbImage>, ImageError> {
+        if !matches!(self.source, Source::Whole) {
+            return Ok(None);
+        }
+        let img = self.decode_whole()?;
+        let mut preview: Option<RgbImage> = None;
+        loop {
+            let current = preview.as_ref().unwrap_or(&img);
+            if current.width().max(current.height()) <= max_side {
+                break;
+            }
+            preview = Some(super::pyramid::reduce_half(current));
+        }
+        let preview = preview.unwrap_or_else(|| img.clone());
+        self.source = Source::Decoded(img);
+        Ok(Some(preview))
     }
 
     /// Give every row, top to bottom, in bands of `band` rows (the last one shorter) to `take`
@@ -105,6 +128,7 @@ impl Rows<'_> {
                 let img = self.decode_whole()?;
                 return Ok(give(&img, 0, band, &mut take));
             }
+            Source::Decoded(img) => return Ok(give(&img, 0, band, &mut take)),
             Source::Bands(bands) => bands,
         };
         // The next band is decoded while the one before is taken (tiles cut, encoded and
@@ -231,6 +255,16 @@ mod tests {
         let (got, counts) = gather(rows, 512);
         assert_eq!(counts, vec![512, 512, 76]);
         assert_eq!(got, img);
+        // A whole-decoded file gives its preview first (halved as the pyramid's levels are),
+        // then the same rows.
+        let mut rows = open_rows(Path::new("photo.png"), &png, PixelBudget::DEFAULT).unwrap();
+        let preview = rows.whole_preview(512).unwrap().unwrap();
+        let want =
+            crate::imagery::pyramid::reduce_half(&crate::imagery::pyramid::reduce_half(&img));
+        assert_eq!(preview, want);
+        assert_eq!(gather(rows, 512).0, img);
+        let mut banded = open_rows(path, &jpeg, PixelBudget::DEFAULT).unwrap();
+        assert!(banded.whole_preview(512).unwrap().is_none());
     }
 
     #[test]

@@ -130,15 +130,23 @@ pub(super) fn build(
     // Open the rows: for a baseline JPEG this is the DC pass on every core, which also gives
     // the eighth-scale preview, so the first pixels do not wait for the full decode.
     let started = std::time::Instant::now();
-    let rows = match rows::open_rows(path, &bytes, shared.budget) {
+    let mut rows = match rows::open_rows(path, &bytes, shared.budget) {
         Ok(rows) => rows,
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
     let longest = rows.size().width.max(rows.size().height);
-    let preview = match rows.eighth() {
+    let mut preview = match rows.eighth() {
         Some(eighth) if longest / 8 >= PREVIEW_MIN_SIDE => Some(Ok(eighth.clone())),
         _ => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
     };
+    // A file decoded whole (PNG, WebP, a progressive JPEG...) shows a halved copy of itself
+    // as soon as it is decoded, not after its whole pyramid.
+    if preview.is_none() {
+        preview = match rows.whole_preview(PREVIEW_MAX_SIDE) {
+            Ok(p) => p.map(Ok),
+            Err(e) => return BuildStatus::Failed(e.to_string()),
+        };
+    }
     if let Some(Ok(mut p)) = preview {
         // GPUs cap texture sides: keep the preview within what every back end takes.
         if p.width().max(p.height()) > PREVIEW_MAX_SIDE {
