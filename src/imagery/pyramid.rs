@@ -98,21 +98,28 @@ pub fn half(s: ImageSize) -> ImageSize {
 /// the last column or row averages the pixels it has (no padding, no bleed).
 pub fn reduce_half(src: &RgbImage) -> RgbImage {
     let (w, h) = src.dimensions();
-    let out = half(ImageSize::new(w, h));
-    let (ow, oh) = (out.width as usize, out.height as usize);
-    let (w, h) = (w as usize, h as usize);
-    let raw = src.as_raw();
-    let mut dst = vec![0u8; ow * oh * 3];
+    let (dst, rows) = reduce_rows(src.as_raw(), w, h);
+    RgbImage::from_raw(half(ImageSize::new(w, h)).width, rows, dst)
+        .unwrap_or_else(|| RgbImage::new(1, 1)) // safe: sized by reduce_rows
+}
+
+/// `rows` rows of `width` RGB pixels halved by the 2x2 box filter, on every core: the bytes
+/// and their number of rows.
+pub fn reduce_rows(data: &[u8], width: u32, rows: u32) -> (Vec<u8>, u32) {
+    let out = half(ImageSize::new(width, rows));
+    let (w, h) = (width as usize, rows as usize);
+    let ow = out.width as usize;
+    let mut dst = vec![0u8; ow * out.height as usize * 3];
     dst.par_chunks_mut(ow * 3)
         .enumerate()
-        .for_each(|(oy, row)| {
+        .for_each(|(oy, line)| {
             let y0 = oy * 2;
             let y1 = (y0 + 1).min(h - 1);
-            let top = &raw[y0 * w * 3..(y0 + 1) * w * 3];
-            let bottom = &raw[y1 * w * 3..(y1 + 1) * w * 3];
-            reduce_line(top, bottom, y1 != y0, row);
+            let top = &data[y0 * w * 3..(y0 + 1) * w * 3];
+            let bottom = &data[y1 * w * 3..(y1 + 1) * w * 3];
+            reduce_line(top, bottom, y1 != y0, line);
         });
-    RgbImage::from_raw(out.width, out.height, dst).unwrap_or_else(|| RgbImage::new(1, 1)) // safe: sized above
+    (dst, out.height)
 }
 
 /// One output row of the 2x2 box filter from the `top` and `bottom` input rows (RGB, the same

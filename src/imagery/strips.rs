@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::pyramid::{PyramidLayout, TILE, TileKey, half};
+use super::pyramid::{PyramidLayout, TILE, TileKey, reduce_rows};
 use crate::geometry::ImageSize;
 
 /// Rows of one level not yet cut: whole pixel rows of the level's width.
@@ -137,25 +137,6 @@ impl StripPyramid {
         let (halved, half_rows) = reduce_rows(data, width, rows);
         self.push_level(level + 1, &halved, half_rows, emit)
     }
-}
-
-/// `rows` rows of `width` RGB pixels halved by the 2x2 box filter (odd edges average what
-/// they have), as `pyramid::reduce_half` does for a whole image.
-fn reduce_rows(data: &[u8], width: u32, rows: u32) -> (Vec<u8>, u32) {
-    let out = half(ImageSize::new(width, rows));
-    let (w, h) = (width as usize, rows as usize);
-    let ow = out.width as usize;
-    let mut dst = vec![0u8; ow * out.height as usize * 3];
-    dst.par_chunks_mut(ow * 3)
-        .enumerate()
-        .for_each(|(oy, line)| {
-            let y0 = oy * 2;
-            let y1 = (y0 + 1).min(h - 1);
-            let top = &data[y0 * w * 3..(y0 + 1) * w * 3];
-            let bottom = &data[y1 * w * 3..(y1 + 1) * w * 3];
-            super::pyramid::reduce_line(top, bottom, y1 != y0, line);
-        });
-    (dst, out.height)
 }
 
 #[cfg(test)]

@@ -68,13 +68,7 @@ impl JpegBands {
                     ));
                 }
                 0xDA => {
-                    let f = frame
-                        .as_ref()
-                        .ok_or_else(|| DcError::Corrupt("a scan before the frame header".into()))?;
-                    let header = headers::scan(markers.segment()?, f)?;
-                    let end = markers.scan_end();
-                    found = Some((header, markers.at.min(end)..end));
-                    markers.at = end;
+                    found = Some(markers.scan(frame.as_ref())?);
                     break;
                 }
                 0xD9 => break,

@@ -128,16 +128,7 @@ fn progressive_files_and_bad_bytes_are_named_never_a_panic() {
     );
     assert!(JpegBands::open(&bytes[..bytes.len() / 2], 2).is_err());
     assert!(JpegBands::open(b"not a jpeg", 2).is_err());
-    let mut state = 99u64;
-    for _ in 0..200 {
-        let mut damaged = bytes.clone();
-        for _ in 0..4 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            let at = (state >> 33) as usize % damaged.len();
-            damaged[at] = (state >> 20) as u8;
-        }
+    for damaged in super::tests::damaged_copies(&bytes, 200, 99) {
         if let Ok(bands) = JpegBands::open(&damaged, 2) {
             let _ = bands.rows(0..bands.height(), 2);
             let _ = bands.rows(100..140, 1);
@@ -147,15 +138,7 @@ fn progressive_files_and_bad_bytes_are_named_never_a_panic() {
 
 #[test]
 fn real_photographs_when_the_fixtures_are_there() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for path in entries.flatten().map(|e| e.path()) {
-        if path.extension().and_then(|e| e.to_str()) != Some("jpg") {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
+    for (path, bytes) in super::tests::fixture_jpegs() {
         match JpegBands::open(&bytes, 2) {
             Ok(bands) => {
                 let ours = bands.rows(0..bands.height(), 2).unwrap();

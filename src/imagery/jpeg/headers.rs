@@ -118,6 +118,20 @@ impl<'a> Markers<'a> {
         Ok(body)
     }
 
+    /// Read the scan header that starts here (against `frame`, an error without one) and step
+    /// over the entropy-coded data after it: the header and where that data lies in the bytes.
+    pub fn scan(
+        &mut self,
+        frame: Option<&Frame>,
+    ) -> Result<(Scan, std::ops::Range<usize>), DcError> {
+        let frame = frame.ok_or_else(|| corrupt("a scan before the frame header"))?;
+        let header = scan(self.segment()?, frame)?;
+        let end = self.scan_end();
+        let data = self.at.min(end)..end;
+        self.at = end;
+        Ok((header, data))
+    }
+
     /// Where the entropy-coded data that starts here ends: at the first marker that is not a
     /// restart marker (or the end of the bytes).
     pub fn scan_end(&self) -> usize {

@@ -60,14 +60,11 @@ pub fn decode_eighth(bytes: &[u8], threads: usize) -> Result<RgbImage, DcError> 
                 ));
             }
             0xDA => {
+                let (header, data) = markers.scan(frame.as_ref())?;
                 let f = frame
                     .as_ref()
                     .ok_or_else(|| DcError::Corrupt("a scan before the frame header".into()))?;
-                let header = headers::scan(markers.segment()?, f)?;
-                let end = markers.scan_end();
-                let data = &bytes[markers.at.min(end)..end];
-                markers.at = end;
-                seen_dc |= read_scan(f, &header, &tables, data, threads, &mut planes)?;
+                seen_dc |= read_scan(f, &header, &tables, &bytes[data], threads, &mut planes)?;
             }
             0xD9 => break,
             _ => headers::table_or_skip(code, &mut markers, &mut tables)?,

@@ -175,17 +175,44 @@ fn the_guessing_threads_give_the_exact_single_thread_result_on_a_large_picture()
     }
 }
 
-#[test]
-fn real_photographs_when_the_fixtures_are_there() {
+/// `n` copies of `bytes`, each with four bytes set to seeded random values.
+pub(super) fn damaged_copies(bytes: &[u8], n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            let mut damaged = bytes.to_vec();
+            for _ in 0..4 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let at = (state >> 33) as usize % damaged.len();
+                damaged[at] = (state >> 20) as u8;
+            }
+            damaged
+        })
+        .collect()
+}
+
+/// The JPEG photographs in ../shared/fixtures with their bytes (none when it is not there).
+pub(super) fn fixture_jpegs() -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
+        return Vec::new();
     };
-    for path in entries.flatten().map(|e| e.path()) {
-        if path.extension().and_then(|e| e.to_str()) != Some("jpg") {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("jpg"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn real_photographs_when_the_fixtures_are_there() {
+    for (path, bytes) in fixture_jpegs() {
         let ours = decode_eighth(&bytes, 2).unwrap();
         assert_eq!(ours, decode_eighth(&bytes, 1).unwrap());
         let (mean, _) = difference(&ours, &reference(&bytes), 40);
@@ -208,16 +235,7 @@ fn cut_and_damaged_files_are_errors_never_panics() {
     assert!(decode_eighth(b"not a jpeg", 2).is_err());
     assert!(decode_eighth(&[0xFF, 0xD8, 0xFF, 0xD9], 2).is_err());
     // Damage bytes all over the file: an error or a picture, never a panic.
-    let mut state = 12_345u64;
-    for _ in 0..300 {
-        let mut damaged = bytes.clone();
-        for _ in 0..4 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            let at = (state >> 33) as usize % damaged.len();
-            damaged[at] = (state >> 20) as u8;
-        }
+    for damaged in damaged_copies(&bytes, 300, 12_345) {
         for threads in [1, 2] {
             let _ = decode_eighth(&damaged, threads);
         }
