@@ -134,10 +134,12 @@ pub(super) fn build(
         Ok(rows) => rows,
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
-    let longest = rows.size().width.max(rows.size().height);
+    // The band decoder's eighth costs nothing more, so it is the preview even when it is
+    // smaller than PREVIEW_MIN_SIDE (a finer scaled decode would delay the first pixels and
+    // the pyramid, whose tiles replace it within a fraction of a second for such a file).
     let mut preview = match rows.eighth() {
-        Some(eighth) if longest / 8 >= PREVIEW_MIN_SIDE => Some(Ok(eighth.clone())),
-        _ => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
+        Some(eighth) => Some(Ok(eighth.clone())),
+        None => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
     };
     // A file decoded whole (PNG, WebP, a progressive JPEG...) shows a halved copy of itself
     // as soon as it is decoded, not after its whole pyramid.
