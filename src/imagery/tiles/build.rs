@@ -100,6 +100,8 @@ pub(super) fn insert_ram(shared: &Shared, id: &ImageId, key: TileKey, tile: Arc<
 
 /// Smallest side of the quick preview: enough to fill a screen at fit zoom.
 pub(super) const PREVIEW_MIN_SIDE: u32 = 1024;
+/// Smallest side of a band decoder's eighth taken as the preview (images of 4096 px and more).
+pub(super) const PREVIEW_EIGHTH_MIN_SIDE: u32 = 512;
 /// Largest side of the quick preview: the texture side every egui back end takes (its headless
 /// context and some GPUs stop at 2048), so the UI thread never has to shrink it.
 pub(super) const PREVIEW_MAX_SIDE: u32 = 2048;
@@ -135,11 +137,13 @@ pub(super) fn build(
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
     // The band decoder's eighth costs nothing more, so it is the preview even when it is
-    // smaller than PREVIEW_MIN_SIDE (a finer scaled decode would delay the first pixels and
-    // the pyramid, whose tiles replace it within a fraction of a second for such a file).
+    // somewhat smaller than PREVIEW_MIN_SIDE (a finer scaled decode would delay the first
+    // pixels and the pyramid, whose tiles replace it within a fraction of a second); not for
+    // a small picture, whose preview also draws the minimap.
+    let longest = rows.size().width.max(rows.size().height);
     let mut preview = match rows.eighth() {
-        Some(eighth) => Some(Ok(eighth.clone())),
-        None => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
+        Some(eighth) if longest / 8 >= PREVIEW_EIGHTH_MIN_SIDE => Some(Ok(eighth.clone())),
+        _ => preview::scaled_jpeg(path, &bytes, PREVIEW_MIN_SIDE),
     };
     // A file decoded whole (PNG, WebP, a progressive JPEG...) shows a halved copy of itself
     // as soon as it is decoded, not after its whole pyramid.

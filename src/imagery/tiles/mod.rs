@@ -478,6 +478,23 @@ mod tests {
     }
 
     #[test]
+    fn a_wide_jpeg_previews_its_band_decoders_eighth_and_a_small_one_a_finer_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
+        for (w, h, want) in [(4096u32, 512u32, (512u32, 64u32)), (600, 400, (600, 400))] {
+            let src = dir.path().join(format!("wide{w}.jpg"));
+            RgbImage::from_fn(w, h, |x, y| image::Rgb([(x / 16) as u8, (y / 2) as u8, 80]))
+                .save(&src)
+                .unwrap();
+            let id = ImageId::of_file(&src).unwrap();
+            s.open(&id, src, ImageSize::new(w, h));
+            wait_for(&s, &id, |st| matches!(st, BuildStatus::Complete));
+            let preview = s.preview(&id).unwrap();
+            assert_eq!(preview.dimensions(), want, "{w}x{h}");
+        }
+    }
+
+    #[test]
     fn a_corrupt_file_fails_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("bad.jpg");
