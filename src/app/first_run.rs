@@ -8,6 +8,8 @@ use crate::app::run_panel::PolicyKind;
 
 /// What the guide shows about the machine.
 pub struct GuideState<'a> {
+    /// The project open is the built-in demo (else the person opened their own).
+    pub demo_open: bool,
     pub sandbox_ready: bool,
     pub sandbox_busy: bool,
     pub model_dir: Option<&'a str>,
@@ -39,7 +41,11 @@ impl FirstRun {
             .default_width(520.0)
             .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
             .show(ctx, |ui| {
-                ui.label("The demo project is open: three generated scenes with boxes and questions. Everything in Annotate, Inspect and Export works now, offline. Two optional parts make the Run workspace complete:");
+                if s.demo_open {
+                    ui.label("The demo project is open: three generated scenes with boxes and questions. Everything in Annotate, Inspect and Export works now, offline. Two optional parts make the Run workspace complete:");
+                } else {
+                    ui.label("Everything in Annotate, Inspect and Export works now, offline (File > Open demo project shows three generated scenes with boxes and questions). Two optional parts make the Run workspace complete:");
+                }
                 ui.add_space(6.0);
                 ui.strong("1. The Python sandbox (runs the agent's code)");
                 if s.sandbox_ready {

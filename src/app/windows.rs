@@ -10,7 +10,13 @@ impl StudioApp {
             // Nothing to show: no sandbox check on the UI thread.
             return;
         }
+        let demo = self.config.dirs.demo_dir();
         let state = first_run::GuideState {
+            demo_open: self
+                .session
+                .project
+                .as_ref()
+                .is_some_and(|p| p.path.starts_with(&demo)),
             sandbox_ready: self.sandbox_panel.ready(),
             sandbox_busy: self.sandbox_panel.busy(),
             model_dir: Some(self.run.model_dir.trim()).filter(|d| !d.is_empty()),

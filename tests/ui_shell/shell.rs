@@ -238,6 +238,29 @@ fn the_first_start_says_what_is_missing_and_leads_to_it() {
 }
 
 #[test]
+fn the_first_start_on_ones_own_project_does_not_call_it_the_demo() {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("mine.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let mut h = harness(app_first_run(Some(project), root.path(), vec![]));
+    step_until(&mut h, "the project", |h| {
+        h.state().session.project.is_some()
+    });
+    h.run_steps(2);
+    assert!(h.state().guide.open);
+    assert!(
+        h.query_all_by_label_contains("The demo project is open")
+            .next()
+            .is_none()
+    );
+    assert!(
+        h.query_all_by_label_contains("File > Open demo project")
+            .next()
+            .is_some()
+    );
+}
+
+#[test]
 fn with_no_python_the_guide_says_how_to_get_it() {
     let root = tempfile::tempdir().unwrap();
     // No python3 anywhere on PATH (nextest runs each test in its own process).
