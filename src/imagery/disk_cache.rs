@@ -99,9 +99,13 @@ impl DiskTileCache {
     }
 
     /// Drop least recently used images (full resolution first, then whole images) until the
-    /// cache holds at most `budget` bytes; `protected` images are kept. Another process
-    /// evicting at the same time makes this a no-op.
+    /// cache holds at most `budget` bytes; `protected` images are kept. Callers in this
+    /// process take turns (each file handle is its own `flock`, so a second one here would
+    /// find the folder locked and skip its eviction); another process evicting at the same
+    /// time makes this a no-op.
     pub fn enforce(&self, budget: u64, protected: &BTreeSet<ImageId>) -> std::io::Result<Evicted> {
+        static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(_lock) = EvictLock::try_take(&self.root)? else {
             return Ok(Evicted::default());
         };
@@ -418,6 +422,28 @@ mod tests {
         cache.mark_complete(&id).unwrap();
         std::fs::write(dir.join("used"), t.to_string()).unwrap();
         id
+    }
+
+    #[test]
+    fn evictions_in_one_process_take_turns_and_none_is_skipped() {
+        // Two builds finishing at once each evict to their own budget: the smaller must hold
+        // afterwards whoever went first (a second evictor here used to find the folder lock
+        // taken and do nothing).
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = DiskTileCache::new(dir.path());
+            for i in 0..40 {
+                fake(&cache, &format!("img{round}-{i}"), 3000, 1000, i);
+            }
+            std::thread::scope(|scope| {
+                let loose = scope.spawn(|| cache.enforce(150_000, &BTreeSet::new()).unwrap());
+                let tight = scope.spawn(|| cache.enforce(20_000, &BTreeSet::new()).unwrap());
+                loose.join().unwrap();
+                tight.join().unwrap();
+            });
+            let total: u64 = cache.usage().iter().map(|i| i.bytes).sum();
+            assert!(total <= 20_000, "round {round}: {total} bytes left");
+        }
     }
 
     #[test]

@@ -223,11 +223,8 @@ fn pyramid_estimate(size: ImageSize) -> u64 {
 /// Evict least recently used images until the disk cache fits its budget with room to spare
 /// for every pyramid being built (`just_built` among them while `building`), sparing every
 /// image being built or waiting to be (the one shown and the next ones prefetched), and
-/// `just_built` when `spare`. Builds in this process evict one at a time (another process
-/// evicting at the same moment makes this one a no-op, see `DiskTileCache::enforce`).
+/// `just_built` when `spare`.
 fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool, spare: bool) {
-    static EVICTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = EVICTING.lock();
     let reserve: u64 = shared
         .state
         .lock()
