@@ -268,6 +268,50 @@ mod tests {
     }
 
     #[test]
+    fn a_band_that_breaks_midway_goes_on_through_the_general_decoder_from_that_row() {
+        // Restart markers: opening reads no entropy data, so damage late in the scan is met
+        // only by the band that holds it. 24 one bits (stuffed 0xFF bytes) are no Huffman code.
+        let img = photo(640, 1600);
+        let mut jpeg = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+        enc.set_restart_interval(4);
+        enc.encode(img.as_raw(), 640, 1600, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let mut at = jpeg.len() * 3 / 4;
+        while jpeg[at - 1] == 0xFF || jpeg[at..at + 8].contains(&0xFF) {
+            at += 1;
+        }
+        jpeg[at..at + 6].copy_from_slice(&[0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00]);
+        let path = Path::new("damaged.jpg");
+        let rows = open_rows(path, &jpeg, PixelBudget::DEFAULT).unwrap();
+        assert!(rows.banded());
+        let bands = JpegBands::open(&jpeg, 1).unwrap();
+        assert!(bands.rows(0..512, 1).is_ok());
+        assert!(
+            bands.rows(1024..1536, 1).is_err(),
+            "the damage is in the third band"
+        );
+        let mut given = Vec::new();
+        let outcome = rows.each_band(512, |d, n| {
+            given.push((d.len(), n));
+            true
+        });
+        match outcome {
+            // The general decoder took it from row 1024: every row was given once.
+            Ok(finished) => {
+                assert!(finished);
+                assert_eq!(given.iter().map(|g| g.1).sum::<u32>(), 1600);
+                assert!(given.iter().all(|&(len, n)| len == n as usize * 640 * 3));
+            }
+            // Or it refused the damage too: a clear error, after the good bands.
+            Err(e) => {
+                assert!(matches!(e, ImageError::Corrupt { .. }), "{e}");
+                assert_eq!(given.len(), 2);
+            }
+        }
+    }
+
+    #[test]
     fn a_bomb_is_refused_before_any_decoding_and_a_stop_is_reported() {
         let img = photo(300, 300);
         let mut jpeg = Vec::new();
