@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
+use thyme_studio::model::device::{self, DevicePreference};
 use thyme_studio::model::folder::ModelFolder;
 use thyme_studio::model::generate::{LocalModel, Request};
 use thyme_studio::model::qwen2_5_vl::{KvCache, Qwen25Vl, preprocess, rope};
@@ -49,14 +50,58 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 fn load(dir: &Path) -> Qwen25Vl {
+    load_on(dir, &Device::Cpu, DType::F32)
+}
+
+fn load_on(dir: &Path, device: &Device, dtype: DType) -> Qwen25Vl {
     let folder = ModelFolder::open(dir).unwrap();
-    Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {}).unwrap()
+    Qwen25Vl::load(&folder, device, dtype, &mut |_| {}).unwrap()
+}
+
+/// Where the parity test runs: the CPU in f32, unless THYME_TEST_DEVICE (cuda, cuda:N, metal)
+/// and THYME_TEST_DTYPE (f32, f16, bf16) say otherwise (scripts/gpu-check runs it on CUDA in
+/// f32 and in bf16), with the relative-error bar for that dtype: f32 must agree with the
+/// reference's f32 to 1e-5 (a rotary section off by one frequency gives 1.2e-4). bf16 keeps 8
+/// significant bits (a rounding moves a value by up to 2^-9 = 0.2 %), and a logit here is the end
+/// of about 30 rounded steps (weights, 4 vision blocks, the merger, 2 text layers, each norm,
+/// product and sum), so errors near 1 % of the largest logit are bf16 itself: the bar is 4e-2
+/// for bf16 and 1e-2 for f16 (3 more bits).
+fn parity_target() -> (Device, DType, f32) {
+    let device = match std::env::var("THYME_TEST_DEVICE") {
+        Ok(name) => {
+            let pref =
+                DevicePreference::parse(&name).expect("THYME_TEST_DEVICE: cpu, cuda:N or metal");
+            device::choose(pref).unwrap().device
+        }
+        Err(_) => Device::Cpu,
+    };
+    let (dtype, bar) = match std::env::var("THYME_TEST_DTYPE").as_deref() {
+        Ok("bf16") => (DType::BF16, 4e-2),
+        Ok("f16") => (DType::F16, 1e-2),
+        _ => (DType::F32, 1e-5),
+    };
+    let (dtype, note) = device::working_dtype(dtype, &device);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let bar = if dtype == DType::F32 { 1e-5 } else { bar };
+    (device, dtype, bar)
+}
+
+/// A tensor on the CPU in f32, for comparing.
+fn host(t: &Tensor) -> Tensor {
+    t.to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
 }
 
 #[test]
 fn logits_match_the_reference_implementation() {
     let dir = fixture();
-    let model = load(&dir);
+    let (dev, dtype, bar) = parity_target();
+    eprintln!("parity on {dev:?} in {dtype:?} (relative-error bar {bar:e})");
+    let model = load_on(&dir, &dev, dtype);
     let r =
         candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
     let ids: Vec<u32> = r["input_ids"]
@@ -111,10 +156,11 @@ fn logits_match_the_reference_implementation() {
     assert!(mean < 0.1 * level, "mean pixel difference {mean}");
 
     // The vision tower on the reference's own pixel values.
-    let embeds = model.vision.forward(pixels, &[grid]).unwrap();
-    let e = rel_err(&embeds, &r["image_embeds"]);
+    let on_device = pixels.to_device(&dev).unwrap().to_dtype(dtype).unwrap();
+    let embeds = model.vision.forward(&on_device, &[grid]).unwrap();
+    let e = rel_err(&host(&embeds), &r["image_embeds"]);
     eprintln!("image embeddings: relative error {e:e}");
-    assert!(e < 1e-5, "image embeddings: relative error {e}");
+    assert!(e < bar, "image embeddings: relative error {e}");
 
     // The whole model.
     let start = ids
@@ -125,13 +171,13 @@ fn logits_match_the_reference_implementation() {
     let hidden = model
         .forward(&ids, &positions, &[(start, embeds.clone())], &mut cache)
         .unwrap();
-    let logits = model.logits(&hidden).unwrap();
+    let logits = host(&model.logits(&hidden).unwrap());
     let want = r["logits"].squeeze(0).unwrap();
     let e = rel_err(&logits, &want);
     eprintln!("logits: relative error {e:e}");
     // The issue asks for 1e-4; f32 here lands near 5e-7, and a mis-split rotary section
-    // already moves it to 1.2e-4, so the bar is 1e-5.
-    assert!(e < 1e-5, "logits: relative error {e}");
+    // already moves it to 1.2e-4, so the f32 bar is 1e-5.
+    assert!(e < bar, "logits: relative error {e}");
 
     // Chunked prefill (text, then the image and some text, then the rest) and token-by-token
     // decoding of the tail give the same logits as one pass.
@@ -152,18 +198,28 @@ fn logits_match_the_reference_implementation() {
                 let h = model
                     .forward(&ids[i..=i], &positions[i..=i], &[], &mut cache)
                     .unwrap();
-                rows.push(model.logits(&h).unwrap());
+                rows.push(host(&model.logits(&h).unwrap()));
             }
         } else {
             let h = model
                 .forward(&ids[a..b], &positions[a..b], &imgs, &mut cache)
                 .unwrap();
-            rows.push(model.logits(&h).unwrap());
+            rows.push(host(&model.logits(&h).unwrap()));
         }
     }
     let stitched = Tensor::cat(&rows, 0).unwrap();
-    let d = max_abs(&stitched, &logits);
-    assert!(d < 1e-4, "chunked and token-by-token vs one pass: {d}");
+    // f32: the same sums in another order (1e-4 absolute); bf16/f16: the dtype's own bar.
+    if dtype == DType::F32 {
+        let d = max_abs(&stitched, &logits);
+        assert!(d < 1e-4, "chunked and token-by-token vs one pass: {d}");
+    } else {
+        let e = rel_err(&stitched, &logits);
+        eprintln!("chunked and token-by-token vs one pass: relative {e:e}");
+        assert!(
+            e < bar,
+            "chunked and token-by-token vs one pass: relative {e}"
+        );
+    }
 }
 
 fn tiny(dir: &Path, o: &TinyOptions) -> Qwen25Vl {

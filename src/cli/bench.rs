@@ -1,6 +1,7 @@
 //! `thyme-studio bench ...`: measurements against named peers, each printed as JSON or a
 //! markdown table (the README's performance section quotes them).
 
+use anyhow::Context;
 use std::path::PathBuf;
 
 use super::Failure;
@@ -64,17 +65,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         questions: usize,
     },
-    /// The on-device Qwen2.5-VL against transformers (CPU) on a random checkpoint with the 3B
-    /// model's dimensions: prefill of an image + text, greedy decode speed.
+    /// The on-device Qwen2.5-VL against transformers on a random checkpoint with the 3B or 7B
+    /// model's dimensions, on the CPU or a GPU: prefill of an image + text, greedy decode speed,
+    /// peak GPU memory.
     Model {
-        #[arg(long, default_value = "target/bench-model/qwen2_5_vl_3b_random")]
-        dir: PathBuf,
+        /// The checkpoint folder [default: target/bench-model/qwen2_5_vl_<size>_random].
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// A Python with torch and transformers (pip install torch transformers pillow).
         #[arg(long, default_value = "python3")]
         python: PathBuf,
-        /// f32 or f16.
+        /// f32 or f16; bf16 on a GPU.
         #[arg(long, default_value = "f32")]
         dtype: String,
+        /// cpu, cuda[:N], metal or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// The published model's dimensions: 3b or 7b.
+        #[arg(long, default_value = "3b")]
+        size: String,
         #[arg(long, default_value_t = 1344)]
         side: u32,
         #[arg(long, default_value_t = 100)]
@@ -149,6 +158,8 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             dir,
             python,
             dtype,
+            device,
+            size,
             side,
             text_tokens,
             decode,
@@ -156,8 +167,16 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             let dtype = match dtype.as_str() {
                 "f32" => candle_core::DType::F32,
                 "f16" => candle_core::DType::F16,
-                d => anyhow::bail!("--dtype is f32 or f16, not '{d}'"),
+                "bf16" => candle_core::DType::BF16,
+                d => anyhow::bail!("--dtype is f32, f16 or bf16, not '{d}'"),
             };
+            let device = thyme_studio::model::device::DevicePreference::parse(&device)
+                .with_context(|| {
+                    format!("--device is cpu, cuda[:N], metal or auto, not '{device}'")
+                })?;
+            let dir = dir.unwrap_or_else(|| {
+                PathBuf::from(format!("target/bench-model/qwen2_5_vl_{size}_random"))
+            });
             if let Some(parent) = dir.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -165,6 +184,8 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
                 dir,
                 python,
                 dtype,
+                device,
+                size,
                 side,
                 text_tokens,
                 decode,

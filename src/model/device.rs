@@ -55,22 +55,22 @@ pub fn choose(pref: DevicePreference) -> Result<Chosen, String> {
         DevicePreference::Cuda(i) => cuda(i),
         DevicePreference::Metal(i) => metal(i),
         DevicePreference::Auto => {
-            if cfg!(feature = "cuda")
-                && let Ok(c) = cuda(0)
-            {
-                return Ok(c);
+            let mut why = "the CPU: this build has no GPU support (build with --features cuda or \
+                           metal)"
+                .to_string();
+            if cfg!(feature = "cuda") {
+                match cuda(0) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => why = format!("the CPU, falling back: {e}"),
+                }
             }
-            if cfg!(feature = "metal")
-                && let Ok(c) = metal(0)
-            {
-                return Ok(c);
+            if cfg!(feature = "metal") {
+                match metal(0) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => why = format!("the CPU, falling back: {e}"),
+                }
             }
-            let why = if cfg!(any(feature = "cuda", feature = "metal")) {
-                "the CPU: no usable GPU was found"
-            } else {
-                "the CPU: this build has no GPU support (build with --features cuda or metal)"
-            };
-            Ok(cpu(why))
+            Ok(cpu(&why))
         }
     }
 }
@@ -89,12 +89,32 @@ fn cuda(i: usize) -> Result<Chosen, String> {
     if !cfg!(feature = "cuda") {
         return Err("this build has no CUDA support: rebuild with --features cuda".into());
     }
-    Device::new_cuda(i)
-        .map(|device| Chosen {
-            device,
-            message: format!("CUDA GPU {i}"),
-        })
-        .map_err(|e| format!("CUDA GPU {i} cannot be used: {e}"))
+    let device = Device::new_cuda(i).map_err(|e| format!("CUDA GPU {i} cannot be used: {e}"))?;
+    // A driver older than the toolkit this build was compiled with accepts the context but not
+    // the kernels: run one of each kind now, so the failure is named here and not mid-model.
+    probe(&device).map_err(|e| {
+        format!("CUDA GPU {i} cannot run this build's kernels (is the driver older than CUDA 13.0?): {e}")
+    })?;
+    Ok(Chosen {
+        device,
+        message: format!("CUDA GPU {i}"),
+    })
+}
+
+/// One elementwise kernel, one reduction and one matrix product on `device`, checked.
+fn probe(device: &Device) -> candle_core::Result<()> {
+    let a = candle_core::Tensor::arange(0f32, 4.0, device)?.reshape((2, 2))?;
+    let b = (a.matmul(&a)?.affine(1.0, 1.0)?)
+        .sum_all()?
+        .to_scalar::<f32>()?;
+    // [[0,1],[2,3]]^2 = [[2,3],[6,11]]: 22, plus 1 per element.
+    if b == 26.0 {
+        Ok(())
+    } else {
+        Err(candle_core::Error::Msg(format!(
+            "a 2x2 product gave {b}, not 26"
+        )))
+    }
 }
 
 fn metal(i: usize) -> Result<Chosen, String> {

@@ -9,7 +9,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder, linear, linear_no_bias, rms_norm};
 
-use super::attention::attend_grouped;
+use super::attention::{attend_grouped, product_dtype};
 use super::config::TextConfig;
 use super::rope::{inverse_frequencies, text_cos_sin};
 use crate::model::Result;
@@ -360,16 +360,17 @@ impl Attention {
         let q = shape(self.q.forward(x)?, self.heads)?;
         let k = shape(self.k.forward(x)?, self.kv_heads)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
+        // Rotary embeddings in f32; the products in f32 on the CPU and in the working dtype
+        // on a GPU, where the cache stays as stored and nothing leaves the device.
         let dtype = q.dtype();
-        let q = candle_nn::rotary_emb::rope(&q.to_dtype(DType::F32)?, cos, sin)?;
+        let prod = product_dtype(x.device(), dtype);
+        let q = candle_nn::rotary_emb::rope(&q.to_dtype(DType::F32)?, cos, sin)?.to_dtype(prod)?;
         let k = candle_nn::rotary_emb::rope(&k.to_dtype(DType::F32)?, cos, sin)?.to_dtype(dtype)?;
         let (k, v) = append(cache, &k, &v, past)?;
-        let k32 = k.squeeze(0)?.to_dtype(DType::F32)?;
-        let v32 = v.squeeze(0)?.to_dtype(DType::F32)?;
         let out = attend_grouped(
             &q.squeeze(0)?,
-            &k32,
-            &v32,
+            &k.squeeze(0)?.to_dtype(prod)?,
+            &v.squeeze(0)?.to_dtype(prod)?,
             1.0 / (d as f64).sqrt(),
             mask,
             budget,

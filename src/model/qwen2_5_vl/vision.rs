@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, RmsNorm, VarBuilder, linear, rms_norm};
 
-use super::attention::attend;
+use super::attention::{attend, product_dtype};
 use super::config::VisionConfig;
 use super::rope::{inverse_frequencies, vision_cos_sin};
 use crate::model::Result;
@@ -66,30 +66,46 @@ impl Block {
         let (n, e) = x.dims2()?;
         let d = e / self.heads;
         let h = self.norm1.forward(x)?;
-        // [n, 3e] -> [3, heads, n, d], rotary and attention in f32.
-        let qkv = self
-            .qkv
-            .forward(&h)?
-            .reshape((n, 3, self.heads, d))?
-            .permute((1, 2, 0, 3))?
-            .to_dtype(DType::F32)?;
-        let q = qkv.get(0)?.unsqueeze(0)?.contiguous()?;
-        let k = qkv.get(1)?.unsqueeze(0)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?.squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?.squeeze(0)?;
+        // [n, 3e] -> q, k, v as [n, heads, d]: a window is a run of rows. Rotary embeddings in
+        // f32; the attention products in f32 on the CPU, in the working dtype on a GPU.
+        let prod = product_dtype(x.device(), x.dtype());
+        let qkv = self.qkv.forward(&h)?.reshape((n, 3, self.heads, d))?;
+        let rotate = |i: usize| -> Result<Tensor> {
+            let t = qkv.narrow(1, i, 1)?.reshape((1, n, self.heads, d))?;
+            let t = candle_nn::rotary_emb::rope_thd(&t.to_dtype(DType::F32)?, cos, sin)?;
+            Ok(t.squeeze(0)?.to_dtype(prod)?)
+        };
+        let q = rotate(0)?;
+        let k = rotate(1)?;
+        let v = qkv
+            .narrow(1, 2, 1)?
+            .reshape((n, self.heads, d))?
+            .to_dtype(prod)?;
         let scale = 1.0 / (d as f64).sqrt();
-        let mut parts = Vec::with_capacity(segments.len());
-        for &(start, len) in segments {
-            let qs = q.narrow(1, start, len)?;
-            let ks = k.narrow(1, start, len)?.contiguous()?;
-            let vs = v.narrow(1, start, len)?.contiguous()?;
-            parts.push(attend(&qs, &ks, &vs, scale, None, budget)?);
+        // Windows of one size in a row are one batched product: [windows x heads, len, d].
+        let mut parts = Vec::new();
+        for (start, len, count) in equal_runs(segments) {
+            let total = len * count;
+            let batch = |t: &Tensor| -> Result<Tensor> {
+                Ok(t.narrow(0, start, total)?
+                    .reshape((count, len, self.heads, d))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((count * self.heads, len, d))?)
+            };
+            let o = attend(&batch(&q)?, &batch(&k)?, &batch(&v)?, scale, None, budget)?;
+            parts.push(
+                o.reshape((count, self.heads, len, d))?
+                    .transpose(1, 2)?
+                    .reshape((total, e))?,
+            );
         }
-        let a = Tensor::cat(&parts, 1)?
-            .transpose(0, 1)?
-            .reshape((n, e))?
-            .to_dtype(x.dtype())?;
+        let a = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::cat(&parts, 0)?
+        }
+        .to_dtype(x.dtype())?;
         let x = (x + self.proj.forward(&a)?)?;
         let h = self.norm2.forward(&x)?;
         Ok((&x + self.mlp.forward(&h)?)?)
@@ -123,6 +139,19 @@ impl Merger {
         let x = self.fc1.forward(&x)?.gelu_erf()?;
         Ok(self.fc2.forward(&x)?)
     }
+}
+
+/// Consecutive segments of equal length as (first row, length, how many): each is one batched
+/// attention (most windows of an image are full; only the last of a row or column is clipped).
+fn equal_runs(segments: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for &(start, len) in segments {
+        match runs.last_mut() {
+            Some((s, l, c)) if *l == len && *s + *l * *c == start => *c += 1,
+            _ => runs.push((start, len, 1)),
+        }
+    }
+    runs
 }
 
 /// How an image's merged units are walked window by window.
@@ -296,6 +325,23 @@ impl VisionTower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_windows_in_a_row_batch_together() {
+        // 10 x 14 patches in 2 x 2-unit windows: each row of windows is three full ones and a
+        // clipped one; the last row is clipped in height.
+        let o = window_order(&[[1, 10, 14]], 2, 2);
+        let runs = equal_runs(&o.windows);
+        assert_eq!(runs[0], (0, 16, 3));
+        assert_eq!(runs[1], (48, 8, 1));
+        assert_eq!(runs[2], (56, 16, 3));
+        assert_eq!(*runs.last().unwrap(), (136, 4, 1));
+        let covered: usize = runs.iter().map(|r| r.1 * r.2).sum();
+        assert_eq!(covered, 140);
+        // A side that is a multiple of the window: one run for the whole image.
+        let o = window_order(&[[1, 16, 16]], 2, 2);
+        assert_eq!(equal_runs(&o.windows), vec![(0, 16, 16)]);
+    }
 
     #[test]
     fn windows_cover_every_unit_once_and_clip_at_the_edges() {
