@@ -6,8 +6,8 @@ the CPU benchmark, bfloat16 for the GPU one (made on the GPU when there is one: 
 minutes).
 
 run DIR JOB.json: prefill time of the job's image + token ids and greedy decode speed with the
-reference implementation on the job's device, after one untimed warm-up of both (kernels loaded,
-cuBLAS planned), as candle's side does; prints one JSON line. On CUDA it also gives torch's own
+reference implementation on the job's device (on a GPU after one untimed warm-up, kernels loaded
+and cuBLAS planned, as candle's side does); prints one JSON line. On CUDA it also gives torch's own
 peak allocation; the process's peak as the driver sees it is sampled by the caller.
 
 Needs torch and transformers from PyPI (`pip install torch transformers pillow`).
@@ -128,8 +128,8 @@ def run(folder: Path, job_path: Path) -> None:
         return prefill, time.perf_counter() - t0
 
     with torch.inference_mode():
-        once(min(job["decode"], 4))  # warm-up, untimed
         if device == "cuda":
+            once(min(job["decode"], 4))  # warm-up, untimed, as candle's side on a GPU
             torch.cuda.reset_peak_memory_stats()
         prefill, decode = once(job["decode"])
     result = {"prefill_s": prefill, "decode_tokens_per_s": job["decode"] / decode,

@@ -1,8 +1,9 @@
 //! `thyme-studio bench model`: the on-device Qwen2.5-VL against the reference implementation
 //! (transformers on torch) on the same random-weight checkpoint with the 3B or 7B model's
 //! dimensions, on the CPU or a GPU: prefill time of one image plus text, greedy decode speed,
-//! and on CUDA the peak GPU memory of each side, in one run. Each side is warmed up once
-//! (kernels loaded, cuBLAS planned) before the timed pass.
+//! and on CUDA the peak GPU memory of each side, in one run. On a GPU each side is warmed up
+//! once (kernels loaded, cuBLAS planned) before the timed pass. `--quantized q8_0` adds our
+//! run with the language model's projections in Q8_0 (the CPU's fastest route).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::{Value, json};
 
 use crate::model::device::{DevicePreference, choose};
 use crate::model::folder::ModelFolder;
+use crate::model::quantize::{QuantKind, quantize_folder};
 use crate::model::qwen2_5_vl::{KvCache, Qwen25Vl, preprocess, rope};
 use crate::model::sampling::argmax;
 
@@ -29,6 +31,9 @@ pub struct ModelBench {
     pub device: DevicePreference,
     /// The published model whose dimensions the random checkpoint has: "3b" or "7b".
     pub size: String,
+    /// Also run ours with the language model's projections quantized (written once beside the
+    /// checkpoint): the CPU's fastest route, against the same transformers run.
+    pub quantized: Option<QuantKind>,
     /// The image's side in pixels (1344: 2304 image tokens).
     pub side: u32,
     /// Text tokens around the image (vision markers included).
@@ -120,6 +125,60 @@ fn sync(t: &Tensor) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Our side on one set of weights.
+struct Ours {
+    load_s: f64,
+    prefill_s: f64,
+    decode_tps: f64,
+    /// The prompt: text, the image's tokens, text.
+    ids: Vec<u32>,
+    image_tokens: usize,
+}
+
+fn ours(
+    b: &ModelBench,
+    folder: &ModelFolder,
+    device: &Device,
+    img: &image::RgbImage,
+) -> anyhow::Result<Ours> {
+    let started = Instant::now();
+    let model = Qwen25Vl::load(folder, device, b.dtype, &mut |_| {})?;
+    let load_s = started.elapsed().as_secs_f64();
+    let c = &model.config;
+    let image_tokens = {
+        let p = crate::model::qwen2_5_vl::smart_resize(
+            b.side,
+            b.side,
+            model.processor.factor(),
+            model.processor.min_pixels,
+            model.processor.max_pixels,
+        )?;
+        (p.0 as usize / 28) * (p.1 as usize / 28)
+    };
+    let before = (b.text_tokens.saturating_sub(2)) / 2;
+    let after = b.text_tokens.saturating_sub(2) - before;
+    let ids: Vec<u32> = (0..before as u32)
+        .map(|i| 1000 + i)
+        .chain([c.vision_start_token_id])
+        .chain(std::iter::repeat_n(c.image_token_id, image_tokens))
+        .chain([c.vision_end_token_id])
+        .chain((0..after as u32).map(|i| 2000 + i))
+        .collect();
+    // On a GPU one untimed pass first (kernels loaded, cuBLAS planned), then the timed one; the
+    // CPU has nothing to warm that a 2304-token prefill would not dwarf.
+    if !device.is_cpu() {
+        prefill_and_decode(&model, img, &ids, before + 1, b.decode.min(4))?;
+    }
+    let (prefill_s, decode_s) = prefill_and_decode(&model, img, &ids, before + 1, b.decode)?;
+    Ok(Ours {
+        load_s,
+        prefill_s,
+        decode_tps: b.decode as f64 / decode_s,
+        ids,
+        image_tokens,
+    })
+}
+
 /// One prefill of `ids` with the image and `decode` greedy tokens: (prefill s, decode s).
 fn prefill_and_decode(
     model: &Qwen25Vl,
@@ -184,39 +243,27 @@ pub fn run(b: &ModelBench) -> anyhow::Result<Value> {
         })
         .save(&image)?;
     }
-    // Ours.
+    let img = image::open(&image)?.into_rgb8();
+    // Ours: the dense weights, then (when asked) the language model's projections quantized.
     let baseline_mib = gpu.and_then(GpuMemory::used_mib);
     let watch = gpu.and_then(GpuMemory::watch);
-    let folder = ModelFolder::open(&b.dir)?.dense_only();
-    let started = Instant::now();
-    let model = Qwen25Vl::load(&folder, &device, b.dtype, &mut |_| {})?;
-    let load_s = started.elapsed().as_secs_f64();
-    let c = &model.config;
-    let img = image::open(&image)?.into_rgb8();
-    let grid_tokens = {
-        let p = crate::model::qwen2_5_vl::smart_resize(
-            b.side,
-            b.side,
-            model.processor.factor(),
-            model.processor.min_pixels,
-            model.processor.max_pixels,
-        )?;
-        (p.0 as usize / 28) * (p.1 as usize / 28)
-    };
-    let before = (b.text_tokens.saturating_sub(2)) / 2;
-    let after = b.text_tokens.saturating_sub(2) - before;
-    let ids: Vec<u32> = (0..before as u32)
-        .map(|i| 1000 + i)
-        .chain([c.vision_start_token_id])
-        .chain(std::iter::repeat_n(c.image_token_id, grid_tokens))
-        .chain([c.vision_end_token_id])
-        .chain((0..after as u32).map(|i| 2000 + i))
-        .collect();
-    prefill_and_decode(&model, &img, &ids, before + 1, b.decode.min(4))?;
-    let (prefill_s, decode_s) = prefill_and_decode(&model, &img, &ids, before + 1, b.decode)?;
-    let decode_tps = b.decode as f64 / decode_s;
-    drop(model);
+    let dense = ours(b, &ModelFolder::open(&b.dir)?.dense_only(), &device, &img)?;
     let ours_peak = watch.map(GpuMemory::stop);
+    let quantized = match b.quantized {
+        Some(kind) => {
+            let file = kind.file_in(&b.dir);
+            let mut folder = ModelFolder::open(&b.dir)?.dense_only();
+            if !file.exists() {
+                eprintln!("quantizing the language model to {} (once)", kind.name());
+                quantize_folder(&folder, kind, &file, &mut |_, _| {})?;
+            }
+            folder.quantized = Some(file);
+            Some((kind, ours(b, &folder, &device, &img)?))
+        }
+        None => None,
+    };
+    let ids = dense.ids.clone();
+    let grid_tokens = dense.image_tokens;
     // Theirs, after ours is out of memory.
     let job = b.dir.with_extension("job.json");
     std::fs::write(
@@ -234,6 +281,15 @@ pub fn run(b: &ModelBench) -> anyhow::Result<Value> {
     let theirs_peak = watch.map(GpuMemory::stop);
     let t_prefill = theirs["prefill_s"].as_f64().unwrap_or(f64::NAN);
     let t_decode = theirs["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+    let (load_s, prefill_s, decode_tps) = (dense.load_s, dense.prefill_s, dense.decode_tps);
+    let quantized = quantized.map(|(kind, q)| {
+        json!({
+            "weights": format!("language model {} (vision tower {dtype_name})", kind.name()),
+            "load_s": q.load_s, "prefill_s": q.prefill_s, "decode_tokens_per_s": q.decode_tps,
+            "prefill_speedup_vs_transformers": t_prefill / q.prefill_s,
+            "decode_speedup_vs_transformers": q.decode_tps / t_decode,
+        })
+    });
     let mut memory = json!(null);
     if let (Some(base), Some(ours), Some(t)) = (baseline_mib, ours_peak, theirs_peak) {
         let (ours, t) = (ours.saturating_sub(base), t.saturating_sub(base));
@@ -254,6 +310,7 @@ pub fn run(b: &ModelBench) -> anyhow::Result<Value> {
         "text_tokens": ids.len() - grid_tokens,
         "candle": {"load_s": load_s, "prefill_s": prefill_s, "decode_tokens_per_s": decode_tps},
         "memory": memory,
+        "candle_quantized": quantized,
         "transformers": theirs,
         "prefill_speedup_vs_transformers": t_prefill / prefill_s,
         "decode_speedup_vs_transformers": decode_tps / t_decode,

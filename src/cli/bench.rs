@@ -84,6 +84,9 @@ pub enum BenchCommand {
         /// The published model's dimensions: 3b or 7b.
         #[arg(long, default_value = "3b")]
         size: String,
+        /// Also run ours with the language model quantized (q8_0 or q4k; written once).
+        #[arg(long)]
+        quantized: Option<String>,
         #[arg(long, default_value_t = 1344)]
         side: u32,
         #[arg(long, default_value_t = 100)]
@@ -160,10 +163,18 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             dtype,
             device,
             size,
+            quantized,
             side,
             text_tokens,
             decode,
         } => {
+            let quantized = match quantized {
+                Some(q) => Some(
+                    thyme_studio::model::quantize::QuantKind::parse(&q)
+                        .with_context(|| format!("--quantized is q8_0 or q4k, not '{q}'"))?,
+                ),
+                None => None,
+            };
             let dtype = match dtype.as_str() {
                 "f32" => candle_core::DType::F32,
                 "f16" => candle_core::DType::F16,
@@ -186,6 +197,7 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
                 dtype,
                 device,
                 size,
+                quantized,
                 side,
                 text_tokens,
                 decode,

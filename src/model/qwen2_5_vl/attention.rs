@@ -148,8 +148,15 @@ mod tests {
         let mask = causal(19);
         let want = attend_grouped(&q, &k, &v, 0.25, Some(&mask), usize::MAX).unwrap();
         let half = |t: &Tensor| t.to_dtype(DType::F16).unwrap();
-        let got = attend_grouped(&half(&q), &half(&k), &half(&v), 0.25, Some(&mask), 4 * 19 * 5)
-            .unwrap();
+        let got = attend_grouped(
+            &half(&q),
+            &half(&k),
+            &half(&v),
+            0.25,
+            Some(&mask),
+            4 * 19 * 5,
+        )
+        .unwrap();
         assert_eq!(got.dtype(), DType::F16);
         let diff = max_diff(&got.to_dtype(DType::F32).unwrap(), &want);
         assert!(diff < 1e-2, "{diff}");
