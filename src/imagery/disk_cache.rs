@@ -6,6 +6,12 @@
 //! needs no decoding at all. Every file is written under a temporary name and renamed, so a
 //! crash leaves no half tile.
 //!
+//! A baseline JPEG's full-resolution level is not written at all: its band decoder gives any
+//! 512-row band of the original again in tens of milliseconds, so a `source` file records how
+//! many of its rows the original serves (and the original's length and modification time, to
+//! notice it changed), and the tile service decodes those tiles from the file when they are
+//! wanted. That is three quarters of a pyramid's bytes and of its encoding time.
+//!
 //! The cache is bounded: each image's `used` file holds when it was last shown (by any
 //! process), and [`DiskTileCache::enforce`] drops least recently used images until the cache
 //! fits its budget: first their full-resolution level (the biggest, about three quarters of a
@@ -62,6 +68,37 @@ impl DiskTileCache {
         )?;
         self.touch(id);
         Ok(())
+    }
+
+    /// Record that the first `mark.rows` full-resolution rows are served by decoding the
+    /// original again (their tiles are not written). Written before the pyramid is marked
+    /// complete, so a complete pyramid without level-0 tiles always says where they come from.
+    pub fn mark_source(&self, id: &ImageId, mark: &SourceMark) -> std::io::Result<()> {
+        let dir = self.image_dir(id);
+        std::fs::create_dir_all(&dir)?;
+        let text = format!(
+            "rows {}\nlen {}\nmodified_ns {}\n",
+            mark.rows, mark.len, mark.modified_ns
+        );
+        write_atomic(&dir.join("source"), text.as_bytes())
+    }
+
+    /// How many full-resolution rows of this image the original serves (`None`: every tile
+    /// is in the cache, or the record is missing or damaged).
+    pub fn source_mark(&self, id: &ImageId) -> Option<SourceMark> {
+        let text = std::fs::read_to_string(self.image_dir(id).join("source")).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(SourceMark {
+            rows: u32::try_from(field("rows")?).ok()?,
+            len: field("len")?,
+            modified_ns: field("modified_ns")?,
+        })
     }
 
     /// The cache folder (`<cache>/tiles`).
@@ -190,6 +227,40 @@ impl DiskTileCache {
             .map_err(std::io::Error::other)?;
         std::fs::rename(&tmp, &path)
     }
+}
+
+/// Which full-resolution rows the original file serves, and what the file was like when its
+/// pyramid was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceMark {
+    /// Rows `0..rows` are decoded from the original; the rest (if any) are cached tiles.
+    pub rows: u32,
+    pub len: u64,
+    pub modified_ns: u64,
+}
+
+impl SourceMark {
+    /// The mark for `path` as it is now, serving its first `rows` rows.
+    pub fn of_file(path: &Path, rows: u32) -> std::io::Result<SourceMark> {
+        let meta = std::fs::metadata(path)?;
+        Ok(SourceMark {
+            rows,
+            len: meta.len(),
+            modified_ns: modified_ns(&meta),
+        })
+    }
+
+    /// Whether `meta` is the file this mark was made from, by length and modification time.
+    pub fn same_file(&self, meta: &std::fs::Metadata) -> bool {
+        self.len == meta.len() && self.modified_ns == modified_ns(meta)
+    }
+}
+
+fn modified_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// One image's share of the cache.

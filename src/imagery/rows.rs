@@ -114,21 +114,22 @@ impl Rows<'_> {
     }
 
     /// Give every row, top to bottom, in bands of `band` rows (the last one shorter) to `take`
-    /// as RGB bytes and a row count; `take` returns `false` to stop. `Ok(false)` when it
-    /// stopped.
+    /// as RGB bytes, a row count, and whether the band decoder gave them (so the original can
+    /// give those rows again, band by band, without the general decoder); `take` returns
+    /// `false` to stop. `Ok(false)` when it stopped.
     pub fn each_band(
         mut self,
         band: u32,
-        mut take: impl FnMut(&[u8], u32) -> bool + Send,
+        mut take: impl FnMut(&[u8], u32, bool) -> bool + Send,
     ) -> Result<bool, ImageError> {
         let band = band.max(1);
         let height = self.size.height;
         let bands = match std::mem::replace(&mut self.source, Source::Whole) {
             Source::Whole => {
                 let img = self.decode_whole()?;
-                return Ok(give(&img, 0, band, &mut take));
+                return Ok(give(&img, 0, band, &mut |d, n| take(d, n, false)));
             }
-            Source::Decoded(img) => return Ok(give(&img, 0, band, &mut take)),
+            Source::Decoded(img) => return Ok(give(&img, 0, band, &mut |d, n| take(d, n, false))),
             Source::Bands(bands) => bands,
         };
         // The next band is decoded while the one before is taken (tiles cut, encoded and
@@ -150,15 +151,16 @@ impl Rows<'_> {
                     );
                     drop(bands);
                     let img = self.decode_whole()?;
-                    return Ok(give(&img, start, band, &mut take));
+                    return Ok(give(&img, start, band, &mut |d, n| take(d, n, false)));
                 }
             };
             let following = start + band;
             if following >= height {
-                return Ok(take(&current, n));
+                return Ok(take(&current, n, true));
             }
             let kept;
-            (kept, decoded) = rayon::join(|| take(&current, n), || decode(following, &mut next));
+            (kept, decoded) =
+                rayon::join(|| take(&current, n, true), || decode(following, &mut next));
             if !kept {
                 return Ok(false);
             }
@@ -213,7 +215,7 @@ mod tests {
         let mut data = Vec::new();
         let mut counts = Vec::new();
         assert!(
-            rows.each_band(band, |d, n| {
+            rows.each_band(band, |d, n, _| {
                 data.extend_from_slice(d);
                 counts.push(n);
                 true
@@ -292,8 +294,8 @@ mod tests {
             "the damage is in the third band"
         );
         let mut given = Vec::new();
-        let outcome = rows.each_band(512, |d, n| {
-            given.push((d.len(), n));
+        let outcome = rows.each_band(512, |d, n, banded| {
+            given.push((d.len(), n, banded));
             true
         });
         match outcome {
@@ -301,7 +303,10 @@ mod tests {
             Ok(finished) => {
                 assert!(finished);
                 assert_eq!(given.iter().map(|g| g.1).sum::<u32>(), 1600);
-                assert!(given.iter().all(|&(len, n)| len == n as usize * 640 * 3));
+                assert!(given.iter().all(|&(len, n, _)| len == n as usize * 640 * 3));
+                // The first two bands came from the band decoder, the rest did not.
+                let banded: Vec<bool> = given.iter().map(|g| g.2).collect();
+                assert_eq!(banded, vec![true, true, false, false]);
             }
             // Or it refused the damage too: a clear error, after the good bands.
             Err(e) => {
@@ -323,6 +328,6 @@ mod tests {
             Err(ImageError::TooLarge { .. })
         ));
         let rows = open_rows(Path::new("a.jpg"), &jpeg, PixelBudget::DEFAULT).unwrap();
-        assert!(!rows.each_band(100, |_, _| false).unwrap());
+        assert!(!rows.each_band(100, |_, _, _| false).unwrap());
     }
 }

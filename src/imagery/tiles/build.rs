@@ -2,6 +2,7 @@
 //! then every level's tiles to the disk cache), rebuilding damaged tiles, filling the RAM cache.
 
 use super::*;
+use crate::imagery::disk_cache::SourceMark;
 
 pub(super) fn set_status(shared: &Shared, id: &ImageId, status: BuildStatus) {
     if let Ok(mut st) = shared.state.lock() {
@@ -31,11 +32,7 @@ pub(super) fn worker(shared: &Shared) {
         };
         match job {
             Job::Load { id, key } => {
-                let loaded = shared.disk.read(&id, key);
-                let ok = loaded.is_some();
-                if let Some(tile) = loaded {
-                    insert_ram(shared, &id, key, Arc::new(tile));
-                }
+                let ok = load(shared, &id, key);
                 if let Ok(mut st) = shared.state.lock() {
                     st.loading.remove(&(id.clone(), key));
                     if !ok {
@@ -54,6 +51,33 @@ pub(super) fn worker(shared: &Shared) {
                 set_status(shared, &id, status);
             }
         }
+    }
+}
+
+/// Bring a tile into RAM: already there (its row was decoded from the original for a tile
+/// before it), decoded from the original, or read from disk. `false` when the disk cache
+/// should have had it and did not.
+fn load(shared: &Shared, id: &ImageId, key: TileKey) -> bool {
+    let k = (id.clone(), key);
+    if shared.ram.lock().is_ok_and(|r| r.contains(&k)) {
+        return true;
+    }
+    if let Some(mark) = source::served_by_original(shared, id, key) {
+        if let Err(e) = source::load_row(shared, id, key.row, &mark) {
+            tracing::warn!("full resolution not shown: {e}");
+            if let Ok(mut st) = shared.state.lock() {
+                st.source_failed.insert(id.clone());
+            }
+        }
+        // Not a damaged cache: rebuilding from the same original would not help.
+        return true;
+    }
+    match shared.disk.read(id, key) {
+        Some(tile) => {
+            insert_ram(shared, id, key, Arc::new(tile));
+            true
+        }
+        None => false,
     }
 }
 
@@ -187,7 +211,7 @@ pub(super) fn build(
     // cache stays within its budget while it is built, not only after.
     keep_in_budget(shared, id, true, true);
     let banded = rows.banded();
-    let tiled = match tile_pyramid(shared, id, rows, cancel) {
+    let (tiled, source_rows) = match tile_pyramid(shared, id, rows, cancel) {
         Ok(tiled) => tiled,
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
@@ -199,8 +223,16 @@ pub(super) fn build(
     );
     match tiled {
         true => {
-            if let Err(e) = shared.disk.mark_complete(id) {
-                tracing::warn!("tile cache not marked complete: {e}");
+            // The rows the original serves are recorded before the pyramid is said whole, so
+            // a whole pyramid never lacks tiles without saying where they come from.
+            let recorded = match source_rows {
+                0 => Ok(()),
+                rows => SourceMark::of_file(path, rows)
+                    .and_then(|mark| shared.disk.mark_source(id, &mark)),
+            };
+            match recorded.and_then(|()| shared.disk.mark_complete(id)) {
+                Ok(()) => {}
+                Err(e) => tracing::warn!("tile cache not marked complete: {e}"),
             }
             keep_in_budget(shared, id, false, true);
             BuildStatus::Complete
@@ -284,22 +316,30 @@ fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool, spare: 
 }
 
 /// Cut every level into tiles as the rows come (finest level first, a row of tiles at a time,
-/// its tiles on all cores), writing each to the disk cache and the RAM cache. `Ok(false)` when
-/// cancelled.
+/// its tiles on all cores), writing each to the disk cache and the RAM cache, except the
+/// full-resolution tiles of rows the band decoder gave: the original gives those again (see
+/// `source`). `Ok((false, _))` when cancelled; the number of rows, from the top, the original
+/// serves.
 pub(super) fn tile_pyramid(
     shared: &Shared,
     id: &ImageId,
     rows: rows::Rows,
     cancel: &AtomicBool,
-) -> Result<bool, crate::imagery::ImageError> {
+) -> Result<(bool, u32), crate::imagery::ImageError> {
     let mut pyramid = StripPyramid::new(rows.size());
     let total = pyramid.layout().tile_count();
     let done = std::sync::atomic::AtomicUsize::new(0);
+    // Whether the full-resolution rows being cut now came from the band decoder. Bands are
+    // whole rows of tiles, so a row of level-0 tiles is cut while its own band is pushed (the
+    // last, shorter one at `finish`).
+    let from_original = AtomicBool::new(false);
     let emit = |key: TileKey, tile: RgbImage| {
         if cancel.load(Ordering::Relaxed) {
             return false;
         }
-        if let Err(e) = shared.disk.write(id, key, &tile)
+        let skip = key.level == 0 && from_original.load(Ordering::Relaxed);
+        if !skip
+            && let Err(e) = shared.disk.write(id, key, &tile)
             && !shared.disk_failed.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
@@ -314,6 +354,14 @@ pub(super) fn tile_pyramid(
         }
         true
     };
-    let fed = rows.each_band(TILE, |data, n| pyramid.push(data, n, &emit))?;
-    Ok(fed && pyramid.finish(&emit))
+    let (mut taken, mut source_rows) = (0u32, 0u32);
+    let fed = rows.each_band(TILE, |data, n, banded| {
+        // Only an unbroken run from the top: a band the general decoder took over is cached.
+        let serve = banded && taken == source_rows;
+        from_original.store(serve, Ordering::Relaxed);
+        source_rows += if serve { n } else { 0 };
+        taken += n;
+        pyramid.push(data, n, &emit)
+    })?;
+    Ok((fed && pyramid.finish(&emit), source_rows))
 }

@@ -8,6 +8,7 @@
 //! [`TileService::generation`] to know when something new is ready.
 
 mod build;
+mod source;
 
 use build::{set_status, worker};
 
@@ -72,6 +73,9 @@ struct State {
     previews: BTreeMap<ImageId, Arc<RgbImage>>,
     /// Where each image asked for lives, to rebuild it if its cache turns out damaged.
     sources: BTreeMap<ImageId, (PathBuf, ImageSize)>,
+    /// Images whose original could not give their full-resolution rows (gone or changed):
+    /// asked for once, said once, then drawn from their coarser levels.
+    source_failed: std::collections::BTreeSet<ImageId>,
     shutdown: bool,
 }
 
@@ -80,6 +84,8 @@ struct Shared {
     wake: Condvar,
     ram: Mutex<ByteLru<(ImageId, TileKey), Arc<RgbImage>>>,
     disk: DiskTileCache,
+    /// The original whose full-resolution rows were last decoded again (see `source`).
+    source: Mutex<Option<source::OpenSource>>,
     /// Bytes the disk cache may hold (see [`DiskTileCache::enforce`]).
     disk_budget: AtomicU64,
     /// The disk cache could not be written (said once; images still show from memory).
@@ -110,11 +116,13 @@ impl TileService {
                 cancels: BTreeMap::new(),
                 previews: BTreeMap::new(),
                 sources: BTreeMap::new(),
+                source_failed: std::collections::BTreeSet::new(),
                 shutdown: false,
             }),
             wake: Condvar::new(),
             ram: Mutex::new(ByteLru::new(ram_bytes)),
             disk: DiskTileCache::new(cache_dir),
+            source: Mutex::new(None),
             disk_budget: AtomicU64::new(super::disk_cache::default_budget(cache_dir)),
             disk_failed: std::sync::atomic::AtomicBool::new(false),
             budget,
@@ -246,7 +254,7 @@ impl TileService {
         let Ok(mut st) = self.shared.state.lock() else {
             return None;
         };
-        if st.loading.contains(&k) {
+        if st.loading.contains(&k) || (key.level == 0 && st.source_failed.contains(id)) {
             return None;
         }
         // A complete pyramid has every tile on disk: no need to ask the file system (this
@@ -564,10 +572,14 @@ mod tests {
             assert_eq!(reference.dimensions(), (size.width, size.height));
             let mut stitched = RgbImage::new(size.width, size.height);
             for key in layout.tiles(level) {
-                let tile = disk.read(&id, key).unwrap();
+                // A JPEG's full resolution comes from its original, through the service.
+                let tile = disk
+                    .read(&id, key)
+                    .map(Arc::new)
+                    .unwrap_or_else(|| source::tests::wait_tile(&s, &id, key));
                 let (x, y, w, h) = layout.tile_rect(key);
                 assert_eq!(tile.dimensions(), (w, h), "{key:?}");
-                image::imageops::replace(&mut stitched, &tile, i64::from(x), i64::from(y));
+                image::imageops::replace(&mut stitched, tile.as_ref(), i64::from(x), i64::from(y));
             }
             assert!(
                 stitched == reference,
