@@ -27,6 +27,7 @@ pub mod annotate;
 pub mod app;
 pub mod base64;
 pub mod bench;
+pub mod curate;
 pub mod dataset;
 pub mod demo;
 pub mod exchange;

@@ -232,6 +232,7 @@ fn a_server_error_is_reported_not_panicked_on() {
         stop: vec!["</answer>".into()],
         max_tokens: 16,
         temperature: 0.0,
+        seed: None,
     };
     use thyme_studio::agent::Policy;
     let e = policy
@@ -468,6 +469,7 @@ fn ask(settings: HttpSettings) -> Result<String, String> {
         stop: vec!["</answer>".into()],
         max_tokens: 64,
         temperature: 0.0,
+        seed: None,
     };
     http.generate(&request, &mut |_| {}, &AtomicBool::new(false))
         .map(|s| s.text)

@@ -459,6 +459,7 @@ fn the_local_policy_drives_the_agent_loop() {
         stop: vec!["</code>".into(), "</answer>".into()],
         max_tokens: 4,
         temperature: 0.0,
+        seed: None,
     };
     let seg = policy
         .generate(&request, &mut |_| {}, &AtomicBool::new(false))

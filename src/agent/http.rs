@@ -190,7 +190,7 @@ pub fn body(model: &str, request: &Request) -> Result<Value, PolicyError> {
         messages
             .push(json!({"role": "assistant", "content": parts(&request.assistant, &mut urls)}));
     }
-    Ok(json!({
+    let mut body = json!({
         "model": model,
         "messages": messages,
         "stream": true,
@@ -200,7 +200,12 @@ pub fn body(model: &str, request: &Request) -> Result<Value, PolicyError> {
         "temperature": request.temperature,
         "continue_final_message": continuing,
         "add_generation_prompt": !continuing,
-    }))
+    });
+    // vLLM and SGLang take a per-request seed, so a seeded attempt can be drawn again.
+    if let Some(seed) = request.seed {
+        body["seed"] = json!(seed);
+    }
+    Ok(body)
 }
 
 impl Policy for Http {

@@ -26,6 +26,14 @@ impl Local {
         if let Ok(mut m) = model.lock() {
             m.reset();
         }
+        Self::sharing_cache(model, label)
+    }
+}
+
+impl Local {
+    /// A policy over a loaded model that keeps what the model has cached: repeated attempts
+    /// at one question share the prompt and the image, which are then not prefilled again.
+    pub fn sharing_cache(model: Arc<Mutex<LocalModel>>, label: impl Into<String>) -> Self {
         Self {
             model,
             label: label.into(),
@@ -65,6 +73,7 @@ impl Policy for Local {
         prompt.push_str(&assistant_text(&request.assistant));
         let sampling = SamplingSettings {
             temperature: request.temperature,
+            seed: request.seed.unwrap_or(self.sampling.seed),
             ..self.sampling.clone()
         };
         let g = m

@@ -43,6 +43,16 @@ pub struct Settings {
     pub decoding: Decoding,
     /// With no answer at the end, ask once more without tools.
     pub fallback: bool,
+    /// Sampled attempts (the difficulty check): every segment at this temperature and seed,
+    /// in place of `decoding`'s temperatures.
+    pub sampled: Option<Sampled>,
+}
+
+/// A seeded sampling temperature for repeated attempts at one question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampled {
+    pub temperature: f32,
+    pub seed: u64,
 }
 
 impl Default for Settings {
@@ -54,8 +64,44 @@ impl Default for Settings {
             mode: Mode::Reference,
             decoding: Decoding::Evaluation,
             fallback: true,
+            sampled: None,
         }
     }
+}
+
+/// The question put to the model without tools: the original image alone, asked for a
+/// direct answer (the fallback of a run that found none, and the difficulty check's no-tool
+/// arm, which samples it at a temperature and seed).
+pub fn no_tool_request(
+    question: &str,
+    image: &std::path::Path,
+    max_tokens: u32,
+    sampled: Option<Sampled>,
+) -> Request {
+    Request {
+        system: String::new(),
+        user: format!(
+            "<image>\n{question}\nAnswer the question directly, without code, as <answer>...</answer>."
+        ),
+        images: vec![image.to_owned()],
+        assistant: String::new(),
+        stop: vec!["</answer>".into()],
+        max_tokens,
+        temperature: sampled.map_or(0.0, |s| s.temperature),
+        seed: sampled.map(|s| s.seed),
+    }
+}
+
+/// A sampled run's temperature and seed, for its recorded decoding settings.
+pub(crate) fn sampled_entries(
+    sampled: Option<Sampled>,
+) -> impl Iterator<Item = (String, serde_json::Value)> {
+    sampled.into_iter().flat_map(|s| {
+        [
+            ("temperature".to_owned(), serde_json::json!(s.temperature)),
+            ("seed".to_owned(), serde_json::json!(s.seed)),
+        ]
+    })
 }
 
 /// Where a run stands.
@@ -158,6 +204,7 @@ impl Agent {
                 ),
             ]
             .into_iter()
+            .chain(sampled_entries(settings.sampled))
             .collect(),
             images: vec![TraceImage {
                 path: Some(image.to_owned()),
@@ -241,6 +288,7 @@ impl Agent {
             (Decoding::GrpoAts, false) => (vec!["<code>".to_owned(), "</answer>".to_owned()], 1.0),
             (Decoding::GrpoAts, true) => (vec!["</code>".to_owned()], 0.0),
         };
+        let temperature = self.settings.sampled.map_or(temperature, |s| s.temperature);
         Request {
             system: self.profile.system.clone(),
             user: self.user.clone(),
@@ -249,6 +297,7 @@ impl Agent {
             stop,
             max_tokens: self.settings.max_tokens,
             temperature,
+            seed: self.settings.sampled.map(|s| s.seed),
         }
     }
 
@@ -462,18 +511,13 @@ impl Agent {
             return self.finish(why.to_owned());
         }
         self.settings.fallback = false;
-        let request = Request {
-            system: String::new(),
-            user: format!(
-                "<image>\n{}\nAnswer the question directly, without code, as <answer>...</answer>.",
-                self.trace.run.question
-            ),
-            images: vec![self.image.clone()],
-            assistant: String::new(),
-            stop: vec!["</answer>".into()],
-            max_tokens: self.settings.max_tokens,
-            temperature: 0.0,
-        };
+        // A sampled run's fallback is sampled too (same temperature and seed).
+        let request = no_tool_request(
+            &self.trace.run.question,
+            &self.image,
+            self.settings.max_tokens,
+            self.settings.sampled,
+        );
         let started = Instant::now();
         let result = self.policy.generate(&request, &mut |_| {}, cancel);
         self.model_ms += started.elapsed().as_secs_f64() * 1000.0;

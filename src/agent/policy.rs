@@ -33,6 +33,8 @@ pub struct Request {
     pub stop: Vec<String>,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// The sampler's seed, when the run is one of several seeded attempts.
+    pub seed: Option<u64>,
 }
 
 /// One piece of model text.
@@ -263,6 +265,7 @@ mod tests {
             stop: stop.iter().map(|s| s.to_string()).collect(),
             max_tokens: 2048,
             temperature: 0.0,
+            seed: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod annotate;
 pub mod audit;
 pub mod canvas;
+pub mod curate;
 pub mod exchange;
 pub mod first_pixels;
 pub mod images;

@@ -99,6 +99,10 @@ pub enum BenchCommand {
         #[arg(long, default_value = "target/bench-agent")]
         dir: PathBuf,
     },
+    /// The difficulty check: ITEMS x K x 2 arms against a loopback server answering after
+    /// LATENCY_MS, with JOBS tries in flight and one at a time (on the first SEQUENTIAL
+    /// items): speed-up, our time per try beyond the server's, peak memory.
+    Curate(CurateArgs),
     /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
     Sandbox {
         #[arg(long, default_value = "target/bench-sandbox")]
@@ -205,21 +209,18 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::Agent { dir } => {
-            let dirs = thyme_studio::paths::AppDirs::for_user();
-            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
-            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let cfg = sandbox_for(&dir)?;
             let r = thyme_studio::bench::agent::run(cfg, &dir)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
+        BenchCommand::Curate(args) => curate(args)?,
         BenchCommand::Audit {
             dir,
             rows,
             originals,
             jobs,
         } => {
-            let dirs = thyme_studio::paths::AppDirs::for_user();
-            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
-            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let cfg = sandbox_for(&dir)?;
             cfg.runtime.ensure(&mut |s| eprintln!("{s}"))?;
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -228,9 +229,7 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::Sandbox { dir, steps } => {
-            let dirs = thyme_studio::paths::AppDirs::for_user();
-            let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
-            cfg.runs = std::path::absolute(dir.join("runs"))?;
+            let cfg = sandbox_for(&dir)?;
             let rows = thyme_studio::bench::sandbox::run(cfg, &dir, steps)?;
             print!("{}", thyme_studio::bench::sandbox::markdown(&rows));
         }
@@ -263,6 +262,47 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
 }
 
 /// The fixtures of `names` that are present (../shared/fixtures).
+/// The app's sandbox, its runs kept under `dir/runs`.
+fn sandbox_for(dir: &std::path::Path) -> anyhow::Result<thyme_studio::sandbox::SandboxConfig> {
+    let dirs = thyme_studio::paths::AppDirs::for_user();
+    let mut cfg = thyme_studio::sandbox::SandboxConfig::for_app(&dirs)?;
+    cfg.runs = std::path::absolute(dir.join("runs"))?;
+    Ok(cfg)
+}
+
+/// The difficulty check: ITEMS x K x 2 arms against a loopback server answering after
+/// LATENCY_MS, with JOBS tries in flight and one at a time (on the first SEQUENTIAL items):
+/// speed-up, our time per try beyond the server's, peak memory.
+#[derive(clap::Args)]
+pub struct CurateArgs {
+    #[arg(long, default_value = "target/bench-curate")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    items: usize,
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    #[arg(long, default_value_t = 20)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 32)]
+    jobs: usize,
+    #[arg(long, default_value_t = 125)]
+    sequential: usize,
+}
+
+fn curate(a: CurateArgs) -> anyhow::Result<()> {
+    let r = thyme_studio::bench::curate::run(
+        sandbox_for(&a.dir)?,
+        &a.dir,
+        a.items,
+        a.k,
+        std::time::Duration::from_millis(a.latency_ms),
+        a.jobs,
+        a.sequential,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
 fn fixtures(names: &[&str]) -> Vec<PathBuf> {
     let folder = PathBuf::from("../shared/fixtures");
     names

@@ -42,6 +42,10 @@ pub struct ExportCommand {
     /// Keep boxes over 5 % of the image (left out by default).
     #[arg(long)]
     allow_large_boxes: bool,
+    /// Only questions the latest difficulty check (`curate run`) flagged so: needs-tools,
+    /// too-easy, suspect or flaky (repeatable: any of them).
+    #[arg(long = "difficulty", value_parser = parse_flag)]
+    difficulty: Vec<thyme_studio::curate::Flag>,
     /// A prompt profile (TOML) for thyme-rl; default: the built-in one.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -112,6 +116,7 @@ impl ExportCommand {
                 .as_ref()
                 .map(|f| std::path::absolute(f).unwrap_or(f.clone())),
             allow_large_boxes: self.allow_large_boxes,
+            questions: self.flagged_questions()?,
         };
         if let Some(p) = &self.profile {
             options.profile =
@@ -131,6 +136,40 @@ impl ExportCommand {
         }
         Ok(options)
     }
+}
+
+impl ExportCommand {
+    /// The questions `--difficulty` keeps (None without it).
+    fn flagged_questions(
+        &self,
+    ) -> Result<Option<std::collections::BTreeSet<thyme_studio::dataset::QuestionId>>, Failure>
+    {
+        if self.difficulty.is_empty() {
+            return Ok(None);
+        }
+        let attempts = thyme_studio::curate::AttemptStore::open(&self.file)
+            .map_err(|e| Failure::User(e.into()))?;
+        let wanted = self.difficulty.iter().copied().collect();
+        let found = thyme_studio::curate::flagged(
+            &attempts,
+            None,
+            &wanted,
+            &thyme_studio::curate::Thresholds::default(),
+        )
+        .map_err(|e| Failure::User(e.into()))?;
+        match found {
+            Some(q) => Ok(Some(q)),
+            None => Err(Failure::User(anyhow::anyhow!(
+                "--difficulty needs a difficulty check first: thyme-studio curate run {} ...",
+                self.file.display()
+            ))),
+        }
+    }
+}
+
+pub(super) fn parse_flag(s: &str) -> Result<thyme_studio::curate::Flag, String> {
+    thyme_studio::curate::Flag::parse(s)
+        .ok_or_else(|| "one of needs-tools, too-easy, suspect, flaky".to_owned())
 }
 
 fn parse_format(s: &str) -> Result<thyme_studio::exchange::Format, String> {

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cache;
+pub mod curate;
 pub mod demo;
 pub mod export;
 pub mod import;
@@ -97,6 +98,11 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// The difficulty check of QA items (tries with and without tools), its rates and flags.
+    Curate {
+        #[command(subcommand)]
+        which: curate::CurateCommand,
+    },
     /// Write the demo project into a folder.
     Demo(demo::DemoCommand),
     /// The tile cache: its size and budget, clearing it.
@@ -147,6 +153,7 @@ impl Cmd {
             Cmd::Bench { which } => which.run(),
             Cmd::Demo(c) => c.run(),
             Cmd::Cache { which } => which.run(),
+            Cmd::Curate { which } => which.run(),
         }
     }
 }

@@ -201,21 +201,32 @@ fn source_policy(
     }
 }
 
-type SharedModel = std::sync::Arc<std::sync::Mutex<thyme_studio::model::generate::LocalModel>>;
+pub(super) type SharedModel =
+    std::sync::Arc<std::sync::Mutex<thyme_studio::model::generate::LocalModel>>;
 
 /// The on-device model for --policy local, loaded once for every run.
 fn load_local_model(a: &RunCommand) -> Result<Option<SharedModel>, Failure> {
-    use thyme_studio::model::load::{LoadEvent, load_local, parse_dtype};
     if a.policy != "local" {
         return Ok(None);
     }
-    let dir = a.model_dir.as_ref().ok_or_else(|| {
+    load_model(a.model_dir.as_deref(), &a.device, &a.dtype).map(Some)
+}
+
+/// Load the on-device model from `dir` (--model-dir) on `device` in `dtype`, saying on stderr
+/// what it does.
+pub(super) fn load_model(
+    dir: Option<&std::path::Path>,
+    device: &str,
+    dtype: &str,
+) -> Result<SharedModel, Failure> {
+    use thyme_studio::model::load::{LoadEvent, load_local, parse_dtype};
+    let dir = dir.ok_or_else(|| {
         Failure::User(anyhow::anyhow!(
             "--policy local needs --model-dir DIR (a Qwen2.5-VL / Thyme-RL folder; `thyme-studio model tiny DIR` writes a random one)"
         ))
     })?;
-    let device = super::model::parse_device(&a.device).map_err(Failure::User)?;
-    let dtype = parse_dtype(&a.dtype)
+    let device = super::model::parse_device(device).map_err(Failure::User)?;
+    let dtype = parse_dtype(dtype)
         .ok_or_else(|| Failure::User(anyhow::anyhow!("--dtype is auto, f32, f16 or bf16")))?;
     let model = load_local(dir, device, dtype, &mut |e| match e {
         LoadEvent::Device(m) => eprintln!("device: {m}"),
@@ -225,7 +236,7 @@ fn load_local_model(a: &RunCommand) -> Result<Option<SharedModel>, Failure> {
         LoadEvent::Progress(_) => {}
     })
     .map_err(|e| Failure::User(e.into()))?;
-    Ok(Some(std::sync::Arc::new(std::sync::Mutex::new(model))))
+    Ok(std::sync::Arc::new(std::sync::Mutex::new(model)))
 }
 
 fn run_agent(a: RunCommand) -> Result<(), Failure> {

@@ -11,10 +11,10 @@ mod llava;
 pub mod manifest;
 mod paths;
 mod read;
-mod select;
+pub(crate) mod select;
 mod split;
 mod swift;
-mod thyme_rl;
+pub(crate) mod thyme_rl;
 mod yolo;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,8 @@ pub struct Filter {
     pub folder: Option<PathBuf>,
     /// Keep boxes over 5 % of the image (and questions about them).
     pub allow_large_boxes: bool,
+    /// Only these questions (the difficulty check's flags pick them; None: all).
+    pub questions: Option<BTreeSet<crate::dataset::QuestionId>>,
 }
 
 impl Filter {
@@ -34,6 +36,7 @@ impl Filter {
             && self.categories.is_empty()
             && self.annotators.is_empty()
             && self.folder.is_none()
+            && self.questions.is_none()
     }
 }
 
@@ -146,6 +149,12 @@ pub fn select<'a>(
                     "question about a box rejected in review",
                     None,
                 );
+            } else if filter
+                .questions
+                .as_ref()
+                .is_some_and(|keep| !keep.contains(&q.id))
+            {
+                report.leave_out(what, "question without the chosen difficulty flag");
             } else if !filter.categories.is_empty() && !filter.categories.contains(&q.category) {
                 report.leave_out(what, "question in another category");
             } else if !by_annotator(&q.id.0) {

@@ -219,6 +219,25 @@ impl Sandbox {
         Ok(Self::with_worker(cfg, run_id, worker))
     }
 
+    /// A run whose worker starts at its first code cell: a run that answers without code
+    /// starts no process (most tries of the difficulty check; the worker's start is the larger
+    /// part of a short run's cost).
+    pub fn deferred(cfg: SandboxConfig) -> Self {
+        let run_id = new_run_id();
+        let dirs = RunDirs {
+            root: cfg.runs.join(&run_id),
+        };
+        Self {
+            cfg,
+            run_id,
+            worker: None,
+            dirs,
+            step: 0,
+            inputs: Vec::new(),
+            pending_note: None,
+        }
+    }
+
     fn with_worker(cfg: SandboxConfig, run_id: String, worker: Worker) -> Self {
         Self {
             cfg,
@@ -263,6 +282,10 @@ impl Sandbox {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
+        // A deferred run has no folders until its first cell.
+        if !self.dirs.input().is_dir() {
+            self.dirs.make().map_err(|e| e.to_string())?;
+        }
         let inside = self
             .dirs
             .input()

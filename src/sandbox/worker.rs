@@ -54,7 +54,7 @@ impl RunDirs {
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
-    fn make(&self) -> Result<(), SandboxError> {
+    pub(crate) fn make(&self) -> Result<(), SandboxError> {
         for d in [self.input(), self.steps(), self.tmp()] {
             std::fs::create_dir_all(&d).map_err(SandboxError::io(&d))?;
         }

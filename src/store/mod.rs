@@ -23,6 +23,7 @@ use thiserror::Error;
 pub use command::{Command, RegionLink};
 pub use journal::{JournalAction, JournalEntry};
 pub use postgres::PgStore;
+pub use schema::APPLICATION_ID;
 pub use schema::latest_version as schema_version;
 pub use sqlite::SqliteStore;
 pub use stats::ProjectStats;

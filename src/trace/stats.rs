@@ -193,7 +193,7 @@ pub fn target_measures(t: &Trace) -> Look {
     }
 }
 
-fn look_key(look: Look) -> &'static str {
+pub fn look_key(look: Look) -> &'static str {
     match look {
         Look::NoTarget => LOOK_KEYS[3],
         Look::NeverZoomed => LOOK_KEYS[2],

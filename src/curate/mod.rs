@@ -1,0 +1,42 @@
+//! Curation of RL data: the difficulty check of QA items (tries with tools and without, stored
+//! in the project), the per-item rates and flags (too easy, needs tools, suspect, flaky), and
+//! the question sets those flags pick for an export. The statistics over runs live in
+//! `trace::stats`; this module owns what is tied to the project's items. No egui here.
+
+pub mod attempts;
+pub mod check;
+pub mod flags;
+
+pub use attempts::{Arm, Attempt, AttemptStore, CurateError, Verdict};
+pub use check::{CheckItem, CheckOutcome, CheckProgress, CheckSettings, Checker, items};
+pub use flags::{ArmRate, Flag, ItemRates, Thresholds, rates};
+
+use std::collections::BTreeSet;
+
+use crate::dataset::QuestionId;
+
+/// The questions of the project's latest check (or of `settings_key`) that carry one of the
+/// `wanted` flags. None when the project was never checked.
+pub fn flagged(
+    store: &AttemptStore,
+    settings_key: Option<&str>,
+    wanted: &BTreeSet<Flag>,
+    thresholds: &Thresholds,
+) -> Result<Option<BTreeSet<QuestionId>>, CurateError> {
+    let key = match settings_key {
+        Some(k) => k.to_owned(),
+        None => match store.latest_key()? {
+            Some(k) => k,
+            None => return Ok(None),
+        },
+    };
+    let attempts = store.list(Some(&key))?;
+    let items = rates(&attempts, 1, thresholds);
+    Ok(Some(
+        items
+            .into_iter()
+            .filter(|r| r.flags.iter().any(|f| wanted.contains(f)))
+            .map(|r| r.question)
+            .collect(),
+    ))
+}
