@@ -118,7 +118,7 @@ impl Rows<'_> {
     /// give those rows again, band by band, without the general decoder); `take` returns
     /// `false` to stop. `Ok(false)` when it stopped.
     pub fn each_band(
-        mut self,
+        &mut self,
         band: u32,
         mut take: impl FnMut(&[u8], u32, bool) -> bool + Send,
     ) -> Result<bool, ImageError> {
@@ -156,7 +156,10 @@ impl Rows<'_> {
             };
             let following = start + band;
             if following >= height {
-                return Ok(take(&current, n, true));
+                let kept = take(&current, n, true);
+                // Kept open, for whoever serves these rows next (see `into_bands`).
+                self.source = Source::Bands(bands);
+                return Ok(kept);
             }
             let kept;
             (kept, decoded) =
@@ -166,6 +169,15 @@ impl Rows<'_> {
             }
             std::mem::swap(&mut current, &mut next);
             start = following;
+        }
+    }
+
+    /// The band decoder, when every band came from it: the tile service keeps it to serve
+    /// the full-resolution rows again without opening the file a second time.
+    pub fn into_bands(self) -> Option<Box<JpegBands>> {
+        match self.source {
+            Source::Bands(b) => Some(b),
+            _ => None,
         }
     }
 
@@ -210,7 +222,7 @@ mod tests {
         })
     }
 
-    fn gather(rows: Rows, band: u32) -> (RgbImage, Vec<u32>) {
+    fn gather(mut rows: Rows, band: u32) -> (RgbImage, Vec<u32>) {
         let size = rows.size();
         let mut data = Vec::new();
         let mut counts = Vec::new();
@@ -285,7 +297,7 @@ mod tests {
         }
         jpeg[at..at + 6].copy_from_slice(&[0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00]);
         let path = Path::new("damaged.jpg");
-        let rows = open_rows(path, &jpeg, PixelBudget::DEFAULT).unwrap();
+        let mut rows = open_rows(path, &jpeg, PixelBudget::DEFAULT).unwrap();
         assert!(rows.banded());
         let bands = JpegBands::open(&jpeg, 1).unwrap();
         assert!(bands.rows(0..512, 1).is_ok());
@@ -327,7 +339,7 @@ mod tests {
             open_rows(Path::new("a.jpg"), &jpeg, small),
             Err(ImageError::TooLarge { .. })
         ));
-        let rows = open_rows(Path::new("a.jpg"), &jpeg, PixelBudget::DEFAULT).unwrap();
+        let mut rows = open_rows(Path::new("a.jpg"), &jpeg, PixelBudget::DEFAULT).unwrap();
         assert!(!rows.each_band(100, |_, _, _| false).unwrap());
     }
 }

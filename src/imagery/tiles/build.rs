@@ -211,7 +211,7 @@ pub(super) fn build(
     // cache stays within its budget while it is built, not only after.
     keep_in_budget(shared, id, true, true);
     let banded = rows.banded();
-    let (tiled, source_rows) = match tile_pyramid(shared, id, rows, cancel) {
+    let (tiled, source_rows) = match tile_pyramid(shared, id, &mut rows, cancel) {
         Ok(tiled) => tiled,
         Err(e) => return BuildStatus::Failed(e.to_string()),
     };
@@ -231,7 +231,15 @@ pub(super) fn build(
                     .and_then(|mark| shared.disk.mark_source(id, &mark)),
             };
             match recorded.and_then(|()| shared.disk.mark_complete(id)) {
-                Ok(()) => {}
+                Ok(()) => {
+                    // The decoder that gave those rows stays open to give them again: zooming
+                    // in right after the build costs a band, not the file's opening.
+                    if source_rows > 0
+                        && let Some(bands) = rows.into_bands()
+                    {
+                        source::keep_open(shared, id, bands);
+                    }
+                }
                 Err(e) => tracing::warn!("tile cache not marked complete: {e}"),
             }
             keep_in_budget(shared, id, false, true);
@@ -323,7 +331,7 @@ fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool, spare: 
 pub(super) fn tile_pyramid(
     shared: &Shared,
     id: &ImageId,
-    rows: rows::Rows,
+    rows: &mut rows::Rows,
     cancel: &AtomicBool,
 ) -> Result<(bool, u32), crate::imagery::ImageError> {
     let mut pyramid = StripPyramid::new(rows.size());

@@ -11,7 +11,17 @@ use crate::imagery::jpeg::JpegBands;
 /// The original kept open for its full-resolution rows.
 pub(super) struct OpenSource {
     id: ImageId,
-    bands: JpegBands,
+    bands: Box<JpegBands>,
+}
+
+/// Keep `bands`, the decoder that just gave `id`'s pyramid its rows, as the open original.
+pub(super) fn keep_open(shared: &Shared, id: &ImageId, bands: Box<JpegBands>) {
+    if let Ok(mut open) = shared.source.lock() {
+        *open = Some(OpenSource {
+            id: id.clone(),
+            bands,
+        });
+    }
 }
 
 fn threads() -> usize {
@@ -41,7 +51,7 @@ pub(super) fn load_row(
         *open = None;
         *open = Some(OpenSource {
             id: id.clone(),
-            bands: open_original(shared, &path, id, mark)?,
+            bands: Box::new(open_original(shared, &path, id, mark)?),
         });
     }
     let Some(o) = open.as_ref() else {
@@ -165,6 +175,9 @@ pub(super) mod tests {
             let s = TileService::new(dir.path(), 64 << 20, PixelBudget::DEFAULT, 1);
             s.open(&id, src.clone(), size);
             wait_complete(&s, &id);
+            // The build's own decoder stays open for the rows it gave.
+            let open = s.shared.source.lock().unwrap();
+            assert_eq!(open.as_ref().map(|o| &o.id), Some(&id));
         }
         let disk = DiskTileCache::new(dir.path());
         assert!(disk.is_complete(&id));
