@@ -346,6 +346,25 @@ fn the_check_stores_every_try_and_flags_each_item_by_what_the_agent_did() {
     assert_eq!(report["summary"]["flags"]["suspect"], 1);
     assert_eq!(report["summary"]["flags"]["flaky"], 1);
 
+    // What the app reads: every flag on the image, each question's rates; nothing written.
+    let shown = thyme_studio::curate::project_flags(&project, &Thresholds::default()).unwrap();
+    let image = SqliteStore::open(&project).unwrap().images().unwrap()[0]
+        .id
+        .clone();
+    assert_eq!(
+        shown.images[&image].iter().copied().collect::<Vec<_>>(),
+        Flag::ALL.to_vec()
+    );
+    assert_eq!(shown.questions[&ids["needs"]].flags, vec![Flag::NeedsTools]);
+    let fresh = dir.path().join("fresh.thyme");
+    SqliteStore::create(&fresh).unwrap();
+    let none = thyme_studio::curate::project_flags(&fresh, &Thresholds::default()).unwrap();
+    assert!(none.questions.is_empty());
+    assert!(
+        AttemptStore::open_existing(&fresh).unwrap().is_none(),
+        "reading the flags made the table"
+    );
+
     // The export keeps only the flagged questions.
     let export = dir.path().join("needs.jsonl");
     let e = Process::new(env!("CARGO_BIN_EXE_thyme-studio"))

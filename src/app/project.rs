@@ -15,6 +15,8 @@ pub struct ProjectView {
     pub stats: ProjectStats,
     /// Boxes and questions per image, for the list.
     pub counts: BTreeMap<ImageId, (usize, usize)>,
+    /// The latest difficulty check's rates and flags (`thyme-studio curate run`).
+    pub difficulty: crate::curate::ProjectFlags,
 }
 
 /// The selected image's annotations.
@@ -34,6 +36,7 @@ impl ProjectView {
             missing: BTreeSet::new(),
             stats: ProjectStats::default(),
             counts: BTreeMap::new(),
+            difficulty: Default::default(),
         };
         view.reload()?;
         Ok(view)
@@ -50,6 +53,13 @@ impl ProjectView {
             .collect();
         self.stats = self.store.stats()?;
         self.counts = self.store.annotation_counts()?;
+        // A check that cannot be read leaves the flags out; the project still opens.
+        self.difficulty =
+            crate::curate::project_flags(&self.path, &crate::curate::Thresholds::default())
+                .unwrap_or_else(|e| {
+                    tracing::warn!("difficulty check not read: {e}");
+                    Default::default()
+                });
         Ok(())
     }
 

@@ -399,12 +399,13 @@ fn paging(args: PagingArgs) -> anyhow::Result<()> {
         dwell_ms,
     } = args;
     let files = paging::make_images(&dir.join("images"), images)?;
-    // About 2.7 MB per megapixel at most (lossless tiles of every level; 1.9 measured).
+    // The generated files are baseline JPEGs, whose full resolution the original serves: about
+    // 0.9 MB per megapixel at most for the levels below it (lossless tiles; 0.64 measured).
     let mp: f64 = files
         .iter()
         .map(|(_, s)| s.width as f64 * s.height as f64 / 1e6)
         .sum();
-    let budget = budget_mib.map_or((mp * 2.7e6 / 3.0) as u64, |m| m << 20);
+    let budget = budget_mib.map_or((mp * 0.9e6 / 3.0) as u64, |m| m << 20);
     let cache = dir.join("cache");
     let _ = std::fs::remove_dir_all(&cache);
     let r = paging::run(

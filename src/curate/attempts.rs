@@ -173,6 +173,57 @@ impl AttemptStore {
         })
     }
 
+    /// Open `project`'s attempts only if a check ever ran on it (nothing is written
+    /// otherwise): what the app reads to show the flags.
+    pub fn open_existing(project: &Path) -> Result<Option<Self>, CurateError> {
+        let sql = |source| CurateError::Sql {
+            path: project.to_owned(),
+            source,
+        };
+        let conn =
+            Connection::open_with_flags(project, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        let there: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'curate_attempts'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        if there == 0 {
+            return Ok(None);
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        Ok(Some(Self {
+            conn,
+            path: project.to_owned(),
+        }))
+    }
+
+    /// Each question's image, from the project's own table.
+    pub fn question_images(
+        &self,
+    ) -> Result<std::collections::BTreeMap<QuestionId, crate::dataset::ImageId>, CurateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, image_id FROM questions")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (q, image) = row.map_err(|e| self.err(e))?;
+            if let (Ok(q), Some(image)) = (
+                uuid::Uuid::parse_str(&q),
+                crate::dataset::ImageId::parse(&image),
+            ) {
+                out.insert(QuestionId(q), image);
+            }
+        }
+        Ok(out)
+    }
+
     fn err(&self, source: rusqlite::Error) -> CurateError {
         CurateError::Sql {
             path: self.path.clone(),

@@ -40,3 +40,37 @@ pub fn flagged(
             .collect(),
     ))
 }
+
+/// The latest check's rates of every question and the flags of every image (those of its
+/// questions), read without writing anything; empty when the project was never checked.
+pub fn project_flags(
+    project: &std::path::Path,
+    thresholds: &Thresholds,
+) -> Result<ProjectFlags, CurateError> {
+    let Some(store) = AttemptStore::open_existing(project)? else {
+        return Ok(ProjectFlags::default());
+    };
+    let Some(key) = store.latest_key()? else {
+        return Ok(ProjectFlags::default());
+    };
+    let items = rates(&store.list(Some(&key))?, 1, thresholds);
+    let images = store.question_images()?;
+    let mut out = ProjectFlags::default();
+    for item in items {
+        if let Some(image) = images.get(&item.question) {
+            out.images
+                .entry(image.clone())
+                .or_default()
+                .extend(item.flags.iter().copied());
+        }
+        out.questions.insert(item.question, item);
+    }
+    Ok(out)
+}
+
+/// What the app shows of the latest check.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFlags {
+    pub questions: std::collections::BTreeMap<QuestionId, ItemRates>,
+    pub images: std::collections::BTreeMap<crate::dataset::ImageId, BTreeSet<Flag>>,
+}

@@ -1,12 +1,21 @@
 //! The selected image's question/answer pairs and boxes; the highlighted question is edited
 //! in place (see [`super::qa_editor`]).
 
+use crate::curate::ItemRates;
 use egui::RichText;
 
 use super::qa_editor::{FormAction, question_form};
 use crate::dataset::{Answer, Category, Question, Region, RegionId, category, rules};
 use crate::geometry::ImageSize;
 use crate::imagery::model_eye;
+
+/// What the panel lists: the image's boxes and questions, and the latest difficulty check's
+/// rates of its questions (when the project was checked).
+pub struct QaItems<'a> {
+    pub regions: &'a [Region],
+    pub questions: &'a [Question],
+    pub difficulty: Option<&'a std::collections::BTreeMap<crate::dataset::QuestionId, ItemRates>>,
+}
 
 /// The editing side of the panel: the draft of the highlighted question and what it needs.
 pub struct QaEdit<'a> {
@@ -27,12 +36,16 @@ pub struct QaOutput {
 pub fn qa_panel(
     ui: &mut egui::Ui,
     size: ImageSize,
-    regions: &[Region],
-    questions: &[Question],
+    items: QaItems<'_>,
     highlighted: Option<crate::dataset::QuestionId>,
     mut edit: Option<QaEdit<'_>>,
     max_pixels: &mut u64,
 ) -> QaOutput {
+    let QaItems {
+        regions,
+        questions,
+        difficulty,
+    } = items;
     let mut out = QaOutput::default();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
@@ -96,6 +109,9 @@ pub fn qa_panel(
                             }
                         }
                     }
+                }
+                if let Some(r) = difficulty.and_then(|d| d.get(&q.id)) {
+                    ui.small(difficulty_line(r));
                 }
                 for problem in rules::question_errors(q) {
                     ui.colored_label(super::WARNING, problem.to_string());
@@ -169,4 +185,20 @@ fn box_numbers(regions: &[Region], linked: &[RegionId]) -> String {
     } else {
         numbers.join(", ")
     }
+}
+
+/// The latest difficulty check of a question in one line: its rates and flags.
+pub fn difficulty_line(r: &ItemRates) -> String {
+    let arm = |a: &crate::curate::ArmRate| format!("{}/{}", a.correct, a.tries);
+    let flags: Vec<&str> = r.flags.iter().map(|f| f.name()).collect();
+    format!(
+        "check: with tools {} · without {}{}",
+        arm(&r.tools),
+        arm(&r.no_tools),
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", flags.join(", "))
+        }
+    )
 }

@@ -14,6 +14,8 @@ pub enum ListFilter {
     NoBoxes,
     NoQuestions,
     Warnings,
+    /// A question on it has this flag in the latest difficulty check.
+    Difficulty(crate::curate::Flag),
 }
 
 impl ListFilter {
@@ -24,10 +26,17 @@ impl ListFilter {
             ListFilter::NoBoxes => "no boxes yet",
             ListFilter::NoQuestions => "no questions yet",
             ListFilter::Warnings => "with warnings",
+            ListFilter::Difficulty(f) => match f {
+                crate::curate::Flag::TooEasy => "difficulty: too easy",
+                crate::curate::Flag::NeedsTools => "difficulty: needs tools",
+                crate::curate::Flag::Suspect => "difficulty: suspect",
+                crate::curate::Flag::Flaky => "difficulty: flaky",
+            },
         }
     }
 
-    fn all() -> Vec<ListFilter> {
+    /// Every filter; the difficulty flags once a check has run on the project.
+    fn all(checked: bool) -> Vec<ListFilter> {
         let mut options = vec![ListFilter::All];
         options.extend(crate::dataset::ImageStatus::ALL.map(ListFilter::Status));
         options.extend([
@@ -35,6 +44,9 @@ impl ListFilter {
             ListFilter::NoQuestions,
             ListFilter::Warnings,
         ]);
+        if checked {
+            options.extend(crate::curate::Flag::ALL.map(ListFilter::Difficulty));
+        }
         options
     }
 }
@@ -60,7 +72,7 @@ impl AnnotateWorkspace {
                     egui::ComboBox::from_id_salt("list-filter")
                         .selected_text(self.list_filter.title())
                         .show_ui(ui, |ui| {
-                            for f in ListFilter::all() {
+                            for f in ListFilter::all(!project.difficulty.questions.is_empty()) {
                                 ui.selectable_value(&mut self.list_filter, f, f.title());
                             }
                         })
@@ -87,6 +99,11 @@ impl AnnotateWorkspace {
                                     || crate::dataset::rules::check_image_size(image.size)
                                         .is_some()
                             }
+                            ListFilter::Difficulty(f) => project
+                                .difficulty
+                                .images
+                                .get(&image.id)
+                                .is_some_and(|flags| flags.contains(&f)),
                         }
                     })
                     .map(|image| {

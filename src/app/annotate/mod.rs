@@ -210,8 +210,11 @@ impl AnnotateWorkspace {
         let qa = ui::qa_panel::qa_panel(
             ui,
             image.size,
-            &detail.regions,
-            &detail.questions,
+            ui::qa_panel::QaItems {
+                regions: &detail.regions,
+                questions: &detail.questions,
+                difficulty: cx.session.project.as_ref().map(|p| &p.difficulty.questions),
+            },
             self.highlighted,
             edit,
             &mut self.max_pixels,

@@ -207,10 +207,17 @@ pub(super) fn build(
             rows.size()
         );
     }
+    let banded = rows.banded();
+    if let Ok(mut st) = shared.state.lock() {
+        if banded {
+            st.banded.insert(id.clone());
+        } else {
+            st.banded.remove(id);
+        }
+    }
     // Room for this pyramid (and any other being built) before its tiles are written, so the
     // cache stays within its budget while it is built, not only after.
     keep_in_budget(shared, id, true, true);
-    let banded = rows.banded();
     let (tiled, source_rows) = match tile_pyramid(shared, id, &mut rows, cancel) {
         Ok(tiled) => tiled,
         Err(e) => return BuildStatus::Failed(e.to_string()),
@@ -255,9 +262,11 @@ pub(super) fn build(
 }
 
 /// Bytes a pyramid of `size` takes in the disk cache, a little over what lossless tiles take
-/// (1.9 bytes a pixel over all levels, measured by `bench paging`).
-fn pyramid_estimate(size: ImageSize) -> u64 {
-    u64::from(size.width) * u64::from(size.height) * 2
+/// (`bench paging`: 1.9 bytes a pixel over all levels; 0.64 for a band-decoded JPEG, whose
+/// full resolution is not written).
+fn pyramid_estimate(size: ImageSize, banded: bool) -> u64 {
+    let pixels = u64::from(size.width) * u64::from(size.height);
+    if banded { pixels * 3 / 4 } else { pixels * 2 }
 }
 
 /// Evict least recently used images until the disk cache fits its budget with room to spare
@@ -275,8 +284,11 @@ fn keep_in_budget(shared: &Shared, just_built: &ImageId, building: bool, spare: 
                     matches!(s, BuildStatus::Decoding | BuildStatus::Tiling { .. })
                         && (building || *id != just_built)
                 })
-                .filter_map(|(id, _)| st.sources.get(id))
-                .map(|(_, size)| pyramid_estimate(*size))
+                .filter_map(|(id, _)| {
+                    st.sources
+                        .get(id)
+                        .map(|(_, size)| pyramid_estimate(*size, st.banded.contains(id)))
+                })
                 .sum()
         })
         .unwrap_or(0);

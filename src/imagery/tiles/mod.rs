@@ -76,6 +76,9 @@ struct State {
     /// Images whose original could not give their full-resolution rows (gone or changed):
     /// asked for once, said once, then drawn from their coarser levels.
     source_failed: std::collections::BTreeSet<ImageId>,
+    /// Images being built whose full resolution will come from the original (band-decoded
+    /// JPEGs): their pyramid on disk is only the levels below it.
+    banded: std::collections::BTreeSet<ImageId>,
     shutdown: bool,
 }
 
@@ -117,6 +120,7 @@ impl TileService {
                 previews: BTreeMap::new(),
                 sources: BTreeMap::new(),
                 source_failed: std::collections::BTreeSet::new(),
+                banded: std::collections::BTreeSet::new(),
                 shutdown: false,
             }),
             wake: Condvar::new(),
