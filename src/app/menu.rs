@@ -106,6 +106,10 @@ impl StudioApp {
                 ui.checkbox(&mut self.team.open, "Team (sync, review, dashboard)");
                 ui.checkbox(&mut self.annotate.editor.snap, "Snap box edges to whole pixels");
                 ui.checkbox(&mut self.cache_window.open, "Tile cache (size, budget, clear)");
+                ui.checkbox(
+                    &mut self.curate_window.open,
+                    "Difficulty check (tries with and without tools)",
+                );
                 ui.separator();
                 for (label, pref) in [
                     ("Follow the system theme", ThemePreference::System),

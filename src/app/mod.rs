@@ -11,6 +11,7 @@ pub mod annotate;
 pub mod autosave;
 pub mod cache_window;
 pub mod command;
+pub mod curate_window;
 pub mod dialogs;
 pub mod editor;
 pub mod exchange_window;
@@ -122,6 +123,7 @@ pub struct StudioApp {
     tiles: TileService,
     pub guide: first_run::FirstRun,
     pub cache_window: cache_window::CacheWindow,
+    pub curate_window: curate_window::CurateWindow,
     /// The shortcuts in force (defaults plus the user's changes).
     pub keymap: keymap::Keymap,
     /// The action waiting for its new key in the help overlay.
@@ -204,6 +206,7 @@ impl StudioApp {
             tiles,
             guide: first_run::FirstRun::default(),
             cache_window: cache_window::CacheWindow::default(),
+            curate_window: curate_window::CurateWindow::default(),
             keymap,
             rebinding: None,
             export_window: exchange_window::ExportWindow::default(),

@@ -39,6 +39,24 @@ impl StudioApp {
                 tracing::warn!("settings not saved: {e}");
             }
         }
+        let project = self.session.project.as_ref().map(|p| p.path.clone());
+        let ended = self.curate_window.show(
+            ctx,
+            super::curate_window::CheckTarget {
+                project: project.as_deref(),
+                server_url: &self.run.server_url,
+                server_model: &self.run.server_model,
+                // Looked up only while the window is open, not every frame.
+                sandbox: if self.curate_window.open {
+                    super::sandbox_config(&self.config)
+                } else {
+                    None
+                },
+            },
+        );
+        if ended && let Err(e) = self.session.reload() {
+            self.notify_error(e.to_string());
+        }
         let mut dismiss = None;
         if !self.notices.is_empty() {
             egui::Window::new("Messages")

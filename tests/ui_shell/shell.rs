@@ -340,3 +340,107 @@ fn the_tile_cache_window_shows_the_size_saves_a_budget_and_clears() {
         h.query_by_label_contains("for 0 image(s)").is_some()
     });
 }
+
+/// A chat server on loopback whose every answer is wrong ("nothing"), with or without tools
+/// (the rates themselves are tested against a rule server in tests/curate.rs).
+fn wrong_server() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut s = conn.unwrap();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let (mut line, mut len) = (String::new(), 0usize);
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "<answer>nothing</answer>"}, "finish_reason": "stop"}]});
+                let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: {chunk}\n\ndata: [DONE]\n\n").as_bytes());
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_difficulty_check_runs_from_the_app_and_its_flags_filter_the_list() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    wait_for_demo(&mut h);
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
+    let store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    let (items, _) = thyme_studio::curate::items(
+        &store,
+        &thyme_studio::exchange::Filter::default(),
+        &thyme_studio::agent::PromptProfile::default(),
+    )
+    .unwrap();
+    drop(store);
+    assert!(!items.is_empty());
+    h.state_mut().run.server_url = format!("http://127.0.0.1:{}/v1", wrong_server());
+    h.state_mut().curate_window.k = 2;
+    h.get_by_label("View").click();
+    h.run_steps(2);
+    h.get_by_label("Difficulty check (tries with and without tools)")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Start the check").click();
+    step_until(&mut h, "the check's end", |h| {
+        h.query_by_label_contains("tries made").is_some()
+    });
+    let wanted = items.len() * 2 * 2;
+    assert!(
+        h.query_by_label_contains(&format!("{wanted} tries made (0 failed"))
+            .is_some(),
+        "every try made, none failed"
+    );
+    // Wrong every time: every item is suspect, and the list's filter offers the flags.
+    let view = h.state().session.project.as_ref().unwrap();
+    assert_eq!(view.difficulty.questions.len(), items.len());
+    assert!(
+        view.difficulty
+            .questions
+            .values()
+            .all(|r| r.flags == vec![thyme_studio::curate::Flag::Suspect]),
+        "{:?}",
+        view.difficulty.questions
+    );
+    // The window closed (it sits over the list), the filter chosen.
+    h.state_mut().curate_window.open = false;
+    h.run_steps(2);
+    combo(&h, "Show").click();
+    h.run_steps(2);
+    h.get_by_label("difficulty: suspect").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().annotate.list_filter,
+        thyme_studio::app::annotate::list::ListFilter::Difficulty(
+            thyme_studio::curate::Flag::Suspect
+        )
+    );
+    // The question panel gives each question its check in one line.
+    let first = h.state().session.project.as_ref().unwrap().images[0]
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    click_image(&h, &first);
+    step_until(&mut h, "the question's check", |h| {
+        h.query_all_by_label_contains("check: with tools 0/2 · without 0/2 · suspect")
+            .next()
+            .is_some()
+    });
+}

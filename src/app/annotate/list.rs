@@ -71,6 +71,8 @@ impl AnnotateWorkspace {
                     let label = ui.label("Show");
                     egui::ComboBox::from_id_salt("list-filter")
                         .selected_text(self.list_filter.title())
+                        // Tall enough for every filter, the difficulty flags included.
+                        .height(400.0)
                         .show_ui(ui, |ui| {
                             for f in ListFilter::all(!project.difficulty.questions.is_empty()) {
                                 ui.selectable_value(&mut self.list_filter, f, f.title());

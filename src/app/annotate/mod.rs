@@ -6,7 +6,7 @@
 pub mod box_panel;
 mod central;
 mod edits;
-mod list;
+pub mod list;
 
 use std::collections::HashMap;
 
