@@ -53,6 +53,11 @@ impl AppDirs {
         self.data.join("runs")
     }
 
+    /// The difficulty check's runs of one question, written for Inspect to open.
+    pub fn check_runs_dir(&self) -> PathBuf {
+        self.data.join("check-runs")
+    }
+
     pub fn settings_file(&self) -> PathBuf {
         self.config.join("settings.json")
     }

@@ -15,6 +15,8 @@ pub enum AppCommand {
     Ask(DialogRequest),
     /// Open a trace or log in the Inspect workspace and switch to it.
     OpenInInspect(PathBuf),
+    /// Open one question's runs of the latest difficulty check in Inspect.
+    OpenCheckRuns(crate::dataset::QuestionId),
     /// Start a new run in the Run workspace from a recorded one: its steps before the fork
     /// point played back, then the chosen model source.
     ForkRun(Box<crate::agent::ForkFrom>),
@@ -62,6 +64,7 @@ impl super::StudioApp {
                 self.inspect.open(path, ctx);
                 self.workspace = Workspace::Inspect;
             }
+            AppCommand::OpenCheckRuns(q) => self.open_check_runs(q, ctx),
             AppCommand::OpenProject(path) => self.open_project(path),
             AppCommand::ForkRun(from) => self.fork_run(*from),
             AppCommand::OpenExport => self.export_window.open = true,
@@ -131,5 +134,30 @@ impl super::StudioApp {
         self.run.typed_question = from.trace.run.question.clone();
         self.run.fork = Some(from);
         self.workspace = super::Workspace::Run;
+    }
+}
+
+impl super::StudioApp {
+    /// Write a question's check runs beside the app's data and open them in Inspect.
+    fn open_check_runs(&mut self, q: crate::dataset::QuestionId, ctx: &egui::Context) {
+        let Some(project) = self.session.project.as_ref().map(|p| p.path.clone()) else {
+            return;
+        };
+        let out = self.config.dirs.check_runs_dir().join(format!("{q}.jsonl"));
+        let written = std::fs::create_dir_all(self.config.dirs.check_runs_dir())
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let store =
+                    crate::curate::AttemptStore::open(&project).map_err(|e| e.to_string())?;
+                crate::curate::write_runs(&store, None, Some(&q.to_string()), None, &out)
+                    .map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(_) => {
+                self.inspect.open(out, ctx);
+                self.workspace = super::Workspace::Inspect;
+            }
+            Err(e) => self.notify_error(format!("the check's runs could not be opened: {e}")),
+        }
     }
 }

@@ -454,15 +454,6 @@ pub struct TracesArgs {
 
 fn traces(a: TracesArgs) -> Result<(), Failure> {
     let store = AttemptStore::open(&a.file).map_err(user)?;
-    let key = match a.settings {
-        Some(k) => k,
-        None => store.latest_key().map_err(user)?.ok_or_else(|| {
-            user(anyhow::anyhow!(
-                "{}: no difficulty check yet",
-                a.file.display()
-            ))
-        })?,
-    };
     let arm = match a.arm.as_deref() {
         None => None,
         Some("tools") => Some(Arm::Tools),
@@ -473,45 +464,14 @@ fn traces(a: TracesArgs) -> Result<(), Failure> {
             )));
         }
     };
-    let listed = store.list(Some(&key)).map_err(user)?;
-    if let Some(q) = a.question.as_deref() {
-        let matching: BTreeSet<_> = listed
-            .iter()
-            .map(|at| at.question)
-            .filter(|id| id.to_string().starts_with(q))
-            .collect();
-        if matching.len() > 1 {
-            return Err(user(anyhow::anyhow!(
-                "--question {q} names {} questions; give more of the id",
-                matching.len()
-            )));
-        }
-    }
-    let mut out = Vec::new();
-    for at in listed {
-        if arm.is_some_and(|w| w != at.arm)
-            || a.question
-                .as_deref()
-                .is_some_and(|q| !at.question.to_string().starts_with(q))
-        {
-            continue;
-        }
-        let Some(text) = store
-            .trace(&key, at.question, at.arm, at.seed)
-            .map_err(user)?
-        else {
-            continue;
-        };
-        match serde_json::from_str::<thyme_studio::trace::Trace>(&text) {
-            Ok(t) => out.push(t),
-            // A try the server never answered may have no run at all.
-            Err(_) => continue,
-        }
-    }
-    if out.is_empty() {
-        return Err(user(anyhow::anyhow!("no run matches")));
-    }
-    thyme_studio::trace::io::write_jsonl(&out, &a.out).map_err(user)?;
-    println!("{} run(s) written to {}", out.len(), a.out.display());
+    let n = thyme_studio::curate::write_runs(
+        &store,
+        a.settings.as_deref(),
+        a.question.as_deref(),
+        arm,
+        &a.out,
+    )
+    .map_err(user)?;
+    println!("{n} run(s) written to {}", a.out.display());
     Ok(())
 }

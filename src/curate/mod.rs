@@ -74,3 +74,53 @@ pub struct ProjectFlags {
     pub questions: std::collections::BTreeMap<QuestionId, ItemRates>,
     pub images: std::collections::BTreeMap<crate::dataset::ImageId, BTreeSet<Flag>>,
 }
+
+/// Write the runs of the latest check (or of `settings_key`) as a trace JSONL at `out`: every
+/// try, or those of the questions whose id starts with `question` and of one `arm`. Returns
+/// how many were written. A prefix that names several questions is refused.
+pub fn write_runs(
+    store: &AttemptStore,
+    settings_key: Option<&str>,
+    question: Option<&str>,
+    arm: Option<Arm>,
+    out: &std::path::Path,
+) -> Result<usize, CurateError> {
+    let key = match settings_key {
+        Some(k) => k.to_owned(),
+        None => store
+            .latest_key()?
+            .ok_or_else(|| CurateError::Setup("no difficulty check yet".into()))?,
+    };
+    let listed = store.list(Some(&key))?;
+    let matches = |id: &QuestionId| question.is_none_or(|q| id.to_string().starts_with(q));
+    let named: BTreeSet<QuestionId> = listed
+        .iter()
+        .map(|a| a.question)
+        .filter(|id| matches(id))
+        .collect();
+    if let Some(q) = question
+        && named.len() > 1
+    {
+        return Err(CurateError::Setup(format!(
+            "{q} names {} questions; give more of the id",
+            named.len()
+        )));
+    }
+    let mut traces = Vec::new();
+    for a in listed
+        .iter()
+        .filter(|a| matches(&a.question) && arm.is_none_or(|w| w == a.arm))
+    {
+        // A try the server never answered may have no run at all.
+        if let Some(text) = store.trace(&key, a.question, a.arm, a.seed)?
+            && let Ok(t) = serde_json::from_str::<crate::trace::Trace>(&text)
+        {
+            traces.push(t);
+        }
+    }
+    if traces.is_empty() {
+        return Err(CurateError::Setup("no run matches".into()));
+    }
+    crate::trace::io::write_jsonl(&traces, out).map_err(|e| CurateError::Setup(e.to_string()))?;
+    Ok(traces.len())
+}

@@ -30,6 +30,8 @@ pub struct QaOutput {
     pub clicked: Option<crate::dataset::QuestionId>,
     pub form: Option<FormAction>,
     pub add: bool,
+    /// Open this question's check runs in Inspect.
+    pub open_runs: Option<crate::dataset::QuestionId>,
 }
 
 /// Draw the questions and boxes.
@@ -111,7 +113,12 @@ pub fn qa_panel(
                     }
                 }
                 if let Some(r) = difficulty.and_then(|d| d.get(&q.id)) {
-                    ui.small(difficulty_line(r));
+                    ui.horizontal_wrapped(|ui| {
+                        ui.small(difficulty_line(r));
+                        if ui.small_button("Runs").clicked() {
+                            out.open_runs = Some(q.id);
+                        }
+                    });
                 }
                 for problem in rules::question_errors(q) {
                     ui.colored_label(super::WARNING, problem.to_string());

@@ -443,4 +443,10 @@ fn the_difficulty_check_runs_from_the_app_and_its_flags_filter_the_list() {
             .next()
             .is_some()
     });
+    // A question's runs open in Inspect: its 2 + 2 tries.
+    h.query_all_by_label("Runs").next().unwrap().click();
+    step_until(&mut h, "the question's runs in Inspect", |h| {
+        h.state().workspace == thyme_studio::app::Workspace::Inspect
+            && h.state().inspect.rows().len() == 4
+    });
 }

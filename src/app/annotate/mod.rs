@@ -89,6 +89,7 @@ struct SideOut {
     box_edit: Option<editor::EditorAction>,
     qa_form: Option<ui::qa_editor::FormAction>,
     add_question: bool,
+    open_runs: Option<QuestionId>,
     review: Option<ui::review_bar::ReviewAsk>,
 }
 
@@ -169,6 +170,10 @@ impl AnnotateWorkspace {
         if side.add_question {
             self.add_question(cx);
         }
+        if let Some(q) = side.open_runs {
+            cx.out
+                .push(crate::app::command::AppCommand::OpenCheckRuns(q));
+        }
         if let Some(q) = side.clicked_question {
             self.highlighted = if self.highlighted == Some(q) {
                 None
@@ -222,6 +227,7 @@ impl AnnotateWorkspace {
         out.clicked_question = qa.clicked;
         out.qa_form = qa.form;
         out.add_question = qa.add;
+        out.open_runs = qa.open_runs;
         out
     }
 
