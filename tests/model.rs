@@ -465,7 +465,25 @@ fn the_local_policy_drives_the_agent_loop() {
         .generate(&request, &mut |_| {}, &AtomicBool::new(false))
         .unwrap();
     assert_eq!(seg.tokens, Some(4));
-    assert!(model.lock().unwrap().cached_tokens() > 0);
+    let cached = model.lock().unwrap().cached_tokens();
+    assert!(cached > 0);
+    // The difficulty check's next try at the same item keeps the cached prompt and image;
+    // a new run (Local::new) starts empty.
+    let mut again = thyme_studio::agent::Local::sharing_cache(model.clone(), "tiny random");
+    assert_eq!(model.lock().unwrap().cached_tokens(), cached);
+    let seeded = PolicyRequest {
+        seed: Some(5),
+        temperature: 1.0,
+        ..request.clone()
+    };
+    again
+        .generate(&seeded, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap();
+    drop(thyme_studio::agent::Local::new(
+        model.clone(),
+        "tiny random",
+    ));
+    assert_eq!(model.lock().unwrap().cached_tokens(), 0);
     // A broken image is an error the loop can report.
     let bad = dir.path().join("bad.png");
     std::fs::write(&bad, b"not a png").unwrap();
