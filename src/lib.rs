@@ -25,6 +25,7 @@
 pub mod agent;
 pub mod annotate;
 pub mod app;
+pub mod assist;
 pub mod base64;
 pub mod bench;
 pub mod curate;

@@ -270,3 +270,39 @@ fn the_tile_cache_reports_its_size_keeps_a_budget_and_clears_by_age() {
     let o = cmd(&["cache", "clear"]);
     assert!(text(&o).0.contains("removed 1 image(s)"), "{:?}", text(&o));
 }
+
+#[test]
+fn assist_snap_finds_the_object_in_a_jpeg_and_names_a_box_off_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ground.jpg");
+    let mut img = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        let g = ((x * 7 + y * 13) % 23) as u8;
+        image::Rgb([100 + g, 110 + g, 90 + g])
+    });
+    for y in 600..640 {
+        for x in 900..980 {
+            img.put_pixel(x, y, image::Rgb([30, 90, 220]));
+        }
+    }
+    img.save(&path).unwrap();
+    let p = path.to_str().unwrap();
+    let out = run(&["assist", "snap", p, "--box", "885,590,995,652", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // JPEG blurs the edge by a pixel at most.
+    let snapped: Vec<f64> = v["snapped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    for (got, want) in snapped.iter().zip([900.0, 600.0, 980.0, 640.0]) {
+        assert!((got - want).abs() <= 1.0, "{snapped:?}");
+    }
+    let off = run(&["assist", "snap", p, "--box", "2000,10,2100,50"]);
+    let (_, stderr) = text(&off);
+    assert_eq!(off.status.code(), Some(1));
+    assert!(stderr.contains("not on the image"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

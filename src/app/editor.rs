@@ -38,6 +38,8 @@ pub enum EditorAction {
     Redo,
     /// Open (or start) the question about this box.
     EditQuestionOf(RegionId),
+    /// Snap this box to the object inside it.
+    Snap(RegionId),
 }
 
 /// The box editor's state for the selected image.
@@ -290,6 +292,9 @@ impl BoxEditor {
         if keys.pressed(ctx, Action::Delete) {
             self.selected = None;
             return EditorAction::Delete(sel.id);
+        }
+        if keys.pressed(ctx, Action::SnapToObject) {
+            return EditorAction::Snap(sel.id);
         }
         arrow_edit(ctx, sel, size)
     }

@@ -21,11 +21,12 @@ pub enum Action {
     NextImage,
     PreviousImage,
     ModelEye,
+    SnapToObject,
     Help,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::Undo,
         Action::Redo,
         Action::NextBox,
@@ -38,6 +39,7 @@ impl Action {
         Action::NextImage,
         Action::PreviousImage,
         Action::ModelEye,
+        Action::SnapToObject,
         Action::Help,
     ];
 
@@ -56,6 +58,7 @@ impl Action {
             Action::NextImage => "next_image",
             Action::PreviousImage => "previous_image",
             Action::ModelEye => "model_eye",
+            Action::SnapToObject => "snap_to_object",
             Action::Help => "help",
         }
     }
@@ -75,6 +78,7 @@ impl Action {
             Action::NextImage => "next image",
             Action::PreviousImage => "previous image",
             Action::ModelEye => "model-eye view: the image as the VLM receives it",
+            Action::SnapToObject => "snap the selected box to the object inside it",
             Action::Help => "this help",
         }
     }
@@ -105,6 +109,7 @@ impl Action {
             Action::NextImage => vec![k(Modifiers::NONE, Key::PageDown)],
             Action::PreviousImage => vec![k(Modifiers::NONE, Key::PageUp)],
             Action::ModelEye => vec![k(Modifiers::NONE, Key::M)],
+            Action::SnapToObject => vec![k(Modifiers::NONE, Key::S)],
             Action::Help => vec![
                 k(Modifiers::NONE, Key::Questionmark),
                 k(Modifiers::NONE, Key::F1),

@@ -103,6 +103,13 @@ pub enum BenchCommand {
     /// LATENCY_MS, with JOBS tries in flight and one at a time (on the first SEQUENTIAL
     /// items): speed-up, our time per try beyond the server's, peak memory.
     Curate(CurateArgs),
+    /// Assisted boxing: the weight-free snap's mean IoU on the demo scenes (every object's
+    /// true box grown by 10-30 % and shifted, then snapped) and its time per box, at full
+    /// size and smaller.
+    Assist {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
     Sandbox {
         #[arg(long, default_value = "target/bench-sandbox")]
@@ -214,6 +221,12 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::Curate(args) => curate(args)?,
+        BenchCommand::Assist { seed } => {
+            for div in [1, 2, 4] {
+                let q = thyme_studio::assist::quality::demo_snap_quality(div, seed);
+                println!("1/{div}: {}", serde_json::to_string(&q)?);
+            }
+        }
         BenchCommand::Audit {
             dir,
             rows,

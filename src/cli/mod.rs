@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 a user error (a one-line message naming the file or the argument),
 //! 2 an internal error (the database, the disk, a model computation failed under us).
 
+pub mod assist;
 pub mod bench;
 pub mod cache;
 pub mod curate;
@@ -103,6 +104,11 @@ enum Cmd {
         #[command(subcommand)]
         which: curate::CurateCommand,
     },
+    /// Assisted boxing: snap a rough box to the object inside it.
+    Assist {
+        #[command(subcommand)]
+        which: assist::AssistCommand,
+    },
     /// Write the demo project into a folder.
     Demo(demo::DemoCommand),
     /// The tile cache: its size and budget, clearing it.
@@ -154,6 +160,7 @@ impl Cmd {
             Cmd::Demo(c) => c.run(),
             Cmd::Cache { which } => which.run(),
             Cmd::Curate { which } => which.run(),
+            Cmd::Assist { which } => which.run(),
         }
     }
 }

@@ -697,3 +697,63 @@ fn paging_with_page_down_keeps_the_tile_cache_within_its_budget() {
     assert!(!cache.is_complete(&shown[0]));
     assert!(cache.is_complete(&shown[4]));
 }
+
+#[test]
+fn s_snaps_the_selected_box_to_the_object_inside_it() {
+    use thyme_studio::store::Store;
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("p.thyme");
+    drop(thyme_studio::store::SqliteStore::create(&project).unwrap());
+    let src = root.path().join("ground.png");
+    let mut img = image::RgbImage::from_fn(2400, 1600, |x, y| {
+        let g = ((x * 7 + y * 13) % 23) as u8;
+        image::Rgb([100 + g, 110 + g, 90 + g])
+    });
+    for y in 800..830 {
+        for x in 1200..1260 {
+            img.put_pixel(x, y, image::Rgb([214, 40, 40]));
+        }
+    }
+    img.save(&src).unwrap();
+    let mut store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    thyme_studio::import::import(
+        &mut store,
+        &[src],
+        &Default::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    let image = store.images().unwrap().remove(0);
+    let rough = thyme_studio::dataset::Region::new(
+        image.id.clone(),
+        thyme_studio::geometry::ImageRect::new(1190.0, 790.0, 1275.0, 841.0),
+        "sign",
+    );
+    store
+        .apply(
+            "me",
+            thyme_studio::store::Command::AddRegion {
+                region: rough.clone(),
+                links: vec![],
+            },
+        )
+        .unwrap();
+    drop(store);
+    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
+    image_shown(&mut h);
+    h.key_press(egui::Key::Tab);
+    h.run_steps(1);
+    assert_eq!(h.state().annotate.editor.selected, Some(rough.id));
+    h.key_press(egui::Key::S);
+    h.run_steps(2);
+    let stored = thyme_studio::store::SqliteStore::open(&project)
+        .unwrap()
+        .region(rough.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.rect,
+        thyme_studio::geometry::ImageRect::new(1200.0, 800.0, 1260.0, 830.0)
+    );
+}

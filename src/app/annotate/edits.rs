@@ -48,6 +48,14 @@ impl AnnotateWorkspace {
                 self.open_question_of(region, cx);
                 return;
             }
+            EditorAction::Snap(id) => match snap_command(id, cx) {
+                Ok(command) => Edit::Apply(command),
+                Err(e) => {
+                    cx.out
+                        .push(AppCommand::Notify(format!("the box was not snapped: {e}")));
+                    return;
+                }
+            },
             EditorAction::Undo => Edit::Undo,
             EditorAction::Redo => Edit::Redo,
         };
@@ -342,4 +350,71 @@ fn changed_since_seen(
         }
     }
     text
+}
+
+/// The selected box snapped to the object inside it (the weight-free snap on the original's
+/// pixels around it), as an edit; the error says why not, and nothing changes.
+fn snap_command(id: crate::dataset::RegionId, cx: &AnnotateCx<'_>) -> Result<Command, String> {
+    use crate::assist::{snap, window};
+    let region = cx
+        .session
+        .detail
+        .regions
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or("the box is gone")?;
+    let image = cx
+        .session
+        .project
+        .as_ref()
+        .and_then(|p| p.images.iter().find(|i| i.id == region.image))
+        .ok_or("the image is not in the project")?;
+    let area =
+        window::around(&region.rect, snap::WINDOW_MARGIN, image.size).map_err(|e| e.to_string())?;
+    let pixels = match from_tiles(cx.tiles, &image.id, image.size, area) {
+        Some(p) => p,
+        None => {
+            let bytes =
+                std::fs::read(&image.path).map_err(|e| format!("{}: {e}", image.path.display()))?;
+            window::read(&image.path, &bytes, area).map_err(|e| e.to_string())?
+        }
+    };
+    let found = snap::snap(&pixels, (area[0], area[1]), &region.rect).map_err(|e| e.to_string())?;
+    if found.rect == region.rect {
+        return Err("it is already tight".into());
+    }
+    crate::dataset::rules::check_rect(&found.rect, image.size).map_err(|e| e.to_string())?;
+    let mut after = region.clone();
+    after.rect = found.rect;
+    Ok(Command::UpdateRegion {
+        before: region.clone(),
+        after,
+    })
+}
+
+/// The window's pixels from the full-resolution tiles in memory (the view usually holds
+/// them when a small box is being worked on); None when one is not there.
+fn from_tiles(
+    tiles: &crate::imagery::tiles::TileService,
+    id: &crate::dataset::ImageId,
+    size: crate::geometry::ImageSize,
+    [x0, y0, x1, y1]: [u32; 4],
+) -> Option<image::RgbImage> {
+    use crate::imagery::pyramid::{PyramidLayout, TILE, TileKey};
+    let layout = PyramidLayout::new(size);
+    let mut out = image::RgbImage::new(x1 - x0, y1 - y0);
+    for row in y0 / TILE..=(y1 - 1) / TILE {
+        for col in x0 / TILE..=(x1 - 1) / TILE {
+            let key = TileKey { level: 0, col, row };
+            let tile = tiles.tile(id, key)?;
+            let (tx, ty, _, _) = layout.tile_rect(key);
+            image::imageops::replace(
+                &mut out,
+                tile.as_ref(),
+                i64::from(tx) - i64::from(x0),
+                i64::from(ty) - i64::from(y0),
+            );
+        }
+    }
+    Some(out)
 }

@@ -1,0 +1,21 @@
+//! Assisted boxing: a rough box or a click becomes a tight box. Owns the weight-free snap
+//! (`snap`: the object's edges found against its background, at native resolution) and the
+//! reading of a window of original pixels around a place (`window`). No egui here.
+
+pub mod quality;
+pub mod snap;
+pub mod window;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AssistError {
+    #[error("{0}")]
+    Image(#[from] crate::imagery::ImageError),
+    #[error("the box {0} is not on the image ({1})")]
+    Outside(String, String),
+    #[error("the window of {0} pixels is over the budget of {1}")]
+    TooLarge(u64, u64),
+    #[error("nothing stands out from the background inside the box")]
+    NothingFound,
+}
