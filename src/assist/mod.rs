@@ -1,7 +1,9 @@
 //! Assisted boxing: a rough box or a click becomes a tight box. Owns the weight-free snap
-//! (`snap`: the object's edges found against its background, at native resolution) and the
-//! reading of a window of original pixels around a place (`window`). No egui here.
+//! (`snap`: the object's edges found against its background, at native resolution), box
+//! proposals from the VLM on tiles of the image (`find`), and the reading of a window of
+//! original pixels (`window`). No egui here.
 
+pub mod find;
 pub mod quality;
 pub mod snap;
 pub mod window;
@@ -18,4 +20,6 @@ pub enum AssistError {
     TooLarge(u64, u64),
     #[error("nothing stands out from the background inside the box")]
     NothingFound,
+    #[error("a tile could not be written for the model: {0}")]
+    Scratch(String),
 }

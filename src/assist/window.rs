@@ -37,22 +37,49 @@ pub fn around(rect: &ImageRect, margin: f64, size: ImageSize) -> Result<[u32; 4]
     Ok([x0, y0, x1, y1])
 }
 
+/// An image opened to give windows of its pixels: a baseline JPEG decodes only the rows a
+/// window covers (its band decoder opened once), anything else is decoded whole once.
+pub enum Reader {
+    Bands(Box<JpegBands>),
+    Whole(RgbImage),
+}
+
+impl Reader {
+    /// Open the image in `bytes` (the file at `path`).
+    pub fn open(path: &Path, bytes: &[u8]) -> Result<Self, AssistError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let upright = crate::imagery::preview::orientation(bytes)
+            == image::metadata::Orientation::NoTransforms;
+        if upright && let Ok(bands) = JpegBands::open(bytes, threads) {
+            return Ok(Reader::Bands(Box::new(bands)));
+        }
+        let img =
+            crate::imagery::decode::decode_bytes(path, bytes, PixelBudget::DEFAULT)?.into_rgb8();
+        Ok(Reader::Whole(img))
+    }
+
+    /// The pixels of `[x0, y0, x1, y1)` (kept on the image).
+    pub fn area(&self, path: &Path, area: [u32; 4]) -> Result<RgbImage, AssistError> {
+        let [x0, y0, x1, y1] = area;
+        match self {
+            Reader::Bands(bands) => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let rows = bands.rows(y0 as usize..y1 as usize, threads).map_err(|e| {
+                    ImageError::Corrupt {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Ok(image::imageops::crop_imm(&rows, x0, 0, x1 - x0, y1 - y0).to_image())
+            }
+            Reader::Whole(img) => {
+                Ok(image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image())
+            }
+        }
+    }
+}
+
 /// The pixels of `[x0, y0, x1, y1)` of the image in `bytes` (the file at `path`).
 pub fn read(path: &Path, bytes: &[u8], area: [u32; 4]) -> Result<RgbImage, AssistError> {
-    let [x0, y0, x1, y1] = area;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let upright =
-        crate::imagery::preview::orientation(bytes) == image::metadata::Orientation::NoTransforms;
-    if upright && let Ok(bands) = JpegBands::open(bytes, threads) {
-        let rows =
-            bands
-                .rows(y0 as usize..y1 as usize, threads)
-                .map_err(|e| ImageError::Corrupt {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-        return Ok(image::imageops::crop_imm(&rows, x0, 0, x1 - x0, y1 - y0).to_image());
-    }
-    let img = crate::imagery::decode::decode_bytes(path, bytes, PixelBudget::DEFAULT)?.into_rgb8();
-    Ok(image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image())
+    Reader::open(path, bytes)?.area(path, area)
 }

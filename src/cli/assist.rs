@@ -20,6 +20,26 @@ pub enum AssistCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the VLM on a chat server for boxes of TEXT ("red sign"), tile by tile at native
+    /// resolution; the proposals in original pixels.
+    Find {
+        image: PathBuf,
+        #[arg(long)]
+        text: String,
+        /// The chat server, e.g. http://127.0.0.1:8000/v1 (or THYME_STUDIO_BASE_URL).
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// A tile's side in original pixels.
+        #[arg(long, default_value_t = 1344)]
+        tile: u32,
+        /// The server's processor max_pixels (Qwen2.5-VL's default 12845056).
+        #[arg(long, default_value_t = thyme_studio::imagery::model_eye::DEFAULT_MAX_PIXELS)]
+        max_pixels: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_box(s: &str) -> Result<ImageRect, String> {
@@ -47,33 +67,108 @@ struct SnapOut {
 
 impl AssistCommand {
     pub fn run(self) -> Result<(), Failure> {
-        let AssistCommand::Snap { image, rough, json } = self;
-        let user = |e: thyme_studio::assist::AssistError| Failure::User(e.into());
-        let started = std::time::Instant::now();
-        let bytes = std::fs::read(&image)
-            .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", image.display())))?;
-        let size = probe_bytes(&image, &bytes, PixelBudget::DEFAULT)
-            .map_err(|e| Failure::User(e.into()))?
-            .size;
-        let area = window::around(&rough, snap::WINDOW_MARGIN, size).map_err(user)?;
-        let pixels = window::read(&image, &bytes, area).map_err(user)?;
-        let s = snap::snap(&pixels, (area[0], area[1]), &rough).map_err(user)?;
-        let r = s.rect;
-        let out = SnapOut {
-            image,
-            rough: [rough.x0, rough.y0, rough.x1, rough.y1],
-            snapped: [r.x0, r.y0, r.x1, r.y1],
-            area_percent: r.area_ratio(size) * 100.0,
-            parts: s.parts,
-            ms: started.elapsed().as_secs_f64() * 1000.0,
-        };
-        if json {
-            return print_json(&out);
+        match self {
+            AssistCommand::Snap { image, rough, json } => snap_box(image, rough, json),
+            AssistCommand::Find {
+                image,
+                text,
+                base_url,
+                model,
+                tile,
+                max_pixels,
+                json,
+            } => {
+                let settings = thyme_studio::assist::find::FindSettings {
+                    tile,
+                    max_pixels,
+                    ..Default::default()
+                };
+                find(image, &text, base_url, model, settings, json)
+            }
         }
-        println!(
-            "{:.0},{:.0},{:.0},{:.0}  ({:.3} % of the image, {:.0} ms)",
-            r.x0, r.y0, r.x1, r.y1, out.area_percent, out.ms
-        );
-        Ok(())
     }
+}
+
+fn find(
+    image: PathBuf,
+    text: &str,
+    base_url: Option<String>,
+    model: Option<String>,
+    settings: thyme_studio::assist::find::FindSettings,
+    json: bool,
+) -> Result<(), Failure> {
+    let http = thyme_studio::agent::HttpSettings::resolve(base_url.as_deref(), model.as_deref())
+        .ok_or_else(|| {
+            Failure::User(anyhow::anyhow!(
+                "give the chat server: --base-url URL (or THYME_STUDIO_BASE_URL)"
+            ))
+        })?;
+    let mut policy = thyme_studio::agent::Http::new(http);
+    let bytes = std::fs::read(&image)
+        .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", image.display())))?;
+    let size = probe_bytes(&image, &bytes, PixelBudget::DEFAULT)
+        .map_err(|e| Failure::User(e.into()))?
+        .size;
+    let scratch = tempfile::tempdir().map_err(|e| Failure::Internal(e.into()))?;
+    let found = thyme_studio::assist::find::find(
+        &mut policy,
+        &image,
+        &bytes,
+        size,
+        text,
+        &settings,
+        scratch.path(),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .map_err(|e| Failure::User(e.into()))?;
+    for p in &found.problems {
+        eprintln!("{p}");
+    }
+    if json {
+        return print_json(&found);
+    }
+    println!(
+        "{} proposal(s) from {} tile(s), {:.1} s in the model",
+        found.proposals.len(),
+        found.tiles,
+        found.model_ms / 1000.0
+    );
+    for p in &found.proposals {
+        let r = p.rect;
+        println!(
+            "{:.0},{:.0},{:.0},{:.0}  {}",
+            r.x0, r.y0, r.x1, r.y1, p.label
+        );
+    }
+    Ok(())
+}
+
+fn snap_box(image: PathBuf, rough: ImageRect, json: bool) -> Result<(), Failure> {
+    let user = |e: thyme_studio::assist::AssistError| Failure::User(e.into());
+    let started = std::time::Instant::now();
+    let bytes = std::fs::read(&image)
+        .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", image.display())))?;
+    let size = probe_bytes(&image, &bytes, PixelBudget::DEFAULT)
+        .map_err(|e| Failure::User(e.into()))?
+        .size;
+    let area = window::around(&rough, snap::WINDOW_MARGIN, size).map_err(user)?;
+    let pixels = window::read(&image, &bytes, area).map_err(user)?;
+    let s = snap::snap(&pixels, (area[0], area[1]), &rough).map_err(user)?;
+    let r = s.rect;
+    let out = SnapOut {
+        image,
+        rough: [rough.x0, rough.y0, rough.x1, rough.y1],
+        snapped: [r.x0, r.y0, r.x1, r.y1],
+        area_percent: r.area_ratio(size) * 100.0,
+        parts: s.parts,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    if json {
+        return print_json(&out);
+    }
+    println!(
+        "{:.0},{:.0},{:.0},{:.0}  ({:.3} % of the image, {:.0} ms)",
+        r.x0, r.y0, r.x1, r.y1, out.area_percent, out.ms
+    );
+    Ok(())
 }
