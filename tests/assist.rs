@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+/// The tile sizes a server was sent.
+type Seen = Arc<Mutex<Vec<(u32, u32)>>>;
+
 /// Answers every request with `answer(tile width, tile height)`; keeps the tile sizes seen.
-fn server(answer: fn(u32, u32) -> String) -> (u16, Arc<Mutex<Vec<(u32, u32)>>>) {
+fn server(answer: fn(u32, u32) -> String) -> (u16, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let log = seen.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
