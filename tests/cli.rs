@@ -306,3 +306,65 @@ fn assist_snap_finds_the_object_in_a_jpeg_and_names_a_box_off_the_image() {
     assert!(stderr.contains("not on the image"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn assist_box_runs_sam_from_a_weights_folder_and_names_missing_weights() {
+    use thyme_studio::assist::sam::{VitShape, write_random};
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("photo.png");
+    write_png(&img, 900, 700, 4);
+    let p = img.to_str().unwrap();
+    // No weights: one line naming the file to get.
+    let empty = dir.path().join("none");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&[
+        "assist",
+        "box",
+        p,
+        "--x",
+        "400",
+        "--y",
+        "300",
+        "--weights",
+        empty.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("mobile_sam-tiny-vitt.safetensors"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Random weights in candle-transformers' names: a box in JSON, or "nothing" (exit 1).
+    let weights = dir.path().join("sam");
+    let shape = VitShape {
+        embed_dim: 32,
+        depth: 1,
+        heads: 2,
+        global_attn: vec![0],
+    };
+    write_random(&weights, &shape, 9).unwrap();
+    let args = [
+        "assist",
+        "box",
+        p,
+        "--x",
+        "400",
+        "--y",
+        "300",
+        "--side",
+        "256",
+        "--json",
+        "--weights",
+    ];
+    let out = bin().args(args).arg(&weights).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let x0 = v["rect"]["x0"].as_f64().unwrap();
+        let w0 = v["window"][0].as_f64().unwrap();
+        assert!(x0 >= w0, "{stdout}");
+    } else {
+        assert!(stderr.contains("nothing stands out"), "{stderr}");
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod find;
 pub mod quality;
+pub mod sam;
 pub mod snap;
 pub mod window;
 
@@ -22,4 +23,6 @@ pub enum AssistError {
     NothingFound,
     #[error("a tile could not be written for the model: {0}")]
     Scratch(String),
+    #[error("{0}")]
+    Model(String),
 }

@@ -20,6 +20,30 @@ pub enum AssistCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Click-to-box with Segment Anything: the object at X,Y (image pixels), found on a window
+    /// of SIDE original pixels around it (Shift+click's negatives with --not X,Y).
+    Box {
+        image: PathBuf,
+        #[arg(long)]
+        x: f64,
+        #[arg(long)]
+        y: f64,
+        /// A point that is not the object (repeatable).
+        #[arg(long = "not", value_parser = parse_point)]
+        not: Vec<(f64, f64)>,
+        /// The folder with SAM's weights (mobile_sam-tiny-vitt.safetensors or
+        /// sam_vit_b_01ec64.safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Use ViT-B even when TinyViT is there.
+        #[arg(long)]
+        vit_b: bool,
+        /// The window's side in original pixels.
+        #[arg(long, default_value_t = 512)]
+        side: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask the VLM on a chat server for boxes of TEXT ("red sign"), tile by tile at native
     /// resolution; the proposals in original pixels.
     Find {
@@ -40,6 +64,58 @@ pub enum AssistCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_point(s: &str) -> Result<(f64, f64), String> {
+    let (x, y) = s.split_once(',').ok_or("two numbers: X,Y")?;
+    match (x.trim().parse(), y.trim().parse()) {
+        (Ok(x), Ok(y)) => Ok((x, y)),
+        _ => Err("two numbers: X,Y".into()),
+    }
+}
+
+fn sam_box(
+    image: &std::path::Path,
+    click: (f64, f64),
+    not: &[(f64, f64)],
+    weights: &std::path::Path,
+    vit_b: bool,
+    side: u32,
+    json: bool,
+) -> Result<(), Failure> {
+    let user = |e: thyme_studio::assist::AssistError| Failure::User(e.into());
+    let bytes = std::fs::read(image)
+        .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", image.display())))?;
+    let size = probe_bytes(image, &bytes, PixelBudget::DEFAULT)
+        .map_err(|e| Failure::User(e.into()))?
+        .size;
+    let mut sam =
+        thyme_studio::assist::sam::SamModel::load(weights, vit_b, &candle_core::Device::Cpu)
+            .map_err(user)?;
+    let reader = window::Reader::open(image, &bytes).map_err(user)?;
+    let found = sam
+        .box_at(&reader, image, size, click, not, side)
+        .map_err(user)?;
+    if json {
+        return print_json(&found);
+    }
+    let r = found.rect;
+    println!(
+        "{:.0},{:.0},{:.0},{:.0}  ({}: encoder {:.0} ms, decoder {:.0} ms{})",
+        r.x0,
+        r.y0,
+        r.x1,
+        r.y1,
+        sam.name,
+        found.encoder_ms,
+        found.decoder_ms,
+        if found.retried {
+            ", on a wider window"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn parse_box(s: &str) -> Result<ImageRect, String> {
@@ -69,6 +145,16 @@ impl AssistCommand {
     pub fn run(self) -> Result<(), Failure> {
         match self {
             AssistCommand::Snap { image, rough, json } => snap_box(image, rough, json),
+            AssistCommand::Box {
+                image,
+                x,
+                y,
+                not,
+                weights,
+                vit_b,
+                side,
+                json,
+            } => sam_box(&image, (x, y), &not, &weights, vit_b, side, json),
             AssistCommand::Find {
                 image,
                 text,
