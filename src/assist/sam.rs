@@ -146,7 +146,7 @@ impl SamModel {
     }
 
     /// The embedding of `window` of the image at `path`, from the cache or the encoder.
-    fn embedding(
+    pub(crate) fn embedding(
         &mut self,
         reader: &Reader,
         path: &Path,
@@ -365,6 +365,28 @@ pub fn write_random(dir: &Path, shape: &VitShape, seed: u64) -> Result<(), Assis
         vb,
     )
     .map_err(model_err)?;
+    save_random(&map, dir, CUSTOM_FILE, seed)?;
+    let config =
+        serde_json::to_string_pretty(shape).map_err(|e| AssistError::Model(e.to_string()))?;
+    std::fs::write(dir.join(CUSTOM_CONFIG), config)
+        .map_err(|e| AssistError::Model(format!("{}: {e}", dir.display())))
+}
+
+/// The same for the TinyViT (MobileSAM) shape, under its published file name.
+pub fn write_random_tiny(dir: &Path, seed: u64) -> Result<(), AssistError> {
+    let map = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+    Sam::new_tiny(vb).map_err(model_err)?;
+    save_random(&map, dir, TINY_FILE, seed)
+}
+
+/// Fill every weight of `map` with small seeded noise and write it as `dir/file`.
+fn save_random(
+    map: &candle_nn::VarMap,
+    dir: &Path,
+    file: &str,
+    seed: u64,
+) -> Result<(), AssistError> {
     let mut rng = crate::rng::Rng::new(seed);
     {
         let vars = map
@@ -375,20 +397,16 @@ pub fn write_random(dir: &Path, shape: &VitShape, seed: u64) -> Result<(), Assis
         names.sort();
         for name in names {
             let Some(var) = vars.get(name) else { continue };
-            let n = var.elem_count();
-            let values: Vec<f32> = (0..n).map(|_| (rng.unit() as f32 - 0.5) * 0.1).collect();
+            let values: Vec<f32> = (0..var.elem_count())
+                .map(|_| (rng.unit() as f32 - 0.5) * 0.1)
+                .collect();
             let t = Tensor::from_vec(values, var.shape(), &Device::Cpu).map_err(model_err)?;
             var.set(&t).map_err(model_err)?;
         }
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| AssistError::Model(format!("{}: {e}", dir.display())))?;
-    map.save(dir.join(CUSTOM_FILE)).map_err(model_err)?;
-    let config =
-        serde_json::to_string_pretty(shape).map_err(|e| AssistError::Model(e.to_string()))?;
-    std::fs::write(dir.join(CUSTOM_CONFIG), config)
-        .map_err(|e| AssistError::Model(format!("{}: {e}", dir.display())))?;
-    Ok(())
+    map.save(dir.join(file)).map_err(model_err)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod annotate;
+pub mod assist;
 pub mod audit;
 pub mod canvas;
 pub mod curate;

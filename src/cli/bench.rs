@@ -109,6 +109,12 @@ pub enum BenchCommand {
     Assist {
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also SAM's encoder and decoder times, ours against the segment-anything package in
+        /// this Python (random weights; `pip install segment-anything` there first).
+        #[arg(long)]
+        sam_python: Option<String>,
+        #[arg(long, default_value = "target/bench-assist")]
+        dir: PathBuf,
     },
     /// Sandbox step overhead: warm worker vs a fresh python per step vs exec in-process.
     Sandbox {
@@ -221,12 +227,11 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         BenchCommand::Curate(args) => curate(args)?,
-        BenchCommand::Assist { seed } => {
-            for div in [1, 2, 4] {
-                let q = thyme_studio::assist::quality::demo_snap_quality(div, seed);
-                println!("1/{div}: {}", serde_json::to_string(&q)?);
-            }
-        }
+        BenchCommand::Assist {
+            seed,
+            sam_python,
+            dir,
+        } => assist(seed, sam_python.as_deref(), &dir)?,
         BenchCommand::Audit {
             dir,
             rows,
@@ -275,6 +280,24 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
 }
 
 /// The fixtures of `names` that are present (../shared/fixtures).
+fn assist(seed: u64, sam_python: Option<&str>, dir: &std::path::Path) -> anyhow::Result<()> {
+    for div in [1, 2, 4] {
+        let q = thyme_studio::assist::quality::demo_snap_quality(div, seed);
+        println!("snap at 1/{div}: {}", serde_json::to_string(&q)?);
+    }
+    if let Some(python) = sam_python {
+        let (rows, peer) = thyme_studio::bench::assist::sam_rows(dir, python)?;
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        match peer {
+            Some(p) => println!("segment-anything: {}", serde_json::to_string(&p)?),
+            None => println!("segment-anything: not run ({python} lacks it, or it failed)"),
+        }
+    }
+    Ok(())
+}
+
 /// The app's sandbox, its runs kept under `dir/runs`.
 fn sandbox_for(dir: &std::path::Path) -> anyhow::Result<thyme_studio::sandbox::SandboxConfig> {
     let dirs = thyme_studio::paths::AppDirs::for_user();
