@@ -371,14 +371,11 @@ fn snap_command(id: crate::dataset::RegionId, cx: &AnnotateCx<'_>) -> Result<Com
         .ok_or("the image is not in the project")?;
     let area =
         window::around(&region.rect, snap::WINDOW_MARGIN, image.size).map_err(|e| e.to_string())?;
-    let pixels = match from_tiles(cx.tiles, &image.id, image.size, area) {
-        Some(p) => p,
-        None => {
-            let bytes =
-                std::fs::read(&image.path).map_err(|e| format!("{}: {e}", image.path.display()))?;
-            window::read(&image.path, &bytes, area).map_err(|e| e.to_string())?
-        }
-    };
+    // Never a file read on the UI thread (a 100 MP original takes a second): asking for the
+    // tiles queues them, and S again snaps once they are in memory.
+    let pixels = from_tiles(cx.tiles, &image.id, image.size, area).ok_or(
+        "the full-resolution pixels around the box are loading; press S again in a moment",
+    )?;
     let found = snap::snap(&pixels, (area[0], area[1]), &region.rect).map_err(|e| e.to_string())?;
     if found.rect == region.rect {
         return Err("it is already tight".into());
@@ -393,7 +390,8 @@ fn snap_command(id: crate::dataset::RegionId, cx: &AnnotateCx<'_>) -> Result<Com
 }
 
 /// The window's pixels from the full-resolution tiles in memory (the view usually holds
-/// them when a small box is being worked on); None when one is not there.
+/// them when a small box is being worked on); None when one is not there yet (every tile
+/// asked for is queued, so a second try finds them).
 fn from_tiles(
     tiles: &crate::imagery::tiles::TileService,
     id: &crate::dataset::ImageId,
