@@ -5,11 +5,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+
+#[path = "support/chat.rs"]
+mod chat;
 
 /// The tile sizes a server was sent.
 type Seen = Arc<Mutex<Vec<(u32, u32)>>>;
@@ -25,22 +27,7 @@ fn server(answer: fn(u32, u32) -> String) -> (u16, Seen) {
             let mut s = conn.unwrap();
             let log = log.clone();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                let (mut line, mut len) = (String::new(), 0usize);
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    let l = line.trim().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                let v: Value = serde_json::from_slice(&body).unwrap();
+                let v = chat::read_body(&mut s);
                 let url = v["messages"][0]["content"]
                     .as_array()
                     .unwrap()
@@ -53,8 +40,7 @@ fn server(answer: fn(u32, u32) -> String) -> (u16, Seen) {
                 let tile = image::load_from_memory(&png).unwrap();
                 log.lock().unwrap().push((tile.width(), tile.height()));
                 let text = answer(tile.width(), tile.height());
-                let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]});
-                let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: {chunk}\n\ndata: [DONE]\n\n").as_bytes());
+                chat::reply(&mut s, &text);
             });
         }
     });

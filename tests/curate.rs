@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+
+#[path = "support/chat.rs"]
+mod chat;
+use chat::{read_body, reply};
 use thyme_studio::curate::{Arm, AttemptStore, Flag, Thresholds, Verdict, rates};
 use thyme_studio::dataset::{Answer, ImageId, ImageRecord, Question, QuestionId, Region};
 use thyme_studio::geometry::{ImageRect, ImageSize};
@@ -24,34 +28,6 @@ use thyme_studio::store::{Command, SqliteStore, Store};
 
 /// The target box of every item that has one (400 x 300 image: 0.33 % of it).
 const TARGET: [f64; 4] = [300.0, 200.0, 320.0, 220.0];
-
-fn read_body(stream: &mut std::net::TcpStream) -> Value {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    let mut len = 0;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        let l = line.trim().to_lowercase();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn reply(stream: &mut std::net::TcpStream, text: &str) {
-    let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]});
-    let out = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: {chunk}\n\ndata: [DONE]\n\n"
-    );
-    stream.write_all(out.as_bytes()).unwrap();
-}
 
 fn crop_code(r: [f64; 4]) -> String {
     format!(

@@ -341,33 +341,20 @@ fn the_tile_cache_window_shows_the_size_saves_a_budget_and_clears() {
     });
 }
 
+#[path = "../support/chat.rs"]
+mod chat;
+
 /// A chat server on loopback whose every answer is wrong ("nothing"), with or without tools
 /// (the rates themselves are tested against a rule server in tests/curate.rs).
 fn wrong_server() -> u16 {
-    use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let mut s = conn.unwrap();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                let (mut line, mut len) = (String::new(), 0usize);
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    let l = line.trim().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "<answer>nothing</answer>"}, "finish_reason": "stop"}]});
-                let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: {chunk}\n\ndata: [DONE]\n\n").as_bytes());
+                chat::read_body(&mut s);
+                chat::reply(&mut s, "<answer>nothing</answer>");
             });
         }
     });
