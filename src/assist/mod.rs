@@ -1,8 +1,10 @@
 //! Assisted boxing: a rough box or a click becomes a tight box. Owns the weight-free snap
-//! (`snap`: the object's edges found against its background, at native resolution), box
+//! (`snap`: the object's edges found against its background, at native resolution), the
+//! weight-free click (`click`), Segment Anything (`sam`), box
 //! proposals from the VLM on tiles of the image (`find`), and the reading of a window of
 //! original pixels (`window`). No egui here.
 
+pub mod click;
 pub mod find;
 pub mod quality;
 pub mod sam;

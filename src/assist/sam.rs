@@ -78,6 +78,9 @@ pub struct SamBox {
     pub retried: bool,
     pub encoder_ms: f64,
     pub decoder_ms: f64,
+    /// The mask's outline as line segments `[x0, y0, x1, y1]` on the image, for drawing.
+    #[serde(skip)]
+    pub outline: Vec<[f64; 4]>,
 }
 
 /// candle's message without the backtrace it carries when RUST_BACKTRACE is set.
@@ -293,6 +296,18 @@ impl SamModel {
                 f64::from(window[0]) + b[2] as f64 * sx,
                 f64::from(window[1]) + b[3] as f64 * sy,
             );
+            let cell = (w.max(h) / OUTLINE_CELLS).max(1);
+            let outline = mask_outline(&on, w, h, cell)
+                .into_iter()
+                .map(|[a, b, c, d]| {
+                    [
+                        f64::from(window[0]) + a * sx,
+                        f64::from(window[1]) + b * sy,
+                        f64::from(window[0]) + c * sx,
+                        f64::from(window[1]) + d * sy,
+                    ]
+                })
+                .collect();
             return Ok(SamBox {
                 rect,
                 window,
@@ -300,6 +315,7 @@ impl SamModel {
                 retried,
                 encoder_ms: enc_ms,
                 decoder_ms: dec_ms,
+                outline,
             });
         }
     }
@@ -345,6 +361,65 @@ pub fn mask_box(on: &[bool], w: usize, h: usize) -> Option<[usize; 4]> {
         }
     }
     b
+}
+
+/// The outline is traced on a grid of at most this many cells a side.
+const OUTLINE_CELLS: usize = 256;
+
+/// The outline of a mask of `w` x `h` traced on cells of `cell` pixels (a cell is in when
+/// its centre pixel is): the edges between in and out cells, as segments `[x0, y0, x1, y1]`
+/// in mask pixels, runs along a row or column joined into one.
+pub fn mask_outline(on: &[bool], w: usize, h: usize, cell: usize) -> Vec<[f64; 4]> {
+    let cell = cell.max(1);
+    let (cw, ch) = (w.div_ceil(cell), h.div_ceil(cell));
+    let at = |cx: isize, cy: isize| -> bool {
+        if cx < 0 || cy < 0 || cx as usize >= cw || cy as usize >= ch {
+            return false;
+        }
+        let x = (cx as usize * cell + cell / 2).min(w.saturating_sub(1));
+        let y = (cy as usize * cell + cell / 2).min(h.saturating_sub(1));
+        on.get(y * w + x).copied().unwrap_or(false)
+    };
+    let c = cell as f64;
+    let mut out = Vec::new();
+    // Horizontal edges: above each row of cells, a run where in and out differ.
+    for y in 0..=ch as isize {
+        let mut run: Option<isize> = None;
+        for x in 0..=cw as isize {
+            let edge = x < cw as isize && at(x, y) != at(x, y - 1);
+            match (edge, run) {
+                (true, None) => run = Some(x),
+                (false, Some(x0)) => {
+                    out.push([x0 as f64 * c, y as f64 * c, x as f64 * c, y as f64 * c]);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    // Vertical edges: left of each column of cells.
+    for x in 0..=cw as isize {
+        let mut run: Option<isize> = None;
+        for y in 0..=ch as isize {
+            let edge = y < ch as isize && at(x, y) != at(x - 1, y);
+            match (edge, run) {
+                (true, None) => run = Some(y),
+                (false, Some(y0)) => {
+                    out.push([x as f64 * c, y0 as f64 * c, x as f64 * c, y as f64 * c]);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    let (fw, fh) = (w as f64, h as f64);
+    for s in &mut out {
+        s[0] = s[0].min(fw);
+        s[2] = s[2].min(fw);
+        s[1] = s[1].min(fh);
+        s[3] = s[3].min(fh);
+    }
+    out
 }
 
 /// Does a mask's box reach the window's edge (the object may go on beyond it)?
@@ -412,6 +487,29 @@ fn save_random(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masks_outline_is_its_edges_joined_into_runs() {
+        // A 4x2 block at (2, 1) in an 8x4 mask: four sides, each one segment.
+        let (w, h) = (8, 4);
+        let on: Vec<bool> = (0..w * h)
+            .map(|i| (2..6).contains(&(i % w)) && (1..3).contains(&(i / w)))
+            .collect();
+        let mut got = mask_outline(&on, w, h, 1);
+        got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(
+            got,
+            vec![
+                [2.0, 1.0, 2.0, 3.0],
+                [2.0, 1.0, 6.0, 1.0],
+                [2.0, 3.0, 6.0, 3.0],
+                [6.0, 1.0, 6.0, 3.0],
+            ]
+        );
+        // On cells of 2 the same block has the same outline; an empty mask has none.
+        assert_eq!(mask_outline(&on, w, h, 2).len(), 4);
+        assert!(mask_outline(&vec![false; w * h], w, h, 1).is_empty());
+    }
 
     #[test]
     fn windows_stay_on_the_image_at_its_edges_and_corners() {

@@ -31,6 +31,28 @@ pub fn snap(
     origin: (u32, u32),
     rough: &ImageRect,
 ) -> Result<Snapped, AssistError> {
+    snap_from(window, origin, rough, None)
+}
+
+/// One 8-connected foreground part.
+struct Part {
+    /// `[x0, y0, x1, y1)` in window pixels.
+    bounds: [u32; 4],
+    pixels: usize,
+    inside: usize,
+    /// It holds a pixel within two of the seed.
+    seeded: bool,
+}
+
+/// [`snap`], and with a `seed` (an image point the person clicked) only the part under the
+/// seed counts, with the parts that lie within its bounds (a ring's dot, a sign's letters);
+/// a seed that lands on background finds nothing.
+pub fn snap_from(
+    window: &RgbImage,
+    origin: (u32, u32),
+    rough: &ImageRect,
+    seed: Option<(f64, f64)>,
+) -> Result<Snapped, AssistError> {
     let (w, h) = window.dimensions();
     if w < 3 || h < 3 {
         return Err(AssistError::NothingFound);
@@ -50,27 +72,38 @@ pub fn snap(
             && (y as f64) + 0.5 > by0
             && (y as f64) + 0.5 < by1
     };
+    let near_seed = |x: u32, y: u32| {
+        seed.is_some_and(|(sx, sy)| {
+            (f64::from(x) + 0.5 - (sx - ox)).abs() <= 2.0
+                && (f64::from(y) + 0.5 - (sy - oy)).abs() <= 2.0
+        })
+    };
     let box_area = ((bx1 - bx0) * (by1 - by0)).max(1.0);
     // Parts smaller than this are grain, not object.
     let min_part = (box_area * 0.005).max(2.0) as usize;
 
     let mut seen = vec![false; fg.len()];
     let mut stack = Vec::new();
-    let mut bounds: Option<[u32; 4]> = None;
-    let mut parts = 0;
+    let mut parts = Vec::new();
     for start in 0..fg.len() {
         if !fg[start] || seen[start] {
             continue;
         }
         seen[start] = true;
         stack.push(start);
-        let (mut n, mut inside) = (0usize, 0usize);
-        let mut b = [u32::MAX, u32::MAX, 0, 0];
+        let mut part = Part {
+            bounds: [u32::MAX, u32::MAX, 0, 0],
+            pixels: 0,
+            inside: 0,
+            seeded: false,
+        };
         while let Some(i) = stack.pop() {
             let (x, y) = ((i % w as usize) as u32, (i / w as usize) as u32);
-            n += 1;
-            inside += usize::from(in_box(x, y));
-            b = [b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1)];
+            part.pixels += 1;
+            part.inside += usize::from(in_box(x, y));
+            part.seeded |= near_seed(x, y);
+            let b = &mut part.bounds;
+            *b = [b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1)];
             for dy in -1i64..=1 {
                 for dx in -1i64..=1 {
                     let (nx, ny) = (i64::from(x) + dx, i64::from(y) + dy);
@@ -85,20 +118,33 @@ pub fn snap(
                 }
             }
         }
-        if n >= min_part && inside * 2 >= n {
-            parts += 1;
-            bounds = Some(match bounds {
-                None => b,
-                Some(a) => [
-                    a[0].min(b[0]),
-                    a[1].min(b[1]),
-                    a[2].max(b[2]),
-                    a[3].max(b[3]),
-                ],
-            });
+        if part.pixels >= min_part && part.inside * 2 >= part.pixels {
+            parts.push(part);
         }
     }
-    let [x0, y0, x1, y1] = bounds.ok_or(AssistError::NothingFound)?;
+    if seed.is_some() {
+        let [x0, y0, x1, y1] = parts
+            .iter()
+            .find(|p| p.seeded)
+            .map(|p| p.bounds)
+            .ok_or(AssistError::NothingFound)?;
+        parts.retain(|p| {
+            let b = p.bounds;
+            b[0] >= x0 && b[1] >= y0 && b[2] <= x1 && b[3] <= y1
+        });
+    }
+    let [x0, y0, x1, y1] = parts
+        .iter()
+        .map(|p| p.bounds)
+        .reduce(|a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        })
+        .ok_or(AssistError::NothingFound)?;
     Ok(Snapped {
         rect: ImageRect::new(
             ox + f64::from(x0),
@@ -107,7 +153,7 @@ pub fn snap(
             oy + f64::from(y1),
         ),
         threshold,
-        parts,
+        parts: parts.len(),
     })
 }
 

@@ -279,11 +279,15 @@ fn bench(which: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fixtures of `names` that are present (../shared/fixtures).
+/// The snap's and the weight-free click's quality on the demo scenes at three sizes, the input
+/// events to box every object by drag, drag + S and click; with a Python, SAM against the
+/// segment-anything package.
 fn assist(seed: u64, sam_python: Option<&str>, dir: &std::path::Path) -> anyhow::Result<()> {
     for div in [1, 2, 4] {
         let q = thyme_studio::assist::quality::demo_snap_quality(div, seed);
         println!("snap at 1/{div}: {}", serde_json::to_string(&q)?);
+        let c = thyme_studio::assist::quality::demo_click_quality(div, seed);
+        println!("click at 1/{div}: {}", serde_json::to_string(&c)?);
     }
     if let Some(python) = sam_python {
         let (rows, peer) = thyme_studio::bench::assist::sam_rows(dir, python)?;
