@@ -272,7 +272,7 @@ fn the_tile_cache_reports_its_size_keeps_a_budget_and_clears_by_age() {
 }
 
 #[test]
-fn assist_snap_finds_the_object_in_a_jpeg_and_names_a_box_off_the_image() {
+fn assist_snap_and_a_weight_free_click_find_the_object_in_a_jpeg_and_name_a_box_off_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ground.jpg");
     let mut img = image::RgbImage::from_fn(1600, 1200, |x, y| {
@@ -300,6 +300,19 @@ fn assist_snap_finds_the_object_in_a_jpeg_and_names_a_box_off_the_image() {
     for (got, want) in snapped.iter().zip([900.0, 600.0, 980.0, 640.0]) {
         assert!((got - want).abs() <= 1.0, "{snapped:?}");
     }
+    // A click on the sign, with no weights: the weight-free click finds the same box.
+    let out = run(&["assist", "box", p, "--x", "930", "--y", "615", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let r = &v["rect"];
+    for (key, want) in [("x0", 900.0), ("y0", 600.0), ("x1", 980.0), ("y1", 640.0)] {
+        assert!((r[key].as_f64().unwrap() - want).abs() <= 1.0, "{stdout}");
+    }
+    assert!(
+        v["how"].as_str().unwrap().contains("weight-free"),
+        "{stdout}"
+    );
     let off = run(&["assist", "snap", p, "--box", "2000,10,2100,50"]);
     let (_, stderr) = text(&off);
     assert_eq!(off.status.code(), Some(1));

@@ -2,8 +2,10 @@
 //! (`snap`: the object's edges found against its background, at native resolution), the
 //! weight-free click (`click`), Segment Anything (`sam`), box
 //! proposals from the VLM on tiles of the image (`find`), and the reading of a window of
-//! original pixels (`window`). No egui here.
+//! original pixels (`window`); `assistant` holds one session of them for the app and the CLI.
+//! No egui here.
 
+pub mod assistant;
 pub mod click;
 pub mod find;
 pub mod quality;

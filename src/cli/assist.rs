@@ -20,8 +20,9 @@ pub enum AssistCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Click-to-box with Segment Anything: the object at X,Y (image pixels), found on a window
-    /// of SIDE original pixels around it (Shift+click's negatives with --not X,Y).
+    /// Click-to-box: the object at X,Y (image pixels). With --weights, Segment Anything on a
+    /// window of SIDE original pixels around it (Shift+click's negatives with --not X,Y);
+    /// without, the weight-free click.
     Box {
         image: PathBuf,
         #[arg(long)]
@@ -32,9 +33,9 @@ pub enum AssistCommand {
         #[arg(long = "not", value_parser = parse_point)]
         not: Vec<(f64, f64)>,
         /// The folder with SAM's weights (mobile_sam-tiny-vitt.safetensors or
-        /// sam_vit_b_01ec64.safetensors).
+        /// sam_vit_b_01ec64.safetensors); without it the weight-free click.
         #[arg(long)]
-        weights: PathBuf,
+        weights: Option<PathBuf>,
         /// Use ViT-B even when TinyViT is there.
         #[arg(long)]
         vit_b: bool,
@@ -78,42 +79,22 @@ fn sam_box(
     image: &std::path::Path,
     click: (f64, f64),
     not: &[(f64, f64)],
-    weights: &std::path::Path,
+    weights: Option<&std::path::Path>,
     vit_b: bool,
     side: u32,
     json: bool,
 ) -> Result<(), Failure> {
     let user = |e: thyme_studio::assist::AssistError| Failure::User(e.into());
-    let bytes = std::fs::read(image)
-        .map_err(|e| Failure::User(anyhow::anyhow!("{}: {e}", image.display())))?;
-    let size = probe_bytes(image, &bytes, PixelBudget::DEFAULT)
-        .map_err(|e| Failure::User(e.into()))?
-        .size;
-    let mut sam =
-        thyme_studio::assist::sam::SamModel::load(weights, vit_b, &candle_core::Device::Cpu)
-            .map_err(user)?;
-    let reader = window::Reader::open(image, &bytes).map_err(user)?;
-    let found = sam
-        .box_at(&reader, image, size, click, not, side)
-        .map_err(user)?;
+    let mut assistant = thyme_studio::assist::assistant::Assistant::new();
+    assistant.use_weights(weights, vit_b).map_err(user)?;
+    let found = assistant.click(image, click, not, side).map_err(user)?;
     if json {
         return print_json(&found);
     }
     let r = found.rect;
     println!(
-        "{:.0},{:.0},{:.0},{:.0}  ({}: encoder {:.0} ms, decoder {:.0} ms{})",
-        r.x0,
-        r.y0,
-        r.x1,
-        r.y1,
-        sam.name,
-        found.encoder_ms,
-        found.decoder_ms,
-        if found.retried {
-            ", on a wider window"
-        } else {
-            ""
-        }
+        "{:.0},{:.0},{:.0},{:.0}  ({})",
+        r.x0, r.y0, r.x1, r.y1, found.how
     );
     Ok(())
 }
@@ -154,7 +135,7 @@ impl AssistCommand {
                 vit_b,
                 side,
                 json,
-            } => sam_box(&image, (x, y), &not, &weights, vit_b, side, json),
+            } => sam_box(&image, (x, y), &not, weights.as_deref(), vit_b, side, json),
             AssistCommand::Find {
                 image,
                 text,
