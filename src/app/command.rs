@@ -30,6 +30,8 @@ pub enum AppCommand {
     UseModelSource(super::run_panel::PolicyKind),
     /// Remember the on-device model folder in the settings ("" forgets it).
     RememberModelDir(String),
+    /// Use (and remember) SAM's weights folder for click-to-box; None forgets it.
+    RememberSamWeights(Option<PathBuf>),
     /// Remember the chat server in the settings.
     RememberChatServer { base_url: String, model: String },
     /// The first-run guide was closed: do not show it on the next start.
@@ -81,6 +83,11 @@ impl super::StudioApp {
             AppCommand::RememberModelDir(dir) => {
                 let dir = dir.trim();
                 self.settings.model_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+                self.save_settings();
+            }
+            AppCommand::RememberSamWeights(dir) => {
+                self.annotate.assist.weights = dir.clone();
+                self.settings.sam_weights = dir;
                 self.save_settings();
             }
             AppCommand::RememberChatServer { base_url, model } => {

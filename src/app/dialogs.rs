@@ -23,6 +23,8 @@ pub enum DialogRequest {
     OpenTraceFolder,
     /// A model folder (a Hugging Face download of Qwen2.5-VL / Thyme-RL).
     ModelFolder,
+    /// The folder of Segment Anything's weights (candle's safetensors).
+    SamWeights,
     /// An image file to run the agent on (not added to the project).
     RunImage,
     /// A system prompt file (a Thyme checkout's scripts/prompt.txt).
@@ -90,6 +92,12 @@ impl Dialogs for NativeDialogs {
                 .map(|p| vec![p]),
             DialogRequest::ModelFolder => dialog
                 .set_title("Choose a model folder (config.json, safetensors, tokenizer.json)")
+                .pick_folder()
+                .map(|p| vec![p]),
+            DialogRequest::SamWeights => dialog
+                .set_title(
+                    "Choose the folder of SAM's weights (mobile_sam-tiny-vitt.safetensors or sam_vit_b_01ec64.safetensors)",
+                )
                 .pick_folder()
                 .map(|p| vec![p]),
             DialogRequest::ImportAnnotations => dialog

@@ -40,6 +40,9 @@ pub enum EditorAction {
     EditQuestionOf(RegionId),
     /// Snap this box to the object inside it.
     Snap(RegionId),
+    /// A rough box drawn while click-to-box is on: find the object inside it (a proposal,
+    /// not a box yet).
+    Rough(ImageRect),
 }
 
 /// The box editor's state for the selected image.
@@ -55,6 +58,8 @@ pub struct BoxEditor {
     pub focus_request: Option<ImageRect>,
     /// Two-click drawing: armed (`Some(None)`), or the first corner placed (`Some(Some(p))`).
     pub two_click: Option<Option<(f64, f64)>>,
+    /// Click-to-box is on: a drawn box is a rough box for the assist ([`EditorAction::Rough`]).
+    pub rough_draws: bool,
 }
 
 impl Default for BoxEditor {
@@ -66,6 +71,7 @@ impl Default for BoxEditor {
             preview: None,
             focus_request: None,
             two_click: None,
+            rough_draws: false,
         }
     }
 }
@@ -75,6 +81,7 @@ impl BoxEditor {
     pub fn reset(&mut self) {
         *self = Self {
             snap: self.snap,
+            rough_draws: self.rough_draws,
             ..Self::default()
         };
     }
@@ -175,6 +182,13 @@ impl BoxEditor {
             let op = self.op.take();
             let preview = self.preview.take();
             return match (op, preview) {
+                (Some(Op::Draw { .. }), Some(rect)) if self.rough_draws => {
+                    if rect.width() >= 2.0 && rect.height() >= 2.0 {
+                        EditorAction::Rough(rect)
+                    } else {
+                        EditorAction::None
+                    }
+                }
                 (Some(Op::Draw { .. }), Some(rect)) if rules::check_rect(&rect, size).is_ok() => {
                     let region = Region::new(image.clone(), rect, "");
                     self.selected = Some(region.id);

@@ -48,6 +48,10 @@ impl StudioApp {
                         let dir = self.run.model_dir.clone();
                         self.outbox.push(AppCommand::RememberModelDir(dir));
                     }
+                    DialogRequest::SamWeights => {
+                        self.outbox
+                            .push(AppCommand::RememberSamWeights(Some(paths[0].clone())));
+                    }
                     DialogRequest::OpenTrace | DialogRequest::OpenTraceFolder => {
                         self.outbox
                             .push(AppCommand::OpenInInspect(paths[0].clone()));

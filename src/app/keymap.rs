@@ -22,11 +22,12 @@ pub enum Action {
     PreviousImage,
     ModelEye,
     SnapToObject,
+    ClickToBox,
     Help,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::Undo,
         Action::Redo,
         Action::NextBox,
@@ -40,6 +41,7 @@ impl Action {
         Action::PreviousImage,
         Action::ModelEye,
         Action::SnapToObject,
+        Action::ClickToBox,
         Action::Help,
     ];
 
@@ -59,6 +61,7 @@ impl Action {
             Action::PreviousImage => "previous_image",
             Action::ModelEye => "model_eye",
             Action::SnapToObject => "snap_to_object",
+            Action::ClickToBox => "click_to_box",
             Action::Help => "help",
         }
     }
@@ -70,8 +73,12 @@ impl Action {
             Action::Redo => "redo",
             Action::NextBox => "next box, centred",
             Action::PreviousBox => "previous box, centred",
-            Action::EditQuestion => "edit the selected box's question",
-            Action::Deselect => "deselect (or cancel a two-click box)",
+            Action::EditQuestion => {
+                "edit the selected box's question (accept a proposed box when one is shown)"
+            }
+            Action::Deselect => {
+                "deselect (or cancel a two-click box, drop a proposed box, stop the assist)"
+            }
             Action::Duplicate => "duplicate the selected box",
             Action::Delete => "delete the selected box",
             Action::DrawTwoClicks => "draw a box by two clicks (corner, then opposite corner)",
@@ -79,6 +86,10 @@ impl Action {
             Action::PreviousImage => "previous image",
             Action::ModelEye => "model-eye view: the image as the VLM receives it",
             Action::SnapToObject => "snap the selected box to the object inside it",
+            Action::ClickToBox => {
+                "click-to-box on/off: a click (or a rough box) proposes the object's box; \
+                 Shift+click leaves a point out (SAM)"
+            }
             Action::Help => "this help",
         }
     }
@@ -110,6 +121,7 @@ impl Action {
             Action::PreviousImage => vec![k(Modifiers::NONE, Key::PageUp)],
             Action::ModelEye => vec![k(Modifiers::NONE, Key::M)],
             Action::SnapToObject => vec![k(Modifiers::NONE, Key::S)],
+            Action::ClickToBox => vec![k(Modifiers::NONE, Key::C)],
             Action::Help => vec![
                 k(Modifiers::NONE, Key::Questionmark),
                 k(Modifiers::NONE, Key::F1),

@@ -8,6 +8,7 @@
 //! reports through a channel, so the UI thread never waits on disk or compute.
 
 pub mod annotate;
+pub mod assist_job;
 pub mod autosave;
 pub mod cache_window;
 pub mod command;
@@ -227,6 +228,7 @@ impl StudioApp {
         }
         app.guide.open = !app.settings.welcome_seen;
         app.apply_prompt_choice();
+        app.annotate.assist.weights = app.settings.sam_weights.clone();
         if let Some(dir) = &app.settings.model_dir {
             app.run.model_dir = dir.display().to_string();
         }
@@ -433,6 +435,7 @@ impl StudioApp {
                     pictures: &self.pictures,
                     keys_taken: self.rebinding.is_some(),
                     demo_pending: self.demo.is_some(),
+                    chat: annotate::chat_server(&self.run.server_url, &self.run.server_model),
                     out: &mut self.outbox,
                 };
                 self.annotate.show(ui, &mut cx);

@@ -1,5 +1,5 @@
 //! User settings that outlive a session: recently opened projects, changed shortcuts and the
-//! chat server and model folder last used, the tile cache's budget.
+//! chat server, model folder and SAM weights last used, the tile cache's budget.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,9 @@ pub struct Settings {
     /// The on-device model folder chosen last.
     #[serde(default)]
     pub model_dir: Option<PathBuf>,
+    /// The folder of Segment Anything's weights for click-to-box.
+    #[serde(default)]
+    pub sam_weights: Option<PathBuf>,
     /// The getting-started guide was closed once (it opens by itself only before that).
     #[serde(default)]
     pub welcome_seen: bool,

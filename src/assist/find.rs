@@ -172,6 +172,12 @@ pub fn find(
         ..Found::default()
     };
     for (i, area) in grid.iter().enumerate() {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            found
+                .problems
+                .push(format!("cancelled before tile {} of {}", i + 1, grid.len()));
+            break;
+        }
         let pixels = reader.area(path, *area)?;
         let tile_size = ImageSize::new(pixels.width(), pixels.height());
         let resized = match smart_resize(tile_size, settings.min_pixels, settings.max_pixels) {

@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod annotate;
+mod assist;
+#[path = "../support/chat.rs"]
+mod chat;
 mod common;
 mod inspect;
 mod run;

@@ -341,8 +341,7 @@ fn the_tile_cache_window_shows_the_size_saves_a_budget_and_clears() {
     });
 }
 
-#[path = "../support/chat.rs"]
-mod chat;
+use super::chat;
 
 /// A chat server on loopback whose every answer is wrong ("nothing"), with or without tools
 /// (the rates themselves are tested against a rule server in tests/curate.rs).

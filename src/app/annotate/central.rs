@@ -13,7 +13,7 @@ impl AnnotateWorkspace {
         &mut self,
         ui: &mut egui::Ui,
         image: &ImageRecord,
-        cx: &AnnotateCx<'_>,
+        cx: &mut AnnotateCx<'_>,
     ) -> Vec<editor::EditorAction> {
         let mut edits = Vec::new();
         if let Some(command) = self.header(ui, image) {
@@ -31,15 +31,33 @@ impl AnnotateWorkspace {
             );
             return edits;
         }
-        let overlays = self.overlays(image, cx);
+        self.assist.reset(&image.id);
+        self.assist.poll();
+        edits.push(self.assist_bar(ui, image, cx));
+        let mut overlays = self.overlays(image, cx);
+        overlays.extend(self.assist.overlays(&image.id, image.size, self.max_pixels));
         let detail = &cx.session.detail;
         self.canvas.edit_mode = true;
         self.canvas.arrow_keys_pan = self.editor.selected.is_none();
+        self.editor.rough_draws = self.assist.on;
         let out = self.canvas.show(ui, cx.tiles, &overlays);
         let zoom = self.canvas.view().map(|v| v.zoom).unwrap_or(1.0);
         let mut action = self
             .editor
             .on_canvas(&out, &image.id, &detail.regions, image.size, zoom);
+        if let editor::EditorAction::Rough(rough) = action {
+            self.assist.rough(image, rough);
+            action = editor::EditorAction::None;
+        }
+        // Click-to-box: a click off every box asks for the object under it.
+        if self.assist.on
+            && self.editor.selected.is_none()
+            && self.editor.two_click.is_none()
+            && let (Some(p), Some(visible)) = (out.clicked, self.canvas.visible())
+        {
+            let shift = ui.input(|i| i.modifiers.shift);
+            self.assist.click(image, p, shift, visible);
+        }
         // Keys belong to a text field while one is being typed in.
         if action == editor::EditorAction::None
             && !self.editor.dragging()
@@ -47,9 +65,17 @@ impl AnnotateWorkspace {
             && !cx.keys_taken
             && !ui.ctx().text_edit_focused()
         {
-            action = self
-                .editor
-                .on_keys(ui.ctx(), cx.keymap, &detail.regions, image.size);
+            action = self.assist.keys(ui.ctx(), cx, self.editor.snap);
+            if let editor::EditorAction::Apply(c) = &action
+                && let crate::store::Command::AddRegion { region, .. } = c.as_ref()
+            {
+                self.editor.selected = Some(region.id);
+            }
+            if action == editor::EditorAction::None {
+                action = self
+                    .editor
+                    .on_keys(ui.ctx(), cx.keymap, &detail.regions, image.size);
+            }
         }
         self.model_eye.show(
             ui.ctx(),

@@ -29,7 +29,8 @@ impl AnnotateWorkspace {
             return;
         }
         let edit = match action {
-            EditorAction::None => return,
+            // Taken by the assist before it gets here.
+            EditorAction::None | EditorAction::Rough(_) => return,
             EditorAction::Apply(command) => {
                 // A freshly drawn box: the next thing to type is its label.
                 if let Command::AddRegion { region, .. } = command.as_ref() {

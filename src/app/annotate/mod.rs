@@ -3,6 +3,7 @@
 //! question being typed, autosave) and reaches the project only through the
 //! [`ProjectSession`], and the rest of the app only through [`AppCommand`]s.
 
+mod assist;
 pub mod box_panel;
 mod central;
 mod edits;
@@ -22,6 +23,7 @@ use crate::ui;
 use crate::ui::canvas::Canvas;
 use box_panel::BoxPanel;
 
+pub use assist::chat_server;
 pub use list::ListFilter;
 
 /// What the workspace borrows from the app for one frame.
@@ -35,6 +37,8 @@ pub struct AnnotateCx<'a> {
     pub keys_taken: bool,
     /// The demo project is being made (said in place of the empty workspace).
     pub demo_pending: bool,
+    /// The Run panel's chat server, for Find.
+    pub chat: Option<crate::agent::HttpSettings>,
     pub out: &'a mut Outbox,
 }
 
@@ -60,6 +64,8 @@ pub struct AnnotateWorkspace {
     focus_question_text: Option<QuestionId>,
     pub show_help: bool,
     pub model_eye: model_eye_view::ModelEyeView,
+    /// Click-to-box, proposals and Find.
+    pub assist: assist::AssistBox,
 }
 
 impl Default for AnnotateWorkspace {
@@ -78,6 +84,7 @@ impl Default for AnnotateWorkspace {
             focus_question_text: None,
             show_help: false,
             model_eye: model_eye_view::ModelEyeView::default(),
+            assist: assist::AssistBox::default(),
         }
     }
 }
@@ -98,6 +105,7 @@ impl AnnotateWorkspace {
     pub fn busy(&self, tiles: &TileService, selected: Option<&ImageId>) -> bool {
         use crate::imagery::tiles::BuildStatus;
         self.model_eye.busy()
+            || self.assist.busy()
             || selected.is_some_and(|id| {
                 !self.canvas.settled()
                     && !matches!(
@@ -244,6 +252,9 @@ impl AnnotateWorkspace {
         }
         if cx.keymap.pressed(ctx, Action::ModelEye) {
             self.model_eye.open = !self.model_eye.open;
+        }
+        if cx.keymap.pressed(ctx, Action::ClickToBox) {
+            self.assist.on = !self.assist.on;
         }
         if !(next || prev) || self.editor.busy() {
             return;

@@ -11,6 +11,8 @@ pub enum OverlayStyle {
     Box,
     /// Where a crop or zoom came from (dashed).
     Crop,
+    /// A line from the rectangle's first corner `(x0, y0)` to `(x1, y1)` (a mask's outline).
+    Line,
 }
 
 /// One rectangle to draw over the image.
@@ -30,6 +32,10 @@ const MIN_SCREEN_SIDE: f32 = 6.0;
 /// Draw one overlay whose rectangle is already in screen coordinates. The label goes outside
 /// the box (above it, or below when there is no room above) so it never hides the object.
 pub fn draw(painter: &Painter, viewport: Rect, screen: Rect, overlay: &Overlay) {
+    if overlay.style == OverlayStyle::Line {
+        painter.line_segment([screen.min, screen.max], Stroke::new(1.5, overlay.color));
+        return;
+    }
     let mut r = screen;
     if r.width() < MIN_SCREEN_SIDE || r.height() < MIN_SCREEN_SIDE {
         r = Rect::from_center_size(r.center(), r.size().max(Vec2::splat(MIN_SCREEN_SIDE)));
@@ -40,6 +46,7 @@ pub fn draw(painter: &Painter, viewport: Rect, screen: Rect, overlay: &Overlay) 
         OverlayStyle::Box => {
             painter.rect_stroke(r, 0.0, stroke, StrokeKind::Outside);
         }
+        OverlayStyle::Line => {}
         OverlayStyle::Crop => {
             let corners = [
                 r.left_top(),
