@@ -10,6 +10,7 @@ pub mod click;
 pub mod find;
 pub mod quality;
 pub mod sam;
+pub mod sam_decoder;
 pub mod snap;
 pub mod window;
 

@@ -15,6 +15,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::AssistError;
+use super::sam_decoder::MaskHead;
 use super::window::Reader;
 use crate::geometry::{ImageRect, ImageSize};
 
@@ -47,6 +48,12 @@ impl VitShape {
     }
 }
 
+/// Which image encoder a checkpoint holds.
+enum Encoder {
+    Vit(VitShape, String),
+    Tiny,
+}
+
 /// Where a window's embedding came from.
 #[derive(Debug, Clone)]
 struct Cached {
@@ -59,6 +66,8 @@ struct Cached {
 /// A loaded SAM and its cache of window embeddings.
 pub struct SamModel {
     sam: Sam,
+    /// The prompt-to-mask step (ours: a fast upscaling; see `sam_decoder`).
+    head: MaskHead,
     pub name: String,
     device: Device,
     cache: Vec<Cached>,
@@ -109,38 +118,37 @@ impl SamModel {
                 .map_err(|e| AssistError::Model(format!("{}: {}", file.display(), first_line(&e))))
         };
         let custom = dir.join(CUSTOM_CONFIG);
-        let (sam, name) = if custom.is_file() {
+        let (vb, name) = if custom.is_file() {
             let text = std::fs::read_to_string(&custom)
                 .map_err(|e| AssistError::Model(format!("{}: {e}", custom.display())))?;
             let shape: VitShape = serde_json::from_str(&text)
                 .map_err(|e| AssistError::Model(format!("{}: {e}", custom.display())))?;
-            let vb = open(&dir.join(CUSTOM_FILE))?;
-            let sam = Sam::new(
-                shape.embed_dim,
-                shape.depth,
-                shape.heads,
-                &shape.global_attn,
-                vb,
-            );
-            (sam, format!("SAM ViT {}x{}", shape.embed_dim, shape.depth))
+            let name = format!("SAM ViT {}x{}", shape.embed_dim, shape.depth);
+            (open(&dir.join(CUSTOM_FILE))?, Encoder::Vit(shape, name))
         } else if vit_b || !dir.join(TINY_FILE).is_file() {
-            let s = VitShape::vit_b();
-            let vb = open(&dir.join(VIT_B_FILE))?;
             (
-                Sam::new(s.embed_dim, s.depth, s.heads, &s.global_attn, vb),
-                "SAM ViT-B".to_owned(),
+                open(&dir.join(VIT_B_FILE))?,
+                Encoder::Vit(VitShape::vit_b(), "SAM ViT-B".to_owned()),
             )
         } else {
-            (
-                Sam::new_tiny(open(&dir.join(TINY_FILE))?),
-                "MobileSAM (TinyViT)".to_owned(),
-            )
+            (open(&dir.join(TINY_FILE))?, Encoder::Tiny)
+        };
+        let (sam, name) = match name {
+            Encoder::Vit(s, name) => (
+                Sam::new(s.embed_dim, s.depth, s.heads, &s.global_attn, vb.clone()),
+                name,
+            ),
+            Encoder::Tiny => (Sam::new_tiny(vb.clone()), "MobileSAM (TinyViT)".to_owned()),
         };
         // Weights of the wrong shape are a one-line error naming the folder.
-        let sam =
-            sam.map_err(|e| AssistError::Model(format!("{}: {}", dir.display(), first_line(&e))))?;
+        let wrong = |e: candle_core::Error| {
+            AssistError::Model(format!("{}: {}", dir.display(), first_line(&e)))
+        };
+        let sam = sam.map_err(wrong)?;
+        let head = MaskHead::new(vb).map_err(wrong)?;
         Ok(Self {
             sam,
+            head,
             name,
             device: device.clone(),
             cache: Vec::new(),
@@ -259,8 +267,8 @@ impl SamModel {
                 (x, y, false)
             }));
             let (mask, iou) = self
-                .sam
-                .forward_for_embeddings(&embedding, h, w, &points, false)
+                .head
+                .forward(&embedding, h, w, &points)
                 .map_err(model_err)?;
             let mask = mask
                 .upsample_nearest2d(IMAGE_SIZE, IMAGE_SIZE)
@@ -540,6 +548,60 @@ mod tests {
         on[7] = true;
         assert!(touches_edge(mask_box(&on, w, h).unwrap(), w, h));
         assert_eq!(mask_box(&vec![false; w * h], w, h), None);
+    }
+
+    /// Our mask head against candle-transformers' own `MaskDecoder` on the same random
+    /// weights and embedding: the same mask logits and IoU, for one point and for a point
+    /// with one left out, at a square and a wide window (f32 sums in another order: 1e-4 of
+    /// the logits' scale).
+    #[test]
+    fn our_mask_head_gives_candles_masks() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = VitShape {
+            embed_dim: 32,
+            depth: 1,
+            heads: 2,
+            global_attn: vec![0],
+        };
+        write_random(dir.path(), &shape, 11).unwrap();
+        let sam = SamModel::load(dir.path(), false, &Device::Cpu).unwrap();
+        let img = Tensor::from_vec(
+            (0..3 * 1024 * 768)
+                .map(|i| ((i * 37 + i / 1024 * 11) % 251) as u8)
+                .collect::<Vec<u8>>(),
+            (3, 768, 1024),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let emb = sam.sam.embeddings(&img).unwrap();
+        for (h, w, points) in [
+            (1024, 1024, vec![(0.5, 0.5, true)]),
+            (768, 1024, vec![(0.3, 0.6, true), (0.7, 0.2, false)]),
+        ] {
+            let (theirs, their_iou) = sam
+                .sam
+                .forward_for_embeddings(&emb, h, w, &points, false)
+                .unwrap();
+            let (ours, our_iou) = sam.head.forward(&emb, h, w, &points).unwrap();
+            assert_eq!(theirs.dims(), ours.dims());
+            let a = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst <= scale * 1e-4, "{worst} of {scale}");
+            let (i, j) = (
+                their_iou.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                our_iou.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert_eq!(i.len(), j.len());
+            assert!(
+                (i[0] - j[0]).abs() <= 1e-4 * i[0].abs().max(1.0),
+                "{i:?} {j:?}"
+            );
+        }
     }
 
     /// Plumbing with random weights in candle-transformers' tensor names: a click gives a box
