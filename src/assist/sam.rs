@@ -86,7 +86,9 @@ pub struct SamBox {
     /// Whether a second, wider window was needed.
     pub retried: bool,
     pub encoder_ms: f64,
+    /// The decoder's time over all its runs (one, or two with a retry).
     pub decoder_ms: f64,
+    pub decodes: usize,
     /// The mask's outline as line segments `[x0, y0, x1, y1]` on the image, for drawing.
     #[serde(skip)]
     pub outline: Vec<[f64; 4]>,
@@ -240,7 +242,7 @@ impl SamModel {
         }
         let mut side = side.clamp(64, 8192);
         let mut retried = false;
-        let (mut enc_ms, mut dec_ms) = (0.0, 0.0);
+        let (mut enc_ms, mut dec_ms, mut decodes) = (0.0, 0.0, 0);
         loop {
             let window = self
                 .reusable(path, click, side, size)
@@ -270,11 +272,13 @@ impl SamModel {
                 .head
                 .forward(&embedding, h, w, &points)
                 .map_err(model_err)?;
+            // The mask is 256 x 256 for SAM's 1024 x 1024 input: each cell is a 4 x 4 block
+            // (SAM upsamples it; bounds and outline read on the cells are the same, exactly).
+            let (lw, lh) = (w.div_ceil(MASK_CELL), h.div_ceil(MASK_CELL));
             let mask = mask
-                .upsample_nearest2d(IMAGE_SIZE, IMAGE_SIZE)
+                .get(0)
                 .and_then(|m| m.get(0))
-                .and_then(|m| m.get(0))
-                .and_then(|m| m.i((..h, ..w)))
+                .and_then(|m| m.i((..lh, ..lw)))
                 .and_then(|m| m.flatten_all())
                 .and_then(|m| m.to_vec1::<f32>())
                 .map_err(model_err)?;
@@ -286,8 +290,9 @@ impl SamModel {
                 .copied()
                 .unwrap_or(0.0);
             dec_ms += started.elapsed().as_secs_f64() * 1000.0;
+            decodes += 1;
             let on: Vec<bool> = mask.iter().map(|v| *v > 0.0).collect();
-            let Some(b) = mask_box(&on, w, h) else {
+            let Some(b) = cells_box(&on, w, h) else {
                 return Err(AssistError::NothingFound);
             };
             let whole = window == [0, 0, size.width, size.height];
@@ -304,15 +309,17 @@ impl SamModel {
                 f64::from(window[0]) + b[2] as f64 * sx,
                 f64::from(window[1]) + b[3] as f64 * sy,
             );
-            let cell = (w.max(h) / OUTLINE_CELLS).max(1);
-            let outline = mask_outline(&on, w, h, cell)
+            let cell = MASK_CELL as f64;
+            let outline = mask_outline(&on, lw, lh, 1)
                 .into_iter()
                 .map(|[a, b, c, d]| {
+                    let (x0, x1) = ((a * cell).min(w as f64), (c * cell).min(w as f64));
+                    let (y0, y1) = ((b * cell).min(h as f64), (d * cell).min(h as f64));
                     [
-                        f64::from(window[0]) + a * sx,
-                        f64::from(window[1]) + b * sy,
-                        f64::from(window[0]) + c * sx,
-                        f64::from(window[1]) + d * sy,
+                        f64::from(window[0]) + x0 * sx,
+                        f64::from(window[1]) + y0 * sy,
+                        f64::from(window[0]) + x1 * sx,
+                        f64::from(window[1]) + y1 * sy,
                     ]
                 })
                 .collect();
@@ -323,6 +330,7 @@ impl SamModel {
                 retried,
                 encoder_ms: enc_ms,
                 decoder_ms: dec_ms,
+                decodes,
                 outline,
             });
         }
@@ -371,8 +379,8 @@ pub fn mask_box(on: &[bool], w: usize, h: usize) -> Option<[usize; 4]> {
     b
 }
 
-/// The outline is traced on a grid of at most this many cells a side.
-const OUTLINE_CELLS: usize = 256;
+/// SAM's mask is a quarter of its input's side: one mask cell is this many input pixels.
+const MASK_CELL: usize = 4;
 
 /// The outline of a mask of `w` x `h` traced on cells of `cell` pixels (a cell is in when
 /// its centre pixel is): the edges between in and out cells, as segments `[x0, y0, x1, y1]`
@@ -428,6 +436,18 @@ pub fn mask_outline(on: &[bool], w: usize, h: usize, cell: usize) -> Vec<[f64; 4
         s[3] = s[3].min(fh);
     }
     out
+}
+
+/// The bounds, in SAM's input pixels cut to `w` x `h`, of a mask given as its cells
+/// (`w.div_ceil(4)` x `h.div_ceil(4)`): what upsampling it by 4 and taking the bounds gives.
+pub fn cells_box(on: &[bool], w: usize, h: usize) -> Option<[usize; 4]> {
+    let low = mask_box(on, w.div_ceil(MASK_CELL), h.div_ceil(MASK_CELL))?;
+    Some([
+        low[0] * MASK_CELL,
+        low[1] * MASK_CELL,
+        (low[2] * MASK_CELL).min(w),
+        (low[3] * MASK_CELL).min(h),
+    ])
 }
 
 /// Does a mask's box reach the window's edge (the object may go on beyond it)?
@@ -495,6 +515,32 @@ fn save_random(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_on_the_mask_cells_are_those_of_the_upsampled_mask() {
+        let mut rng = crate::rng::Rng::new(4);
+        for (w, h) in [(1024usize, 1024usize), (1024, 683), (701, 1024)] {
+            let (lw, lh) = (w.div_ceil(4), h.div_ceil(4));
+            for _ in 0..20 {
+                let (x0, y0) = (
+                    rng.range(0, lw as u32) as usize,
+                    rng.range(0, lh as u32) as usize,
+                );
+                let (x1, y1) = (
+                    x0 + 1 + rng.range(0, (lw - x0) as u32) as usize,
+                    y0 + 1 + rng.range(0, (lh - y0) as u32) as usize,
+                );
+                let on: Vec<bool> = (0..lw * lh)
+                    .map(|i| (x0..x1).contains(&(i % lw)) && (y0..y1).contains(&(i / lw)))
+                    .collect();
+                let full: Vec<bool> = (0..w * h)
+                    .map(|i| on[(i / w / 4) * lw + (i % w) / 4])
+                    .collect();
+                assert_eq!(cells_box(&on, w, h), mask_box(&full, w, h));
+            }
+        }
+        assert_eq!(cells_box(&[false; 4], 8, 8), None);
+    }
 
     #[test]
     fn a_masks_outline_is_its_edges_joined_into_runs() {
