@@ -250,10 +250,7 @@ impl AssistBox {
             out.push(Overlay {
                 rect: p.boxed.rect,
                 color: PROPOSAL,
-                label: Some(format!(
-                    "proposed: {feedback} · {} · Enter: box, Esc: drop",
-                    p.boxed.how
-                )),
+                label: Some(format!("proposed: {feedback}")),
                 emphasis: true,
                 style: OverlayStyle::Crop,
             });
@@ -362,6 +359,14 @@ impl AnnotateWorkspace {
                 }
                 ui.ctx()
                     .request_repaint_after(std::time::Duration::from_millis(100));
+            } else if let Some(p) = a.proposal.as_ref().filter(|p| p.image == image.id) {
+                ui.add(
+                    egui::Label::new(format!(
+                        "{}: Enter makes it a box, Escape drops it",
+                        p.boxed.how
+                    ))
+                    .truncate(),
+                );
             } else if let Some(note) = &a.note {
                 ui.add(egui::Label::new(note.as_str()).truncate());
             }
