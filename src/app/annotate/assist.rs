@@ -362,7 +362,7 @@ impl AnnotateWorkspace {
             } else if let Some(p) = a.proposal.as_ref().filter(|p| p.image == image.id) {
                 ui.add(
                     egui::Label::new(format!(
-                        "{}: Enter makes it a box, Escape drops it",
+                        "Enter makes it a box, Escape drops it ({})",
                         p.boxed.how
                     ))
                     .truncate(),
