@@ -73,8 +73,13 @@ fn a_click_proposes_the_objects_box_enter_keeps_it_and_escape_drops_one() {
     assert_eq!(rect, ImageRect::new(1200.0, 800.0, 1260.0, 830.0));
     assert!(how.starts_with("weight-free click"), "{how}");
     assert!(
-        h.query_by_label_contains("weight-free").is_some(),
+        h.query_by_label("weight-free").is_some(),
         "the bar says no SAM weights are in use"
+    );
+    assert!(
+        h.query_by_label_contains("Enter makes it a box, Escape drops it (weight-free click")
+            .is_some(),
+        "the bar says what Enter and Escape do and how the box was found"
     );
     h.key_press(egui::Key::Enter);
     h.run_steps(2);
