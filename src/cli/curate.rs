@@ -11,7 +11,6 @@ use thyme_studio::agent::{Backoff, Policy, PromptProfile, Settings};
 use thyme_studio::curate::{
     Arm, AttemptStore, CheckSettings, Checker, Flag, ItemRates, Thresholds, rates,
 };
-use thyme_studio::exchange::Filter;
 use thyme_studio::store::SqliteStore;
 
 use super::Failure;
@@ -45,21 +44,8 @@ pub struct RunArgs {
     /// http (an OpenAI-compatible server: vLLM, SGLang) or local (the on-device model).
     #[arg(long)]
     policy: String,
-    /// The chat server for --policy http, e.g. http://127.0.0.1:8000/v1.
-    #[arg(long)]
-    base_url: Option<String>,
-    /// The model name the server serves (--policy http).
-    #[arg(long)]
-    model: Option<String>,
-    /// The model folder for --policy local.
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
-    /// --policy local: auto, cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// --policy local: auto, f32, f16 or bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
+    #[command(flatten)]
+    source: super::args::ModelSource,
     /// Tries per item and arm.
     #[arg(long, default_value_t = 4)]
     k: usize,
@@ -84,18 +70,8 @@ pub struct RunArgs {
     /// The most tokens a segment (or a direct answer) may have.
     #[arg(long, default_value_t = 2048)]
     max_tokens: u32,
-    /// Only images accepted in review.
-    #[arg(long)]
-    accepted_only: bool,
-    /// Only these question categories (repeatable).
-    #[arg(long = "category")]
-    categories: Vec<String>,
-    /// Only items created by these annotators (repeatable).
-    #[arg(long = "annotator")]
-    annotators: Vec<String>,
-    /// Only images under this folder.
-    #[arg(long)]
-    folder: Option<PathBuf>,
+    #[command(flatten)]
+    items: super::args::ItemFilter,
     /// A prompt profile (TOML).
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -128,16 +104,7 @@ fn run_check(a: RunArgs) -> Result<(), Failure> {
         profile = profile.with_system_file(f).map_err(user)?;
     }
     let store = SqliteStore::open(&a.file)?;
-    let filter = Filter {
-        accepted_only: a.accepted_only,
-        categories: a.categories.iter().cloned().collect(),
-        annotators: a.annotators.iter().cloned().collect(),
-        folder: a
-            .folder
-            .as_ref()
-            .map(|f| std::path::absolute(f).unwrap_or(f.clone())),
-        ..Filter::default()
-    };
+    let filter = a.items.filter();
     let (items, skipped) = thyme_studio::curate::items(&store, &filter, &profile).map_err(user)?;
     drop(store);
     for (reason, n) in &skipped.left_out {
@@ -229,15 +196,7 @@ fn run_check(a: RunArgs) -> Result<(), Failure> {
 fn policy_maker(a: &RunArgs) -> Result<(Box<MakerFn>, String, usize), Failure> {
     Ok(match a.policy.as_str() {
         "http" => {
-            let settings = thyme_studio::agent::HttpSettings::resolve(
-                a.base_url.as_deref(),
-                a.model.as_deref(),
-            )
-            .ok_or_else(|| {
-                user(anyhow::anyhow!(
-                    "--policy http needs --base-url URL (or THYME_STUDIO_BASE_URL)"
-                ))
-            })?;
+            let settings = a.source.http().map_err(|e| user(anyhow::anyhow!(e)))?;
             let model = settings.model.clone();
             let make = move || -> Result<Box<dyn Policy>, String> {
                 Ok(Box::new(thyme_studio::agent::Http::new(settings.clone())))
@@ -245,13 +204,9 @@ fn policy_maker(a: &RunArgs) -> Result<(Box<MakerFn>, String, usize), Failure> {
             (Box::new(make), model, a.jobs.unwrap_or(16))
         }
         "local" => {
-            let m = super::run::load_model(a.model_dir.as_deref(), &a.device, &a.dtype)?;
-            let label = a
-                .model_dir
-                .as_ref()
-                .and_then(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "model".into());
+            let s = &a.source;
+            let m = super::run::load_model(s.model_dir.as_deref(), &s.device, &s.dtype)?;
+            let label = s.local_label();
             let model = label.clone();
             let make = move || -> Result<Box<dyn Policy>, String> {
                 Ok(Box::new(thyme_studio::agent::Local::sharing_cache(

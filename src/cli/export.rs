@@ -26,19 +26,8 @@ pub struct ExportCommand {
     /// Multiple-choice solutions as letters (A, B, ...) or as the option's text.
     #[arg(long, default_value = "letters", value_parser = ["letters", "text"])]
     choices: String,
-    /// Only images accepted in review, with their items that are not rejected (rejected
-    /// items never go out, with or without this).
-    #[arg(long)]
-    accepted_only: bool,
-    /// Only these question categories (repeatable).
-    #[arg(long = "category")]
-    categories: Vec<String>,
-    /// Only items created by these annotators (repeatable).
-    #[arg(long = "annotator")]
-    annotators: Vec<String>,
-    /// Only images under this folder.
-    #[arg(long)]
-    folder: Option<PathBuf>,
+    #[command(flatten)]
+    items: super::args::ItemFilter,
     /// Keep boxes over 5 % of the image (left out by default).
     #[arg(long)]
     allow_large_boxes: bool,
@@ -108,15 +97,9 @@ impl ExportCommand {
             ChoiceStyle::Letters
         };
         options.filter = Filter {
-            accepted_only: self.accepted_only,
-            categories: self.categories.iter().cloned().collect(),
-            annotators: self.annotators.iter().cloned().collect(),
-            folder: self
-                .folder
-                .as_ref()
-                .map(|f| std::path::absolute(f).unwrap_or(f.clone())),
             allow_large_boxes: self.allow_large_boxes,
             questions: self.flagged_questions()?,
+            ..self.items.filter()
         };
         if let Some(p) = &self.profile {
             options.profile =

@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 a user error (a one-line message naming the file or the argument),
 //! 2 an internal error (the database, the disk, a model computation failed under us).
 
+pub mod args;
 pub mod assist;
 pub mod bench;
 pub mod cache;

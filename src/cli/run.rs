@@ -31,21 +31,8 @@ pub struct RunCommand {
     /// from THYME_STUDIO_API_KEY or OPENAI_API_KEY); local: the on-device model (--model-dir).
     #[arg(long, default_value = "replay")]
     policy: String,
-    /// The chat server for --policy http, e.g. http://127.0.0.1:8000/v1.
-    #[arg(long)]
-    base_url: Option<String>,
-    /// The model name the server serves (--policy http).
-    #[arg(long)]
-    model: Option<String>,
-    /// The model folder for --policy local (a Hugging Face Qwen2.5-VL / Thyme-RL download).
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
-    /// --policy local: auto, cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// --policy local: auto, f32, f16 or bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
+    #[command(flatten)]
+    source: super::args::ModelSource,
     /// A text file with the model's whole turn in Thyme's format (scripted).
     #[arg(long)]
     script: Option<PathBuf>,
@@ -168,12 +155,7 @@ fn source_policy(
     match (a.policy.as_str(), &a.script, &a.replay) {
         ("local", _, _) => {
             let m = local.ok_or("--policy local needs --model-dir DIR")?;
-            let label = a
-                .model_dir
-                .as_ref()
-                .and_then(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "model".into());
+            let label = a.source.local_label();
             Ok(Box::new(thyme_studio::agent::Local::new(m.clone(), label)))
         }
         ("replay", Some(script), _) => {
@@ -187,14 +169,7 @@ fn source_policy(
         ("replay", None, None) => {
             Err("--policy replay needs --script FILE or --replay TRACE".into())
         }
-        ("http", _, _) => {
-            let settings = thyme_studio::agent::HttpSettings::resolve(
-                a.base_url.as_deref(),
-                a.model.as_deref(),
-            )
-            .ok_or("--policy http needs --base-url URL (or THYME_STUDIO_BASE_URL)")?;
-            Ok(Box::new(thyme_studio::agent::Http::new(settings)))
-        }
+        ("http", _, _) => Ok(Box::new(thyme_studio::agent::Http::new(a.source.http()?))),
         (other, _, _) => Err(format!(
             "policy '{other}' is not known (replay, http or local)"
         )),
@@ -209,7 +184,8 @@ fn load_local_model(a: &RunCommand) -> Result<Option<SharedModel>, Failure> {
     if a.policy != "local" {
         return Ok(None);
     }
-    load_model(a.model_dir.as_deref(), &a.device, &a.dtype).map(Some)
+    let s = &a.source;
+    load_model(s.model_dir.as_deref(), &s.device, &s.dtype).map(Some)
 }
 
 /// Load the on-device model from `dir` (--model-dir) on `device` in `dtype`, saying on stderr
