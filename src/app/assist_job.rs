@@ -44,6 +44,8 @@ pub struct Request {
     pub path: PathBuf,
     /// SAM's weights folder, or None for the weight-free ways.
     pub weights: Option<PathBuf>,
+    /// ViT-B even when TinyViT's weights are there too.
+    pub vit_b: bool,
     pub ask: Ask,
 }
 
@@ -164,11 +166,11 @@ fn answer(assistant: &mut Assistant, request: Request, cancel: &AtomicBool) -> A
             negatives,
             side,
         } => assistant
-            .use_weights(request.weights.as_deref(), false)
+            .use_weights(request.weights.as_deref(), request.vit_b)
             .and_then(|()| assistant.click(path, click, &negatives, side))
             .map(Answer::Box),
         Ask::Rough(rough) => assistant
-            .use_weights(request.weights.as_deref(), false)
+            .use_weights(request.weights.as_deref(), request.vit_b)
             .and_then(|()| assistant.rough(path, &rough))
             .map(Answer::Box),
         Ask::Find {

@@ -44,6 +44,8 @@ pub struct AssistBox {
     pub on: bool,
     /// SAM's weights folder (from the settings); None: the weight-free ways.
     pub weights: Option<PathBuf>,
+    /// ViT-B even when TinyViT is there (slower, finer).
+    pub vit_b: bool,
     pub find_text: String,
     job: AssistJob,
     proposal: Option<Proposal>,
@@ -92,6 +94,7 @@ impl AssistBox {
             image: image.id.clone(),
             path: image.path.clone(),
             weights: self.weights.clone(),
+            vit_b: self.vit_b,
             ask,
         };
         self.note = None;
