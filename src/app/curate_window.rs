@@ -1,5 +1,7 @@
 //! The Difficulty check window (View > Difficulty check): `curate run` on the open project
-//! against the Run panel's chat server, off the UI thread, with a progress bar (tries, rate,
+//! against the Run panel's model source (its chat server, many tries in flight, or its loaded
+//! on-device model, one try at a time with its cache kept), on the items the export's filters
+//! keep (accepted only, categories), off the UI thread, with a progress bar (tries, rate,
 //! time left) and Cancel. Tries are stored as they end, so a cancelled check resumes when
 //! started again; when one ends the project's flags are read again (the Annotate list's
 //! filter, the question panel).
@@ -10,9 +12,12 @@ use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::agent::{Backoff, Http, HttpSettings, Policy, PromptProfile, Settings};
+use std::collections::BTreeSet;
+
+use crate::agent::{Backoff, Http, HttpSettings, Local, Policy, PromptProfile, Settings};
 use crate::curate::{AttemptStore, CheckOutcome, CheckProgress, CheckSettings, Checker};
 use crate::exchange::Filter;
+use crate::model::generate::LocalModel;
 use crate::sandbox::SandboxConfig;
 use crate::store::SqliteStore;
 
@@ -23,6 +28,10 @@ pub struct CurateWindow {
     pub k: usize,
     temperature: f32,
     jobs: usize,
+    /// Only accepted images' items.
+    accepted_only: bool,
+    /// Only these categories (empty: all).
+    categories: BTreeSet<String>,
     running: Option<Running>,
     /// The last check's outcome, in words.
     summary: Option<String>,
@@ -35,6 +44,8 @@ impl Default for CurateWindow {
             k: 4,
             temperature: 1.0,
             jobs: 16,
+            accepted_only: false,
+            categories: BTreeSet::new(),
             running: None,
             summary: None,
         }
@@ -48,12 +59,24 @@ struct Running {
     done: Receiver<Result<CheckOutcome, String>>,
 }
 
+/// The model a check asks: the Run panel's chat server, or its loaded on-device model.
+#[derive(Clone)]
+pub enum CheckModel<'a> {
+    Server {
+        url: &'a str,
+        model: &'a str,
+    },
+    /// The model folder's name and the model.
+    Local(String, Arc<Mutex<LocalModel>>),
+}
+
 /// Where a check runs and with what.
 pub struct CheckTarget<'a> {
     pub project: Option<&'a Path>,
-    pub server_url: &'a str,
-    pub server_model: &'a str,
+    pub model: CheckModel<'a>,
     pub sandbox: Option<SandboxConfig>,
+    /// The project's question categories, to choose from.
+    pub categories: Vec<String>,
 }
 
 impl CurateWindow {
@@ -95,17 +118,28 @@ impl CurateWindow {
     fn body(&mut self, ui: &mut egui::Ui, target: &CheckTarget<'_>) {
         ui.label(
             "Tries every valid QA item k times with tools and k times without, against the \
-             Run panel's chat server; each try is kept in the project as it ends.",
+             Run panel's model source; each try is kept in the project as it ends.",
         );
-        let server = target.server_url.trim();
-        if server.is_empty() {
-            ui.colored_label(
-                crate::ui::WARNING,
-                "Set a chat server in the Run panel first (vLLM or SGLang, http://HOST:PORT/v1).",
-            );
-        } else {
-            ui.label(format!("Server: {server} ({})", target.server_model.trim()));
-        }
+        let ready_model = match &target.model {
+            CheckModel::Server { url, model } if !url.trim().is_empty() => {
+                ui.label(format!("Server: {} ({})", url.trim(), model.trim()));
+                true
+            }
+            CheckModel::Server { .. } => {
+                ui.colored_label(
+                    crate::ui::WARNING,
+                    "Set a chat server in the Run panel first (vLLM or SGLang, \
+                     http://HOST:PORT/v1), or load a model there.",
+                );
+                false
+            }
+            CheckModel::Local(name, _) => {
+                ui.label(format!(
+                    "On-device model: {name} (one try at a time, its cache kept between tries)"
+                ));
+                true
+            }
+        };
         let busy = self.running.is_some();
         ui.add_enabled_ui(!busy, |ui| {
             ui.horizontal(|ui| {
@@ -117,8 +151,27 @@ impl CurateWindow {
                         .range(0.0..=2.0)
                         .speed(0.05),
                 );
-                ui.label("In flight");
-                ui.add(egui::DragValue::new(&mut self.jobs).range(1..=256));
+                if matches!(target.model, CheckModel::Server { .. }) {
+                    ui.label("In flight");
+                    ui.add(egui::DragValue::new(&mut self.jobs).range(1..=256));
+                }
+            });
+            ui.checkbox(&mut self.accepted_only, "Only images accepted in review");
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Categories:");
+                for c in &target.categories {
+                    let mut on = self.categories.contains(c);
+                    if ui.checkbox(&mut on, c.as_str()).changed() {
+                        if on {
+                            self.categories.insert(c.clone());
+                        } else {
+                            self.categories.remove(c);
+                        }
+                    }
+                }
+                if self.categories.is_empty() {
+                    ui.weak("(none ticked: all)");
+                }
             });
         });
         if let Some(r) = &self.running {
@@ -137,7 +190,7 @@ impl CurateWindow {
                 r.cancel.store(true, Ordering::Relaxed);
             }
         } else {
-            let ready = target.project.is_some() && !server.is_empty() && target.sandbox.is_some();
+            let ready = target.project.is_some() && ready_model && target.sandbox.is_some();
             if ui
                 .add_enabled(ready, egui::Button::new("Start the check"))
                 .clicked()
@@ -155,11 +208,22 @@ impl CurateWindow {
         let cancel = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Mutex::new(CheckProgress::default()));
         let (tx, rx) = channel();
-        let http = HttpSettings::new(target.server_url.trim(), target.server_model.trim());
+        let source = match &target.model {
+            CheckModel::Server { url, model } => {
+                Source::Http(HttpSettings::new(url.trim(), model.trim()))
+            }
+            CheckModel::Local(name, m) => Source::Local(name.clone(), m.clone()),
+        };
+        let filter = Filter {
+            accepted_only: self.accepted_only,
+            categories: self.categories.clone(),
+            ..Filter::default()
+        };
         let (k, temperature, jobs) = (self.k, self.temperature, self.jobs);
         let (c, p) = (cancel.clone(), progress.clone());
         std::thread::spawn(move || {
-            let result = check(&project, http, sandbox, (k, temperature, jobs), &c, &p);
+            let settings = (k, temperature, jobs);
+            let result = check(&project, source, &filter, sandbox, settings, &c, &p);
             let _ = tx.send(result);
         });
         self.summary = None;
@@ -172,10 +236,17 @@ impl CurateWindow {
     }
 }
 
+/// What the check's tries ask.
+enum Source {
+    Http(HttpSettings),
+    Local(String, Arc<Mutex<LocalModel>>),
+}
+
 /// The check itself, on its own thread.
 fn check(
     project: &Path,
-    http: HttpSettings,
+    source: Source,
+    filter: &Filter,
     sandbox: SandboxConfig,
     (k, temperature, jobs): (usize, f32, usize),
     cancel: &AtomicBool,
@@ -183,14 +254,28 @@ fn check(
 ) -> Result<CheckOutcome, String> {
     let profile = PromptProfile::default();
     let store = SqliteStore::open(project).map_err(|e| e.to_string())?;
-    let (items, _) =
-        crate::curate::items(&store, &Filter::default(), &profile).map_err(|e| e.to_string())?;
+    let (items, _) = crate::curate::items(&store, filter, &profile).map_err(|e| e.to_string())?;
     drop(store);
     if items.is_empty() {
-        return Err("no valid QA item in this project".into());
+        return Err("no valid QA item in this project passes the filters".into());
     }
-    let model = http.model.clone();
-    let make = move || -> Result<Box<dyn Policy>, String> { Ok(Box::new(Http::new(http.clone()))) };
+    type Maker = Box<dyn Fn() -> Result<Box<dyn Policy>, String> + Send + Sync>;
+    let (make, model, jobs): (Maker, String, usize) = match source {
+        Source::Http(http) => {
+            let model = http.model.clone();
+            let make = move || -> Result<Box<dyn Policy>, String> {
+                Ok(Box::new(Http::new(http.clone())))
+            };
+            (Box::new(make), model, jobs)
+        }
+        Source::Local(name, m) => {
+            let label = name.clone();
+            let make = move || -> Result<Box<dyn Policy>, String> {
+                Ok(Box::new(Local::sharing_cache(m.clone(), label.clone())))
+            };
+            (Box::new(make), name, 1)
+        }
+    };
     let checker = Checker {
         sandbox,
         settings: CheckSettings {
@@ -203,7 +288,7 @@ fn check(
         },
         jobs,
         backoff: Backoff::default(),
-        policy: &make,
+        policy: &*make,
     };
     let attempts = Mutex::new(AttemptStore::open(project).map_err(|e| e.to_string())?);
     checker

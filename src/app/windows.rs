@@ -44,8 +44,21 @@ impl StudioApp {
             ctx,
             super::curate_window::CheckTarget {
                 project: project.as_deref(),
-                server_url: &self.run.server_url,
-                server_model: &self.run.server_model,
+                model: match self.run.local_model() {
+                    Some((name, m)) if self.run.policy == super::run_panel::PolicyKind::Local => {
+                        super::curate_window::CheckModel::Local(name, m)
+                    }
+                    _ => super::curate_window::CheckModel::Server {
+                        url: &self.run.server_url,
+                        model: &self.run.server_model,
+                    },
+                },
+                categories: self
+                    .session
+                    .categories
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
                 // Looked up only while the window is open, not every frame.
                 sandbox: if self.curate_window.open {
                     super::sandbox_config(&self.config)

@@ -436,3 +436,39 @@ fn the_difficulty_check_runs_from_the_app_and_its_flags_filter_the_list() {
             && h.state().inspect.rows().len() == 4
     });
 }
+
+#[test]
+fn the_difficulty_check_tries_only_the_items_its_filters_keep() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = harness(app_with(None, root.path(), vec![]));
+    wait_for_demo(&mut h);
+    let project = h.state().session.project.as_ref().unwrap().path.clone();
+    let store = thyme_studio::store::SqliteStore::open(&project).unwrap();
+    let ocr = thyme_studio::exchange::Filter {
+        categories: ["ocr".to_owned()].into(),
+        ..Default::default()
+    };
+    let profile = thyme_studio::agent::PromptProfile::default();
+    let (all, _) = thyme_studio::curate::items(&store, &Default::default(), &profile).unwrap();
+    let (items, _) = thyme_studio::curate::items(&store, &ocr, &profile).unwrap();
+    drop(store);
+    assert!(!items.is_empty() && items.len() < all.len());
+    h.state_mut().run.server_url = format!("http://127.0.0.1:{}/v1", wrong_server());
+    h.state_mut().curate_window.k = 1;
+    h.state_mut().curate_window.open = true;
+    h.run_steps(2);
+    h.get_by_label("ocr").click();
+    h.run_steps(1);
+    h.get_by_label("Start the check").click();
+    step_until(&mut h, "the check's end", |h| {
+        h.query_by_label_contains("tries made").is_some()
+    });
+    let wanted = items.len() * 2;
+    assert!(
+        h.query_by_label_contains(&format!("{wanted} tries made (0 failed"))
+            .is_some(),
+        "only the ocr items were tried"
+    );
+    let view = h.state().session.project.as_ref().unwrap();
+    assert_eq!(view.difficulty.questions.len(), items.len());
+}

@@ -370,15 +370,11 @@ impl RunPanel {
                 Box::new(m)
             }
             PolicyKind::Local => {
-                let Some((dir, m)) = &self.model else {
+                let Some((label, m)) = self.local_model() else {
                     self.error = Some("load a model folder first".into());
                     return None;
                 };
-                let label = std::path::Path::new(dir)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| dir.clone());
-                Box::new(Local::new(m.clone(), label))
+                Box::new(Local::new(m, label))
             }
             PolicyKind::Http => {
                 let url = self.server_url.trim();
@@ -392,6 +388,16 @@ impl RunPanel {
             }
         };
         Some(policy)
+    }
+
+    /// The loaded on-device model, named by its folder, if one is loaded.
+    pub fn local_model(&self) -> Option<(String, Arc<Mutex<LocalModel>>)> {
+        self.model.as_ref().map(|(dir, m)| {
+            let name = std::path::Path::new(dir)
+                .file_name()
+                .map_or_else(|| dir.clone(), |n| n.to_string_lossy().into_owned());
+            (name, m.clone())
+        })
     }
 
     fn reset(&mut self) {
