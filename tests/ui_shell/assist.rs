@@ -276,3 +276,23 @@ fn escape_stops_a_find_at_once_and_its_late_answer_is_dropped() {
     );
     assert_eq!(h.query_all_by_label("Accept").count(), 0);
 }
+
+#[test]
+fn a_weights_folder_without_sam_says_what_to_get_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let project = signs_project(root.path());
+    let empty = root.path().join("no-weights");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
+    let (canvas, view) = image_shown(&mut h);
+    h.state_mut().annotate.assist.weights = Some(empty);
+    h.state_mut().annotate.assist.on = true;
+    h.run_steps(1);
+    click_at(&mut h, view.to_screen(canvas, (1230.0, 815.0)));
+    step_until(&mut h, "the answer", |h| !h.state().annotate.assist.busy());
+    let note = h.state().annotate.assist.note.clone().unwrap_or_default();
+    assert!(note.contains("mobile_sam-tiny-vitt.safetensors"), "{note}");
+    assert_eq!(note.lines().count(), 1, "{note}");
+    assert!(!h.state().annotate.assist.proposing());
+    assert!(stored_boxes(&project).is_empty());
+}
