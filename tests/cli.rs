@@ -378,6 +378,6 @@ fn assist_box_runs_sam_from_a_weights_folder_and_names_missing_weights() {
         let w0 = v["window"][0].as_f64().unwrap();
         assert!(x0 >= w0, "{stdout}");
     } else {
-        assert!(stderr.contains("nothing stands out"), "{stderr}");
+        assert!(stderr.contains("nothing found: SAM"), "{stderr}");
     }
 }

@@ -26,6 +26,8 @@ pub enum AssistError {
     TooLarge(u64, u64),
     #[error("nothing stands out from the background inside the box")]
     NothingFound,
+    #[error("nothing found: SAM's mask is empty there")]
+    EmptyMask,
     #[error("a tile could not be written for the model: {0}")]
     Scratch(String),
     #[error("{0}")]

@@ -293,7 +293,7 @@ impl SamModel {
             decodes += 1;
             let on: Vec<bool> = mask.iter().map(|v| *v > 0.0).collect();
             let Some(b) = cells_box(&on, w, h) else {
-                return Err(AssistError::NothingFound);
+                return Err(AssistError::EmptyMask);
             };
             let whole = window == [0, 0, size.width, size.height];
             if touches_edge(b, w, h) && !retried && !whole {

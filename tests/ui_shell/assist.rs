@@ -176,7 +176,9 @@ fn sam_from_a_weights_folder_answers_a_click_on_the_worker() {
         assert!(rect.x1 <= 2400.0 && rect.y1 <= 1600.0, "{rect:?}");
     } else {
         assert!(
-            a.note.as_deref().is_some_and(|n| n.contains("nothing")),
+            a.note
+                .as_deref()
+                .is_some_and(|n| n.contains("nothing found: SAM")),
             "{:?}",
             a.note
         );

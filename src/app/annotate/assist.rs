@@ -317,6 +317,10 @@ impl AnnotateWorkspace {
                     {
                         cx.out.push(AppCommand::RememberSamWeights(None));
                     }
+                    ui.checkbox(&mut a.vit_b, "ViT-B").on_hover_text(
+                        "SAM ViT-B (sam_vit_b_01ec64.safetensors) even when TinyViT is in the \
+                         folder: about 3x the encoder's time",
+                    );
                 }
                 None => {
                     ui.label("weight-free").on_hover_text(
