@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -58,18 +58,34 @@ pub enum Answer {
     Failed(String),
 }
 
+/// How far an ask has got (Find: tiles asked of all).
+#[derive(Default)]
+struct Progress {
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
+
+/// What travels to the worker with a request.
+struct Job {
+    id: u64,
+    request: Request,
+    cancel: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
 struct Pending {
     id: u64,
     image: ImageId,
     what: String,
     started: Instant,
     cancel: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 /// The UI's handle on the worker.
 #[derive(Default)]
 pub struct AssistJob {
-    tx: Option<Sender<(u64, Request, Arc<AtomicBool>)>>,
+    tx: Option<Sender<Job>>,
     rx: Option<Receiver<(u64, Answer)>>,
     next: u64,
     pending: Option<Pending>,
@@ -80,7 +96,7 @@ impl AssistJob {
     pub fn ask(&mut self, request: Request, what: String) -> Result<(), String> {
         self.cancel();
         if self.tx.is_none() {
-            let (tx, worker_rx) = channel::<(u64, Request, Arc<AtomicBool>)>();
+            let (tx, worker_rx) = channel::<Job>();
             let (worker_tx, rx) = channel();
             std::thread::Builder::new()
                 .name("assist".into())
@@ -91,11 +107,15 @@ impl AssistJob {
         }
         self.next += 1;
         let cancel = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
         let image = request.image.clone();
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send((self.next, request, cancel.clone())).is_ok());
+        let job = Job {
+            id: self.next,
+            request,
+            cancel: cancel.clone(),
+            progress: progress.clone(),
+        };
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
         if !sent {
             // The worker ended (a panic in a dependency): start a fresh one next time.
             self.tx = None;
@@ -108,6 +128,7 @@ impl AssistJob {
             what,
             started: Instant::now(),
             cancel,
+            progress,
         });
         Ok(())
     }
@@ -123,11 +144,18 @@ impl AssistJob {
         }
     }
 
-    /// The pending ask in words, with how long it has run.
-    pub fn pending(&self) -> Option<(&str, Duration)> {
-        self.pending
-            .as_ref()
-            .map(|p| (p.what.as_str(), p.started.elapsed()))
+    /// The pending ask in words (with its tiles, for Find), and how long it has run.
+    pub fn pending(&self) -> Option<(String, Duration)> {
+        self.pending.as_ref().map(|p| {
+            let total = p.progress.total.load(Ordering::Relaxed);
+            let what = if total > 1 {
+                let done = p.progress.done.load(Ordering::Relaxed);
+                format!("{}, tile {} of {total}", p.what, (done + 1).min(total))
+            } else {
+                p.what.clone()
+            };
+            (what, p.started.elapsed())
+        })
     }
 
     /// The pending ask's answer, once it is there, with the image it is about and its time.
@@ -145,20 +173,25 @@ impl AssistJob {
 }
 
 /// The worker: one ask at a time, asks cancelled while queued skipped.
-fn work(rx: &Receiver<(u64, Request, Arc<AtomicBool>)>, tx: &Sender<(u64, Answer)>) {
+fn work(rx: &Receiver<Job>, tx: &Sender<(u64, Answer)>) {
     let mut assistant = Assistant::new();
-    while let Ok((id, request, cancel)) = rx.recv() {
-        if cancel.load(Ordering::Relaxed) {
+    while let Ok(job) = rx.recv() {
+        if job.cancel.load(Ordering::Relaxed) {
             continue;
         }
-        let answer = answer(&mut assistant, request, &cancel);
-        if tx.send((id, answer)).is_err() {
+        let answer = answer(&mut assistant, job.request, &job.cancel, &job.progress);
+        if tx.send((job.id, answer)).is_err() {
             return;
         }
     }
 }
 
-fn answer(assistant: &mut Assistant, request: Request, cancel: &AtomicBool) -> Answer {
+fn answer(
+    assistant: &mut Assistant,
+    request: Request,
+    cancel: &AtomicBool,
+    progress: &Progress,
+) -> Answer {
     let path = &request.path;
     let result = match request.ask {
         Ask::Click {
@@ -178,7 +211,11 @@ fn answer(assistant: &mut Assistant, request: Request, cancel: &AtomicBool) -> A
             http,
             max_pixels,
         } => {
-            return find(path, &text, http, max_pixels, cancel)
+            let mut on_tile = |i: usize, n: usize| {
+                progress.total.store(n, Ordering::Relaxed);
+                progress.done.store(i, Ordering::Relaxed);
+            };
+            return find(path, &text, http, max_pixels, cancel, &mut on_tile)
                 .map_or_else(Answer::Failed, Answer::Found);
         }
     };
@@ -191,6 +228,7 @@ fn find(
     http: HttpSettings,
     max_pixels: u64,
     cancel: &AtomicBool,
+    on_tile: &mut dyn FnMut(usize, usize),
 ) -> Result<Found, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let size = crate::imagery::probe_bytes(path, &bytes, crate::imagery::PixelBudget::DEFAULT)
@@ -211,6 +249,7 @@ fn find(
         &settings,
         scratch.path(),
         cancel,
+        on_tile,
     )
     .map_err(|e| e.to_string())
 }

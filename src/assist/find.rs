@@ -153,7 +153,8 @@ pub fn to_original(b: [f64; 4], tile: [u32; 4], resized: ImageSize) -> ImageRect
 }
 
 /// Ask `policy` for `text` on every tile of the image at `path` (its bytes given); the tiles
-/// are written as PNG files into `scratch` for the request.
+/// are written as PNG files into `scratch` for the request. `on_tile(i, n)` is told before
+/// tile `i` of `n` is asked.
 #[allow(clippy::too_many_arguments)]
 pub fn find(
     policy: &mut dyn Policy,
@@ -164,6 +165,7 @@ pub fn find(
     settings: &FindSettings,
     scratch: &Path,
     cancel: &AtomicBool,
+    on_tile: &mut dyn FnMut(usize, usize),
 ) -> Result<Found, AssistError> {
     let reader = Reader::open(path, bytes)?;
     let grid = tiles(size, settings.tile, settings.overlap);
@@ -172,6 +174,7 @@ pub fn find(
         ..Found::default()
     };
     for (i, area) in grid.iter().enumerate() {
+        on_tile(i, grid.len());
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             found
                 .problems

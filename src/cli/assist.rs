@@ -186,6 +186,7 @@ fn find(
         &settings,
         scratch.path(),
         &std::sync::atomic::AtomicBool::new(false),
+        &mut |_, _| {},
     )
     .map_err(|e| Failure::User(e.into()))?;
     for p in &found.problems {

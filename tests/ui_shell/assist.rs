@@ -266,6 +266,10 @@ fn escape_stops_a_find_at_once_and_its_late_answer_is_dropped() {
     h.get_by_label("Find").click();
     h.run_steps(1);
     assert!(h.state().annotate.assist.busy());
+    step_until(&mut h, "the tile count in the bar", |h| {
+        h.query_by_label_contains("on tiles of the image, tile 1 of")
+            .is_some()
+    });
     h.key_press(egui::Key::Escape);
     h.run_steps(1);
     assert!(!h.state().annotate.assist.busy(), "stopped at once");

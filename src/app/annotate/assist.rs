@@ -57,6 +57,8 @@ pub struct AssistBox {
     pub note: Option<String>,
     /// The click (and window side) the pending ask answers, for Shift+click to refine.
     asked: Option<((f64, f64), u32)>,
+    /// The pending ask adds a point to leave out to the shown proposal.
+    refining: bool,
 }
 
 impl AssistBox {
@@ -111,6 +113,15 @@ impl AssistBox {
             .as_ref()
             .filter(|_| shift)
             .and_then(|pr| pr.click);
+        if refine.is_some() && self.weights.is_none() {
+            self.note = Some(
+                "Shift+click leaves a point out with SAM's weights; without them a click takes \
+                 the part under it"
+                    .into(),
+            );
+            return;
+        }
+        self.refining = refine.is_some();
         let (click, side) = match refine {
             Some(c) => {
                 self.negatives.push(p);
@@ -144,6 +155,7 @@ impl AssistBox {
         };
         self.send(image, Ask::Rough(rough), what);
         self.asked = None;
+        self.refining = false;
     }
 
     /// Take the worker's answer, if it came.
@@ -176,7 +188,13 @@ impl AssistBox {
                 self.found = found.proposals;
                 self.found_image = Some(about);
             }
-            Answer::Failed(e) => self.note = Some(e),
+            Answer::Failed(e) => {
+                // A point to leave out that gave no mask is not kept.
+                if self.refining {
+                    self.negatives.pop();
+                }
+                self.note = Some(e);
+            }
         }
     }
 
