@@ -518,6 +518,45 @@ fn a_broken_folder_names_what_is_wrong() {
     assert!(e.contains("missing"), "{e}");
 }
 
+/// Rewrite `file` as the first format wrote it: the vision tower's projections in f16 at
+/// their own width, the format key `qwen2_5_vl-v1`.
+fn first_format_copy(file: &std::path::Path) -> std::path::PathBuf {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+    let mut f = std::fs::File::open(file).unwrap();
+    let content = gguf_file::Content::read(&mut f).unwrap();
+    let mut tensors = Vec::new();
+    let mut names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let q = content.tensor(&mut f, &name, &Device::Cpu).unwrap();
+        let q = if name.starts_with("visual.") && q.dtype() != GgmlDType::F16 {
+            let mut t = q.dequantize(&Device::Cpu).unwrap();
+            if name.ends_with("mlp.down_proj.weight") {
+                t = t.narrow(1, 0, 48).unwrap();
+            }
+            QTensor::quantize(&t, GgmlDType::F16).unwrap()
+        } else {
+            q
+        };
+        tensors.push((name, q));
+    }
+    drop(f);
+    let format = gguf_file::Value::String("qwen2_5_vl-v1".into());
+    let kind = gguf_file::Value::String("q8_0".into());
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    let mut out = std::fs::File::create(file).unwrap();
+    gguf_file::write(
+        &mut out,
+        &[
+            (thyme_studio::model::quantize::FORMAT_KEY, &format),
+            ("thyme_studio.quantization", &kind),
+        ],
+        &refs,
+    )
+    .unwrap();
+    file.to_owned()
+}
+
 #[test]
 fn quantized_weights_load_and_stay_close_to_the_dense_model() {
     use thyme_studio::model::quantize::{QuantKind, quantize_folder};
@@ -527,20 +566,29 @@ fn quantized_weights_load_and_stay_close_to_the_dense_model() {
     assert!(folder.quantized.is_none());
     let dense = Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {}).unwrap();
 
-    // Q4K needs rows of 256: the tiny model's 64- and 128-wide rows take Q8_0, and say so.
+    // Q4K needs rows of 256: the tiny model's 32- to 128-wide rows take Q8_0, and say so.
     let q4 = QuantKind::Q4K.file_in(dir.path());
     let report = quantize_folder(&folder, QuantKind::Q4K, &q4, &mut |_, _| {}).unwrap();
     assert_eq!(
         report.quantized,
-        2 * 7 + 1,
-        "7 projections a layer and the output head"
+        2 * 7 + 1 + 3 * 5 + 2,
+        "7 projections a text layer, the output head, 5 a vision block, the merger's 2"
     );
     assert_eq!(report.fell_back.len(), report.quantized);
     std::fs::remove_file(&q4).unwrap();
 
+    // Q8_0: only the vision MLP's down projections (48 inputs) need zero columns (to 64;
+    // large matrices get more, see `q8_padding`).
     let q8 = QuantKind::Q8_0.file_in(dir.path());
     let report = quantize_folder(&folder, QuantKind::Q8_0, &q8, &mut |_, _| {}).unwrap();
-    assert!(report.fell_back.is_empty());
+    assert_eq!(
+        report.fell_back,
+        (0..3)
+            .map(|i| format!(
+                "visual.blocks.{i}.mlp.down_proj.weight (16 zero columns and 0 zero rows added)"
+            ))
+            .collect::<Vec<_>>()
+    );
     let folder = ModelFolder::open(dir.path()).unwrap();
     assert_eq!(
         folder.quantized.as_deref(),
@@ -568,6 +616,14 @@ fn quantized_weights_load_and_stay_close_to_the_dense_model() {
     let e = rel_err(&b, &a);
     assert!(e < 0.05, "Q8_0 logits: relative error {e}");
     assert!(e > 0.0, "the quantized weights were really used");
+
+    // A file of the first format (the vision tower in f16) still loads, its vision dense.
+    let v1 = first_format_copy(&q8);
+    let folder = ModelFolder::open(dir.path()).unwrap();
+    let old = Qwen25Vl::load(&folder, &Device::Cpu, DType::F32, &mut |_| {}).unwrap();
+    let e1 = rel_err(&run(&old), &a);
+    assert!(e1 < 0.05, "first-format logits: relative error {e1}");
+    assert!(v1.exists());
 
     // Not one of ours: a clear error.
     std::fs::write(&q8, b"GGUF but not really").unwrap();

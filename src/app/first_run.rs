@@ -88,7 +88,7 @@ impl FirstRun {
                             out.push(AppCommand::UseModelSource(PolicyKind::Http));
                         }
                     });
-                    ui.weak("or from a shell: thyme-studio model info DIR; thyme-studio model quantize DIR (a 7B in about 6 GB)");
+                    ui.weak("or from a shell: thyme-studio model info DIR; thyme-studio model quantize DIR (a 7B in about 5 GB)");
                 }
                 ui.add_space(6.0);
                 ui.weak("This guide is under Help > Getting started.");

@@ -35,7 +35,7 @@ pub enum ModelCommand {
         tokens: usize,
     },
     /// Write the language model's weights quantized (Q4K or Q8_0) into one file beside the
-    /// model, used from then on instead of the safetensors (a 7B fits in about 6 GB).
+    /// model, used from then on instead of the safetensors (a 7B fits in about 5 GB).
     Quantize {
         dir: PathBuf,
         /// q4k or q8_0.

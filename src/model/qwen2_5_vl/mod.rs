@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod config;
 pub mod processor;
+pub mod proj;
 pub mod rope;
 pub mod text;
 pub mod vision;
@@ -73,7 +74,7 @@ impl Qwen25Vl {
         // not being truncated while the model is loading (they are copied into tensors).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&folder.weights, dtype, device)? };
         let (vroot, troot) = roots(&|n| vb.contains_tensor(n))?;
-        let vision = vision::VisionTower::load(vb.pp(vroot), &config.vision, &mut |d, t| {
+        let vision = vision::VisionTower::load(vb.pp(vroot), &config.vision, None, &mut |d, t| {
             progress(LoadProgress::at("vision tower", d, t))
         })?;
         let head = vb
@@ -102,8 +103,9 @@ impl Qwen25Vl {
         })
     }
 
-    /// From a quantized file (`thyme-studio model quantize`): the vision tower in `dtype`, the
-    /// language model's projections quantized and its activations in f32.
+    /// From a quantized file (`thyme-studio model quantize`): both towers' projections
+    /// quantized (computed in f32), the rest of the vision tower in `dtype` (all of it, from a
+    /// first-format file), the language model's activations in f32.
     fn load_quantized(
         config: Config,
         processor: ProcessorConfig,
@@ -132,10 +134,12 @@ impl Qwen25Vl {
             ))?;
         }
         let vision_vb = VarBuilder::from_tensors(dense.clone(), dtype, device);
-        let vision =
-            vision::VisionTower::load(vision_vb.pp("visual"), &config.vision, &mut |d, t| {
-                progress(LoadProgress::at("vision tower", d, t))
-            })?;
+        let vision = vision::VisionTower::load(
+            vision_vb.pp("visual"),
+            &config.vision,
+            Some(&mut file.projections),
+            &mut |d, t| progress(LoadProgress::at("vision tower", d, t)),
+        )?;
         let small = VarBuilder::from_tensors(dense, DType::F32, device);
         let weights = text::TextWeights::Quantized {
             vb: small.pp("model"),

@@ -11,6 +11,7 @@ use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder, linear, linear_no_bias, 
 
 use super::attention::{attend_grouped, product_dtype};
 use super::config::TextConfig;
+use super::proj::Proj;
 use super::rope::{inverse_frequencies, text_cos_sin};
 use crate::model::Result;
 
@@ -74,27 +75,6 @@ pub enum TextWeights<'a> {
     },
 }
 
-/// A projection: dense, or a quantized matrix (computed in f32) with an optional bias.
-enum Proj {
-    Dense(Linear),
-    Quant(QMatMul, Option<Tensor>),
-}
-
-impl Proj {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Proj::Dense(l) => l.forward(x),
-            Proj::Quant(q, b) => {
-                let y = q.forward(&x.contiguous()?)?;
-                match b {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
-            }
-        }
-    }
-}
-
 impl TextWeights<'_> {
     /// `name` (under the text root, e.g. `layers.0.self_attn.q_proj`) as a projection.
     fn proj(&mut self, name: &str, inp: usize, out: usize, bias: bool) -> Result<Proj> {
@@ -108,21 +88,9 @@ impl TextWeights<'_> {
                 vb, projections, ..
             } => {
                 let key = format!("model.{name}.weight");
-                let q = projections.remove(&key).ok_or_else(|| {
+                Proj::quantized(projections, &key, &vb.pp(name), inp, out, bias)?.ok_or_else(|| {
                     crate::model::ModelError::Config(format!("the quantized file has no {key}"))
-                })?;
-                if q.shape().dims() != [out, inp] {
-                    return Err(crate::model::ModelError::Config(format!(
-                        "{key} is {:?}, expected [{out}, {inp}]",
-                        q.shape().dims()
-                    )));
-                }
-                let b = if bias {
-                    Some(vb.pp(name).get(out, "bias")?)
-                } else {
-                    None
-                };
-                Ok(Proj::Quant(QMatMul::from_qtensor(q)?, b))
+                })
             }
         }
     }
@@ -231,7 +199,12 @@ impl TextModel {
                         "the quantized file has no lm_head.weight".into(),
                     )
                 })?;
-                Proj::Quant(QMatMul::from_qtensor(q)?, None)
+                Proj::Quant {
+                    out: c.vocab_size,
+                    matrix: QMatMul::from_qtensor(q)?,
+                    bias: None,
+                    pad: 0,
+                }
             }
         };
         Ok(Self {

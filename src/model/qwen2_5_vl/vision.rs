@@ -5,26 +5,60 @@
 //! before the blocks and back after the merger. Attention is computed a few query rows at a
 //! time, so a large image never holds its whole score matrix.
 
+use std::collections::HashMap;
+
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, RmsNorm, VarBuilder, linear, rms_norm};
 
 use super::attention::{attend, product_dtype};
 use super::config::VisionConfig;
+use super::proj::Proj;
 use super::rope::{inverse_frequencies, vision_cos_sin};
 use crate::model::Result;
 
+/// A quantized file's matrices by canonical name (`visual.blocks.0.attn.qkv.weight`), or
+/// None for dense weights.
+pub type Quantized<'a> = Option<&'a mut HashMap<String, QTensor>>;
+
+/// The layer `name` under `vb` (canonical key `{key}.{name}`), with its bias: quantized when
+/// the file holds its matrix, dense otherwise (a file written before the vision tower was
+/// quantized holds it in f16).
+fn proj(
+    vb: &VarBuilder,
+    q: &mut Quantized,
+    key: &str,
+    name: &str,
+    inp: usize,
+    out: usize,
+) -> Result<Proj> {
+    let vb = vb.pp(name);
+    if let Some(map) = q.as_deref_mut()
+        && let Some(p) = Proj::quantized(map, &format!("{key}.{name}.weight"), &vb, inp, out, true)?
+    {
+        return Ok(p);
+    }
+    Ok(Proj::Dense(linear(inp, out, vb)?))
+}
+
 struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
 }
 
 impl Mlp {
-    fn load(vb: VarBuilder, dim: usize, hidden: usize) -> Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        q: &mut Quantized,
+        key: &str,
+        dim: usize,
+        hidden: usize,
+    ) -> Result<Self> {
         Ok(Self {
-            gate: linear(dim, hidden, vb.pp("gate_proj"))?,
-            up: linear(dim, hidden, vb.pp("up_proj"))?,
-            down: linear(hidden, dim, vb.pp("down_proj"))?,
+            gate: proj(&vb, q, key, "gate_proj", dim, hidden)?,
+            up: proj(&vb, q, key, "up_proj", dim, hidden)?,
+            down: proj(&vb, q, key, "down_proj", hidden, dim)?,
         })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -36,21 +70,27 @@ impl Mlp {
 struct Block {
     norm1: RmsNorm,
     norm2: RmsNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: Proj,
+    proj: Proj,
     mlp: Mlp,
     heads: usize,
 }
 
 impl Block {
-    fn load(vb: VarBuilder, c: &VisionConfig) -> Result<Self> {
+    fn load(vb: VarBuilder, q: &mut Quantized, key: &str, c: &VisionConfig) -> Result<Self> {
         let e = c.hidden_size;
         Ok(Self {
             norm1: rms_norm(e, 1e-6, vb.pp("norm1"))?,
             norm2: rms_norm(e, 1e-6, vb.pp("norm2"))?,
-            qkv: linear(e, 3 * e, vb.pp("attn.qkv"))?,
-            proj: linear(e, e, vb.pp("attn.proj"))?,
-            mlp: Mlp::load(vb.pp("mlp"), e, c.intermediate_size)?,
+            qkv: proj(&vb, q, key, "attn.qkv", e, 3 * e)?,
+            proj: proj(&vb, q, key, "attn.proj", e, e)?,
+            mlp: Mlp::load(
+                vb.pp("mlp"),
+                q,
+                &format!("{key}.mlp"),
+                e,
+                c.intermediate_size,
+            )?,
             heads: c.num_heads,
         })
     }
@@ -114,19 +154,20 @@ impl Block {
 
 struct Merger {
     norm: RmsNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Proj,
+    fc2: Proj,
     group: usize,
 }
 
 impl Merger {
-    fn load(vb: VarBuilder, c: &VisionConfig) -> Result<Self> {
+    fn load(vb: VarBuilder, q: &mut Quantized, c: &VisionConfig) -> Result<Self> {
         let group = c.spatial_merge_size * c.spatial_merge_size;
         let m = c.hidden_size * group;
+        let key = "visual.merger";
         Ok(Self {
             norm: rms_norm(c.hidden_size, 1e-6, vb.pp("ln_q"))?,
-            fc1: linear(m, m, vb.pp("mlp.0"))?,
-            fc2: linear(m, c.out_hidden_size, vb.pp("mlp.2"))?,
+            fc1: proj(&vb, q, key, "mlp.0", m, m)?,
+            fc2: proj(&vb, q, key, "mlp.2", m, c.out_hidden_size)?,
             group,
         })
     }
@@ -214,9 +255,12 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
+    /// The tower from `vb` (at `visual`), its projections from `quantized` where a quantized
+    /// file holds them.
     pub fn load(
         vb: VarBuilder,
         cfg: &VisionConfig,
+        mut quantized: Quantized,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let c = cfg;
@@ -236,12 +280,18 @@ impl VisionTower {
         let mut blocks = Vec::with_capacity(c.depth);
         for i in 0..c.depth {
             progress(i, c.depth);
-            blocks.push(Block::load(vb.pp(format!("blocks.{i}")), c)?);
+            let key = format!("visual.blocks.{i}");
+            blocks.push(Block::load(
+                vb.pp(format!("blocks.{i}")),
+                &mut quantized,
+                &key,
+                c,
+            )?);
         }
         Ok(Self {
             patch_embed: Linear::new(w, None),
             blocks,
-            merger: Merger::load(vb.pp("merger"), c)?,
+            merger: Merger::load(vb.pp("merger"), &mut quantized, c)?,
             inv_freq: inverse_frequencies(c.hidden_size / c.num_heads / 2, 10_000.0),
             cfg: c.clone(),
             score_budget: 32 << 20,
