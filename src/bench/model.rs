@@ -31,7 +31,7 @@ pub struct ModelBench {
     pub device: DevicePreference,
     /// The published model whose dimensions the random checkpoint has: "3b" or "7b".
     pub size: String,
-    /// Also run ours with the language model's projections quantized (written once beside the
+    /// Also run ours with both towers' projections quantized (written once beside the
     /// checkpoint): the CPU's fastest route, against the same transformers run.
     pub quantized: Option<QuantKind>,
     /// The image's side in pixels (1344: 2304 image tokens).
@@ -247,8 +247,14 @@ pub fn run(b: &ModelBench) -> anyhow::Result<Value> {
         Some(kind) => {
             let file = kind.file_in(&b.dir);
             let mut folder = ModelFolder::open(&b.dir)?.dense_only();
-            if !file.exists() {
-                eprintln!("quantizing the language model to {} (once)", kind.name());
+            // Written once; again when it is of an older format (the vision tower in f16).
+            let current = crate::model::quantize::file_format(&file).as_deref()
+                == Some(crate::model::quantize::FORMAT);
+            if !current {
+                eprintln!(
+                    "quantizing both towers' projections to {} (once)",
+                    kind.name()
+                );
                 quantize_folder(&folder, kind, &file, &mut |_, _| {})?;
             }
             folder.quantized = Some(file);
@@ -278,7 +284,10 @@ pub fn run(b: &ModelBench) -> anyhow::Result<Value> {
     let (load_s, prefill_s, decode_tps) = (dense.load_s, dense.prefill_s, dense.decode_tps);
     let quantized = quantized.map(|(kind, q)| {
         json!({
-            "weights": format!("language model {} (vision tower {dtype_name})", kind.name()),
+            "weights": format!(
+                "both towers' projections {} (the rest of the vision tower {dtype_name})",
+                kind.name()
+            ),
             "load_s": q.load_s, "prefill_s": q.prefill_s, "decode_tokens_per_s": q.decode_tps,
             "prefill_speedup_vs_transformers": t_prefill / q.prefill_s,
             "decode_speedup_vs_transformers": q.decode_tps / t_decode,

@@ -84,7 +84,7 @@ pub enum BenchCommand {
         /// The published model's dimensions: 3b or 7b.
         #[arg(long, default_value = "3b")]
         size: String,
-        /// Also run ours with the language model quantized (q8_0 or q4k; written once).
+        /// Also run ours with both towers' projections quantized (q8_0 or q4k; written once).
         #[arg(long)]
         quantized: Option<String>,
         #[arg(long, default_value_t = 1344)]

@@ -271,6 +271,16 @@ pub fn quantize_folder(
     })
 }
 
+/// The format a quantized file says it has (None: not readable as one of ours).
+pub fn file_format(path: &Path) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let content = gguf_file::Content::read(&mut f).ok()?;
+    match content.metadata.get(FORMAT_KEY) {
+        Some(gguf_file::Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// A quantized file, opened: the small tensors dequantized, the projections kept quantized.
 pub struct QuantFile {
     pub dense: HashMap<String, Tensor>,
