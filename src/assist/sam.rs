@@ -596,6 +596,16 @@ mod tests {
         assert_eq!(mask_box(&vec![false; w * h], w, h), None);
     }
 
+    /// A one-block 32-wide ViT: SAM's plumbing in a fraction of a second.
+    fn small_shape() -> VitShape {
+        VitShape {
+            embed_dim: 32,
+            depth: 1,
+            heads: 2,
+            global_attn: vec![0],
+        }
+    }
+
     /// Our mask head against candle-transformers' own `MaskDecoder` on the same random
     /// weights and embedding: the same mask logits and IoU, for one point and for a point
     /// with one left out, at a square and a wide window (f32 sums in another order: 1e-4 of
@@ -603,12 +613,7 @@ mod tests {
     #[test]
     fn our_mask_head_gives_candles_masks() {
         let dir = tempfile::tempdir().unwrap();
-        let shape = VitShape {
-            embed_dim: 32,
-            depth: 1,
-            heads: 2,
-            global_attn: vec![0],
-        };
+        let shape = small_shape();
         write_random(dir.path(), &shape, 11).unwrap();
         let sam = SamModel::load(dir.path(), false, &Device::Cpu).unwrap();
         let img = Tensor::from_vec(
@@ -656,12 +661,7 @@ mod tests {
     #[test]
     fn a_random_weight_sam_boxes_a_click_and_reuses_the_window_embedding() {
         let dir = tempfile::tempdir().unwrap();
-        let shape = VitShape {
-            embed_dim: 32,
-            depth: 1,
-            heads: 2,
-            global_attn: vec![0],
-        };
+        let shape = small_shape();
         write_random(dir.path(), &shape, 3).unwrap();
         let mut sam = SamModel::load(dir.path(), false, &Device::Cpu).unwrap();
         let path = dir.path().join("photo.png");

@@ -46,6 +46,40 @@ fn signs_project(root: &std::path::Path) -> std::path::PathBuf {
     project
 }
 
+/// A chat server on loopback answering every tile with `answer` after `delay_ms`, the signs
+/// project open with the Run panel pointed at it, and Find started for "red sign".
+fn find_started(
+    answer: &'static str,
+    delay_ms: u64,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Harness<'static, StudioApp>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut s = conn.unwrap();
+            std::thread::spawn(move || {
+                chat::read_body(&mut s);
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                chat::reply(&mut s, answer);
+            });
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let project = signs_project(root.path());
+    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
+    image_shown(&mut h);
+    h.state_mut().run.server_url = format!("http://127.0.0.1:{port}/v1");
+    h.state_mut().annotate.assist.find_text = "red sign".into();
+    h.run_steps(1);
+    h.get_by_label("Find").click();
+    h.run_steps(1);
+    (root, project, h)
+}
+
 fn proposed(h: &mut Harness<'static, StudioApp>) {
     step_until(h, "the proposal", |h| {
         !h.state().annotate.assist.busy() && h.state().annotate.assist.proposing()
@@ -191,30 +225,9 @@ fn sam_from_a_weights_folder_answers_a_click_on_the_worker() {
 
 #[test]
 fn find_lists_the_models_boxes_and_each_is_accepted_or_dropped() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let mut s = conn.unwrap();
-            std::thread::spawn(move || {
-                chat::read_body(&mut s);
-                // In every tile's resized pixels: one box near its top-left corner.
-                chat::reply(
-                    &mut s,
-                    "```json\n[{\"bbox_2d\": [10, 20, 50, 40], \"label\": \"red sign\"}]\n```",
-                );
-            });
-        }
-    });
-    let root = tempfile::tempdir().unwrap();
-    let project = signs_project(root.path());
-    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
-    image_shown(&mut h);
-    h.state_mut().run.server_url = format!("http://127.0.0.1:{port}/v1");
-    h.state_mut().annotate.assist.find_text = "red sign".into();
-    h.run_steps(1);
-    h.get_by_label("Find").click();
-    h.run_steps(1);
+    // In every tile's resized pixels: one box near its top-left corner.
+    let answer = "```json\n[{\"bbox_2d\": [10, 20, 50, 40], \"label\": \"red sign\"}]\n```";
+    let (_root, project, mut h) = find_started(answer, 0);
     step_until(&mut h, "Find's proposals", |h| {
         !h.state().annotate.assist.busy()
     });
@@ -241,30 +254,8 @@ fn find_lists_the_models_boxes_and_each_is_accepted_or_dropped() {
 
 #[test]
 fn escape_stops_a_find_at_once_and_its_late_answer_is_dropped() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let mut s = conn.unwrap();
-            std::thread::spawn(move || {
-                chat::read_body(&mut s);
-                std::thread::sleep(std::time::Duration::from_millis(1500));
-                chat::reply(
-                    &mut s,
-                    "[{\"bbox_2d\": [10, 20, 50, 40], \"label\": \"late\"}]",
-                );
-            });
-        }
-    });
-    let root = tempfile::tempdir().unwrap();
-    let project = signs_project(root.path());
-    let mut h = harness(app_with(Some(project.clone()), root.path(), vec![]));
-    image_shown(&mut h);
-    h.state_mut().run.server_url = format!("http://127.0.0.1:{port}/v1");
-    h.state_mut().annotate.assist.find_text = "red sign".into();
-    h.run_steps(1);
-    h.get_by_label("Find").click();
-    h.run_steps(1);
+    let answer = "[{\"bbox_2d\": [10, 20, 50, 40], \"label\": \"late\"}]";
+    let (_root, _project, mut h) = find_started(answer, 1500);
     assert!(h.state().annotate.assist.busy());
     step_until(&mut h, "the tile count in the bar", |h| {
         h.query_by_label_contains("on tiles of the image, tile 1 of")
